@@ -1,0 +1,3 @@
+"""
+The backend CLIs clinvk drives: C{claude}, C{codex} and C{gemini}.
+"""

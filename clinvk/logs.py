@@ -1,0 +1,103 @@
+# -*- test-case-name: tests.test_logs -*-
+"""
+Log conventions and the observer of C{clinvk serve}.
+
+clinvk logs through C{twisted.logger}.  Its messages follow one convention:
+a short message, then the structured fields as C{name={name}} pairs, for
+example C{"Starting server addr={addr}"}.  So Twisted's text output reads
+like logfmt, C{twist --log-format json} carries every field as a key, and
+L{logfmt_observer} can print the C{key=value} lines of config.md 6.3::
+
+    time=2025-03-04T10:00:00.123+00:00 level=INFO msg="Starting server" addr=127.0.0.1:8080
+
+Library code never installs observers; the runner does (C{twist},
+C{twistd}, or C{clinvk serve} with L{logfmt_observer}).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from string import Formatter
+from typing import IO, Any
+
+from twisted.logger import FileLogObserver, ILogObserver, LogEvent, formatEvent
+
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:/@+,[]")
+
+
+def logfmt_value(value: object) -> str:
+    """
+    Render a value for a C{key=value} pair, quoting it when it holds
+    anything but plain characters.
+    """
+    text = value if isinstance(value, str) else str(value)
+    if text and all(c in _SAFE for c in text):
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _split_fields(log_format: str) -> tuple[str, list[str]] | None:
+    """
+    Split a format string of the form C{"<message> a={a} b={b}"} into the
+    message and the field names, or return L{None} when it has another
+    shape.
+    """
+    try:
+        parts = list(Formatter().parse(log_format))
+    except ValueError:
+        return None
+    if not parts or parts[0][1] is None:
+        return None
+    first_literal, first_field = parts[0][0], parts[0][1]
+    if not first_literal.endswith(f" {first_field}=") and first_literal != f"{first_field}=":
+        return None
+    message = first_literal[: -len(f"{first_field}=")].rstrip()
+    fields = [first_field]
+    for literal, field, _spec, _conversion in parts[1:]:
+        if field is None:
+            if literal.strip():
+                return None
+            continue
+        if literal != f" {field}=":
+            return None
+        fields.append(field)
+    return message, fields
+
+
+def format_logfmt(event: LogEvent) -> str | None:
+    """
+    Format one event as a C{time=… level=… msg=… key=value…} line,
+    followed by the traceback of a logged failure.
+    """
+    when = datetime.fromtimestamp(event.get("log_time", 0.0), tz=UTC)
+    level = event.get("log_level")
+    line = f"time={when.isoformat(timespec='milliseconds')} level={level.name.upper() if level else 'INFO'}"
+    log_format = event.get("log_format")
+    split = _split_fields(log_format) if isinstance(log_format, str) else None
+    if split is None:
+        line += f" msg={logfmt_value(formatEvent(event))}"
+    else:
+        message, fields = split
+        line += f" msg={logfmt_value(message)}"
+        for field in fields:
+            line += f" {field}={logfmt_value(_field_value(event, field))}"
+    failure = event.get("log_failure")
+    if failure is not None:
+        line += f" error={logfmt_value(failure.getErrorMessage())}\n" + failure.getTraceback().rstrip()
+    return line + "\n"
+
+
+def _field_value(event: LogEvent, field: str) -> Any:
+    # Fields are plain keys by convention; dotted or indexed names fall back
+    # to the formatted text of that one field.
+    if field in event:
+        return event[field]
+    return formatEvent({"log_format": "{" + field + "}", **event})
+
+
+def logfmt_observer(out: IO[str]) -> ILogObserver:
+    """
+    An observer writing L{format_logfmt} lines to C{out}.
+    """
+    return FileLogObserver(out, format_logfmt)

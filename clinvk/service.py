@@ -1,0 +1,171 @@
+# -*- test-case-name: tests.test_service -*-
+"""
+The service tree: a root L{ClinvkService} with named children.
+
+Building the tree has no side effects; listening starts in
+C{privilegedStartService} (so twistd can bind before dropping privileges)
+and C{stopService} returns a Deferred that fires only once everything has
+really stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from twisted.application.service import IService, MultiService, Service
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.endpoints import quoteStringArgument, serverFromString
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from clinvk.backends.availability import BackendAvailability
+from clinvk.config import ClinvkConfig, ServerConfig
+from clinvk.types import IClinvkReactor
+from clinvk.web.meta import Uptime
+from clinvk.web.root import build_root, build_site
+
+log = Logger()
+
+
+class Listener(Service):
+    """
+    Listens on one endpoint while running.
+
+    A failure to bind raises from L{privilegedStartService} (or from
+    L{startService} when that was not called), so a runner can report it
+    before announcing anything.
+
+    @ivar description: The endpoint description, for logs and errors.
+    @ivar port: The listening port, once bound.
+    """
+
+    def __init__(self, endpoint: IStreamServerEndpoint, factory: IProtocolFactory, description: str) -> None:
+        self._endpoint = endpoint
+        self._factory = factory
+        self.description = description
+        self.port: IListeningPort | None = None
+        self._pending: Deferred[IListeningPort] | None = None
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        self._listen()
+
+    def startService(self) -> None:
+        super().startService()
+        if self._pending is None and self.port is None:
+            self._listen()
+
+    def _listen(self) -> None:
+        failures: list[Failure] = []
+        pending = self._endpoint.listen(self._factory)
+        pending.addCallbacks(self._listening, failures.append)
+        if failures:
+            failures[0].raiseException()
+        if self.port is None:
+            # An endpoint that binds asynchronously; log if it fails later.
+            self._pending = pending
+            pending.addErrback(
+                lambda f: log.failure("Could not listen on {endpoint}", f, endpoint=self.description)
+            )
+
+    def _listening(self, port: IListeningPort) -> IListeningPort:
+        self.port = port
+        self._pending = None
+        log.info(
+            "Listening endpoint={endpoint} address={address}",
+            endpoint=self.description,
+            address=_address(port),
+        )
+        return port
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        port, self.port = self.port, None
+        if port is None:
+            return succeed(None)
+        stopping = port.stopListening()
+        return stopping if isinstance(stopping, Deferred) else succeed(None)
+
+
+def _address(port: IListeningPort) -> str:
+    host = port.getHost()
+    if isinstance(host, (IPv4Address, IPv6Address)):
+        return f"[{host.host}]:{host.port}" if ":" in host.host else f"{host.host}:{host.port}"
+    return str(getattr(host, "name", host))
+
+
+class ClinvkService(MultiService):
+    """
+    The root service.
+
+    Its children start in the order they were added.  It stops in phases,
+    each awaited before the next: first the listeners (no new requests),
+    then the other children, last added first.
+    """
+
+    def __init__(self, uptime: Uptime) -> None:
+        super().__init__()
+        self._uptime = uptime
+
+    @property
+    def listeners(self) -> list[Listener]:
+        """The children that listen, in start order."""
+        return [child for child in self if isinstance(child, Listener)]
+
+    def startService(self) -> None:
+        self._uptime.restart()
+        super().startService()
+
+    def stopService(self) -> Deferred[None]:
+        return Deferred.fromCoroutine(self._stop())
+
+    async def _stop(self) -> None:
+        log.info("Shutting down server")
+        Service.stopService(self)
+        children: list[IService] = list(self)
+        for listener in [c for c in children if isinstance(c, Listener)]:
+            await _stop_child(listener)
+        for child in reversed([c for c in children if not isinstance(c, Listener)]):
+            await _stop_child(child)
+        log.info("Server stopped")
+
+
+async def _stop_child(child: IService) -> None:
+    result = child.stopService()
+    if isinstance(result, Deferred):
+        await result
+
+
+def default_listen(server: ServerConfig) -> str:
+    """
+    The endpoint of the configured C{host} and C{port}:
+    C{tcp:<port>:interface=<host>}.
+    """
+    return f"tcp:{server.port}:interface={quoteStringArgument(server.bind_host)}"
+
+
+def build_service(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequence[str] = ()) -> ClinvkService:
+    """
+    Build the whole service tree.  This only creates objects: nothing
+    listens, spawns or starts a timer until the tree is started.
+
+    @param config: The validated configuration.
+    @param reactor: The reactor everything runs on.
+    @param listen: Server endpoint descriptions to listen on; by default
+        the configured host and port.
+    @raise ValueError: If an endpoint description is invalid.
+    """
+    uptime = Uptime(reactor)
+    root = build_root(clock=reactor, availability=BackendAvailability(reactor), uptime=uptime)
+    site = build_site(root, reactor)
+    service = ClinvkService(uptime)
+    for description in listen or [default_listen(config.server)]:
+        listener = Listener(serverFromString(reactor, description), site, description)
+        listener.setName(f"listener:{description}")
+        listener.setServiceParent(service)
+    return service

@@ -1,0 +1,225 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+The composition root: command-line options, C{makeService} for C{twist}
+and C{twistd}, and the runner of C{clinvk serve}.
+
+This is the only module that touches the global reactor, and only inside
+functions, so that C{twistd --reactor} is honoured.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+from typing import IO, Any, cast
+
+from twisted.application.service import IService, MultiService
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError, ReactorNotRunning
+from twisted.logger import Logger, globalLogBeginner
+from twisted.python import usage
+
+from clinvk.config import ClinvkConfig, ConfigError, ServerConfig, load_config
+from clinvk.logs import logfmt_observer
+from clinvk.service import build_service
+from clinvk.types import IClinvkReactor, provides_clinvk_reactor
+
+log = Logger()
+
+BANNER = """\
+clinvk API server starting on http://{host}:{port}
+
+Available endpoints:
+  Custom API:     /api/v1/prompt, /api/v1/parallel, /api/v1/chain, /api/v1/compare
+  OpenAI:         /openai/v1/models, /openai/v1/chat/completions
+  Anthropic:      /anthropic/v1/messages
+  Docs:           /openapi.json
+  Health:         /health
+
+Press Ctrl+C to stop"""
+
+
+def banner(server: ServerConfig) -> str:
+    """The start-up banner of config.md 6.1, with the host as given."""
+    return BANNER.format(host=server.host, port=server.port)
+
+
+class _ServerOptions(usage.Options):
+    """The options every way of starting the server shares."""
+
+    optParameters = [
+        ["host", None, None, "Bind address [default: server.host, 127.0.0.1]."],
+        ["port", "p", None, "Listen port [default: server.port, 8080].", int],
+        ["config", None, None, "Configuration file [default: ~/.clinvk/config.yaml]."],
+    ]
+
+    config: ClinvkConfig
+
+    def postOptions(self) -> None:
+        """
+        Load and validate the configuration, then apply C{--host} and
+        C{--port} over it.
+
+        @raise usage.UsageError: With a one-line reason when it is unusable.
+        """
+        try:
+            self.config = load_config(self["config"], os.environ).with_server_overrides(
+                host=self["host"], port=self["port"]
+            )
+        except ConfigError as e:
+            raise usage.UsageError(str(e)) from None
+
+
+class Options(_ServerOptions):
+    """Options of C{twist clinvk} and C{twistd clinvk}."""
+
+    synopsis = "[--host HOST] [--port|-p PORT] [--listen ENDPOINT]... [--config FILE]"
+    longdesc = (
+        "Serve the Claude Code, Codex and Gemini CLIs as one HTTP API. "
+        "--listen takes any Twisted server endpoint (tcp:8080:interface=::1, "
+        "unix:/run/clinvk.sock, ssl:8443:privateKey=...) and may be repeated; "
+        "without it clinvk listens on the configured host and port."
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+
+    def opt_listen(self, description: str) -> None:
+        """Listen on this server endpoint (repeatable); replaces --host/--port."""
+        try:
+            # Parsing only: the endpoint object is discarded, and no reactor
+            # may be imported before twistd installs the chosen one.
+            serverFromString(cast("Any", None), description)
+        except (ValueError, KeyError, TypeError) as e:
+            raise usage.UsageError(f"invalid --listen {description!r}: {e}") from None
+        self["listen"].append(description)
+
+    def postOptions(self) -> None:
+        if self["listen"] and (self["host"] or self["port"]):
+            raise usage.UsageError("--listen replaces --host and --port; give one or the other")
+        super().postOptions()
+
+
+class ServeOptions(_ServerOptions):
+    """
+    Options of C{clinvk serve}.  The clinvk tool's other global flags are
+    accepted and ignored, as the reference does.
+    """
+
+    synopsis = "[--host HOST] [--port|-p PORT] [--config FILE]"
+    optFlags = [
+        ["dry-run", None, "Accepted and ignored by serve."],
+        ["ephemeral", None, "Accepted and ignored by serve."],
+    ]
+    optParameters = [
+        ["backend", "b", None, "Accepted and ignored by serve."],
+        ["model", "m", None, "Accepted and ignored by serve."],
+        ["workdir", "w", None, "Accepted and ignored by serve."],
+        ["output-format", "o", None, "Accepted and ignored by serve."],
+    ]
+
+    def postOptions(self) -> None:
+        # The tool's --config is global: `clinvk --config F serve` works too.
+        parent = getattr(self, "parent", None)
+        if self["config"] is None and parent is not None:
+            self["config"] = parent["config"]
+        super().postOptions()
+
+
+class _CommandLineService(MultiService):
+    """
+    The tree as the command-line runners run it.
+
+      - Under C{twist}, a bind failure ends the program with one line on
+        stderr instead of a traceback.  (twistd binds earlier, in
+        C{privilegedStartService}, and reports failures itself.)
+      - SIGINT and SIGTERM are logged, then stop the reactor so that the
+        process exits 0 after its clean shutdown (DECISIONS D6) rather than
+        re-raising the signal.
+    """
+
+    def __init__(self, reactor: IClinvkReactor) -> None:
+        super().__init__()
+        self._reactor = reactor
+
+    def startService(self) -> None:
+        try:
+            super().startService()
+        except CannotListenError as e:
+            raise SystemExit(f"Error: server error: {e}") from None
+        self._reactor.callWhenRunning(_handle_stop_signals, self._reactor)
+
+
+def service_for(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequence[str] = ()) -> MultiService:
+    """
+    The service tree the command-line runners start: a container holding
+    the L{ClinvkService}, named C{clinvk}.
+    """
+    if not provides_clinvk_reactor(reactor):
+        raise TypeError(f"{reactor!r} lacks part of IClinvkReactor")
+    container = _CommandLineService(reactor)
+    service = build_service(config, reactor, listen)
+    service.setName("clinvk")
+    service.setServiceParent(container)
+    return container
+
+
+def makeService(options: Options) -> IService:
+    """Build the service for C{twist} and C{twistd}, on the global reactor."""
+    from twisted.internet import reactor
+
+    return service_for(options.config, cast("IClinvkReactor", reactor), options["listen"])
+
+
+def serve(options: ServeOptions, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
+    """
+    Run C{clinvk serve} in the foreground until SIGINT or SIGTERM.
+
+    Binds first and prints the banner only once listening; a bind failure
+    prints C{Error: server error: <reason>} and returns 1.
+
+    @return: The exit status.
+    """
+    from twisted.internet import reactor
+
+    clinvk_reactor = cast("IClinvkReactor", reactor)
+    out = out or sys.stdout
+    err = err or sys.stderr
+    config = options.config
+    globalLogBeginner.beginLoggingTo([logfmt_observer(out)], redirectStandardIO=False)
+    service = service_for(config, clinvk_reactor)
+    log.info("Starting server addr={addr}", addr=config.server.address)
+    try:
+        service.privilegedStartService()
+    except CannotListenError as e:
+        print(f"Error: server error: {e}", file=err, flush=True)
+        return 1
+    service.startService()
+    print(banner(config.server), file=out, flush=True)
+    clinvk_reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    clinvk_reactor.run()
+    return 0
+
+
+def _handle_stop_signals(reactor: IClinvkReactor) -> None:
+    """
+    Replace the reactor's SIGINT/SIGTERM handlers with ones that log the
+    signal (config.md 6.2) before stopping the reactor.
+    """
+
+    def stop(signum: int) -> None:
+        log.info("Received shutdown signal signal={signal}", signal=signal.Signals(signum).name)
+        try:
+            reactor.stop()
+        except ReactorNotRunning:
+            pass
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        reactor.callFromThread(stop, signum)  # type: ignore[attr-defined]
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)

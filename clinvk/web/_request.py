@@ -1,0 +1,66 @@
+# -*- test-case-name: tests.web.test_request -*-
+"""
+Reading a JSON request body: presence, content type, syntax, then schema
+(api-rest.md 0.1), each failure with its own status and problem details.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NoReturn
+
+from twisted.web.iweb import IRequest
+
+from clinvk.errors import ErrorDetail, InvalidRequest, UnsupportedMediaType, ValidationFailed
+from clinvk.schemas import SchemaSet
+
+
+def _is_json_media_type(header: str) -> bool:
+    """
+    The reference's decoder choice: cut at C{;}, drop everything up to the
+    first C{+}; empty, C{application/json} or C{json} is JSON.
+    """
+    media_type = header.split(";", 1)[0].strip()
+    if "+" in media_type:
+        media_type = media_type.split("+", 1)[1]
+    return media_type in ("", "application/json", "json")
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"invalid JSON value {name}")
+
+
+def read_json(request: IRequest, schemas: SchemaSet, schema: str, *, match_case: bool = True) -> Any:
+    """
+    Read, parse and validate the JSON body of C{request}.
+
+    @param schemas: Where C{schema} is found.
+    @param schema: The component name the body must satisfy.
+    @param match_case: When False, property names match case-insensitively
+        (the native API's lenience).
+    @return: The validated body, with property names as declared.
+    @raise InvalidRequest: For an empty body (C{request body is required})
+        or malformed JSON.
+    @raise UnsupportedMediaType: For a non-JSON C{Content-Type}.
+    @raise ValidationFailed: With every schema violation.
+    """
+    content = request.content
+    content.seek(0)
+    data: bytes = content.read()
+    if not data:
+        raise InvalidRequest("request body is required")
+    raw_text = data.decode("utf-8", "replace")
+    header = (request.getHeader(b"content-type") or b"").decode("latin-1")
+    if not _is_json_media_type(header):
+        raise UnsupportedMediaType(
+            "validation failed",
+            details=[ErrorDetail(f"unknown content type: {header}", "body", raw_text)],
+        )
+    try:
+        body = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise InvalidRequest("validation failed", details=[ErrorDetail(str(e), "body", raw_text)]) from None
+    body, problems = schemas.validate(schema, body, match_case=match_case)
+    if problems:
+        raise ValidationFailed("validation failed", details=problems)
+    return body

@@ -1,0 +1,63 @@
+# -*- test-case-name: tests.web.test_root -*-
+"""
+What every API family has in common: a Klein app with exact-path routing,
+an error dialect and the operations it documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from klein import Klein
+
+from clinvk.openapi import Operation
+from clinvk.web._errors import Dialect, install_error_handlers
+
+
+def family_app(dialect: Dialect) -> Klein:
+    """
+    A Klein app for one API family.
+
+    Paths match exactly: no merging of duplicate slashes and no
+    trailing-slash redirects (api-rest.md 0), and every failure renders in
+    C{dialect}.
+    """
+    app = Klein()
+    app.url_map.merge_slashes = False
+    install_error_handlers(app, dialect)
+    return app
+
+
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
+
+
+def route(app: Klein, operation: Operation) -> Callable[[_Handler], _Handler]:
+    """Route the method of C{operation} at its path on C{app}."""
+    return app.route(operation.klein_path, methods=[operation.method])
+
+
+class ApiFamily(Protocol):
+    """
+    One API family, mounted by the root under its path prefix.
+
+    @cvar dialect: How its errors are written.
+    @cvar operations: What it contributes to the OpenAPI document.
+    @ivar app: Its Klein app, bound to the instance.
+    """
+
+    dialect: ClassVar[Dialect]
+    operations: ClassVar[tuple[Operation, ...]]
+
+    @property
+    def app(self) -> Klein: ...
+
+
+def allowed_methods(family: ApiFamily, path: str) -> list[str]:
+    """
+    @return: The methods C{family} serves at C{path}, sorted, without the
+        C{HEAD} werkzeug adds to every C{GET} route (clinvk serves no
+        C{HEAD}).
+    """
+    adapter = family.app.url_map.bind("localhost")
+    return sorted(m for m in adapter.allowed_methods(path) if m != "HEAD")

@@ -1,0 +1,154 @@
+# -*- test-case-name: tests.web.test_meta -*-
+"""
+The meta routes: C{/health}, the OpenAPI documents, C{/docs} and
+C{/schemas/<name>} (middleware.md 11 and 12).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import ClassVar
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.web.iweb import IRequest
+
+from clinvk.backends.availability import BackendAvailability
+from clinvk.openapi import Operation, build_document, downgrade_to_30, to_yaml
+from clinvk.schemas import SchemaSet
+from clinvk.web._errors import Dialect
+from clinvk.web._responses import bytes_response, json_bytes, json_response, typed_response
+from clinvk.web._routing import family_app, route
+from clinvk.web.explorer import ExplorerPage
+
+HEALTH = Operation(
+    operation_id="healthCheck",
+    method="GET",
+    path="/health",
+    tag="Health",
+    summary="Health check",
+    description=(
+        "Always 200. status is degraded when a backend CLI is missing from "
+        "the server's PATH. Needs no API key."
+    ),
+    response_schema="HealthResponseBody",
+)
+
+# The version of the API contract, not of the package (middleware.md 11).
+API_VERSION = "1.0.0"
+
+_OPENAPI_JSON = b"application/vnd.oai.openapi+json"
+_OPENAPI_YAML = b"application/vnd.oai.openapi+yaml"
+
+
+class Uptime:
+    """
+    Time since the service started, on the reactor clock.
+
+    It counts from construction until L{restart} is called, which the
+    service does when it starts.
+    """
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self._clock = clock
+        self._started = clock.seconds()
+
+    def restart(self) -> None:
+        """Count from now."""
+        self._started = self._clock.seconds()
+
+    def milliseconds(self) -> int:
+        """@return: Whole milliseconds since the start."""
+        return int((self._clock.seconds() - self._started) * 1000)
+
+
+def format_uptime(milliseconds: int) -> str:
+    """
+    Render an uptime as the reference does: rounded to the nearest second
+    (halves up), then C{<h>h<m>m<s>s}, C{<m>m<s>s} or C{<s>s}.
+    """
+    seconds = (milliseconds + 500) // 1000
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{seconds}s"
+    if minutes:
+        return f"{minutes}m{seconds}s"
+    return f"{seconds}s"
+
+
+class MetaApi:
+    """
+    The meta family: everything outside the three API prefixes.
+
+    @param operations: Every documented operation of every family, for
+        the OpenAPI document.
+    """
+
+    dialect: ClassVar[Dialect] = Dialect.NATIVE
+    operations: ClassVar[tuple[Operation, ...]] = (HEALTH,)
+    app = family_app(dialect)
+
+    def __init__(
+        self,
+        *,
+        uptime: Uptime,
+        availability: BackendAvailability,
+        schemas: SchemaSet,
+        operations: Iterable[Operation],
+        explorer: ExplorerPage,
+    ) -> None:
+        self._uptime = uptime
+        self._availability = availability
+        self._schemas = schemas
+        self._explorer = explorer
+        document = build_document(operations, schemas)
+        legacy = downgrade_to_30(document)
+        self._documents = {
+            "3.1.json": json_bytes(document),
+            "3.1.yaml": to_yaml(document),
+            "3.0.json": json_bytes(legacy),
+            "3.0.yaml": to_yaml(legacy),
+        }
+
+    @route(app, HEALTH)
+    def health(self, request: IRequest) -> bytes:
+        backends = self._availability.cached()
+        milliseconds = self._uptime.milliseconds()
+        body: dict[str, object] = {
+            "status": "ok" if all(available for _, available in backends) else "degraded",
+            "version": API_VERSION,
+            "uptime": format_uptime(milliseconds),
+            "uptime_ms": milliseconds,
+            "backends": [{"name": name, "available": available} for name, available in backends],
+        }
+        return typed_response(request, "HealthResponseBody", body)
+
+    def _document(self, request: IRequest, key: str, content_type: bytes) -> bytes:
+        return bytes_response(request, self._documents[key], content_type)
+
+    @app.route("/openapi.json", methods=["GET"])
+    def openapi_json(self, request: IRequest) -> bytes:
+        return self._document(request, "3.1.json", _OPENAPI_JSON)
+
+    @app.route("/openapi.yaml", methods=["GET"])
+    def openapi_yaml(self, request: IRequest) -> bytes:
+        return self._document(request, "3.1.yaml", _OPENAPI_YAML)
+
+    @app.route("/openapi-3.0.json", methods=["GET"])
+    def openapi_30_json(self, request: IRequest) -> bytes:
+        return self._document(request, "3.0.json", _OPENAPI_JSON)
+
+    @app.route("/openapi-3.0.yaml", methods=["GET"])
+    def openapi_30_yaml(self, request: IRequest) -> bytes:
+        return self._document(request, "3.0.yaml", _OPENAPI_YAML)
+
+    @app.route("/docs", methods=["GET"])
+    def docs(self, request: IRequest) -> bytes:
+        return self._explorer.render(request)
+
+    @app.route("/schemas/<name>", methods=["GET"])
+    def schema(self, request: IRequest, name: str) -> bytes:
+        # Unknown names answer null, as the reference does.
+        name = name.removesuffix(".json")
+        schema = self._schemas.schema(name) if name in self._schemas.names else None
+        return json_response(request, schema)

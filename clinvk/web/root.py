@@ -1,0 +1,139 @@
+# -*- test-case-name: tests.web.test_root -*-
+"""
+The root resource: the cross-cutting wrappers, then dispatch to the API
+family that owns the path.
+
+Families are mounted by path prefix; each keeps seeing the full path, so
+its routes are written as the client sees them.  Everything outside the
+prefixes belongs to the meta family.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import cast
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
+from twisted.web import http
+from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import Request, Site
+
+from clinvk.backends.availability import BackendAvailability
+from clinvk.errors import ClinvkError
+from clinvk.schemas import SchemaSet
+from clinvk.web._errors import error_from_failure, method_not_allowed, render_error, route_not_found
+from clinvk.web._routing import ApiFamily, allowed_methods
+from clinvk.web._wrappers import AccessLog, RequestIds
+from clinvk.web.anthropic import AnthropicApi
+from clinvk.web.explorer import ExplorerPage
+from clinvk.web.meta import MetaApi, Uptime
+from clinvk.web.native import NativeApi
+from clinvk.web.openai import OpenAIApi
+
+
+class ClinvkRoot(Resource):
+    """
+    The root of clinvk's URL space.
+
+    @param mounts: C{(prefix, family)} pairs; a family owns its prefix and
+        every path below it.
+    @param fallback: The family of every other path.
+    """
+
+    isLeaf = True
+
+    def __init__(
+        self,
+        *,
+        mounts: Sequence[tuple[bytes, ApiFamily]],
+        fallback: ApiFamily,
+        request_ids: RequestIds,
+        access_log: AccessLog,
+    ) -> None:
+        super().__init__()
+        self._mounts = [(prefix, family, family.app.resource()) for prefix, family in mounts]
+        self._fallback = (fallback, fallback.app.resource())
+        self._request_ids = request_ids
+        self._access_log = access_log
+
+    def _family_for(self, path: bytes) -> tuple[ApiFamily, IResource]:
+        for prefix, family, resource in self._mounts:
+            if path == prefix or path.startswith(prefix + b"/"):
+                return family, resource
+        return self._fallback
+
+    def render(self, request: IRequest) -> bytes | int:
+        request_id = self._request_ids.assign(request)
+        self._access_log.watch(cast("Request", request), request_id)
+        family, resource = self._family_for(request.path)
+        try:
+            if request.path.startswith(b"//"):
+                # Twisted would hand the router "/x" for "//x"; paths match exactly.
+                raise route_not_found(request.method.decode("latin-1"), request.path.decode("latin-1"))
+            if request.method == b"HEAD":
+                raise _head_error(request, family)
+            result: bytes | int = resource.render(request)
+        except Exception:
+            return render_error(request, family.dialect, error_from_failure(Failure(), request))
+        return result
+
+
+def _head_error(request: IRequest, family: ApiFamily) -> ClinvkError:
+    """
+    No route answers C{HEAD} (api-rest.md 0): 405 where the path exists,
+    404 elsewhere.
+    """
+    path = "/" + "/".join(segment.decode("utf-8", "replace") for segment in request.postpath)
+    allowed = allowed_methods(family, path)
+    if allowed:
+        return method_not_allowed("HEAD", path, allowed)
+    return route_not_found("HEAD", path)
+
+
+def build_root(*, clock: IReactorTime, availability: BackendAvailability, uptime: Uptime) -> ClinvkRoot:
+    """
+    The root resource with every family mounted.
+
+    @param clock: Times request durations.
+    @param availability: Backend availability for C{/health}.
+    @param uptime: The service's uptime for C{/health}.
+    """
+    native, openai, anthropic = NativeApi(), OpenAIApi(), AnthropicApi()
+    operations = (
+        *NativeApi.operations,
+        *MetaApi.operations,
+        *OpenAIApi.operations,
+        *AnthropicApi.operations,
+    )
+    meta = MetaApi(
+        uptime=uptime,
+        availability=availability,
+        schemas=SchemaSet.from_package(),
+        operations=operations,
+        explorer=ExplorerPage.from_package(),
+    )
+    return ClinvkRoot(
+        mounts=[(b"/api/v1", native), (b"/openai", openai), (b"/anthropic", anthropic)],
+        fallback=meta,
+        request_ids=RequestIds.for_this_process(),
+        access_log=AccessLog(clock),
+    )
+
+
+class ClinvkSite(Site):
+    """A Site that leaves request logging to L{AccessLog}."""
+
+    noisy = False
+
+    def log(self, request: http.Request) -> None:
+        pass
+
+
+def build_site(root: IResource, reactor: IReactorTime) -> Site:
+    """
+    The HTTP factory serving C{root}, timed by C{reactor}.  Tracebacks are
+    never displayed to clients.
+    """
+    return ClinvkSite(root, reactor=reactor)

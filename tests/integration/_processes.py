@@ -1,0 +1,147 @@
+"""
+Helpers for the real-process tests: run a command, wait for a line or for
+its end, talk HTTP to it, and watch a process that is not our child.
+
+Every wait is event-driven (output arriving, a process ending, a pidfd
+becoming readable) and bounded by a timeout on the reactor, so a broken
+server fails a test instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import sys
+from collections.abc import Sequence
+from typing import Any, cast
+
+from treq.client import HTTPClient
+from twisted.internet import reactor as _reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.interfaces import IReadDescriptor
+from twisted.internet.protocol import ProcessProtocol
+from twisted.python.failure import Failure
+from twisted.web.client import Agent, HTTPConnectionPool
+from zope.interface import implementer
+
+# Integration tests run on trial's real reactor.
+reactor: Any = _reactor
+
+TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def python_command(*args: str) -> list[str]:
+    """Run a module or script with the interpreter running the tests."""
+    return [sys.executable, *args]
+
+
+class CommandProtocol(ProcessProtocol):
+    """
+    Collects a command's output and tells when a line appears and when the
+    command has ended.
+
+    @ivar ended: Fires with the exit status (or C{-signal}) once the process
+        has ended and all its output has arrived.
+    """
+
+    def __init__(self) -> None:
+        self.stdout = b""
+        self.stderr = b""
+        self.ended: Deferred[int] = Deferred()
+        self._waiting: list[tuple[re.Pattern[bytes], Deferred[re.Match[bytes]]]] = []
+
+    def outReceived(self, data: bytes) -> None:
+        self.stdout += data
+        self._check()
+
+    def errReceived(self, data: bytes) -> None:
+        self.stderr += data
+        self._check()
+
+    def _check(self) -> None:
+        for entry in list(self._waiting):
+            pattern, waiting = entry
+            match = pattern.search(self.stdout + self.stderr)
+            if match:
+                self._waiting.remove(entry)
+                waiting.callback(match)
+
+    def wait_for(self, pattern: str) -> Deferred[re.Match[bytes]]:
+        """Fire with the first match of C{pattern} in the output so far or to come."""
+        waiting: Deferred[re.Match[bytes]] = Deferred()
+        self._waiting.append((re.compile(pattern.encode("utf-8"), re.M), waiting))
+        self._check()
+        return waiting.addTimeout(TIMEOUT, reactor)
+
+    def processEnded(self, reason: Failure) -> None:
+        for _, waiting in self._waiting:
+            waiting.errback(reason)
+        self._waiting.clear()
+        if reason.check(ProcessDone):
+            self.ended.callback(0)
+        elif reason.check(ProcessTerminated):
+            value = cast("ProcessTerminated", reason.value)
+            self.ended.callback(value.exitCode if value.exitCode is not None else -value.signal)
+
+
+def spawn(command: Sequence[str], env: dict[str, str], path: str) -> tuple[CommandProtocol, Any]:
+    """Start C{command}; return its protocol and process transport."""
+    protocol = CommandProtocol()
+    transport = reactor.spawnProcess(protocol, command[0], list(command), env=env, path=path)
+    protocol.ended.addTimeout(TIMEOUT, reactor)
+    return protocol, transport
+
+
+async def get_json(url: str) -> tuple[int, Any]:
+    """GET C{url} with a non-persistent client; return status and JSON body."""
+    client = HTTPClient(Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False)))
+    response = await client.get(url).addTimeout(TIMEOUT, reactor)
+    body = await response.content()
+    return response.code, json.loads(body)
+
+
+@implementer(IReadDescriptor)
+class _PidFd:
+    def __init__(self, fd: int, exited: Deferred[None]) -> None:
+        self._fd = fd
+        self._exited = exited
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def doRead(self) -> None:
+        reactor.removeReader(self)
+        os.close(self._fd)
+        self._exited.callback(None)
+
+    def connectionLost(self, reason: Failure) -> None:
+        pass
+
+    def logPrefix(self) -> str:
+        return "pidfd"
+
+
+def process_exit(pid: int) -> Deferred[None]:
+    """
+    Fire when process C{pid}, which need not be our child, has exited
+    (Linux pidfd: readable once the process is gone).
+    """
+    exited: Deferred[None] = Deferred()
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        exited.callback(None)
+        return exited
+    reactor.addReader(_PidFd(fd, exited))
+    return exited.addTimeout(TIMEOUT, reactor)

@@ -1,0 +1,153 @@
+"""
+Tests for L{clinvk.service}: the tree, listening and the phased stop.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.error import CannotListenError
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
+
+from clinvk.config import config_from_mapping
+from clinvk.service import ClinvkService, Listener, build_service, default_listen
+from clinvk.types import IClinvkReactor
+from clinvk.web.root import ClinvkSite
+
+CONFIG = config_from_mapping(None, {}, source=None)
+
+
+def build(
+    reactor: MemoryReactorClock, listen: list[str] | None = None, config: Any = CONFIG
+) -> ClinvkService:
+    return build_service(config, cast("IClinvkReactor", reactor), listen or [])
+
+
+class RefusingReactor(MemoryReactorClock):
+    """A reactor on which every TCP port is taken."""
+
+    def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
+        raise CannotListenError(interface, port, OSError(98, "Address already in use"))
+
+
+class BuildTests(SynchronousTestCase):
+    """Building the tree."""
+
+    def test_no_side_effects(self) -> None:
+        """Building listens on nothing and schedules nothing."""
+        reactor = MemoryReactorClock()
+        build(reactor)
+        self.assertEqual(reactor.tcpServers, [])
+        self.assertEqual(reactor.getDelayedCalls(), [])
+
+    def test_default_listener(self) -> None:
+        """Without --listen the service listens on the configured host and port."""
+        reactor = MemoryReactorClock()
+        config = config_from_mapping({"server": {"host": "[::1]", "port": 9001}}, {}, source=None)
+        service = build(reactor, config=config)
+        self.assertEqual(default_listen(config.server), r"tcp:9001:interface=\:\:1")
+        service.privilegedStartService()
+        [(port, factory, _, interface)] = reactor.tcpServers
+        self.assertEqual((port, interface), (9001, "::1"))
+        self.assertIsInstance(factory, ClinvkSite)
+
+    def test_named_listeners(self) -> None:
+        """Each --listen endpoint is a named child listening where asked."""
+        reactor = MemoryReactorClock()
+        service = build(reactor, ["tcp:8080:interface=127.0.0.1", "unix:/tmp/clinvk-test.sock"])
+        listener = service.getServiceNamed("listener:tcp:8080:interface=127.0.0.1")
+        self.assertIsInstance(listener, Listener)
+        self.assertEqual(len(service.listeners), 2)
+        service.startService()
+        self.assertEqual([(p, i) for p, _, _, i in reactor.tcpServers], [(8080, "127.0.0.1")])
+        self.assertEqual([u[0] for u in reactor.unixServers], ["/tmp/clinvk-test.sock"])
+
+    def test_invalid_endpoint(self) -> None:
+        """An invalid endpoint description is refused while building."""
+        with self.assertRaises(ValueError):
+            build(MemoryReactorClock(), ["nope:1"])
+
+
+class StartTests(SynchronousTestCase):
+    """Starting."""
+
+    def test_bind_failure_raises(self) -> None:
+        """A port in use raises from privilegedStartService, so a runner can report it."""
+        service = build(RefusingReactor(), ["tcp:8080"])
+        self.assertRaises(CannotListenError, service.privilegedStartService)
+
+    def test_bind_failure_from_start(self) -> None:
+        """startService binds (and raises) when privilegedStartService was not called."""
+        service = build(RefusingReactor(), ["tcp:8080"])
+        self.assertRaises(CannotListenError, service.startService)
+
+    def test_binds_once(self) -> None:
+        """privilegedStartService then startService binds once."""
+        reactor = MemoryReactorClock()
+        service = build(reactor, ["tcp:8080"])
+        service.privilegedStartService()
+        service.startService()
+        self.assertEqual(len(reactor.tcpServers), 1)
+
+
+class StopTests(SynchronousTestCase):
+    """Stopping in phases."""
+
+    def test_listeners_first_then_children_in_reverse(self) -> None:
+        """Listeners stop first; other children stop one at a time, last first."""
+        reactor = MemoryReactorClock()
+        service = build(reactor, ["tcp:8080"])
+        order: list[str] = []
+        pending: dict[str, Deferred[None]] = {}
+
+        class Child(Service):
+            def stopService(self) -> Deferred[None]:
+                super().stopService()
+                name = str(self.name)
+                order.append(name)
+                pending[name] = Deferred()
+                return pending[name]
+
+        for name in ("first", "second"):
+            child = Child()
+            child.setName(name)
+            child.setServiceParent(service)
+        listener = service.listeners[0]
+        service.startService()
+
+        stopped = service.stopService()
+        self.assertFalse(listener.running)
+        self.assertEqual(order, ["second"])
+        self.assertNoResult(stopped)
+        pending["second"].callback(None)
+        self.assertEqual(order, ["second", "first"])
+        self.assertNoResult(stopped)
+        pending["first"].callback(None)
+        self.successResultOf(stopped)
+        self.assertFalse(service.running)
+
+    def test_stop_waits_for_port(self) -> None:
+        """The stop Deferred fires only once the port has stopped listening."""
+        reactor = MemoryReactorClock()
+        service = build(reactor, ["tcp:8080"])
+        service.startService()
+        listener = service.listeners[0]
+        stopping: Deferred[None] = Deferred()
+        cast("Any", listener.port).stopListening = lambda: stopping
+        stopped = service.stopService()
+        self.assertNoResult(stopped)
+        stopping.callback(None)
+        self.successResultOf(stopped)
+        self.assertIsNone(listener.port)
+
+    def test_uptime_counts_from_start(self) -> None:
+        """Uptime is measured from startService, not from building."""
+        reactor = MemoryReactorClock()
+        service = build(reactor, ["tcp:8080"])
+        reactor.advance(100)
+        service.startService()
+        reactor.advance(2)
+        self.assertEqual(service._uptime.milliseconds(), 2000)

@@ -1,0 +1,235 @@
+"""
+Tests for the meta routes: /health, the OpenAPI documents, /docs and
+/schemas (middleware.md 11 and 12).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+
+import yaml
+from openapi_spec_validator import validate
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from clinvk.schemas import SchemaSet
+from clinvk.web.explorer import ExplorerPage
+from clinvk.web.meta import format_uptime
+from tests.helpers import call, make_root
+
+
+class HealthTests(SynchronousTestCase):
+    """GET /health."""
+
+    def health(self, root: object, **kwargs: object) -> dict[str, object]:
+        response = call(self, root, "GET", "/health", **kwargs)  # type: ignore[arg-type]
+        self.assertEqual(response.code, 200)
+        body: dict[str, object] = json.loads(response.body)
+        return body
+
+    def test_all_installed(self) -> None:
+        """With every CLI installed the status is ok and backends are sorted."""
+        root, _ = make_root()
+        body = self.health(root)
+        self.assertEqual(body["status"], "ok")
+        self.assertEqual(body["version"], "1.0.0")
+        self.assertEqual(
+            body["backends"],
+            [
+                {"name": "claude", "available": True},
+                {"name": "codex", "available": True},
+                {"name": "gemini", "available": True},
+            ],
+        )
+        self.assertNotIn("uptime_millis", body)
+        self.assertEqual(next(iter(body)), "$schema")
+
+    def test_degraded_still_200(self) -> None:
+        """A missing CLI makes the status degraded, still with 200."""
+        root, _ = make_root(installed=["claude", "gemini"])
+        body = self.health(root)
+        self.assertEqual(body["status"], "degraded")
+        self.assertIn({"name": "codex", "available": False}, body["backends"])
+
+    def test_availability_cached_30_seconds(self) -> None:
+        """An installed CLI shows up once the 30-second cache expires."""
+        installed = {"claude", "codex"}
+        root, clock = make_root(installed=installed)
+        self.assertEqual(self.health(root)["status"], "degraded")
+        installed.add("gemini")
+        clock.advance(29.9)
+        self.assertEqual(self.health(root)["status"], "degraded")
+        clock.advance(0.1)
+        self.assertEqual(self.health(root)["status"], "ok")
+
+    def test_uptime(self) -> None:
+        """uptime_ms counts on the reactor clock; uptime is rendered like 2m31s."""
+        root, clock = make_root()
+        clock.advance(151.204)
+        body = self.health(root)
+        self.assertEqual(body["uptime_ms"], 151204)
+        self.assertEqual(body["uptime"], "2m31s")
+
+    def test_schema_url_and_link(self) -> None:
+        """$schema is http for localhost, https otherwise; Link names the schema."""
+        root, _ = make_root()
+        local = call(self, root, "GET", "/health")
+        self.assertEqual(local.header("Link"), '</schemas/HealthResponseBody.json>; rel="describedBy"')
+        self.assertEqual(
+            json.loads(local.body)["$schema"], "http://localhost:8080/schemas/HealthResponseBody.json"
+        )
+        remote = self.health(root, base="http://api.example.com")
+        self.assertEqual(remote["$schema"], "https://api.example.com/schemas/HealthResponseBody.json")
+        loopback = self.health(root, base="http://127.0.0.1:9000")
+        self.assertEqual(loopback["$schema"], "http://127.0.0.1:9000/schemas/HealthResponseBody.json")
+
+    def test_matches_its_schema(self) -> None:
+        """The body validates against the HealthResponseBody schema it names."""
+        root, _ = make_root(installed=["codex"])
+        _, problems = SchemaSet.from_package().validate("HealthResponseBody", self.health(root))
+        self.assertEqual(problems, [])
+
+
+class UptimeFormatTests(SynchronousTestCase):
+    """The reference's uptime rendering."""
+
+    def test_examples(self) -> None:
+        """Seconds, minutes and hours, rounded to the nearest second, halves up."""
+        cases = {
+            0: "0s",
+            499: "0s",
+            500: "1s",
+            45_000: "45s",
+            205_000: "3m25s",
+            3_600_000: "1h0m0s",
+            176_527_000: "49h2m7s",
+            59_500: "1m0s",
+        }
+        for milliseconds, text in cases.items():
+            self.assertEqual(format_uptime(milliseconds), text, milliseconds)
+
+
+class OpenAPITests(SynchronousTestCase):
+    """The four OpenAPI documents."""
+
+    def setUp(self) -> None:
+        self.root, _ = make_root()
+
+    def test_json_31(self) -> None:
+        """/openapi.json is a valid OpenAPI 3.1 document listing the served operations."""
+        response = call(self, self.root, "GET", "/openapi.json")
+        self.assertEqual(response.header("Content-Type"), "application/vnd.oai.openapi+json")
+        document = json.loads(response.body)
+        validate(document)
+        self.assertEqual(document["openapi"], "3.1.0")
+        self.assertEqual(document["info"]["title"], "clinvoker API")
+        health = document["paths"]["/health"]["get"]
+        self.assertEqual(
+            (health["operationId"], health["tags"], health["summary"]),
+            ("healthCheck", ["Health"], "Health check"),
+        )
+
+    def test_components_are_the_validation_schemas(self) -> None:
+        """Every schema file the server validates with is a component."""
+        document = json.loads(call(self, self.root, "GET", "/openapi.json").body)
+        schemas = SchemaSet.from_package()
+        self.assertEqual(set(document["components"]["schemas"]), set(schemas.names))
+        self.assertEqual(
+            document["components"]["schemas"]["ErrorModel"]["properties"]["errors"]["items"],
+            {"$ref": "#/components/schemas/ErrorDetail"},
+        )
+
+    def test_yaml_and_30(self) -> None:
+        """The YAML and 3.0 variants carry the same operations and are valid."""
+        by_path = {}
+        for path, content_type in (
+            ("/openapi.yaml", "application/vnd.oai.openapi+yaml"),
+            ("/openapi-3.0.json", "application/vnd.oai.openapi+json"),
+            ("/openapi-3.0.yaml", "application/vnd.oai.openapi+yaml"),
+        ):
+            response = call(self, self.root, "GET", path)
+            self.assertEqual(response.header("Content-Type"), content_type)
+            by_path[path] = yaml.safe_load(response.body)
+            validate(by_path[path])
+        self.assertEqual(
+            by_path["/openapi.yaml"], json.loads(call(self, self.root, "GET", "/openapi.json").body)
+        )
+        self.assertEqual(by_path["/openapi-3.0.json"]["openapi"], "3.0.3")
+        self.assertEqual(by_path["/openapi-3.0.json"], by_path["/openapi-3.0.yaml"])
+
+    def test_operations_match_routes(self) -> None:
+        """Every documented path is served with its method, so the document cannot drift."""
+        document = json.loads(call(self, self.root, "GET", "/openapi.json").body)
+        for path, item in document["paths"].items():
+            for method in item:
+                other = "DELETE" if method != "delete" else "PUT"
+                self.assertNotEqual(call(self, self.root, method.upper(), path).code, 404, path)
+                self.assertEqual(call(self, self.root, other, path).code, 405, path)
+
+
+class SchemasRouteTests(SynchronousTestCase):
+    """/schemas/<name>."""
+
+    def test_with_and_without_suffix(self) -> None:
+        """A component is served as written, with or without .json."""
+        root, _ = make_root()
+        expected = SchemaSet.from_package().schema("ErrorModel")
+        for path in ("/schemas/ErrorModel", "/schemas/ErrorModel.json"):
+            response = call(self, root, "GET", path)
+            self.assertEqual(response.header("Content-Type"), "application/json")
+            self.assertEqual(json.loads(response.body), expected)
+
+    def test_unknown_is_null(self) -> None:
+        """An unknown name answers null, as the reference does."""
+        root, _ = make_root()
+        response = call(self, root, "GET", "/schemas/Nope.json")
+        self.assertEqual((response.code, response.body), (200, b"null\n"))
+
+
+class DocsTests(SynchronousTestCase):
+    """The /docs explorer (DECISIONS D8)."""
+
+    def setUp(self) -> None:
+        root, _ = make_root()
+        self.response = call(self, root, "GET", "/docs")
+        self.page = self.response.body.decode("utf-8")
+
+    def test_page(self) -> None:
+        """An HTML page titled 'clinvoker API Reference' that loads openapi.json."""
+        self.assertEqual(self.response.code, 200)
+        self.assertEqual(self.response.header("Content-Type"), "text/html; charset=utf-8")
+        self.assertIn("<title>clinvoker API Reference</title>", self.page)
+        self.assertIn('new URL("openapi.json", base)', self.page)
+
+    def test_no_external_urls(self) -> None:
+        """Nothing in the page points at another host."""
+        self.assertEqual(re.findall(r"(?:https?:)?//[A-Za-z0-9.-]+\.[A-Za-z]{2,}", self.page), [])
+        self.assertNotIn("<script src", self.page)
+        self.assertNotIn("<link", self.page)
+
+    def test_content_security_policy(self) -> None:
+        """The policy allows exactly the inline script and style, and this server only."""
+        policy = self.response.header("Content-Security-Policy")
+        assert policy is not None
+        directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+        self.assertEqual(directives["default-src"], "'none'")
+        self.assertEqual(directives["connect-src"], "'self'")
+        script = re.search(r"<script>(.*)</script>", self.page, re.S)
+        style = re.search(r"<style>(.*)</style>", self.page, re.S)
+        assert script is not None and style is not None
+
+        def sha(text: str) -> str:
+            return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+        self.assertEqual(directives["script-src"], sha(script.group(1)))
+        self.assertEqual(directives["style-src"], sha(style.group(1)))
+
+    def test_assets_ship_in_package(self) -> None:
+        """The page is assembled from files inside the installed package."""
+        page = ExplorerPage.from_package()
+        self.assertEqual(page.html, self.response.body)
+        self.assertNotIn(b"/*SCRIPT*/", page.html)
+        self.assertNotIn(b"/*STYLE*/", page.html)
