@@ -43,7 +43,6 @@ setup(
         "jsonschema>=4.18.0",
         "referencing>=0.30.0",
         "attrs>=23.1.0",
-        "hyperlink>=21.0.0",
         "Werkzeug>=2.3",
     ],
     extras_require={

@@ -21,7 +21,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
 from clinvk.backends.availability import BackendAvailability
-from clinvk.errors import ClinvkError
+from clinvk.errors import ClinvkError, InvalidRequest
 from clinvk.schemas import SchemaSet
 from clinvk.web._errors import error_from_failure, method_not_allowed, render_error, route_not_found
 from clinvk.web._routing import ApiFamily, allowed_methods
@@ -69,9 +69,7 @@ class ClinvkRoot(Resource):
         self._access_log.watch(cast("Request", request), request_id)
         family, resource = self._family_for(request.path)
         try:
-            if request.path.startswith(b"//"):
-                # Twisted would hand the router "/x" for "//x"; paths match exactly.
-                raise route_not_found(request.method.decode("latin-1"), request.path.decode("latin-1"))
+            _check_routable(request)
             if request.method == b"HEAD":
                 raise _head_error(request, family)
             result: bytes | int = resource.render(request)
@@ -80,12 +78,41 @@ class ClinvkRoot(Resource):
         return result
 
 
+def _router_path(request: IRequest) -> str:
+    """The decoded path the family's router sees."""
+    return "/" + "/".join(segment.decode("utf-8") for segment in request.postpath)
+
+
+def _check_routable(request: IRequest) -> None:
+    """
+    Refuse, in the family's dialect, what the router would mishandle.
+
+    @raise RouteNotFound: For a path with a doubled leading slash (Twisted
+        would hand the router C{/x} for C{//x}, and paths match exactly) or
+        one that is not UTF-8 once unquoted (Klein would log it as a
+        critical error).
+    @raise InvalidRequest: For a C{Host} header that is not UTF-8.
+    """
+    method = request.method.decode("latin-1")
+    raw_path = request.path.decode("latin-1")
+    try:
+        _router_path(request)
+    except UnicodeDecodeError:
+        raise route_not_found(method, raw_path) from None
+    if request.path.startswith(b"//"):
+        raise route_not_found(method, raw_path)
+    try:
+        (request.getHeader(b"host") or b"").decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest("the Host header is not UTF-8") from None
+
+
 def _head_error(request: IRequest, family: ApiFamily) -> ClinvkError:
     """
     No route answers C{HEAD} (api-rest.md 0): 405 where the path exists,
     404 elsewhere.
     """
-    path = "/" + "/".join(segment.decode("utf-8", "replace") for segment in request.postpath)
+    path = _router_path(request)
     allowed = allowed_methods(family, path)
     if allowed:
         return method_not_allowed("HEAD", path, allowed)

@@ -34,6 +34,27 @@ class RoutingTests(SynchronousTestCase):
             response = call(self, self.root, "GET", path)
             self.assertEqual((response.code, response.body), (404, b"404 page not found\n"), path)
 
+    def test_not_utf8(self) -> None:
+        """A path that is not UTF-8 is a quiet 404 in the family's dialect."""
+        self.assertEqual(call(self, self.root, "GET", "/%ff").body, b"404 page not found\n")
+        response = call(self, self.root, "GET", "/anthropic/v1/%ff")
+        self.assertEqual(
+            (response.code, json.loads(response.body)["error"]["type"]), (404, "not_found_error")
+        )
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_host_not_utf8(self) -> None:
+        """A Host header that is not UTF-8 is a 400 problem, not a logged crash."""
+        request = Request(DummyChannel())
+        request.requestHeaders.setRawHeaders(b"host", [b"\xff"])
+        request.method = b"GET"
+        request.uri = request.path = b"/health"
+        request.prepath, request.postpath = [], [b"health"]
+        body = self.root.render(request)
+        self.assertEqual(request.code, 400)
+        self.assertEqual(json.loads(body)["detail"], "the Host header is not UTF-8")
+        self.assertEqual(self.flushLoggedErrors(), [])
+
     def test_head_is_not_get(self) -> None:
         """HEAD on a GET route is 405 with Allow: GET; on an unknown path, 404."""
         response = call(self, self.root, "HEAD", "/health")

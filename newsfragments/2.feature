@@ -1,0 +1,1 @@
+clinvk is an installable Twisted service: ``twist clinvk``, ``twistd … clinvk`` and ``clinvk serve`` start it, configured by ``~/.clinvk/config.yaml`` (validated at start-up), with ``/health``, OpenAPI 3.1 and 3.0 documents generated from the validation schemas, and an offline ``/docs`` explorer.
