@@ -51,6 +51,7 @@ class RoutingTests(SynchronousTestCase):
         request.uri = request.path = b"/health"
         request.prepath, request.postpath = [], [b"health"]
         body = self.root.render(request)
+        assert isinstance(body, bytes)
         self.assertEqual(request.code, 400)
         self.assertEqual(json.loads(body)["detail"], "the Host header is not UTF-8")
         self.assertEqual(self.flushLoggedErrors(), [])
