@@ -80,16 +80,28 @@ def _component_ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+def _component(schema: dict[str, Any]) -> dict[str, Any]:
+    """
+    A schema file as an OpenAPI component: without its own C{$schema} and
+    C{$id} keywords, and with C{"$ref": "Name.json"} pointing at
+    C{#/components/schemas/Name}.
+    """
+    component: dict[str, Any] = _rewrite_refs(schema)
+    component.pop("$schema", None)
+    component.pop("$id", None)
+    return component
+
+
 def _rewrite_refs(node: Any) -> Any:
-    """Point C{"$ref": "Name.json"} at C{#/components/schemas/Name}."""
     if isinstance(node, dict):
-        result = {}
-        for key, value in node.items():
-            if key == "$ref" and isinstance(value, str) and value.endswith(".json"):
-                result[key] = f"#/components/schemas/{value[: -len('.json')]}"
-            elif key not in ("$schema", "$id"):
-                result[key] = _rewrite_refs(value)
-        return result
+        return {
+            key: (
+                f"#/components/schemas/{value.removesuffix('.json')}"
+                if key == "$ref" and isinstance(value, str) and value.endswith(".json")
+                else _rewrite_refs(value)
+            )
+            for key, value in node.items()
+        }
     if isinstance(node, list):
         return [_rewrite_refs(item) for item in node]
     return node
@@ -159,7 +171,7 @@ def build_document(operations: Iterable[Operation], schemas: SchemaSet) -> dict[
         "info": {"title": TITLE, "version": VERSION, "description": DESCRIPTION},
         "tags": [{"name": tag} for tag in tags],
         "paths": paths,
-        "components": {"schemas": {name: _rewrite_refs(schemas.schema(name)) for name in schemas.names}},
+        "components": {"schemas": {name: _component(schemas.schema(name)) for name in schemas.names}},
     }
 
 

@@ -99,6 +99,23 @@ class DocumentTests(SynchronousTestCase):
             components["Prompt"]["properties"]["tasks"]["items"], {"$ref": "#/components/schemas/Task"}
         )
 
+    def test_schema_keywords_dropped(self) -> None:
+        """A file's own $schema and $id keywords are not part of the component."""
+        schemas = SchemaSet(
+            {
+                "X": {
+                    "$schema": "https://json-schema.org/draft/2020-12/schema",
+                    "$id": "x",
+                    "type": "object",
+                    "properties": {"$schema": {"type": "string"}},
+                }
+            }
+        )
+        self.assertEqual(
+            build_document([], schemas)["components"]["schemas"]["X"],
+            {"type": "object", "properties": {"$schema": {"type": "string"}}},
+        )
+
     def test_klein_path(self) -> None:
         """OpenAPI path parameters become werkzeug converters."""
         self.assertEqual(OPERATIONS[1].klein_path, "/api/v1/sessions/<id>")

@@ -206,6 +206,12 @@
     });
   }
 
+  // The key field sits in a form only so that browsers treat it as a
+  // password; it is never submitted.
+  document.getElementById("key-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+  });
+
   fetch(new URL("openapi.json", base))
     .then(function (response) {
       if (!response.ok) throw new Error("HTTP " + response.status);
