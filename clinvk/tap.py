@@ -199,8 +199,11 @@ def serve(options: ServeOptions, out: IO[str] | None = None, err: IO[str] | None
         print(f"Error: server error: {e}", file=err, flush=True)
         return 1
     service.startService()
-    print(banner(config.server), file=out, flush=True)
     clinvk_reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    # Announce only once the reactor runs with clinvk's stop-signal handlers
+    # (installed by the service's own startup call, which comes first), so
+    # Ctrl+C after the banner always means a clean stop.
+    clinvk_reactor.callWhenRunning(print, banner(config.server), file=out, flush=True)
     clinvk_reactor.run()
     return 0
 

@@ -48,6 +48,16 @@ class _EntryPointTestCase(TestCase):
         self.addCleanup(kill_leftover)
         return protocol, transport
 
+    async def run_on_taken_port(self, *args: str) -> CommandProtocol:
+        """Run a command given C{--port} of a port already in use; wait for its end."""
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            protocol, _ = self.start(*args, "--port", str(port), "--config", self.config.path)
+            await protocol.ended
+        return protocol
+
 
 class ServeTests(_EntryPointTestCase):
     """clinvk serve in the foreground."""
@@ -87,15 +97,8 @@ class ServeTests(_EntryPointTestCase):
 
     async def test_port_in_use(self) -> None:
         """A port in use: 'Error: server error: …' on stderr, exit 1, no banner."""
-        with socket.socket() as taken:
-            taken.bind(("127.0.0.1", 0))
-            taken.listen()
-            port = taken.getsockname()[1]
-            protocol, _ = self.start(
-                "-m", "clinvk", "serve", "--port", str(port), "--config", self.config.path
-            )
-            status = await protocol.ended
-        self.assertEqual(status, 1)
+        protocol = await self.run_on_taken_port("-m", "clinvk", "serve")
+        self.assertEqual(protocol.ended.result, 1)
         self.assertTrue(protocol.stderr.startswith(b"Error: server error: "), protocol.stderr)
         self.assertIn(b"Address already in use", protocol.stderr)
         self.assertEqual(protocol.stderr.count(b"\n"), 1)
@@ -153,15 +156,8 @@ class TwistTests(_EntryPointTestCase):
 
     async def test_port_in_use(self) -> None:
         """twist reports a port in use in one line, without a traceback."""
-        with socket.socket() as taken:
-            taken.bind(("127.0.0.1", 0))
-            taken.listen()
-            port = taken.getsockname()[1]
-            protocol, _ = self.start(
-                "-m", "twisted", "clinvk", "--port", str(port), "--config", self.config.path
-            )
-            status = await protocol.ended
-        self.assertEqual(status, 1)
+        protocol = await self.run_on_taken_port("-m", "twisted", "clinvk")
+        self.assertEqual(protocol.ended.result, 1)
         self.assertTrue(protocol.stderr.startswith(b"Error: server error: Couldn't listen"), protocol.stderr)
         self.assertNotIn(b"Traceback", protocol.stderr)
 
