@@ -164,7 +164,8 @@ class ParallelConfig:
 @frozen
 class ServerConfig:
     """
-    The C{server} section, with the "0 means the default" rules applied.
+    The C{server} section, with the "not positive means the default" rules
+    applied.
 
     Durations keep the C{*_secs} names and integer type of the file keys so
     that the configuration reference, the file and the code use one name
@@ -375,7 +376,8 @@ def config_from_mapping(
     @raise ConfigError: If any value is invalid.
     """
     schema = config_schema()
-    values = _normalise(raw or {}, schema)
+    problems: list[str] = []
+    values = _normalise(raw or {}, schema, (), problems)
     for variable, key_path in ENVIRONMENT_OVERRIDES.items():
         value = environ.get(variable, "")
         if value:
@@ -385,39 +387,46 @@ def config_from_mapping(
         Draft202012Validator(schema).iter_errors(values),
         key=lambda e: _schema_order(schema, e.absolute_path),
     )
-    problems = [_type_problem(error) for error in type_errors]
+    problems.extend(_type_problem(error) for error in type_errors)
     bad_paths = {tuple(str(p) for p in error.absolute_path) for error in type_errors}
     full = _with_defaults(values, schema, bad_paths)
     problems.extend(_semantic_problems(full))
     if problems:
         raise ConfigError(source, problems)
-    return _freeze(_apply_zero_defaults(full, schema), source)
+    return _freeze(_apply_unset_defaults(full, schema), source)
 
 
-def _normalise(raw: Mapping[Any, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+def _normalise(
+    raw: Mapping[Any, Any], schema: Mapping[str, Any], path: tuple[str, ...], problems: list[str]
+) -> dict[str, Any]:
     """
     Keep the keys the schema knows (matched case-insensitively) and convert
     scalars leniently towards the declared types.  Values that cannot be
-    converted are kept as they are, for jsonschema to report.
+    converted are kept as they are, for jsonschema to report; a key given
+    twice in different cases is a problem.
     """
     properties: Mapping[str, Any] = schema.get("properties", {})
     result: dict[str, Any] = {}
     for key, value in raw.items():
         name = str(key).lower()
-        if name in properties:
-            result[name] = _coerce(value, properties[name])
+        if name not in properties:
+            continue
+        if name in result:
+            where = _dotted((*path, name))
+            problems.append(f"config validation: {where}: given more than once (keys are case-insensitive)")
+        result[name] = _coerce(value, properties[name], (*path, name), problems)
     return result
 
 
-def _coerce(value: Any, schema: Mapping[str, Any]) -> Any:
+def _coerce(value: Any, schema: Mapping[str, Any], path: tuple[str, ...], problems: list[str]) -> Any:
     kind = schema.get("type")
     if kind == "object":
-        return _normalise(value, schema) if isinstance(value, Mapping) else value
+        return _normalise(value, schema, path, problems) if isinstance(value, Mapping) else value
     if kind == "array":
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         if isinstance(value, list):
-            return [_coerce(item, schema.get("items", {})) for item in value]
+            return [_coerce(item, schema.get("items", {}), path, problems) for item in value]
         return value
     if kind == "integer":
         return _to_int(value)
@@ -456,9 +465,11 @@ def _to_bool(value: Any) -> Any:
 def _set_path(values: dict[str, Any], path: Sequence[str], value: str) -> None:
     node = values
     for key in path[:-1]:
-        child = node.get(key)
+        child = node.setdefault(key, {})
         if not isinstance(child, dict):
-            child = node[key] = {}
+            # The file gave something else than a section here; leave it for
+            # validation to report rather than hide it under the override.
+            return
         node = child
     node[path[-1]] = value
 
@@ -622,22 +633,27 @@ def _semantic_problems(config: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def _apply_zero_defaults(config: dict[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+def _not_positive(value: Any) -> bool:
+    return value == "" or (isinstance(value, int) and value <= 0)
+
+
+def _apply_unset_defaults(config: dict[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
     """
-    Replace 0 (or C{""}) by the default where the schema marks the key
-    with C{x-zero-means-default}.
+    Replace a number that is not positive, or an empty string, by the
+    default where the schema marks the key with C{x-default-unless-positive}
+    (the reference's "C{<= 0} means the default" rules).
     """
     result: dict[str, Any] = {}
     for name, value in config.items():
         prop = schema["properties"][name]
         if prop.get("type") == "object":
-            result[name] = _apply_zero_defaults(value, prop)
-        elif prop.get("x-zero-means-default") and not value:
+            result[name] = _apply_unset_defaults(value, prop)
+        elif prop.get("x-default-unless-positive") and _not_positive(value):
             result[name] = prop["default"]
         else:
             result[name] = value
     server = result.get("server")
-    if server is not None and server["rate_limit_burst"] == 0:
+    if server is not None and server["rate_limit_burst"] <= 0:
         # The one default that depends on another key (middleware.md 5).
         server["rate_limit_burst"] = 2 * server["rate_limit_rps"]
     return result

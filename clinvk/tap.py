@@ -18,7 +18,7 @@ from typing import IO, Any, cast
 
 from twisted.application.service import IService, MultiService
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.error import CannotListenError, ReactorNotRunning
+from twisted.internet.error import ReactorNotRunning
 from twisted.logger import Logger, globalLogBeginner
 from twisted.python import usage
 
@@ -90,12 +90,15 @@ class Options(_ServerOptions):
 
     def opt_listen(self, description: str) -> None:
         """Listen on this server endpoint (repeatable); replaces --host/--port."""
+        if description in self["listen"]:
+            raise usage.UsageError(f"--listen {description!r} is given twice")
         try:
             # Parsing only: the endpoint object is discarded, and no reactor
-            # may be imported before twistd installs the chosen one.
+            # may be imported before twistd installs the chosen one.  Parsing
+            # may read files (an ssl: endpoint's key), so any error counts.
             serverFromString(cast("Any", None), description)
-        except (ValueError, KeyError, TypeError) as e:
-            raise usage.UsageError(f"invalid --listen {description!r}: {e}") from None
+        except Exception as e:
+            raise usage.UsageError(f"invalid --listen {description!r}: {_reason(e)}") from None
         self["listen"].append(description)
 
     def postOptions(self) -> None:
@@ -149,9 +152,16 @@ class _CommandLineService(MultiService):
     def startService(self) -> None:
         try:
             super().startService()
-        except CannotListenError as e:
-            raise SystemExit(f"Error: server error: {e}") from None
+        except Exception as e:
+            # Any failure to start listening (port in use, no permission,
+            # port out of range) is a one-line start-up error.
+            raise SystemExit(f"Error: server error: {_reason(e)}") from None
         self._reactor.callWhenRunning(_handle_stop_signals, self._reactor)
+
+
+def _reason(error: Exception) -> str:
+    """The text of an error, or its type's name when it has none."""
+    return str(error) or type(error).__name__
 
 
 def service_for(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequence[str] = ()) -> MultiService:
@@ -195,8 +205,8 @@ def serve(options: ServeOptions, out: IO[str] | None = None, err: IO[str] | None
     log.info("Starting server addr={addr}", addr=config.server.address)
     try:
         service.privilegedStartService()
-    except CannotListenError as e:
-        print(f"Error: server error: {e}", file=err, flush=True)
+    except Exception as e:
+        print(f"Error: server error: {_reason(e)}", file=err, flush=True)
         return 1
     service.startService()
     clinvk_reactor.addSystemEventTrigger("before", "shutdown", service.stopService)

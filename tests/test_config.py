@@ -159,13 +159,20 @@ class LenienceTests(SynchronousTestCase):
         config = build({"server": {"trusted_proxies": "10.0.0.0/8, 127.0.0.1,"}})
         self.assertEqual(config.server.trusted_proxies, ("10.0.0.0/8", "127.0.0.1"))
 
+    def test_same_key_in_two_cases(self) -> None:
+        """A key given twice in different cases is reported, not silently merged."""
+        self.assertEqual(
+            problems({"server": {"port": 1}, "SERVER": {"host": "localhost"}}),
+            ["config validation: server: given more than once (keys are case-insensitive)"],
+        )
+
     def test_unknown_keys_ignored(self) -> None:
         """Unknown keys and sections for unknown backends are ignored."""
         config = build({"nope": 1, "backends": {"llama": {"model": "x"}}, "server": {"colour": "red"}})
         self.assertEqual(config, build())
 
-    def test_zero_means_default(self) -> None:
-        """Keys whose 0 or empty value means the default get the default."""
+    def test_unset_means_default(self) -> None:
+        """Keys whose 0, negative or empty value means the default get the default."""
         config = build(
             {
                 "server": {
@@ -176,7 +183,7 @@ class LenienceTests(SynchronousTestCase):
                     "write_timeout_secs": 0,
                     "idle_timeout_secs": 0,
                     "rate_limit_cleanup_secs": 0,
-                    "cors_max_age": 0,
+                    "cors_max_age": -5,
                     "max_request_body_bytes": 0,
                 }
             }
@@ -228,6 +235,17 @@ class EnvironmentTests(SynchronousTestCase):
         """Variables such as CLINVK_SERVER_PORT have no effect."""
         config = build(None, {"CLINVK_SERVER_PORT": "9999", "CLINVK_DEFAULT_BACKEND": "codex"})
         self.assertEqual(config, build())
+
+    def test_override_keeps_file_errors(self) -> None:
+        """An override does not hide a section of the wrong type in the file."""
+        self.assertEqual(
+            problems({"backends": 5}, {"CLINVK_CLAUDE_MODEL": "m"}),
+            ["config validation: backends: expected object, got integer 5"],
+        )
+        self.assertEqual(
+            problems({"backends": {"claude": "x"}}, {"CLINVK_CLAUDE_MODEL": "m"}),
+            ['config validation: backends.claude: expected object, got string "x"'],
+        )
 
     def test_environment_is_validated(self) -> None:
         """A bad value from the environment is reported like one from the file."""

@@ -154,9 +154,21 @@ class ValidationTests(SynchronousTestCase):
         )
 
     def test_exact_case_wins(self) -> None:
-        """When both an exact and a differently cased key exist, the exact one is kept."""
-        body, problems = self.schemas.validate(
-            "Prompt", {"backend": "claude", "Backend": "codex", "prompt": "x"}, match_case=False
+        """
+        With an exact and a differently cased key, the exact one is kept and
+        the other reported, in either order.
+        """
+        for body in (
+            {"backend": "claude", "Backend": "codex", "prompt": "x"},
+            {"Backend": "codex", "backend": "claude", "prompt": "x"},
+        ):
+            matched, problems = self.schemas.validate("Prompt", body, match_case=False)
+            self.assertEqual(matched["backend"], "claude")
+            self.assertEqual([p.location for p in problems], ["body.Backend"])
+
+    def test_two_spellings(self) -> None:
+        """Two case variants of one name: the first is matched, the second reported."""
+        _, problems = self.schemas.validate(
+            "Prompt", {"backend": "c", "PROMPT": "x", "Prompt": "y"}, match_case=False
         )
-        self.assertEqual(body["backend"], "claude")
-        self.assertEqual([p.location for p in problems], ["body.Backend"])
+        self.assertEqual([p.location for p in problems], ["body.Prompt"])

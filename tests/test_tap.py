@@ -69,6 +69,18 @@ class OptionsTests(_ConfigFileMixin):
             self.parse("--listen", "bogus:8080")
         self.assertIn("invalid --listen 'bogus:8080'", str(raised.exception))
 
+    def test_listen_unreadable_key(self) -> None:
+        """An ssl: endpoint whose key cannot be read is a usage error, not a traceback."""
+        with self.assertRaises(UsageError) as raised:
+            self.parse("--listen", "ssl:8443:privateKey=/nonexistent/key.pem")
+        self.assertIn("invalid --listen 'ssl:8443:privateKey=/nonexistent/key.pem'", str(raised.exception))
+
+    def test_listen_twice(self) -> None:
+        """The same endpoint twice is refused."""
+        with self.assertRaises(UsageError) as raised:
+            self.parse("--listen", "tcp:8080", "--listen", "tcp:8080")
+        self.assertEqual(str(raised.exception), "--listen 'tcp:8080' is given twice")
+
     def test_listen_excludes_port(self) -> None:
         """--listen and --port together are refused rather than one silently ignored."""
         self.assertRaises(UsageError, self.parse, "--listen", "tcp:8080", "--port", "9000")
@@ -119,6 +131,18 @@ class ServiceForTests(_ConfigFileMixin):
             str(raised.exception.code),
             "Error: server error: Couldn't listen on 127.0.0.1:8080: [Errno 98] Address already in use.",
         )
+
+    def test_any_listen_failure_is_one_line(self) -> None:
+        """Failures other than a taken port are reported the same way."""
+
+        class OutOfRange(MemoryReactorClock):
+            def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
+                raise OverflowError("bind(): port must be 0-65535.")
+
+        service = self.service(OutOfRange(), "--listen", "tcp:99999")
+        with self.assertRaises(SystemExit) as raised:
+            service.startService()
+        self.assertEqual(str(raised.exception.code), "Error: server error: bind(): port must be 0-65535.")
 
     def test_rejects_incomplete_reactor(self) -> None:
         """A reactor without TCP or time support is refused up front."""

@@ -189,12 +189,16 @@ class SchemaSet:
         if isinstance(instance, dict):
             names = node.property_names()
             by_lower: dict[str, str] = {name.lower(): name for name in names}
+            taken = {key for key in instance if key in names}
             renamed: dict[str, Any] = {}
             for key, value in instance.items():
-                name = str(key) if key in names else by_lower.get(str(key).lower(), str(key))
-                if name in renamed and key != name:
-                    # An exact-case key already holds this name; keep it.
-                    name = key
+                name = key
+                declared = by_lower.get(str(key).lower())
+                if key not in names and declared is not None and declared not in taken:
+                    name = declared
+                    taken.add(declared)
+                # A second spelling of a taken name stays as written, to be
+                # reported as an unexpected property whatever the key order.
                 child = node.child_property(name) if name in names else None
                 renamed[name] = self._match_keys(value, child) if child else value
             return renamed

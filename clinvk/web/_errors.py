@@ -23,6 +23,7 @@ from http import HTTPStatus
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as _WerkzeugMethodNotAllowed
+from werkzeug.exceptions import NotFound as _WerkzeugNotFound
 
 from klein import Klein
 from twisted.logger import Logger
@@ -34,6 +35,7 @@ from clinvk.errors import (
     ClinvkError,
     ErrorDetail,
     InternalError,
+    InvalidRequest,
     MethodNotAllowed,
     PayloadTooLarge,
     RateLimited,
@@ -85,10 +87,12 @@ def error_from_failure(failure: Failure, request: IRequest) -> ClinvkError:
     if isinstance(value, _WerkzeugMethodNotAllowed):
         allowed = sorted(m for m in (value.valid_methods or ()) if m != "HEAD")
         return method_not_allowed(method, path, allowed)
-    if isinstance(value, HTTPException):
-        # The router's not-found, and anything else it may raise: there are
-        # no redirects in clinvk's routing.
+    if isinstance(value, _WerkzeugNotFound):
         return route_not_found(method, path)
+    if isinstance(value, HTTPException) and value.code is not None and 400 <= value.code < 500:
+        # The router refusing the request itself, such as a Host header it
+        # cannot encode (there are no redirects in clinvk's routing).
+        return InvalidRequest(f"invalid request: {value.description}")
     log.failure("Unhandled error method={method} path={path}", failure, method=method, path=path)
     return InternalError("internal server error")
 

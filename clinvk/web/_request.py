@@ -60,6 +60,10 @@ def read_json(request: IRequest, schemas: SchemaSet, schema: str, *, match_case:
         body = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as e:
         raise InvalidRequest("validation failed", details=[ErrorDetail(str(e), "body", raw_text)]) from None
+    except RecursionError:
+        raise InvalidRequest(
+            "validation failed", details=[ErrorDetail("JSON nested too deeply", "body", raw_text)]
+        ) from None
     body, problems = schemas.validate(schema, body, match_case=match_case)
     if problems:
         raise ValidationFailed("validation failed", details=problems)

@@ -59,9 +59,12 @@ def schema_url(request: IRequest, type_name: str) -> str:
     host_header = request.getHeader(b"host")
     if host_header is None:
         address = request.getHost()
-        host = f"{getattr(address, 'host', 'localhost')}:{getattr(address, 'port', 80)}"
+        name = str(getattr(address, "host", "localhost"))
+        host = f"[{name}]" if ":" in name else name
+        host += f":{getattr(address, 'port', 80)}"
     else:
-        host = host_header.decode("latin-1")
+        # The root has already refused Host headers that are not UTF-8.
+        host = host_header.decode("utf-8", "replace")
     local = host.startswith(("localhost", "127.0.0.1"))
     scheme = "http" if local and not request.isSecure() else "https"
     return f"{scheme}://{host}/schemas/{type_name}.json"

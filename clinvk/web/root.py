@@ -38,7 +38,8 @@ class ClinvkRoot(Resource):
     The root of clinvk's URL space.
 
     @param mounts: C{(prefix, family)} pairs; a family owns its prefix and
-        every path below it.
+        every path below it.  Prefixes are matched against the decoded path
+        below wherever the root itself is mounted.
     @param fallback: The family of every other path.
     """
 
@@ -47,7 +48,7 @@ class ClinvkRoot(Resource):
     def __init__(
         self,
         *,
-        mounts: Sequence[tuple[bytes, ApiFamily]],
+        mounts: Sequence[tuple[str, ApiFamily]],
         fallback: ApiFamily,
         request_ids: RequestIds,
         access_log: AccessLog,
@@ -58,16 +59,19 @@ class ClinvkRoot(Resource):
         self._request_ids = request_ids
         self._access_log = access_log
 
-    def _family_for(self, path: bytes) -> tuple[ApiFamily, IResource]:
+    def _family_for(self, request: IRequest) -> tuple[ApiFamily, IResource]:
+        # Prefixes are ASCII, so Latin-1 decoding picks the same family as
+        # UTF-8 and also works for paths that are not UTF-8.
+        path = _router_path(request, "latin-1")
         for prefix, family, resource in self._mounts:
-            if path == prefix or path.startswith(prefix + b"/"):
+            if path == prefix or path.startswith(prefix + "/"):
                 return family, resource
         return self._fallback
 
     def render(self, request: IRequest) -> bytes | int:
         request_id = self._request_ids.assign(request)
         self._access_log.watch(cast("Request", request), request_id)
-        family, resource = self._family_for(request.path)
+        family, resource = self._family_for(request)
         try:
             _check_routable(request)
             if request.method == b"HEAD":
@@ -78,9 +82,9 @@ class ClinvkRoot(Resource):
         return result
 
 
-def _router_path(request: IRequest) -> str:
-    """The decoded path the family's router sees."""
-    return "/" + "/".join(segment.decode("utf-8") for segment in request.postpath)
+def _router_path(request: IRequest, encoding: str = "utf-8") -> str:
+    """The decoded path the family's router sees, below the root's mount point."""
+    return "/" + "/".join(segment.decode(encoding) for segment in request.postpath)
 
 
 def _check_routable(request: IRequest) -> None:
@@ -99,7 +103,7 @@ def _check_routable(request: IRequest) -> None:
         _router_path(request)
     except UnicodeDecodeError:
         raise route_not_found(method, raw_path) from None
-    if request.path.startswith(b"//"):
+    if len(request.postpath) > 1 and request.postpath[0] == b"":
         raise route_not_found(method, raw_path)
     try:
         (request.getHeader(b"host") or b"").decode("utf-8")
@@ -142,7 +146,7 @@ def build_root(*, clock: IReactorTime, availability: BackendAvailability, uptime
         explorer=ExplorerPage.from_package(),
     )
     return ClinvkRoot(
-        mounts=[(b"/api/v1", native), (b"/openai", openai), (b"/anthropic", anthropic)],
+        mounts=[("/api/v1", native), ("/openai", openai), ("/anthropic", anthropic)],
         fallback=meta,
         request_ids=RequestIds.for_this_process(),
         access_log=AccessLog(clock),

@@ -78,9 +78,9 @@ def raising_family(prefix: str, dialect: Dialect) -> Any:
 def make_root() -> ClinvkRoot:
     return ClinvkRoot(
         mounts=[
-            (b"/api/v1", raising_family("/api/v1", Dialect.NATIVE)),
-            (b"/openai", raising_family("/openai/v1", Dialect.OPENAI)),
-            (b"/anthropic", raising_family("/anthropic/v1", Dialect.ANTHROPIC)),
+            ("/api/v1", raising_family("/api/v1", Dialect.NATIVE)),
+            ("/openai", raising_family("/openai/v1", Dialect.OPENAI)),
+            ("/anthropic", raising_family("/anthropic/v1", Dialect.ANTHROPIC)),
         ],
         fallback=raising_family("", Dialect.NATIVE),
         request_ids=RequestIds("test-host", "AAAAAAAAAA"),

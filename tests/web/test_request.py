@@ -43,7 +43,7 @@ class ReadJsonTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.root = ClinvkRoot(
-            mounts=[(b"/api/v1", EchoApi())],
+            mounts=[("/api/v1", EchoApi())],
             fallback=EchoApi(),
             request_ids=RequestIds("h", "t"),
             access_log=AccessLog(Clock()),
@@ -97,6 +97,13 @@ class ReadJsonTests(SynchronousTestCase):
         [error] = body["errors"]
         self.assertEqual((error["location"], error["value"]), ("body", '{"backend":'))
         self.assertTrue(error["message"])
+
+    def test_deeply_nested(self) -> None:
+        """JSON nested beyond the parser's depth is a 400, not a crash."""
+        response, body = self.post(b"[" * 100_000)
+        self.assertEqual(response.code, 400)
+        self.assertEqual(body["errors"][0]["message"], "JSON nested too deeply")
+        self.assertEqual(self.flushLoggedErrors(), [])
 
     def test_not_json_values(self) -> None:
         """NaN and invalid UTF-8 are malformed JSON too."""

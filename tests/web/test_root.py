@@ -15,6 +15,7 @@ from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.resource import Resource
 from twisted.web.server import Request
 from twisted.web.test.requesthelper import DummyChannel
 
@@ -33,6 +34,26 @@ class RoutingTests(SynchronousTestCase):
         for path in ("/health/", "//health", "/health//", "/openapi.json/", "/docs/", "/schemas/"):
             response = call(self, self.root, "GET", path)
             self.assertEqual((response.code, response.body), (404, b"404 page not found\n"), path)
+
+    def test_mounted_under_a_prefix(self) -> None:
+        """Mounted below another path, families are chosen below the mount point."""
+        parent = Resource()
+        parent.putChild(b"clinvk", self.root)
+        openai = call(self, parent, "GET", "/clinvk/openai/v1/nope")
+        self.assertEqual(json.loads(openai.body)["error"]["message"], "Unknown request URL: GET /clinvk/openai/v1/nope")
+        self.assertEqual(call(self, parent, "GET", "/clinvk/health").code, 200)
+        self.assertEqual(call(self, parent, "GET", "/clinvk//health").code, 404)
+
+    def test_percent_encoded_prefix(self) -> None:
+        """A percent-encoded prefix belongs to the family it decodes to."""
+        response = call(self, self.root, "GET", "/open%61i/v1/nope")
+        self.assertEqual(json.loads(response.body)["error"]["type"], "invalid_request_error")
+
+    def test_bad_host(self) -> None:
+        """A Host header the router cannot use is a 400, not a 404."""
+        response = call(self, self.root, "GET", "/health", headers={"Host": "a..b"})
+        self.assertEqual(response.code, 400)
+        self.assertEqual(json.loads(response.body)["status"], 400)
 
     def test_not_utf8(self) -> None:
         """A path that is not UTF-8 is a quiet 404 in the family's dialect."""
@@ -64,9 +85,11 @@ class RoutingTests(SynchronousTestCase):
         self.assertEqual(call(self, self.root, "HEAD", "/nope").code, 404)
 
     def test_head_in_compat_dialect(self) -> None:
-        """HEAD under /openai/ answers in the OpenAI dialect."""
+        """HEAD under /openai/ answers in the OpenAI dialect (a JSON error, without its body)."""
         response = call(self, self.root, "HEAD", "/openai/v1/models")
         self.assertEqual(response.code, 404)
+        self.assertEqual(response.header("Content-Type"), "application/json")
+        self.assertEqual(response.body, b"")
 
     def test_options_without_preflight(self) -> None:
         """OPTIONS is not a registered method: 405."""
