@@ -40,7 +40,9 @@ class RoutingTests(SynchronousTestCase):
         parent = Resource()
         parent.putChild(b"clinvk", self.root)
         openai = call(self, parent, "GET", "/clinvk/openai/v1/nope")
-        self.assertEqual(json.loads(openai.body)["error"]["message"], "Unknown request URL: GET /clinvk/openai/v1/nope")
+        self.assertEqual(
+            json.loads(openai.body)["error"]["message"], "Unknown request URL: GET /clinvk/openai/v1/nope"
+        )
         self.assertEqual(call(self, parent, "GET", "/clinvk/health").code, 200)
         self.assertEqual(call(self, parent, "GET", "/clinvk//health").code, 404)
 
