@@ -49,10 +49,12 @@ setup(
         "test": [
             "openapi-spec-validator>=0.7.1",
         ],
+        # Checkers are pinned to a minor series so that CI does not turn red
+        # when a new release changes formatting or inference.
         "dev": [
-            "ruff>=0.6",
-            "mypy>=1.10",
-            "mypy-zope>=1.0.5",
+            "ruff>=0.17,<0.18",
+            "mypy>=2.4,<2.5",
+            "mypy-zope>=1.0.17,<1.1",
             "types-PyYAML",
             "types-jsonschema",
             "build>=1.0",
