@@ -197,6 +197,8 @@ class ServerConfig:
     stream_keepalive_secs: int
     kill_grace_secs: int
     shutdown_timeout_secs: int
+    max_run_output_bytes: int
+    output_idle_timeout_secs: int
 
     @property
     def bind_host(self) -> str:
@@ -625,6 +627,8 @@ def _semantic_problems(config: Mapping[str, Any]) -> list[str]:
         "stream_keepalive_secs",
         "kill_grace_secs",
         "shutdown_timeout_secs",
+        "max_run_output_bytes",
+        "output_idle_timeout_secs",
     ):
         non_negative(f"server.{key}", server[key])
 

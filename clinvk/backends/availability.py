@@ -9,6 +9,7 @@ on the reactor clock; executions check afresh every time.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Sequence
 
@@ -41,9 +42,14 @@ class BackendAvailability:
         self._which = which
         self._cache: dict[str, tuple[float, bool]] = {}
 
+    def locate(self, name: str) -> str | None:
+        """The absolute path of C{name}'s CLI, looked up now (no cache)."""
+        found = self._which(name)
+        return os.path.abspath(found) if found is not None else None
+
     def is_available(self, name: str) -> bool:
         """Check C{name} now, bypassing the cache."""
-        return self._which(name) is not None
+        return self.locate(name) is not None
 
     def cached(self) -> list[tuple[str, bool]]:
         """

@@ -1,0 +1,304 @@
+# -*- test-case-name: tests.backends.test_claude -*-
+"""
+Claude Code (C{claude}): flags, command lines and output parsing
+(backends.md 2.2, 5.1, 5.4, 6.3, 7.2 and DECISIONS D9).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from zope.interface import implementer
+
+from clinvk.backends import events
+from clinvk.backends.events import as_dict, as_int, as_str, loads
+from clinvk.backends.flags import FlagTable, mapped_flags
+from clinvk.backends.model import ParsedResponse, TokenUsage, UnifiedEvent, UnifiedOptions
+from clinvk.backends.options import resolve_model
+from clinvk.interfaces import IBackend, IStreamParser
+
+FLAGS = FlagTable(
+    approval={
+        "auto": ("--permission-mode", "acceptEdits"),
+        "none": ("--permission-mode", "dontAsk"),
+        "always": ("--permission-mode", "default"),
+    },
+    sandbox={},
+    output={
+        "text": ("--output-format", "text"),
+        "json": ("--output-format", "json"),
+        # Print mode needs --verbose for stream-json; partial messages make
+        # the stream carry tokens as they come (DECISIONS D9).
+        "stream-json": ("--output-format", "stream-json", "--verbose", "--include-partial-messages"),
+    },
+    verbose=("--verbose",),
+    max_turns=lambda turns: ("--max-turns", str(turns)),
+    system_prompt=lambda prompt: ("--system-prompt", prompt),
+    ephemeral=("--no-session-persistence",),
+)
+
+ALLOWED_FLAGS = frozenset(
+    {
+        "--model",
+        "--print",
+        "--output-format",
+        "--verbose",
+        "--max-turns",
+        "--system-prompt",
+        "--permission-mode",
+        "--resume",
+        "--add-dir",
+        "--allowedtools",
+        "--allowed-tools",
+        "--no-session-persistence",
+        "--continue",
+    }
+)
+
+
+@implementer(IBackend)
+class ClaudeBackend:
+    """Claude Code."""
+
+    name = "claude"
+    merges_stderr = True
+    allowed_flags = ALLOWED_FLAGS
+
+    def command(self, executable: str, options: UnifiedOptions, resume_id: str) -> list[str]:
+        argv = [executable]
+        if resume_id:
+            argv += ["--resume", resume_id]
+        argv.append("--print")
+        if options.model:
+            argv += ["--model", resolve_model(self.name, options.model)]
+        if options.allowed_tools:
+            argv += ["--allowedTools", options.allowed_tools]
+        return argv + mapped_flags(FLAGS, options)
+
+    def stdin_text(self, options: UnifiedOptions, prompt: str) -> str:
+        return prompt
+
+    def parse_response(self, raw: str) -> ParsedResponse | None:
+        return parse_response(raw)
+
+    def text_fallback(self, raw: str) -> str:
+        return raw
+
+    def stream_parser(self) -> IStreamParser:
+        return ClaudeStreamParser()
+
+    def cleanup_command(self, executable: str, native_id: str) -> list[str] | None:
+        # --no-session-persistence already kept the session from being stored.
+        return None
+
+    def session_file_roots(self, home: str) -> Sequence[str]:
+        return ()
+
+
+def _result_object(raw: str) -> dict[str, Any] | None:
+    """
+    The result object in Claude's output: the whole text, the last
+    C{result} element of the verbose array form, or, when stderr noise
+    surrounds it, the last line holding one.
+    """
+    whole = loads(raw)
+    if isinstance(whole, dict):
+        return whole
+    if isinstance(whole, list):
+        return _last_result(whole)
+    for line in reversed(raw.splitlines()):
+        candidate = loads(line.strip())
+        if isinstance(candidate, dict) and candidate.get("type") == "result":
+            return candidate
+        if isinstance(candidate, list) and (found := _last_result(candidate)) is not None:
+            return found
+    return None
+
+
+def _last_result(items: list[Any]) -> dict[str, Any] | None:
+    for item in reversed(items):
+        if isinstance(item, dict) and item.get("type") == "result":
+            return item
+    return None
+
+
+def _usage(result: dict[str, Any]) -> TokenUsage:
+    usage = as_dict(result.get("usage"))
+    return TokenUsage(
+        input_tokens=as_int(usage.get("input_tokens")),
+        output_tokens=as_int(usage.get("output_tokens")),
+        cached_tokens=as_int(usage.get("cache_read_input_tokens")),
+    )
+
+
+def result_error(result: dict[str, Any]) -> str:
+    """
+    The error of a result object, or C{""}: its C{result} text, else its
+    C{errors} joined, else its C{subtype} (backends.md 6.3 fix).
+    """
+    subtype = as_str(result.get("subtype"))
+    if result.get("is_error") is not True and not subtype.startswith("error"):
+        return ""
+    text = as_str(result.get("result"))
+    if text:
+        return text
+    errors = result.get("errors")
+    if isinstance(errors, list) and errors:
+        return "; ".join(str(item) for item in errors)
+    return subtype or "error"
+
+
+def parse_response(raw: str) -> ParsedResponse | None:
+    """
+    Claude's C{--output-format json} output (backends.md 6.3), or L{None}
+    when none can be found.
+    """
+    result = _result_object(raw)
+    if result is None:
+        return None
+    session_id = result.get("session_id")
+    if session_id is not None and not isinstance(session_id, str):
+        return None
+    session_id = session_id or ""
+    for message in (result.get("error"), result.get("message") if result.get("type") == "error" else None):
+        if isinstance(message, str) and message:
+            return ParsedResponse(session_id=session_id, error=message)
+    content = result.get("result")
+    if content is not None and not isinstance(content, str):
+        return None
+    return ParsedResponse(
+        content=content or "",
+        session_id=session_id,
+        usage=_usage(result),
+        error=result_error(result),
+    )
+
+
+@implementer(IStreamParser)
+class ClaudeStreamParser:
+    """
+    Claude's C{stream-json} lines (backends.md 7.2).
+
+    With C{--include-partial-messages} the text of an assistant message
+    arrives first as deltas and then again in the complete message; the
+    complete message's text and thinking blocks are dropped when deltas of
+    that kind were seen for it (DECISIONS D9).
+    """
+
+    def __init__(self) -> None:
+        self._message_id = ""
+        self._streamed: dict[str, set[str]] = {}
+
+    def feed(self, line: str, sequence: int) -> list[UnifiedEvent]:
+        data = loads(line)
+        if data is None:
+            return [events.message(line, sequence)]
+        if not isinstance(data, dict):
+            return []
+        kind = data.get("type")
+        if kind == "stream_event":
+            return self._stream_event(as_dict(data.get("event")), sequence)
+        if kind == "content_block_delta":
+            return self._delta(data, sequence)
+        if kind == "system":
+            subtype = data.get("subtype")
+            if subtype not in (None, "init"):
+                return []
+            return [
+                events.init(
+                    sequence,
+                    model=as_str(data.get("model")),
+                    native_id=as_str(data.get("session_id")),
+                    working_dir=as_str(data.get("cwd")),
+                )
+            ]
+        if kind == "assistant":
+            return self._assistant(as_dict(data.get("message")), sequence)
+        if kind == "user":
+            return self._tool_results(as_dict(data.get("message")), sequence)
+        if kind == "tool_result":
+            return [
+                events.tool_result(
+                    sequence, tool_id=as_str(data.get("tool_use_id")), output=as_str(data.get("content"))
+                )
+            ]
+        if kind == "error":
+            text = as_str(as_dict(data.get("error")).get("message")) or as_str(data.get("message"))
+            return [events.error(text, sequence)]
+        if kind == "message_stop":
+            return [events.done(sequence, _usage(data))]
+        if kind == "result":
+            found: list[UnifiedEvent] = []
+            failure = result_error(data)
+            if failure:
+                found.append(events.error(failure, sequence, code=as_str(data.get("subtype"))))
+            found.append(events.done(sequence, _usage(data)))
+            return found
+        return []
+
+    def _stream_event(self, event: dict[str, Any], sequence: int) -> list[UnifiedEvent]:
+        kind = event.get("type")
+        if kind == "message_start":
+            self._message_id = as_str(as_dict(event.get("message")).get("id"))
+        elif kind == "content_block_delta":
+            return self._delta(event, sequence)
+        # Other raw API events (message_stop included: the CLI's own result
+        # line ends the run) carry nothing a client needs twice.
+        return []
+
+    def _delta(self, event: dict[str, Any], sequence: int) -> list[UnifiedEvent]:
+        delta = as_dict(event.get("delta"))
+        kind = delta.get("type")
+        if kind == "text_delta":
+            self._streamed.setdefault(self._message_id, set()).add("text")
+            return [events.message(as_str(delta.get("text")), sequence, partial=True)]
+        if kind == "thinking_delta":
+            self._streamed.setdefault(self._message_id, set()).add("thinking")
+            return [events.thinking(as_str(delta.get("thinking")), sequence, partial=True)]
+        return []
+
+    def _assistant(self, message: dict[str, Any], sequence: int) -> list[UnifiedEvent]:
+        streamed = self._streamed.get(as_str(message.get("id")) or self._message_id, set())
+        found = []
+        content = message.get("content")
+        for block in content if isinstance(content, list) else []:
+            block = as_dict(block)
+            kind = block.get("type")
+            if kind == "text" and "text" not in streamed:
+                found.append(events.message(as_str(block.get("text")), sequence))
+            elif kind == "thinking" and "thinking" not in streamed:
+                found.append(events.thinking(as_str(block.get("thinking")), sequence))
+            elif kind == "tool_use":
+                found.append(
+                    events.tool_use(
+                        as_str(block.get("name")),
+                        block.get("input"),
+                        sequence,
+                        tool_id=as_str(block.get("id")),
+                    )
+                )
+        return found
+
+    def _tool_results(self, message: dict[str, Any], sequence: int) -> list[UnifiedEvent]:
+        found = []
+        content = message.get("content")
+        for block in content if isinstance(content, list) else []:
+            block = as_dict(block)
+            if block.get("type") != "tool_result":
+                continue
+            output = block.get("content")
+            if not isinstance(output, str):
+                items = output if isinstance(output, list) else []
+                output = "\n".join(
+                    as_str(as_dict(item).get("text")) for item in items if as_dict(item).get("type") == "text"
+                )
+            found.append(
+                events.tool_result(
+                    sequence,
+                    tool_id=as_str(block.get("tool_use_id")),
+                    output=output,
+                    is_error=block.get("is_error") is True,
+                )
+            )
+        return found

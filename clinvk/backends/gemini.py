@@ -1,0 +1,222 @@
+# -*- test-case-name: tests.backends.test_gemini -*-
+"""
+Gemini CLI (C{gemini}): flags, command lines and output parsing
+(backends.md 2.2, 5.3, 5.4, 6.3, 6.5, 7.2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from zope.interface import implementer
+
+from clinvk.backends import events
+from clinvk.backends.events import as_dict, as_int, as_str, loads
+from clinvk.backends.flags import FlagTable, mapped_flags
+from clinvk.backends.model import ParsedResponse, TokenUsage, UnifiedEvent, UnifiedOptions
+from clinvk.backends.options import resolve_model
+from clinvk.interfaces import IBackend, IStreamParser
+
+FLAGS = FlagTable(
+    approval={
+        "auto": ("--approval-mode", "auto_edit"),
+        "none": ("--yolo",),
+        "always": ("--approval-mode", "default"),
+    },
+    sandbox={"read-only": ("--sandbox",), "workspace": ("--sandbox",)},
+    output={
+        "text": ("--output-format", "text"),
+        "json": ("--output-format", "json"),
+        "stream-json": ("--output-format", "stream-json"),
+    },
+    verbose=("--debug",),
+)
+
+ALLOWED_FLAGS = frozenset(
+    {
+        "--model",
+        "--output-format",
+        "--sandbox",
+        "--approval-mode",
+        "--yolo",
+        "--debug",
+        "--color",
+        "--disable-color",
+    }
+)
+
+CREDENTIALS_LINE = "Loaded cached credentials."
+
+
+@implementer(IBackend)
+class GeminiBackend:
+    """Gemini CLI."""
+
+    name = "gemini"
+    merges_stderr = False
+    allowed_flags = ALLOWED_FLAGS
+
+    def command(self, executable: str, options: UnifiedOptions, resume_id: str) -> list[str]:
+        mapped = mapped_flags(FLAGS, options)
+        argv = [executable]
+        if not any(flag == "--output-format" or flag.startswith("--output-format=") for flag in mapped):
+            argv += ["--output-format", "text"]
+        if resume_id:
+            argv += ["--resume", resume_id]
+        if options.model:
+            argv += ["--model", resolve_model(self.name, options.model)]
+        return argv + mapped
+
+    def stdin_text(self, options: UnifiedOptions, prompt: str) -> str:
+        # gemini has no system-prompt flag (2.2 fix).
+        return f"{options.system_prompt}\n\n{prompt}" if options.system_prompt else prompt
+
+    def parse_response(self, raw: str) -> ParsedResponse | None:
+        return parse_response(raw)
+
+    def text_fallback(self, raw: str) -> str:
+        return raw
+
+    def stream_parser(self) -> IStreamParser:
+        return GeminiStreamParser()
+
+    def cleanup_command(self, executable: str, native_id: str) -> list[str] | None:
+        return [executable, "--delete-session", native_id]
+
+    def session_file_roots(self, home: str) -> Sequence[str]:
+        return ()
+
+
+def strip_credentials_line(text: str) -> str:
+    """The text without a leading C{Loaded cached credentials.} line, trimmed."""
+    text = text.strip()
+    if text.startswith(CREDENTIALS_LINE):
+        text = text[len(CREDENTIALS_LINE) :].strip()
+    return text
+
+
+def _model_usage(stats: dict[str, Any]) -> TokenUsage:
+    usage = TokenUsage()
+    for model in as_dict(stats.get("models")).values():
+        tokens = as_dict(as_dict(model).get("tokens"))
+        prompt = tokens.get("prompt")
+        usage += TokenUsage(
+            input_tokens=(
+                as_int(prompt)
+                if "prompt" in tokens
+                else as_int(tokens.get("input")) + as_int(tokens.get("cached"))
+            ),
+            output_tokens=as_int(tokens.get("candidates")),
+            cached_tokens=as_int(tokens.get("cached")),
+            reasoning_tokens=as_int(tokens.get("thoughts")),
+        )
+    return usage
+
+
+def _from_object(data: dict[str, Any]) -> ParsedResponse | None:
+    session_id = as_str(data.get("session_id"))
+    error = as_dict(data.get("error"))
+    message = as_str(error.get("message"))
+    if message:
+        # The code may be a string or a number (6.3 fix); either way it is an error.
+        return ParsedResponse(session_id=session_id, error=message)
+    response = data.get("response")
+    if response is not None and not isinstance(response, str):
+        return None
+    return ParsedResponse(
+        content=response or "", session_id=session_id, usage=_model_usage(as_dict(data.get("stats")))
+    )
+
+
+def parse_response(raw: str) -> ParsedResponse | None:
+    """
+    Gemini's C{--output-format json} output (backends.md 6.3), or L{None}
+    when there is nothing to report.
+    """
+    start = raw.find("{")
+    clean = raw[start:] if start > 0 else raw
+    data = loads(clean)
+    if isinstance(data, dict):
+        return _from_object(data)
+    remaining = strip_credentials_line(raw)
+    if not remaining:
+        return None
+    # What follows the credentials line may itself be the JSON object.
+    data = loads(remaining)
+    if isinstance(data, dict):
+        return _from_object(data)
+    return ParsedResponse(error=remaining)
+
+
+@implementer(IStreamParser)
+class GeminiStreamParser:
+    """
+    Gemini's C{stream-json} lines (backends.md 7.2), in the real
+    snake_case shapes and the camelCase ones the reference expected.
+    """
+
+    def feed(self, line: str, sequence: int) -> list[UnifiedEvent]:
+        data = loads(line)
+        if data is None:
+            return [events.message(line, sequence)]
+        if not isinstance(data, dict):
+            return []
+        kind = data.get("type")
+        if kind == "init":
+            native_id = as_str(data.get("session_id")) or as_str(data.get("sessionId"))
+            return [events.init(sequence, model=as_str(data.get("model")), native_id=native_id)]
+        if kind == "message":
+            if data.get("role") == "user":
+                return []
+            return [
+                events.message(as_str(data.get("content")), sequence, partial=data.get("delta") is not False)
+            ]
+        if kind == "tool_use":
+            return [
+                events.tool_use(
+                    as_str(data.get("toolName")) or as_str(data.get("tool_name")),
+                    data.get("parameters"),
+                    sequence,
+                    tool_id=as_str(data.get("toolCallId")) or as_str(data.get("tool_id")),
+                )
+            ]
+        if kind == "tool_result":
+            output = data.get("output") if "output" in data else data.get("result")
+            return [
+                events.tool_result(
+                    sequence,
+                    tool_id=as_str(data.get("toolCallId")) or as_str(data.get("tool_id")),
+                    tool_name=as_str(data.get("toolName")) or as_str(data.get("tool_name")),
+                    output=as_str(output),
+                    is_error=data.get("status") == "error",
+                    error_message=as_str(as_dict(data.get("error")).get("message")),
+                )
+            ]
+        if kind == "error":
+            code = data.get("code")
+            code = str(code) if isinstance(code, (str, int)) and code != "" else as_str(data.get("severity"))
+            return [
+                events.error(as_str(data.get("message")), sequence, code=code, details=data.get("details"))
+            ]
+        if kind == "result":
+            return self._result(data, sequence)
+        return []
+
+    def _result(self, data: dict[str, Any], sequence: int) -> list[UnifiedEvent]:
+        found = []
+        if data.get("status") == "error":
+            error = as_dict(data.get("error"))
+            found.append(events.error(as_str(error.get("message")), sequence, code=as_str(error.get("type"))))
+        stats = as_dict(data.get("stats"))
+        if "input_tokens" in stats or "output_tokens" in stats:
+            usage = TokenUsage(
+                as_int(stats.get("input_tokens")),
+                as_int(stats.get("output_tokens")),
+                cached_tokens=as_int(stats.get("cached")),
+            )
+        else:
+            legacy = as_dict(stats.get("tokenUsage"))
+            usage = TokenUsage(as_int(legacy.get("inputTokens")), as_int(legacy.get("outputTokens")))
+        found.append(events.done(sequence, usage))
+        return found

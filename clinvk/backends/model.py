@@ -1,0 +1,172 @@
+# -*- test-case-name: tests.backends.test_options -*-
+"""
+The values the backend layer works with: what a caller asks for, the
+options a run is built from, what parsers find and what a run returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from attrs import field, frozen
+
+
+def _strings(items: Any) -> tuple[str, ...]:
+    return tuple(items)
+
+
+@frozen
+class RunRequest:
+    """
+    One execution as a caller asks for it, before configuration defaults.
+
+    @ivar output_format: The requested format (C{""}, C{default}, C{text},
+        C{json} or C{stream-json}); validated by pre-flight.
+    @ivar resume_id: The native session id to continue (DECISIONS D3), or
+        C{""} for a new conversation.
+    """
+
+    backend: str
+    prompt: str
+    model: str = ""
+    workdir: str = ""
+    approval_mode: str = ""
+    sandbox_mode: str = ""
+    output_format: str = ""
+    max_tokens: int = 0
+    max_turns: int = 0
+    system_prompt: str = ""
+    verbose: bool = False
+    dry_run: bool = False
+    ephemeral: bool = False
+    extra: tuple[str, ...] = field(default=(), converter=_strings)
+    resume_id: str = ""
+
+
+@frozen
+class UnifiedOptions:
+    """
+    The backend-neutral options of one run, after the configuration
+    layering of backends.md 2.
+
+    @ivar model: The model as given (aliases are resolved only for argv).
+    @ivar output_format: The internal format, C{json} or C{stream-json}.
+    @ivar extra: The request's extra flags, then the configured ones.
+    """
+
+    model: str
+    approval_mode: str
+    sandbox_mode: str
+    output_format: str
+    verbose: bool
+    dry_run: bool
+    max_tokens: int
+    max_turns: int
+    system_prompt: str
+    allowed_tools: str
+    extra: tuple[str, ...]
+    ephemeral: bool
+
+
+@frozen
+class TokenUsage:
+    """Token counts of a run; cached and reasoning counts are optional."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cached_tokens + other.cached_tokens,
+            self.reasoning_tokens + other.reasoning_tokens,
+        )
+
+    def as_dict(self) -> dict[str, int]:
+        """The wire form: input and output always, the others when non-zero."""
+        result = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+        if self.cached_tokens:
+            result["cached_tokens"] = self.cached_tokens
+        if self.reasoning_tokens:
+            result["reasoning_tokens"] = self.reasoning_tokens
+        return result
+
+
+@frozen
+class ParsedResponse:
+    """
+    What a backend's parser found in a finished run's output
+    (backends.md 6.3).
+    """
+
+    content: str = ""
+    session_id: str = ""
+    usage: TokenUsage | None = None
+    error: str = ""
+
+
+@frozen
+class UnifiedEvent:
+    """
+    One streaming event (backends.md 7.3), without the request-level
+    C{backend} and C{session_id} members.
+
+    @ivar content: The type-specific payload, already in wire form (empty
+        members omitted).
+    @ivar sequence: The output line that produced it, or 0 for events the
+        server makes itself.
+    @ivar timestamp: POSIX time of creation, set when the event is
+        delivered.
+    """
+
+    type: str
+    content: Mapping[str, Any]
+    sequence: int = 0
+    timestamp: float = 0.0
+
+    def wire(self, backend: str, session_id: str = "") -> dict[str, Any]:
+        """The event as one NDJSON object."""
+        event: dict[str, Any] = {"type": self.type, "backend": backend}
+        if session_id:
+            event["session_id"] = session_id
+        event["timestamp"] = datetime.fromtimestamp(self.timestamp, tz=UTC).isoformat(timespec="microseconds")
+        event["content"] = dict(self.content)
+        if self.sequence:
+            event["sequence"] = self.sequence
+        return event
+
+
+@frozen
+class RunResult:
+    """
+    The outcome of one execution (backends.md 6 and 7.1).
+
+    @ivar exit_code: The CLI's exit status; -1 when it was killed; 1 for a
+        pre-flight or start failure.
+    @ivar output: The answer text.
+    @ivar error: Why the run failed, or C{""}.
+    @ivar native_session_id: The CLI's own conversation id, when found.
+    @ivar usage: Token counts, when the CLI reported them.
+    @ivar command: The argv that ran (or would have run, for a dry run).
+    @ivar ran: Whether the run got past pre-flight (metrics count only
+        those).
+    """
+
+    exit_code: int
+    output: str = ""
+    error: str = ""
+    native_session_id: str = ""
+    usage: TokenUsage | None = None
+    command: tuple[str, ...] = field(default=(), converter=_strings)
+    dry_run: bool = False
+    ran: bool = True
+
+    @property
+    def succeeded(self) -> bool:
+        """Exit status 0 and no error (backends.md 6.4)."""
+        return self.exit_code == 0 and not self.error

@@ -1,0 +1,97 @@
+# -*- test-case-name: tests.backends.test_options -*-
+"""
+From a request to the options of a run: configuration layering
+(backends.md 2), model aliases (2.1) and output formats (4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from clinvk.backends.model import RunRequest, UnifiedOptions
+from clinvk.config import ClinvkConfig
+
+MODEL_ALIASES: Mapping[str, Mapping[str, str]] = {
+    "claude": {
+        "fast": "haiku",
+        "quick": "haiku",
+        "balanced": "sonnet",
+        "default": "sonnet",
+        "best": "opus",
+        "powerful": "opus",
+    },
+    "codex": {
+        "fast": "gpt-4.1-mini",
+        "quick": "gpt-4.1-mini",
+        "balanced": "gpt-5.2",
+        "default": "gpt-5.2",
+        "best": "gpt-5-codex",
+        "powerful": "gpt-5-codex",
+    },
+    "gemini": {
+        "fast": "gemini-2.5-flash",
+        "quick": "gemini-2.5-flash",
+        "balanced": "gemini-2.5-pro",
+        "default": "gemini-2.5-pro",
+        "best": "gemini-2.5-pro",
+        "powerful": "gemini-2.5-pro",
+    },
+}
+
+REQUESTED_FORMATS = ("", "default", "text", "json", "stream-json")
+
+
+def resolve_model(backend: str, model: str) -> str:
+    """The model for the command line: an alias resolved, anything else as is."""
+    return MODEL_ALIASES.get(backend, {}).get(model, model)
+
+
+def effective_format(requested: str, config: ClinvkConfig) -> str:
+    """
+    The effective requested format (backends.md 4): the request's, else
+    C{output.format}, else C{json}; never C{""} or C{default}.
+    """
+    for value in (requested, config.output.format):
+        value = value.strip().lower()
+        if value and value != "default":
+            return value
+    return "json"
+
+
+def unified_options(request: RunRequest, config: ClinvkConfig, *, streaming: bool) -> UnifiedOptions:
+    """
+    Layer the configuration under C{request} (backends.md 2).
+
+    @param streaming: Whether the caller streams events; the CLI is then
+        asked for C{stream-json}, otherwise for C{json} whatever was
+        requested (the fix of backends.md 4).
+    @raise KeyError: If the backend has no configuration section (pre-flight
+        rejects unknown backends first).
+    """
+    flags = config.unified_flags
+    section = config.backends.get(request.backend)
+
+    approval_mode = request.approval_mode or flags.approval_mode
+    sandbox_mode = request.sandbox_mode or flags.sandbox_mode
+    max_turns = request.max_turns or (flags.max_turns if flags.max_turns > 0 else 0)
+    max_tokens = request.max_tokens or (flags.max_tokens if flags.max_tokens > 0 else 0)
+    # A backend's own setting overrides an explicit "default" too.
+    if section.approval_mode and approval_mode in ("", "default"):
+        approval_mode = section.approval_mode
+    if section.sandbox_mode and sandbox_mode in ("", "default"):
+        sandbox_mode = section.sandbox_mode
+
+    return UnifiedOptions(
+        model=request.model or section.model,
+        approval_mode=approval_mode,
+        sandbox_mode=sandbox_mode,
+        output_format="stream-json" if streaming else "json",
+        verbose=request.verbose or flags.verbose,
+        dry_run=request.dry_run or flags.dry_run,
+        max_tokens=max_tokens,
+        max_turns=max_turns,
+        system_prompt=request.system_prompt or section.system_prompt,
+        allowed_tools=section.allowed_tools,
+        extra=(*request.extra, *section.extra_flags),
+        ephemeral=request.ephemeral,
+    )

@@ -1,0 +1,116 @@
+# -*- test-case-name: tests.backends.test_results -*-
+"""
+From a finished run's captures to its result: choosing the raw text
+(backends.md 6.2), parsing it (6.3), deciding what counts as an error
+(6.4), and the same for streaming runs (7.1).
+"""
+
+from __future__ import annotations
+
+from attrs import frozen
+
+from clinvk.backends.gemini import strip_credentials_line
+from clinvk.backends.model import TokenUsage, UnifiedEvent
+from clinvk.interfaces import IBackend
+
+
+@frozen
+class Finished:
+    """The parts of a run's result that its output decides."""
+
+    exit_code: int
+    output: str = ""
+    error: str = ""
+    native_session_id: str = ""
+    usage: TokenUsage | None = None
+
+
+def exit_error(exit_code: int, stderr: str) -> str:
+    """
+    The error of a run that failed without saying why (6.4 fix): its
+    stderr, else its status.
+    """
+    text = strip_credentials_line(stderr)
+    if text:
+        return text
+    if exit_code == -1:
+        return "backend process was terminated"
+    return f"backend exited with status {exit_code}"
+
+
+def finish_response(
+    backend: IBackend, *, stdout: str, stderr: str, exit_code: int, error: str = ""
+) -> Finished:
+    """
+    The result of a non-streaming run.
+
+    @param stderr: The separate stderr capture (empty for a CLI whose
+        stderr is merged into C{stdout}).
+    @param exit_code: The status as reported (-1 for a signal, 1 when it
+        could not start).
+    @param error: An error already known, such as why it could not start.
+    """
+    if exit_code != 0 and stderr:
+        raw = stderr
+    elif not stdout:
+        raw = stderr
+    else:
+        raw = stdout
+    parsed = backend.parse_response(raw)
+    output = backend.text_fallback(raw)
+    native_id = ""
+    usage = None
+    if parsed is not None:
+        output = parsed.content or output
+        native_id = parsed.session_id
+        usage = parsed.usage
+        if parsed.error:
+            error = parsed.error
+            exit_code = exit_code or 1
+    if exit_code != 0 and not error:
+        error = exit_error(exit_code, stderr)
+    return Finished(exit_code, output, error, native_id, usage)
+
+
+class StreamOutcome:
+    """
+    Watches the events of a streaming run to derive its result
+    (backends.md 7.1).
+
+    An C{error} event with code C{warning} (Gemini's warnings, Codex's
+    non-fatal item errors) is delivered but is not a failure.
+    """
+
+    def __init__(self) -> None:
+        self.native_session_id = ""
+        self.usage: TokenUsage | None = None
+        self.last_error = ""
+        self.error_seen = False
+
+    def observe(self, event: UnifiedEvent) -> None:
+        content = event.content
+        if event.type == "init" and content.get("backend_session_id"):
+            self.native_session_id = content["backend_session_id"]
+        elif event.type == "error" and content.get("code") != "warning":
+            self.error_seen = True
+            self.last_error = str(content.get("message", "")) or self.last_error
+        elif event.type == "done" and "token_usage" in content:
+            usage = content["token_usage"]
+            self.usage = TokenUsage(
+                usage.get("input_tokens", 0),
+                usage.get("output_tokens", 0),
+                usage.get("cached_tokens", 0),
+                usage.get("reasoning_tokens", 0),
+            )
+
+    def finish(self, exit_code: int, stderr: str, error: str = "") -> Finished:
+        """
+        @param error: A failure the server itself saw (a start failure, a
+            cancelled stream), which wins over the CLI's own.
+        """
+        error = error or self.last_error
+        if not error and exit_code != 0:
+            error = exit_error(exit_code, stderr)
+        if error and exit_code == 0:
+            exit_code = 1
+        return Finished(exit_code, "", error, self.native_session_id, self.usage)

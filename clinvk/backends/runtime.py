@@ -1,0 +1,406 @@
+# -*- test-case-name: tests.backends.test_runtime -*-
+"""
+Running a backend for a request: pre-flight validation (backends.md 3),
+dry runs (5.6), non-streaming runs (6), streaming runs (7) and the clean-up
+of ephemeral native sessions (6.5).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+from attrs import frozen
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
+
+from clinvk.backends import events
+from clinvk.backends.availability import BackendAvailability
+from clinvk.backends.flags import check_extra_flags
+from clinvk.backends.model import RunRequest, RunResult, UnifiedEvent, UnifiedOptions
+from clinvk.backends.options import REQUESTED_FORMATS, unified_options
+from clinvk.backends.results import Finished, StreamOutcome, finish_response
+from clinvk.backends.workdir import check_workdir
+from clinvk.config import ClinvkConfig
+from clinvk.interfaces import IBackend
+from clinvk.process.protocol import BufferedCapture, LineCapture
+from clinvk.process.runner import ProcessOutcome, ProcessSpec, RunningProcess, StopReason
+from clinvk.process.supervisor import ProcessSupervisor
+
+log = Logger()
+
+# A stream consumer that falls this many events behind pauses the child.
+STREAM_HIGH_WATER = 64
+STREAM_LOW_WATER = 16
+
+# How long the clean-up of a native session may take.
+CLEANUP_TIMEOUT = 30.0
+
+
+class PreflightError(Exception):
+    """A request failed pre-flight validation; the message is the error text."""
+
+
+@frozen
+class PreparedRun:
+    """A request that passed pre-flight, ready to run."""
+
+    request: RunRequest
+    backend: IBackend
+    options: UnifiedOptions
+    command: tuple[str, ...]
+    stdin: bytes
+
+    @property
+    def description(self) -> str:
+        """What a dry run reports (DECISIONS D1 rendering)."""
+        arguments = " ".join(self.command[1:])
+        return f"Would execute: {self.command[0]} [{arguments}] < stdin ({len(self.stdin)} bytes)"
+
+
+class BackendRuntime:
+    """
+    Runs backend CLIs for requests.
+
+    @param backends: The registered backends by name.
+    @param supervisor: Owns every process started.
+    @param availability: Finds the CLIs on C{PATH}.
+    @param clock: Stamps events and paces the clean-up's file search.
+    @param environ: The children's environment (the server's, unchanged).
+    @param home: The user's home directory (where CLIs keep sessions).
+    @param max_output_bytes: The memory cap of one run's output.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: ClinvkConfig,
+        backends: Mapping[str, IBackend],
+        supervisor: ProcessSupervisor,
+        availability: BackendAvailability,
+        clock: IReactorTime,
+        environ: Mapping[str, str],
+        home: str,
+    ) -> None:
+        self._config = config
+        self._backends = dict(sorted(backends.items()))
+        self._supervisor = supervisor
+        self._availability = availability
+        self._clock = clock
+        self._environ = dict(environ)
+        self._home = home
+        self._warned_allowed_tools: set[str] = set()
+
+    # -- pre-flight
+
+    def prepare(self, request: RunRequest, *, streaming: bool = False) -> PreparedRun:
+        """
+        Validate C{request} in the order of backends.md 3 and build its
+        command line.
+
+        @raise PreflightError: With the exact error text of the first
+            failed check.
+        """
+        requested = request.output_format.strip().lower()
+        if requested not in REQUESTED_FORMATS:
+            raise PreflightError(
+                f'invalid output_format "{request.output_format}": '
+                "must be one of default, text, json, stream-json"
+            )
+        server = self._config.server
+        problem = check_workdir(
+            request.workdir, allowed=server.allowed_workdir_prefixes, blocked=server.blocked_workdir_prefixes
+        )
+        if problem:
+            raise PreflightError(problem)
+        backend = self._backends.get(request.backend)
+        if backend is None:
+            raise PreflightError(
+                f'unknown backend "{request.backend}" (available: [{" ".join(self._backends)}])'
+            )
+        problem = check_extra_flags(backend.name, backend.allowed_flags, request.extra)
+        if problem:
+            raise PreflightError(problem)
+        executable = self._availability.locate(backend.name)
+        if executable is None:
+            raise PreflightError(f'backend "{backend.name}" is not available')
+
+        options = unified_options(request, self._config, streaming=streaming)
+        if (
+            options.allowed_tools
+            and backend.name != "claude"
+            and backend.name not in self._warned_allowed_tools
+        ):
+            self._warned_allowed_tools.add(backend.name)
+            log.warn(
+                "allowed_tools option is only supported by Claude backend; ignoring for this backend "
+                "backend={backend}",
+                backend=backend.name,
+            )
+        command = backend.command(executable, options, request.resume_id)
+        stdin = backend.stdin_text(options, request.prompt).encode("utf-8")
+        return PreparedRun(request, backend, options, tuple(command), stdin)
+
+    def _spec(self, prepared: PreparedRun) -> ProcessSpec:
+        flags = self._config.unified_flags
+        server = self._config.server
+        return ProcessSpec(
+            argv=prepared.command,
+            env=self._environ,
+            stdin=prepared.stdin,
+            path=prepared.request.workdir or None,
+            timeout=float(flags.command_timeout_secs) or None,
+            idle_timeout=float(server.output_idle_timeout_secs) or None,
+        )
+
+    # -- non-streaming
+
+    async def run(self, request: RunRequest) -> RunResult:
+        """
+        Run C{request} to completion (backends.md 6).  Pre-flight failures
+        and start failures are results with C{exit_code} 1, not errors.
+
+        Cancelling the returned coroutine's Deferred stops the process group.
+        """
+        try:
+            prepared = self.prepare(request)
+        except PreflightError as e:
+            return RunResult(exit_code=1, error=str(e), ran=False)
+        return await self.execute(prepared)
+
+    async def execute(self, prepared: PreparedRun) -> RunResult:
+        """Run a prepared, non-streaming request to completion."""
+        if prepared.options.dry_run:
+            return RunResult(exit_code=0, output=prepared.description, command=prepared.command, dry_run=True)
+        backend = prepared.backend
+        limit = self._config.server.max_run_output_bytes
+        capture = BufferedCapture(limit, merge_stderr=backend.merges_stderr)
+        run = self._supervisor.start(self._spec(prepared), capture, label=backend.name)
+        outcome = await run.wait()
+        finished = finish_response(
+            backend,
+            stdout=capture.stdout_text(),
+            stderr=capture.stderr_text(),
+            exit_code=outcome.reported_exit_code,
+            error=_stop_error(outcome, self._config, limit),
+        )
+        if prepared.request.ephemeral and finished.native_session_id:
+            await self._clean_up(prepared, finished.native_session_id)
+        return _result(finished, prepared)
+
+    # -- streaming
+
+    def stream(self, prepared: PreparedRun) -> EventStream:
+        """
+        Start a prepared streaming run (backends.md 7).  Iterate the
+        returned L{EventStream} for its events; its L{EventStream.result}
+        fires with the run's result once the process has ended.
+        """
+        stream = EventStream(self._clock)
+        stream._attach(Deferred.fromCoroutine(self._stream(prepared, stream)))
+        return stream
+
+    async def _stream(self, prepared: PreparedRun, stream: EventStream) -> RunResult:
+        if prepared.options.dry_run:
+            stream._push(events.message(prepared.description, 0))
+            stream._push(events.done(0, None))
+            return RunResult(exit_code=0, output=prepared.description, command=prepared.command, dry_run=True)
+        backend = prepared.backend
+        parser = backend.stream_parser()
+        outcome_watch = StreamOutcome()
+        sequence = 0
+
+        def on_line(line: str) -> None:
+            nonlocal sequence
+            line = line.strip()
+            if not line:
+                return
+            sequence += 1
+            for event in parser.feed(line, sequence):
+                outcome_watch.observe(event)
+                stream._push(event)
+
+        limit = self._config.server.max_run_output_bytes
+        capture = LineCapture(on_line, limit, merge_stderr=backend.merges_stderr)
+        run = self._supervisor.start(self._spec(prepared), capture, label=backend.name)
+        stream._run = run
+        outcome = await run.wait()
+        error = _stop_error(outcome, self._config, limit)
+        if outcome.reason is StopReason.OUTPUT_LIMIT:
+            too_long = events.error(error, 0, code="stream_line_too_long")
+            outcome_watch.observe(too_long)
+            stream._push(too_long)
+        finished = outcome_watch.finish(outcome.reported_exit_code, capture.stderr_text(), error)
+        if finished.exit_code != 0 and not outcome_watch.error_seen:
+            # Every failure is visible in the stream (api-rest.md 1.4 fix).
+            stream._push(events.error(finished.error, 0, code=f"exit_{finished.exit_code}"))
+        if prepared.request.ephemeral and finished.native_session_id:
+            await self._clean_up(prepared, finished.native_session_id)
+        return _result(finished, prepared)
+
+    # -- ephemeral clean-up
+
+    async def _clean_up(self, prepared: PreparedRun, native_id: str) -> None:
+        """Remove the native session an ephemeral run left (backends.md 6.5)."""
+        backend = prepared.backend
+        command = backend.cleanup_command(prepared.command[0], native_id)
+        if command is not None:
+            spec = ProcessSpec(argv=command, env=self._environ, timeout=CLEANUP_TIMEOUT)
+            run = self._supervisor.start(spec, BufferedCapture(64 * 1024), label=f"{backend.name} clean-up")
+            await run.wait()
+        roots = backend.session_file_roots(self._home)
+        if roots:
+            await self._delete_session_file(roots[0], native_id)
+
+    async def _delete_session_file(self, root: str, native_id: str) -> None:
+        """
+        Delete the first file under C{root} whose name holds C{native_id}:
+        today's dated directory first, then the whole tree, one directory
+        per reactor turn so that a large tree never stalls the reactor.
+        """
+        today = time.localtime(self._clock.seconds())
+        dated = os.path.join(root, f"{today.tm_year:04d}", f"{today.tm_mon:02d}", f"{today.tm_mday:02d}")
+        if _delete_matching(dated, native_id):
+            return
+        pending = deque([root])
+        while pending:
+            directory = pending.popleft()
+            if _delete_matching(directory, native_id, subdirectories=pending):
+                return
+            await deferLater(self._clock, 0, lambda: None)
+
+
+def _delete_matching(directory: str, native_id: str, subdirectories: deque[str] | None = None) -> bool:
+    """
+    Delete the first regular file in C{directory} whose name contains
+    C{native_id}; queue its subdirectories.  Errors are ignored.
+    """
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.is_file(follow_symlinks=False) and native_id in entry.name:
+                    os.unlink(entry.path)
+                    return True
+                if subdirectories is not None and entry.is_dir(follow_symlinks=False):
+                    subdirectories.append(entry.path)
+    except OSError:
+        pass
+    return False
+
+
+def _stop_error(outcome: ProcessOutcome, config: ClinvkConfig, limit: int) -> str:
+    """Why the server stopped (or could not start) a run, or C{""}."""
+    reason = outcome.reason
+    if reason is StopReason.START_FAILED:
+        return outcome.start_error
+    if reason is StopReason.TIMEOUT:
+        return f"backend command timed out after {config.unified_flags.command_timeout_secs}s"
+    if reason is StopReason.IDLE:
+        return f"backend produced no output for {config.server.output_idle_timeout_secs}s"
+    if reason is StopReason.OUTPUT_LIMIT:
+        return f"stream event exceeded maximum size limit of {limit} bytes; consider reducing output size"
+    if reason is StopReason.SHUTDOWN:
+        return "server is shutting down"
+    return ""
+
+
+def _result(finished: Finished, prepared: PreparedRun) -> RunResult:
+    return RunResult(
+        exit_code=finished.exit_code,
+        output=finished.output,
+        error=finished.error,
+        native_session_id=finished.native_session_id,
+        usage=finished.usage,
+        command=prepared.command,
+    )
+
+
+class EventStream:
+    """
+    The events of one streaming run, as an asynchronous iterator.
+
+    Events are queued as the child produces them; when the consumer falls
+    behind, the child's output is paused until it catches up, so a slow
+    client slows the CLI instead of filling the server's memory.
+    """
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self._clock = clock
+        self._queue: deque[UnifiedEvent] = deque()
+        self._waiting: Deferred[None] | None = None
+        self._finished = False
+        self._run: RunningProcess | None = None
+        self._paused = False
+        self._body: Deferred[RunResult] | None = None
+        self._outcome: RunResult | None = None
+        self._failure: Any = None
+        self._result_waiters: list[Deferred[RunResult]] = []
+
+    def _attach(self, body: Deferred[RunResult]) -> None:
+        body.addCallbacks(self._done, self._failed)
+        self._body = body
+
+    def _push(self, event: UnifiedEvent) -> None:
+        self._queue.append(UnifiedEvent(event.type, event.content, event.sequence, self._clock.seconds()))
+        if len(self._queue) >= STREAM_HIGH_WATER and self._run is not None and not self._paused:
+            self._paused = True
+            self._run.pause()
+        self._wake()
+
+    def _done(self, result: RunResult) -> None:
+        self._finished = True
+        self._outcome = result
+        self._wake()
+        for waiter in self._result_waiters:
+            waiter.callback(result)
+        self._result_waiters.clear()
+
+    def _failed(self, failure: Any) -> None:
+        self._finished = True
+        self._failure = failure
+        self._wake()
+        for waiter in self._result_waiters:
+            waiter.errback(failure)
+        self._result_waiters.clear()
+
+    def _wake(self) -> None:
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            waiting.callback(None)
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> UnifiedEvent:
+        while not self._queue:
+            if self._finished:
+                raise StopAsyncIteration
+            self._waiting = Deferred()
+            await self._waiting
+        event = self._queue.popleft()
+        if self._paused and len(self._queue) <= STREAM_LOW_WATER and self._run is not None:
+            self._paused = False
+            self._run.resume()
+        return event
+
+    def result(self) -> Deferred[RunResult]:
+        """A Deferred firing with the run's result once it has ended."""
+        waiter: Deferred[RunResult] = Deferred()
+        if self._outcome is not None:
+            waiter.callback(self._outcome)
+        elif self._failure is not None:
+            waiter.errback(self._failure)
+        else:
+            self._result_waiters.append(waiter)
+        return waiter
+
+    def cancel(self) -> None:
+        """Stop the run (the client has gone); its result fails with C{CancelledError}."""
+        if self._body is not None and not self._body.called:
+            self._body.cancel()

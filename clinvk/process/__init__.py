@@ -1,0 +1,3 @@
+"""
+Running child processes: their output, their process groups, their end.
+"""

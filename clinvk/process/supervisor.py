@@ -1,0 +1,82 @@
+# -*- test-case-name: tests.process.test_supervisor -*-
+"""
+The service that owns every live child process.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, DeferredList
+from twisted.logger import Logger
+
+from clinvk.errors import ShuttingDown
+from clinvk.process.protocol import ICapture
+from clinvk.process.runner import ProcessOutcome, ProcessRunner, ProcessSpec, RunningProcess, StopReason
+
+log = Logger()
+
+
+class ProcessSupervisor(Service):
+    """
+    Starts runs through a L{ProcessRunner}, keeps a registry of the live
+    ones, refuses new runs once stopping, and on stop ends all of them
+    (TERM, grace, KILL) and waits until they are really gone.
+    """
+
+    name = "process-supervisor"
+
+    def __init__(self, runner: ProcessRunner) -> None:
+        self._runner = runner
+        self._live: dict[int, RunningProcess] = {}
+        self._ids = itertools.count(1)
+        self._stopping = False
+
+    @property
+    def live(self) -> int:
+        """The number of runs that have not ended yet."""
+        return len(self._live)
+
+    def start(self, spec: ProcessSpec, capture: ICapture, *, label: str = "") -> RunningProcess:
+        """
+        Start a run and own it until it ends.
+
+        @param label: What the run is for, for the log (a backend name).
+        @raise ShuttingDown: Once the service is stopping or stopped.
+        """
+        if self._stopping or not self.running:
+            raise ShuttingDown("server is shutting down")
+        run = self._runner.start(spec, capture)
+        if run.ended.called:
+            return run
+        run_id = next(self._ids)
+        self._live[run_id] = run
+        log.debug(
+            "Started run run_id={run_id} pid={pid} label={label}", run_id=run_id, pid=run.pid, label=label
+        )
+
+        def forget(outcome: ProcessOutcome) -> ProcessOutcome:
+            self._live.pop(run_id, None)
+            return outcome
+
+        run.ended.addCallback(forget)
+        return run
+
+    def startService(self) -> None:
+        self._stopping = False
+        super().startService()
+
+    def stopService(self) -> Deferred[None]:
+        """Stop every live run; fire once all of them have ended."""
+        self._stopping = True
+        super().stopService()
+        runs = list(self._live.values())
+        if runs:
+            log.info("Stopping live runs count={count}", count=len(runs))
+        for run in runs:
+            run.stop(StopReason.SHUTDOWN)
+        done: Deferred[None] = DeferredList([run.ended for run in runs], consumeErrors=True).addCallback(
+            lambda _: None
+        )
+        return done

@@ -1,0 +1,506 @@
+# -*- test-case-name: tests.integration.test_runtime -*-
+"""
+Fake C{claude}, C{codex} and C{gemini} command-line tools.
+
+They take the arguments the real tools take (as clinvk passes them),
+read the prompt from stdin, and print each output format in the shapes
+backends.md documents, so clinvk can be tested and demonstrated without
+the real CLIs.  L{install} writes three executables into a directory to
+put on C{PATH}.
+
+A test steers a fake through directives: lines of the prompt, or of the
+C{CLINVK_FAKE} environment variable, of the form C{#fake key=value ...}.
+A line C{#fake-answer <text>} sets the answer verbatim.
+
+  - C{delay=S}: wait S seconds before answering;
+  - C{silent=S}: print nothing for S seconds first;
+  - C{chunks=N}, C{chunk_delay=S}: stream the answer in N pieces;
+  - C{fail=auth|crash|usage}: fail the way the real CLI does;
+  - C{exit=N}: exit with status N after answering;
+  - C{garbage}: mix non-JSON noise into stdout and stderr;
+  - C{huge=N}: answer N bytes;
+  - C{line=N}: print one line of N bytes before answering;
+  - C{grandchild}: fork a grandchild that sleeps, holding the pipes;
+  - C{ignore_term}: ignore SIGTERM;
+  - C{hang}: never finish;
+  - C{session=ID}: report this native session id.
+
+With C{CLINVK_FAKE_RECORD} naming a directory, every run writes
+C{<pid>.json} there: argv, stdin, pid, process group, working directory
+and the pids of any grandchild.
+
+Only the standard library is used, so the fakes run with any Python 3.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+NAMES = ("claude", "codex", "gemini")
+
+
+class Usage(Exception):
+    """A command-line error, reported the way the real CLI does."""
+
+
+def parse_directives(*texts: str) -> tuple[dict[str, str], str | None]:
+    """The C{#fake} directives of C{texts}, and a C{#fake-answer} if any."""
+    directives: dict[str, str] = {}
+    answer = None
+    for text in texts:
+        for line in text.splitlines():
+            stripped = line.strip()
+            if stripped.startswith("#fake-answer "):
+                answer = stripped[len("#fake-answer ") :]
+            elif stripped.startswith("#fake "):
+                for word in stripped[len("#fake ") :].split():
+                    key, _, value = word.partition("=")
+                    directives[key] = value or "1"
+    return directives, answer
+
+
+def _user_prompt(prompt: str) -> str:
+    return "\n".join(line for line in prompt.splitlines() if not line.strip().startswith("#fake"))
+
+
+class FakeRun:
+    """One invocation of a fake CLI."""
+
+    def __init__(self, name: str, argv: list[str], stdin: str) -> None:
+        self.name = name
+        self.argv = argv
+        self.prompt = stdin
+        self.directives, answer = parse_directives(os.environ.get("CLINVK_FAKE", ""), stdin)
+        if answer is None:
+            if "huge" in self.directives:
+                size = int(self.directives["huge"])
+                answer = ("0123456789abcdef" * (size // 16 + 1))[:size]
+            else:
+                first = _user_prompt(stdin).strip().splitlines()
+                answer = f"{name} answers: {first[0] if first else ''}"
+        self.answer = answer
+        self.session = self.directives.get("session") or str(uuid.uuid4())
+        self.grandchildren: list[int] = []
+
+    def seconds(self, key: str) -> float:
+        return float(self.directives.get(key, "0") or 0)
+
+    def out(self, text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    def err(self, text: str) -> None:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+    def line(self, data: Any) -> None:
+        self.out(json.dumps(data) + "\n")
+
+    def prelude(self) -> None:
+        """The behaviours every fake shares, before it answers."""
+        if "ignore_term" in self.directives:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if "grandchild" in self.directives:
+            pid = os.fork()
+            if pid == 0:
+                time.sleep(300)
+                os._exit(0)
+            self.grandchildren.append(pid)
+        self.record()
+        if self.seconds("silent"):
+            time.sleep(self.seconds("silent"))
+        if "garbage" in self.directives:
+            self.out("warming up the flux capacitor\n")
+            self.err("warning: something noisy happened\n")
+        if "line" in self.directives:
+            self.out("x" * int(self.directives["line"]) + "\n")
+        if self.seconds("delay"):
+            time.sleep(self.seconds("delay"))
+
+    def pieces(self) -> list[str]:
+        count = max(1, int(self.directives.get("chunks", "1") or 1))
+        size = max(1, -(-len(self.answer) // count))
+        return [self.answer[i : i + size] for i in range(0, len(self.answer), size)] or [""]
+
+    def pause_between_pieces(self) -> None:
+        if self.seconds("chunk_delay"):
+            time.sleep(self.seconds("chunk_delay"))
+
+    def finish(self) -> int:
+        if "hang" in self.directives:
+            while True:
+                time.sleep(3600)
+        return int(self.directives.get("exit", "0") or 0)
+
+    def record(self) -> None:
+        directory = os.environ.get("CLINVK_FAKE_RECORD")
+        if not directory:
+            return
+        data = {
+            "name": self.name,
+            "argv": self.argv,
+            "stdin": self.prompt,
+            "pid": os.getpid(),
+            "pgid": os.getpgid(0),
+            "ppid": os.getppid(),
+            "cwd": os.getcwd(),
+            "grandchildren": self.grandchildren,
+        }
+        path = Path(directory) / f"{os.getpid()}.json"
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(data))
+        temporary.rename(path)
+
+
+def _take_value(args: list[str], index: int, flag: str) -> str:
+    if index + 1 >= len(args):
+        raise Usage(f"option {flag} needs a value")
+    return args[index + 1]
+
+
+def _options(args: list[str], booleans: set[str], valued: set[str]) -> tuple[dict[str, Any], list[str]]:
+    """Parse C{--flag}, C{--flag value} and C{--flag=value} as the CLIs do."""
+    found: dict[str, Any] = {}
+    positional: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            positional += args[index + 1 :]
+            break
+        name, equals, value = arg.partition("=")
+        if name in booleans and not equals:
+            found[name] = True
+        elif name in valued:
+            if not equals:
+                value = _take_value(args, index, name)
+                index += 1
+            found.setdefault(name, [])
+            found[name].append(value)
+        elif arg.startswith("-") and arg != "-":
+            raise Usage(f"unexpected argument '{arg}' found")
+        else:
+            positional.append(arg)
+        index += 1
+    return found, positional
+
+
+# -- claude
+
+
+def claude(args: list[str], stdin: str) -> int:
+    found, positional = _options(
+        args,
+        booleans={
+            "--print",
+            "--verbose",
+            "--include-partial-messages",
+            "--no-session-persistence",
+            "--continue",
+        },
+        valued={
+            "--output-format",
+            "--model",
+            "--max-turns",
+            "--system-prompt",
+            "--permission-mode",
+            "--resume",
+            "--allowedTools",
+            "--add-dir",
+        },
+    )
+    if "--print" not in found:
+        raise Usage("fake claude only runs in --print mode")
+    prompt = " ".join(positional) if positional else stdin
+    run = FakeRun("claude", args, prompt)
+    output = found.get("--output-format", ["text"])[-1]
+    if output == "stream-json" and "--verbose" not in found:
+        raise Usage("When using --print, --output-format=stream-json requires --verbose")
+    if "--resume" in found:
+        run.session = found["--resume"][-1]
+    run.prelude()
+    model = found.get("--model", ["claude-sonnet-4-5"])[-1]
+    usage = {
+        "input_tokens": 4,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 2,
+        "output_tokens": max(1, len(run.answer) // 4),
+        "server_tool_use": {"web_search_requests": 0},
+        "service_tier": "standard",
+    }
+    failed = run.directives.get("fail")
+    if failed == "crash":
+        run.err("Error: fake claude crashed\n")
+        return 1
+    text = "Invalid API key · Please run /login" if failed == "auth" else run.answer
+    result = {
+        "type": "result",
+        "subtype": "success",
+        "is_error": failed == "auth",
+        "duration_ms": 1200,
+        "duration_api_ms": 1100,
+        "num_turns": 1,
+        "result": text,
+        "session_id": run.session,
+        "total_cost_usd": 0.0012,
+        "usage": usage,
+        "permission_denials": [],
+        "uuid": str(uuid.uuid4()),
+    }
+    message_id = "msg_" + uuid.uuid4().hex[:20]
+    init = {
+        "type": "system",
+        "subtype": "init",
+        "cwd": os.getcwd(),
+        "session_id": run.session,
+        "tools": ["Bash", "Read", "Edit"],
+        "mcp_servers": [],
+        "model": model,
+        "permissionMode": found.get("--permission-mode", ["default"])[-1],
+        "apiKeySource": "none",
+    }
+    assistant = {
+        "type": "assistant",
+        "message": {
+            "id": message_id,
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": None,
+            "usage": {"input_tokens": 4, "output_tokens": usage["output_tokens"]},
+        },
+        "parent_tool_use_id": None,
+        "session_id": run.session,
+        "uuid": str(uuid.uuid4()),
+    }
+    if output == "stream-json":
+        run.line(init)
+        if "--include-partial-messages" in found:
+            run.line(
+                {"type": "stream_event", "event": {"type": "message_start", "message": {"id": message_id}}}
+            )
+            for piece in run.pieces():
+                delta = {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": piece},
+                }
+                run.line({"type": "stream_event", "event": delta, "session_id": run.session})
+                run.pause_between_pieces()
+            run.line({"type": "stream_event", "event": {"type": "message_stop"}})
+        run.line(assistant)
+        run.line(result)
+    elif output == "json":
+        run.out(json.dumps([init, assistant, result] if "--verbose" in found else result) + "\n")
+    else:
+        run.out(text + "\n")
+    return 1 if failed == "auth" else run.finish()
+
+
+# -- codex
+
+
+def codex(args: list[str], stdin: str) -> int:
+    if not args or args[0] != "exec":
+        raise Usage("fake codex only implements `codex exec`")
+    args = args[1:]
+    resume = None
+    booleans = {"--json", "--full-auto", "--skip-git-repo-check"}
+    valued = {"--model", "--sandbox", "--config-dir", "-c"}
+    leading, rest = [], list(args)
+    while rest and rest[0].startswith("-") and rest[0] != "-":
+        leading.append(rest.pop(0))
+    if rest and rest[0] == "resume":
+        resume = _take_value(rest, 0, "resume")
+        rest = leading + rest[2:]
+    else:
+        rest = args
+    found, positional = _options(rest, booleans, valued)
+    if positional == ["-"] or not positional:
+        prompt = stdin
+    else:
+        prompt = " ".join(positional)
+    run = FakeRun("codex", args, prompt)
+    if resume:
+        run.session = resume
+    run.prelude()
+    run.err("codex: reading prompt from stdin\n")
+    failed = run.directives.get("fail")
+    if failed == "crash":
+        run.err("thread 'main' panicked at src/main.rs:1: fake codex crashed\n")
+        return 101
+    if "--json" not in found:
+        run.out(run.answer + "\n")
+        return run.finish()
+    run.line({"type": "thread.started", "thread_id": run.session})
+    run.line({"type": "turn.started"})
+    if failed == "auth":
+        message = "unexpected status 401 Unauthorized: Missing bearer authentication in header"
+        run.line({"type": "error", "message": message})
+        run.line({"type": "turn.failed", "error": {"message": message}})
+        return 1
+    run.line(
+        {"type": "item.completed", "item": {"id": "item_0", "type": "reasoning", "text": "**Thinking**"}}
+    )
+    run.line(
+        {
+            "type": "item.started",
+            "item": {"id": "item_1", "type": "command_execution", "command": "ls", "status": "in_progress"},
+        }
+    )
+    run.line(
+        {
+            "type": "item.completed",
+            "item": {
+                "id": "item_1",
+                "type": "command_execution",
+                "command": "ls",
+                "aggregated_output": "README.md\n",
+                "exit_code": 0,
+                "status": "completed",
+            },
+        }
+    )
+    for index, piece in enumerate(run.pieces()):
+        run.line(
+            {
+                "type": "item.completed",
+                "item": {"id": f"item_{index + 2}", "type": "agent_message", "text": piece},
+            }
+        )
+        run.pause_between_pieces()
+    usage = {"input_tokens": 24, "cached_input_tokens": 8, "output_tokens": max(1, len(run.answer) // 4)}
+    run.line({"type": "turn.completed", "usage": usage})
+    return run.finish()
+
+
+# -- gemini
+
+
+def gemini(args: list[str], stdin: str) -> int:
+    found, positional = _options(
+        args,
+        booleans={"--yolo", "--debug", "--sandbox", "--color", "--disable-color"},
+        valued={"--output-format", "--model", "--approval-mode", "--resume", "--delete-session"},
+    )
+    if "--delete-session" in found:
+        run = FakeRun("gemini", args, "")
+        run.record()
+        return 0
+    prompt = " ".join(positional) if positional else stdin
+    run = FakeRun("gemini", args, prompt)
+    if "--resume" in found:
+        run.session = found["--resume"][-1]
+    run.prelude()
+    output = found.get("--output-format", ["text"])[-1]
+    model = found.get("--model", ["gemini-2.5-pro"])[-1]
+    failed = run.directives.get("fail")
+    if "credentials" in run.directives:
+        run.err("Loaded cached credentials.\n")
+    if failed == "crash":
+        run.err("Error: fake gemini crashed\n")
+        return 1
+    if failed == "auth":
+        error = {"type": "AuthError", "message": "Please set an Auth method", "code": "AUTH_REQUIRED"}
+        if output == "stream-json":
+            run.line({"type": "init", "timestamp": _now(), "session_id": run.session, "model": model})
+            run.line({"type": "result", "timestamp": _now(), "status": "error", "error": error, "stats": {}})
+        else:
+            run.err(json.dumps({"session_id": run.session, "error": error}, indent=2) + "\n")
+        return 41
+    tokens = {
+        "input": 20,
+        "prompt": 28,
+        "candidates": max(1, len(run.answer) // 4),
+        "cached": 8,
+        "thoughts": 3,
+        "tool": 0,
+    }
+    tokens["total"] = tokens["prompt"] + tokens["candidates"] + tokens["thoughts"]
+    if output == "stream-json":
+        run.line({"type": "init", "timestamp": _now(), "session_id": run.session, "model": model})
+        run.line({"type": "message", "timestamp": _now(), "role": "user", "content": _user_prompt(prompt)})
+        for piece in run.pieces():
+            run.line(
+                {"type": "message", "timestamp": _now(), "role": "assistant", "content": piece, "delta": True}
+            )
+            run.pause_between_pieces()
+        stats = {
+            "total_tokens": tokens["total"],
+            "input_tokens": tokens["prompt"],
+            "output_tokens": tokens["candidates"],
+            "cached": tokens["cached"],
+            "input": tokens["input"],
+            "duration_ms": 1500,
+            "tool_calls": 0,
+        }
+        run.line({"type": "result", "timestamp": _now(), "status": "success", "stats": stats})
+    elif output == "json":
+        body = {
+            "session_id": run.session,
+            "response": run.answer,
+            "stats": {
+                "models": {
+                    model: {
+                        "api": {"totalRequests": 1, "totalErrors": 0, "totalLatencyMs": 1500},
+                        "tokens": tokens,
+                    }
+                },
+                "tools": {"totalCalls": 0, "totalSuccess": 0, "totalFail": 0, "totalDurationMs": 0},
+                "files": {"totalLinesAdded": 0, "totalLinesRemoved": 0},
+            },
+        }
+        run.out(json.dumps(body, indent=2) + "\n")
+    else:
+        run.out(run.answer + "\n")
+    return run.finish()
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+
+
+COMMANDS = {"claude": claude, "codex": codex, "gemini": gemini}
+
+
+def main(name: str, args: list[str]) -> int:
+    """Run fake C{name} with C{args}; return its exit status."""
+    stdin = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
+    try:
+        return COMMANDS[name](args, stdin)
+    except Usage as e:
+        sys.stderr.write(f"error: {e}\n\nUsage: {name} [OPTIONS] [PROMPT]\n")
+        return 2
+
+
+def install(directory: str | os.PathLike[str], python: str = sys.executable) -> Path:
+    """
+    Write executables named C{claude}, C{codex} and C{gemini} into
+    C{directory} that run these fakes with C{python}.
+
+    @return: The directory, to put first on C{PATH}.
+    """
+    target = Path(directory)
+    target.mkdir(parents=True, exist_ok=True)
+    module_root = Path(__file__).resolve().parents[2]
+    for name in NAMES:
+        script = target / name
+        script.write_text(
+            "#!/bin/sh\n"
+            f"PYTHONPATH='{module_root}'${{PYTHONPATH:+:$PYTHONPATH}} "
+            f"exec '{python}' -m clinvk.testing.fake_cli {name} \"$@\"\n"
+        )
+        script.chmod(0o755)
+    return target
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2:]))

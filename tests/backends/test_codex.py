@@ -1,0 +1,226 @@
+"""
+Tests for L{clinvk.backends.codex}: command lines (backends.md 5.2, 5.4),
+the JSONL parser (6.3) and the stream mapping (7.2), with the recorded
+samples under tests/data/codex.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from clinvk.backends.codex import CodexBackend, CodexStreamParser, parse_response
+from clinvk.backends.model import ParsedResponse, TokenUsage
+from clinvk.interfaces import IBackend, IStreamParser
+from tests.backends.helpers import options, sample
+
+
+def stream(text: str) -> list[tuple[str, dict[str, Any]]]:
+    parser = CodexStreamParser()
+    return [
+        (e.type, dict(e.content)) for n, line in enumerate(text.splitlines(), 1) for e in parser.feed(line, n)
+    ]
+
+
+class CommandTests(SynchronousTestCase):
+    """argv for new runs and resumes, prompt on stdin."""
+
+    def setUp(self) -> None:
+        self.backend = CodexBackend()
+
+    def test_provides(self) -> None:
+        """It provides IBackend, and its stream parser IStreamParser."""
+        verifyObject(IBackend, self.backend)
+        verifyObject(IStreamParser, self.backend.stream_parser())
+
+    def test_spec_example(self) -> None:
+        """The example of backends.md 5.2 with "-" for stdin (DECISIONS D1)."""
+        self.assertEqual(
+            self.backend.command("codex", options("codex", sandbox_mode="workspace"), ""),
+            ["codex", "exec", "--sandbox", "workspace-write", "--json", "-"],
+        )
+
+    def test_model_after_exec(self) -> None:
+        """A model goes right after exec, resolved from its alias."""
+        self.assertEqual(
+            self.backend.command("codex", options("codex", model="best"), ""),
+            ["codex", "exec", "--model", "gpt-5-codex", "--json", "-"],
+        )
+
+    def test_leading_json(self) -> None:
+        """--json leads only when the mapped flags lack it; it is never doubled."""
+        opts = options("codex")
+        self.assertEqual(self.backend.command("codex", opts, ""), ["codex", "exec", "--json", "-"])
+        without = attrs.evolve(opts, output_format="text")
+        self.assertEqual(self.backend.command("codex", without, ""), ["codex", "exec", "--json", "-"])
+        resumed = self.backend.command("codex", without, "t")
+        self.assertEqual(resumed, ["codex", "exec", "--json", "resume", "t", "-"])
+
+    def test_resume(self) -> None:
+        """A resume: exec [--json] resume <id> [--model m] M... - (backends.md 5.4)."""
+        self.assertEqual(
+            self.backend.command("codex", options("codex", model="fast"), "thread-9"),
+            ["codex", "exec", "resume", "thread-9", "--model", "gpt-4.1-mini", "--json", "-"],
+        )
+
+    def test_system_prompt_prepended(self) -> None:
+        """codex has no system-prompt flag: it goes in front of the prompt (2.2 fix)."""
+        opts = options("codex", system_prompt="Be terse.")
+        self.assertEqual(self.backend.stdin_text(opts, "fix it"), "Be terse.\n\nfix it")
+        self.assertNotIn("Be terse.", self.backend.command("codex", opts, ""))
+        self.assertEqual(self.backend.stdin_text(options("codex"), "fix it"), "fix it")
+
+    def test_session_files(self) -> None:
+        """Native sessions are files under ~/.codex/sessions."""
+        self.assertEqual(self.backend.session_file_roots("/home/u"), ("/home/u/.codex/sessions",))
+        self.assertIsNone(self.backend.cleanup_command("codex", "x"))
+
+
+class ParseResponseTests(SynchronousTestCase):
+    """The JSONL parser of backends.md 6.3 with its fixes."""
+
+    def test_recorded_run(self) -> None:
+        """Thread id, agent message, usage without adding the cached tokens twice."""
+        self.assertEqual(
+            parse_response(sample("codex/exec.jsonl")),
+            ParsedResponse(
+                content="I fixed the bug.",
+                session_id="0199a213-81c0-7800-8aa1-bbab2a035a53",
+                usage=TokenUsage(input_tokens=24763, output_tokens=122, cached_tokens=24448),
+            ),
+        )
+
+    def test_turns_summed(self) -> None:
+        """A run with several turns sums their usage and joins its messages."""
+        parsed = parse_response(sample("codex/resumed.jsonl"))
+        self.assertEqual(parsed.content, "First.\nSecond.")
+        self.assertEqual(parsed.usage, TokenUsage(300, 30, 190))
+
+    def test_failed(self) -> None:
+        """The last error or turn failure is the error."""
+        self.assertEqual(
+            parse_response(sample("codex/failed.jsonl")).error,
+            "unexpected status 401 Unauthorized: Missing bearer authentication in header",
+        )
+
+    def test_never_fails(self) -> None:
+        """Empty or noisy input gives an empty response with zero usage."""
+        self.assertEqual(parse_response(""), ParsedResponse(usage=TokenUsage()))
+        self.assertEqual(parse_response("not json\n\n[1]\n").content, "")
+
+    def test_text_fallback(self) -> None:
+        """The fallback text is the agent messages, non-JSON lines ignored."""
+        self.assertEqual(
+            CodexBackend().text_fallback("noise\n" + sample("codex/resumed.jsonl")), "First.\nSecond."
+        )
+
+
+class StreamTests(SynchronousTestCase):
+    """The exec --json mapping of backends.md 7.2 with its fixes."""
+
+    def test_recorded_run(self) -> None:
+        """Every item type of a recorded run."""
+        self.assertEqual(
+            stream(sample("codex/exec.jsonl")),
+            [
+                ("init", {"backend_session_id": "0199a213-81c0-7800-8aa1-bbab2a035a53"}),
+                ("progress", {"stage": "turn_started", "message": "Processing..."}),
+                ("thinking", {"text": "**Scanning the repository**"}),
+                (
+                    "tool_use",
+                    {
+                        "tool_id": "item_1",
+                        "tool_name": "command_execution",
+                        "input": {"command": "bash -lc ls"},
+                    },
+                ),
+                (
+                    "tool_result",
+                    {"tool_id": "item_1", "tool_name": "command_execution", "output": "docs\nsrc\n"},
+                ),
+                (
+                    "tool_result",
+                    {
+                        "tool_id": "item_2",
+                        "tool_name": "file_change",
+                        "output": '{"changes":[{"path":"src/main.rs","kind":"update"}],"status":"completed"}',
+                    },
+                ),
+                (
+                    "tool_result",
+                    {
+                        "tool_id": "item_3",
+                        "tool_name": "docs.search",
+                        "output": '{"server":"docs","tool":"search","arguments":{"q":"x"},"result":null,"error":{"message":"timeout"},"status":"failed"}',
+                        "is_error": True,
+                    },
+                ),
+                ("error", {"code": "warning", "message": "command output truncated"}),
+                ("message", {"text": "I fixed the bug.", "role": "assistant"}),
+                (
+                    "done",
+                    {"token_usage": {"input_tokens": 24763, "output_tokens": 122, "cached_tokens": 24448}},
+                ),
+            ],
+        )
+
+    def test_failures(self) -> None:
+        """A stream error and a failed turn are error events."""
+        self.assertEqual(
+            stream(sample("codex/failed.jsonl"))[2:],
+            [
+                ("error", {"message": "stream disconnected before completion"}),
+                (
+                    "error",
+                    {
+                        "message": "unexpected status 401 Unauthorized: Missing bearer authentication in header"
+                    },
+                ),
+            ],
+        )
+
+    def test_failed_command(self) -> None:
+        """A command with a non-zero exit code, or declined, is an error result."""
+        for item in ('"exit_code":2,"status":"completed"', '"exit_code":null,"status":"declined"'):
+            line = (
+                '{"type":"item.completed","item":{"id":"i","type":"command_execution","aggregated_output":"x",'
+                + item
+                + "}}"
+            )
+            self.assertTrue(stream(line)[0][1]["is_error"])
+
+    def test_legacy_shapes(self) -> None:
+        """The item shapes and events the reference understood."""
+        lines = "\n".join(
+            [
+                '{"type":"item.completed","item":{"type":"message","content":[{"type":"input_text","text":"no"},{"type":"output_text","text":"yes"}]}}',
+                '{"type":"item.completed","item":{"type":"function_call","call_id":"c","name":"shell","arguments":"{\\"cmd\\":\\"ls\\"}"}}',
+                '{"type":"item.completed","item":{"type":"function_call_output","call_id":"c","output":"a"}}',
+                '{"type":"reasoning","text":"hmm"}',
+                '{"type":"event_msg","payload":{"type":"token_count","input_tokens":5,"output_tokens":6}}',
+                '{"type":"error","code":"E","message":"bad"}',
+            ]
+        )
+        self.assertEqual(
+            stream(lines),
+            [
+                ("message", {"text": "yes", "role": "assistant"}),
+                ("tool_use", {"tool_id": "c", "tool_name": "shell", "input": '{"cmd":"ls"}'}),
+                ("tool_result", {"tool_id": "c", "tool_name": "", "output": "a"}),
+                ("thinking", {"text": "hmm"}),
+                ("token_usage", {"input_tokens": 5, "output_tokens": 6}),
+                ("error", {"code": "E", "message": "bad"}),
+            ],
+        )
+
+    def test_ignored(self) -> None:
+        """Newer event types produce nothing; non-JSON lines are messages."""
+        self.assertEqual(stream('{"type":"item.plan.delta"}\n{"type":"request_user_input"}'), [])
+        self.assertEqual(
+            stream("Reading prompt from stdin..."),
+            [("message", {"text": "Reading prompt from stdin...", "role": "assistant"})],
+        )
