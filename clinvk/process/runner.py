@@ -167,13 +167,19 @@ class RunningProcess:
         (as L{StopReason.CANCELLED}) and fails it with C{CancelledError}.
         """
 
+        cancelled = False
+
         def cancel(waiting: Deferred[ProcessOutcome]) -> None:
+            nonlocal cancelled
+            cancelled = True
             self.stop(StopReason.CANCELLED)
 
         waiting: Deferred[ProcessOutcome] = Deferred(cancel)
 
         def deliver(outcome: ProcessOutcome) -> ProcessOutcome:
-            if not waiting.called:
+            # A cancelled caller gets CancelledError even if the child
+            # happened to end within the cancellation.
+            if not waiting.called and not cancelled:
                 waiting.callback(outcome)
             return outcome
 

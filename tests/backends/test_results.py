@@ -1,0 +1,122 @@
+"""
+Tests for L{clinvk.backends.results}: backends.md 6.2-6.4 and 7.1.
+"""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from clinvk.backends import build_backends, events
+from clinvk.backends.model import TokenUsage
+from clinvk.backends.results import StreamOutcome, exit_error, finish_response
+from tests.backends.helpers import sample
+
+BACKENDS = build_backends()
+
+
+class FinishResponseTests(SynchronousTestCase):
+    """Choosing the raw text, parsing it, and what counts as an error."""
+
+    def test_success(self) -> None:
+        """A clean run keeps the parsed content, id and usage."""
+        finished = finish_response(
+            BACKENDS["claude"], stdout=sample("claude/result.json"), stderr="", exit_code=0
+        )
+        self.assertEqual(finished.exit_code, 0)
+        self.assertEqual(finished.output, "The capital of France is Paris.")
+        self.assertEqual(finished.error, "")
+        self.assertEqual(finished.native_session_id, "6c0d2f64-8d7e-4a51-9f3b-51a2c7e9d3aa")
+
+    def test_stderr_on_failure(self) -> None:
+        """A failed run with stderr is parsed from stderr (gemini's error object)."""
+        finished = finish_response(
+            BACKENDS["gemini"], stdout="", stderr=sample("gemini/error_stderr.json"), exit_code=41
+        )
+        self.assertEqual(finished.error, "Please set an Auth method in your settings.json")
+        self.assertEqual(finished.exit_code, 41)
+
+    def test_parsed_error_raises_exit_code(self) -> None:
+        """A backend error with exit status 0 makes the exit code 1."""
+        finished = finish_response(
+            BACKENDS["claude"], stdout=sample("claude/auth_error.json"), stderr="", exit_code=0
+        )
+        self.assertEqual((finished.exit_code, finished.error), (1, "Invalid API key · Please run /login"))
+
+    def test_codex_stderr_surfaces(self) -> None:
+        """A codex usage error on stderr becomes the error (2.2 and 6.4 fixes)."""
+        finished = finish_response(
+            BACKENDS["codex"],
+            stdout="",
+            stderr="error: unexpected argument '--ask-for-approval' found\n",
+            exit_code=2,
+        )
+        self.assertEqual(finished.error, "error: unexpected argument '--ask-for-approval' found")
+        self.assertEqual(finished.output, "")
+
+    def test_status_when_silent(self) -> None:
+        """A failure with nothing on stderr reports its status, or termination."""
+        self.assertEqual(
+            finish_response(BACKENDS["codex"], stdout="", stderr="", exit_code=3).error,
+            "backend exited with status 3",
+        )
+        self.assertEqual(
+            finish_response(BACKENDS["codex"], stdout="", stderr="", exit_code=-1).error,
+            "backend process was terminated",
+        )
+
+    def test_plain_text_output(self) -> None:
+        """Text that is not the CLI's JSON is the output, unchanged."""
+        finished = finish_response(BACKENDS["claude"], stdout="just text\n", stderr="", exit_code=0)
+        self.assertEqual((finished.output, finished.error), ("just text\n", ""))
+
+    def test_start_error_kept(self) -> None:
+        """A start failure's text is the error unless the parser found another."""
+        finished = finish_response(BACKENDS["codex"], stdout="", stderr="", exit_code=1, error="No such file")
+        self.assertEqual(finished.error, "No such file")
+
+    def test_exit_error_strips_credentials(self) -> None:
+        """Gemini's credentials line is not an error text."""
+        self.assertEqual(exit_error(1, "Loaded cached credentials.\nboom\n"), "boom")
+        self.assertEqual(exit_error(1, "Loaded cached credentials.\n"), "backend exited with status 1")
+
+
+class StreamOutcomeTests(SynchronousTestCase):
+    """The result of a streaming run (7.1)."""
+
+    def test_observed(self) -> None:
+        """The last init id, the last done usage and the last failing error are kept."""
+        outcome = StreamOutcome()
+        for event in [
+            events.init(1, native_id="a"),
+            events.init(2, native_id="b"),
+            events.error("just a warning", 3, code="warning"),
+            events.done(4, TokenUsage(1, 2)),
+            events.done(5, TokenUsage(3, 4, 5)),
+        ]:
+            outcome.observe(event)
+        finished = outcome.finish(0, "")
+        self.assertEqual(
+            (finished.native_session_id, finished.usage, finished.error), ("b", TokenUsage(3, 4, 5), "")
+        )
+        self.assertFalse(outcome.error_seen)
+
+    def test_error_event(self) -> None:
+        """An error event sets the error and raises exit status 0 to 1."""
+        outcome = StreamOutcome()
+        outcome.observe(events.error("quota", 1))
+        self.assertEqual((outcome.finish(0, "").exit_code, outcome.finish(0, "").error), (1, "quota"))
+        self.assertTrue(outcome.error_seen)
+
+    def test_exit_without_error(self) -> None:
+        """A non-zero exit without an error event takes stderr, else the status."""
+        self.assertEqual(StreamOutcome().finish(2, "bad flag\n").error, "bad flag")
+        self.assertEqual(StreamOutcome().finish(-1, "").error, "backend process was terminated")
+
+    def test_server_error_wins(self) -> None:
+        """A failure the server saw wins over the CLI's own error events."""
+        outcome = StreamOutcome()
+        outcome.observe(events.error("cli", 1))
+        self.assertEqual(
+            outcome.finish(-1, "", "backend command timed out after 5s").error,
+            "backend command timed out after 5s",
+        )
