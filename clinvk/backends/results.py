@@ -10,7 +10,7 @@ from __future__ import annotations
 from attrs import frozen
 
 from clinvk.backends.gemini import strip_credentials_line
-from clinvk.backends.model import TokenUsage, UnifiedEvent
+from clinvk.backends.model import ParsedResponse, TokenUsage, UnifiedEvent
 from clinvk.interfaces import IBackend
 
 
@@ -39,7 +39,13 @@ def exit_error(exit_code: int, stderr: str) -> str:
 
 
 def finish_response(
-    backend: IBackend, *, stdout: str, stderr: str, exit_code: int, error: str = ""
+    backend: IBackend,
+    *,
+    stdout: str,
+    stderr: str,
+    exit_code: int,
+    start_error: str = "",
+    stop_error: str = "",
 ) -> Finished:
     """
     The result of a non-streaming run.
@@ -48,7 +54,10 @@ def finish_response(
         stderr is merged into C{stdout}).
     @param exit_code: The status as reported (-1 for a signal, 1 when it
         could not start).
-    @param error: An error already known, such as why it could not start.
+    @param start_error: Why it could not start; an error the CLI reported
+        replaces it.
+    @param stop_error: Why the server stopped it (a deadline, the output
+        cap); it wins over anything the CLI said.
     """
     if exit_code != 0 and stderr:
         raw = stderr
@@ -57,7 +66,15 @@ def finish_response(
     else:
         raw = stdout
     parsed = backend.parse_response(raw)
+    if raw is not stdout and stdout and not _says_anything(parsed):
+        # A failed run's stderr may hold only diagnostics while stdout holds
+        # the CLI's own error events (codex prints "Reading prompt from
+        # stdin..." on every run): read stdout too rather than lose them.
+        from_stdout = backend.parse_response(stdout)
+        if _says_anything(from_stdout):
+            raw, parsed = stdout, from_stdout
     output = backend.text_fallback(raw)
+    error = start_error
     native_id = ""
     usage = None
     if parsed is not None:
@@ -67,9 +84,15 @@ def finish_response(
         if parsed.error:
             error = parsed.error
             exit_code = exit_code or 1
+    if stop_error:
+        error = stop_error
     if exit_code != 0 and not error:
         error = exit_error(exit_code, stderr)
     return Finished(exit_code, output, error, native_id, usage)
+
+
+def _says_anything(parsed: ParsedResponse | None) -> bool:
+    return parsed is not None and bool(parsed.error or parsed.content)
 
 
 class StreamOutcome:

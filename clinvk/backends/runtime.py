@@ -183,12 +183,15 @@ class BackendRuntime:
         capture = BufferedCapture(limit, merge_stderr=backend.merges_stderr)
         run = self._supervisor.start(self._spec(prepared), capture, label=backend.name)
         outcome = await run.wait()
+        stopped = _stop_error(outcome, self._config, limit)
+        start_failed = outcome.reason is StopReason.START_FAILED
         finished = finish_response(
             backend,
             stdout=capture.stdout_text(),
             stderr=capture.stderr_text(),
             exit_code=outcome.reported_exit_code,
-            error=_stop_error(outcome, self._config, limit),
+            start_error=stopped if start_failed else "",
+            stop_error="" if start_failed else stopped,
         )
         if prepared.request.ephemeral and finished.native_session_id:
             await self._clean_up(prepared, finished.native_session_id)

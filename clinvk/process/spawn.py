@@ -31,16 +31,17 @@ from collections.abc import Callable, Sequence
 from attrs import frozen
 
 # The group leader's script.  "$@" is the real argv.  The child gets the
-# prompt pipe explicitly (an asynchronous list would get /dev/null), TERM is
-# only noted so the leader outlives the child it waits for, and a signal
-# death of the child is passed on as the leader's own.
+# prompt pipe and stderr explicitly (an asynchronous list would get
+# /dev/null for stdin, and the shell's own job messages must not reach the
+# capture), TERM is only noted so the leader outlives the child it waits
+# for, and a signal death of the child is passed on as the leader's own.
 GROUP_LEADER_SCRIPT = """\
-exec 3<&0 0</dev/null
+exec 3<&0 0</dev/null 4>&2 2>/dev/null
 trap 'kill -KILL 0' USR1
 trap : TERM INT HUP
-"$@" 0<&3 3<&- &
+"$@" 0<&3 2>&4 3<&- 4>&- &
 child=$!
-exec 3<&-
+exec 3<&- 4>&-
 while :; do
   wait "$child"
   status=$?

@@ -71,8 +71,34 @@ class FinishResponseTests(SynchronousTestCase):
 
     def test_start_error_kept(self) -> None:
         """A start failure's text is the error unless the parser found another."""
-        finished = finish_response(BACKENDS["codex"], stdout="", stderr="", exit_code=1, error="No such file")
+        finished = finish_response(
+            BACKENDS["codex"], stdout="", stderr="", exit_code=1, start_error="No such file"
+        )
         self.assertEqual(finished.error, "No such file")
+
+    def test_stop_error_wins(self) -> None:
+        """Why the server stopped a run wins over what the CLI said as it died."""
+        finished = finish_response(
+            BACKENDS["gemini"],
+            stdout="",
+            stderr="Terminated\n",
+            exit_code=-1,
+            stop_error="backend command timed out after 5s",
+        )
+        self.assertEqual(finished.error, "backend command timed out after 5s")
+
+    def test_stdout_errors_not_lost(self) -> None:
+        """Diagnostics on stderr do not hide the error events a failed codex run printed on stdout."""
+        finished = finish_response(
+            BACKENDS["codex"],
+            stdout=sample("codex/failed.jsonl"),
+            stderr="Reading prompt from stdin...\n",
+            exit_code=1,
+        )
+        self.assertEqual(
+            finished.error, "unexpected status 401 Unauthorized: Missing bearer authentication in header"
+        )
+        self.assertEqual(finished.native_session_id, "0199a213-81c0-7800-8aa1-bbab2a035a53")
 
     def test_exit_error_strips_credentials(self) -> None:
         """Gemini's credentials line is not an error text."""
