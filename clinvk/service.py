@@ -10,6 +10,7 @@ really stopped.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from twisted.application.service import IService, MultiService, Service
@@ -20,8 +21,13 @@ from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStrea
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from clinvk.backends import build_backends
 from clinvk.backends.availability import BackendAvailability
+from clinvk.backends.runtime import BackendRuntime
 from clinvk.config import ClinvkConfig, ServerConfig
+from clinvk.process.runner import ProcessRunner
+from clinvk.process.spawn import Launcher, signal_group
+from clinvk.process.supervisor import ProcessSupervisor
 from clinvk.types import IClinvkReactor
 from clinvk.web.meta import Uptime
 from clinvk.web.root import build_root, build_site
@@ -103,14 +109,19 @@ class ClinvkService(MultiService):
     """
     The root service.
 
-    Its children start in the order they were added.  It stops in phases,
-    each awaited before the next: first the listeners (no new requests),
-    then the other children, last added first.
+    Its children start in the order they were added: the process
+    supervisor, then the listeners.  It stops in phases, each awaited
+    before the next: first the listeners (no new requests), then the other
+    children, last added first, so the supervisor ends every backend
+    process last.
+
+    @ivar runtime: Runs backend CLIs for requests.
     """
 
-    def __init__(self, uptime: Uptime) -> None:
+    def __init__(self, uptime: Uptime, runtime: BackendRuntime) -> None:
         super().__init__()
         self._uptime = uptime
+        self.runtime = runtime
 
     @property
     def listeners(self) -> list[Listener]:
@@ -161,9 +172,28 @@ def build_service(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequenc
     @raise ValueError: If an endpoint description is invalid.
     """
     uptime = Uptime(reactor)
-    root = build_root(clock=reactor, availability=BackendAvailability(reactor), uptime=uptime)
+    availability = BackendAvailability(reactor)
+    supervisor = ProcessSupervisor(
+        ProcessRunner(
+            reactor,
+            launcher=Launcher.detect(),
+            signal_group=signal_group,
+            kill_grace=float(config.server.kill_grace_secs),
+        )
+    )
+    runtime = BackendRuntime(
+        config=config,
+        backends=build_backends(),
+        supervisor=supervisor,
+        availability=availability,
+        clock=reactor,
+        environ=os.environ,
+        home=os.path.expanduser("~"),
+    )
+    root = build_root(clock=reactor, availability=availability, uptime=uptime)
     site = build_site(root, reactor)
-    service = ClinvkService(uptime)
+    service = ClinvkService(uptime, runtime)
+    supervisor.setServiceParent(service)
     for description in listen or [default_listen(config.server)]:
         listener = Listener(serverFromString(reactor, description), site, description)
         listener.setName(f"listener:{description}")

@@ -5,11 +5,11 @@ Types shared across layers.
 
 from __future__ import annotations
 
-from twisted.internet.interfaces import IReactorCore, IReactorTCP, IReactorTime
+from twisted.internet.interfaces import IReactorCore, IReactorProcess, IReactorTCP, IReactorTime
 from zope.interface.interface import InterfaceClass
 
 
-class IClinvkReactor(IReactorCore, IReactorTime, IReactorTCP):
+class IClinvkReactor(IReactorCore, IReactorTime, IReactorProcess, IReactorTCP):
     """
     Everything clinvk needs from a reactor, as one interface for the
     composition root.  Library code asks for the narrowest part it uses.

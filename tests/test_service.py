@@ -9,11 +9,11 @@ from typing import Any, cast
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
-from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from clinvk.config import config_from_mapping
 from clinvk.service import ClinvkService, Listener, build_service, default_listen
+from clinvk.testing.reactor import FakeProcessReactor
 from clinvk.types import IClinvkReactor
 from clinvk.web.root import ClinvkSite
 
@@ -21,12 +21,12 @@ CONFIG = config_from_mapping(None, {}, source=None)
 
 
 def build(
-    reactor: MemoryReactorClock, listen: list[str] | None = None, config: Any = CONFIG
+    reactor: FakeProcessReactor, listen: list[str] | None = None, config: Any = CONFIG
 ) -> ClinvkService:
     return build_service(config, cast("IClinvkReactor", reactor), listen or [])
 
 
-class RefusingReactor(MemoryReactorClock):
+class RefusingReactor(FakeProcessReactor):
     """A reactor on which every TCP port is taken."""
 
     def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
@@ -38,14 +38,14 @@ class BuildTests(SynchronousTestCase):
 
     def test_no_side_effects(self) -> None:
         """Building listens on nothing and schedules nothing."""
-        reactor = MemoryReactorClock()
+        reactor = FakeProcessReactor()
         build(reactor)
         self.assertEqual(reactor.tcpServers, [])
         self.assertEqual(reactor.getDelayedCalls(), [])
 
     def test_default_listener(self) -> None:
         """Without --listen the service listens on the configured host and port."""
-        reactor = MemoryReactorClock()
+        reactor = FakeProcessReactor()
         config = config_from_mapping({"server": {"host": "[::1]", "port": 9001}}, {}, source=None)
         service = build(reactor, config=config)
         self.assertEqual(default_listen(config.server), r"tcp:9001:interface=\:\:1")
@@ -56,7 +56,7 @@ class BuildTests(SynchronousTestCase):
 
     def test_named_listeners(self) -> None:
         """Each --listen endpoint is a named child listening where asked."""
-        reactor = MemoryReactorClock()
+        reactor = FakeProcessReactor()
         service = build(reactor, ["tcp:8080:interface=127.0.0.1", "unix:/tmp/clinvk-test.sock"])
         listener = service.getServiceNamed("listener:tcp:8080:interface=127.0.0.1")
         self.assertIsInstance(listener, Listener)
@@ -65,10 +65,22 @@ class BuildTests(SynchronousTestCase):
         self.assertEqual([(p, i) for p, _, _, i in reactor.tcpServers], [(8080, "127.0.0.1")])
         self.assertEqual([u[0] for u in reactor.unixServers], ["/tmp/clinvk-test.sock"])
 
+    def test_process_supervisor(self) -> None:
+        """The process supervisor is the first child and stops with the tree; the runtime uses it."""
+        reactor = FakeProcessReactor()
+        service = build(reactor, ["tcp:8080"])
+        supervisor = service.getServiceNamed("process-supervisor")
+        self.assertIs(next(iter(service)), supervisor)
+        self.assertIs(service.runtime._supervisor, supervisor)
+        service.startService()
+        self.assertTrue(supervisor.running)
+        self.successResultOf(service.stopService())
+        self.assertFalse(supervisor.running)
+
     def test_invalid_endpoint(self) -> None:
         """An invalid endpoint description is refused while building."""
         with self.assertRaises(ValueError):
-            build(MemoryReactorClock(), ["nope:1"])
+            build(FakeProcessReactor(), ["nope:1"])
 
 
 class StartTests(SynchronousTestCase):
@@ -86,7 +98,7 @@ class StartTests(SynchronousTestCase):
 
     def test_binds_once(self) -> None:
         """privilegedStartService then startService binds once."""
-        reactor = MemoryReactorClock()
+        reactor = FakeProcessReactor()
         service = build(reactor, ["tcp:8080"])
         service.privilegedStartService()
         service.startService()
@@ -98,7 +110,7 @@ class StopTests(SynchronousTestCase):
 
     def test_listeners_first_then_children_in_reverse(self) -> None:
         """Listeners stop first; other children stop one at a time, last first."""
-        reactor = MemoryReactorClock()
+        reactor = FakeProcessReactor()
         service = build(reactor, ["tcp:8080"])
         order: list[str] = []
         pending: dict[str, Deferred[None]] = {}
@@ -131,7 +143,7 @@ class StopTests(SynchronousTestCase):
 
     def test_stop_waits_for_port(self) -> None:
         """The stop Deferred fires only once the port has stopped listening."""
-        reactor = MemoryReactorClock()
+        reactor = FakeProcessReactor()
         service = build(reactor, ["tcp:8080"])
         service.startService()
         listener = service.listeners[0]
@@ -145,7 +157,7 @@ class StopTests(SynchronousTestCase):
 
     def test_uptime_counts_from_start(self) -> None:
         """Uptime is measured from startService, not from building."""
-        reactor = MemoryReactorClock()
+        reactor = FakeProcessReactor()
         service = build(reactor, ["tcp:8080"])
         reactor.advance(100)
         service.startService()

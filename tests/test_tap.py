@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from twisted.internet.testing import MemoryReactorClock
 from twisted.python.filepath import FilePath
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
@@ -15,6 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from clinvk import tap
 from clinvk.cli import CommandLineOptions
 from clinvk.service import ClinvkService
+from clinvk.testing.reactor import FakeProcessReactor
 from clinvk.types import IClinvkReactor
 from tests.test_service import RefusingReactor
 
@@ -102,13 +102,13 @@ class OptionsTests(_ConfigFileMixin):
 class ServiceForTests(_ConfigFileMixin):
     """The service C{twist}/C{twistd} run."""
 
-    def service(self, reactor: MemoryReactorClock, *args: str) -> Any:
+    def service(self, reactor: FakeProcessReactor, *args: str) -> Any:
         options = self.parse(*args)
         return tap.service_for(options.config, cast("IClinvkReactor", reactor), options["listen"])
 
     def test_listens_where_asked(self) -> None:
         """The tree listens on the --port given, on the configured host."""
-        reactor = MemoryReactorClock()
+        reactor = FakeProcessReactor()
         service = self.service(reactor, "--port", "8080")
         self.assertIsInstance(service.getServiceNamed("clinvk"), ClinvkService)
         self.assertEqual(reactor.tcpServers, [])
@@ -117,7 +117,7 @@ class ServiceForTests(_ConfigFileMixin):
 
     def test_listen_endpoints(self) -> None:
         """Every --listen endpoint is listened on."""
-        reactor = MemoryReactorClock()
+        reactor = FakeProcessReactor()
         service = self.service(reactor, "--listen", "tcp:8081:interface=\\:\\:1", "--listen", "tcp:8082")
         service.startService()
         self.assertEqual([(p, i) for p, _, _, i in reactor.tcpServers], [(8081, "::1"), (8082, "")])
@@ -135,7 +135,7 @@ class ServiceForTests(_ConfigFileMixin):
     def test_any_listen_failure_is_one_line(self) -> None:
         """Failures other than a taken port are reported the same way."""
 
-        class OutOfRange(MemoryReactorClock):
+        class OutOfRange(FakeProcessReactor):
             def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
                 raise OverflowError("bind(): port must be 0-65535.")
 
