@@ -1,0 +1,1 @@
+The backend runtime runs ``claude``, ``codex`` and ``gemini`` with the prompt on stdin, each in its own process group that never outlives its run or the server, maps every unified option to each CLI's flags, parses every output format (including Claude's token deltas and the real Codex and Gemini event shapes), and ships fake CLIs for tests and demos.
