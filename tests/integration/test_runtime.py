@@ -147,6 +147,20 @@ class ResultTests(_RuntimeTestCase):
             self.assertEqual(result.error, message)
             self.assertNotEqual(result.exit_code, 0)
 
+    async def test_noise_and_large_answers(self) -> None:
+        """Noise around the JSON is skipped; multi-megabyte answers and lines come through whole."""
+        noisy = await self.run_request(backend="claude", prompt="#fake garbage\nhi")
+        self.assertEqual((noisy.output, noisy.error), ("claude answers: hi", ""))
+        credentials = await self.run_request(backend="gemini", prompt="#fake credentials\nhi")
+        self.assertEqual((credentials.output, credentials.error), ("gemini answers: hi", ""))
+        large = await self.run_request(backend="codex", prompt="#fake huge=5000000")
+        self.assertEqual(len(large.output), 5_000_000)
+        stream = self.runtime.stream(
+            self.runtime.prepare(RunRequest(backend="claude", prompt="#fake huge=3000000"), streaming=True)
+        )
+        texts = [e.content["text"] for e in [event async for event in stream] if e.type == "message"]
+        self.assertEqual([len(text) for text in texts], [3_000_000])
+
     async def test_codex_approval_flag_surfaces(self) -> None:
         """codex exec refusing --ask-for-approval shows up as the error (2.2 fix)."""
         result = await self.run_request(backend="codex", prompt="x", approval_mode="none")
