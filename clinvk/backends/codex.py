@@ -16,7 +16,7 @@ from clinvk.backends import events
 from clinvk.backends.events import as_dict, as_int, as_str, compact, loads
 from clinvk.backends.flags import FlagTable, mapped_flags
 from clinvk.backends.model import ParsedResponse, TokenUsage, UnifiedEvent, UnifiedOptions
-from clinvk.backends.options import resolve_model
+from clinvk.backends.options import prompt_with_system, resolve_model
 from clinvk.interfaces import IBackend, IStreamParser
 
 FLAGS = FlagTable(
@@ -62,8 +62,7 @@ class CodexBackend:
         return [*argv, *mapped, "-"]
 
     def stdin_text(self, options: UnifiedOptions, prompt: str) -> str:
-        # codex has no system-prompt flag (2.2 fix).
-        return f"{options.system_prompt}\n\n{prompt}" if options.system_prompt else prompt
+        return prompt_with_system(options, prompt)
 
     def parse_response(self, raw: str) -> ParsedResponse | None:
         return parse_response(raw)

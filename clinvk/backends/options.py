@@ -46,6 +46,14 @@ def resolve_model(backend: str, model: str) -> str:
     return MODEL_ALIASES.get(backend, {}).get(model, model)
 
 
+def prompt_with_system(options: UnifiedOptions, prompt: str) -> str:
+    """
+    The prompt with the system prompt in front, for CLIs that have no flag
+    for it (the fix of backends.md 2.2).
+    """
+    return f"{options.system_prompt}\n\n{prompt}" if options.system_prompt else prompt
+
+
 def effective_format(requested: str, config: ClinvkConfig) -> str:
     """
     The effective requested format (backends.md 4): the request's, else
