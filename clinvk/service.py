@@ -176,7 +176,7 @@ def build_service(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequenc
     supervisor = ProcessSupervisor(
         ProcessRunner(
             reactor,
-            launcher=Launcher.detect(),
+            launcher=Launcher.detect(kill_grace=float(config.server.kill_grace_secs)),
             signal_group=signal_group,
             kill_grace=float(config.server.kill_grace_secs),
         )

@@ -12,7 +12,7 @@ from typing import Any
 from zope.interface import implementer
 
 from clinvk.backends import events
-from clinvk.backends.events import as_dict, as_int, as_str, loads
+from clinvk.backends.events import NOT_JSON, as_dict, as_int, as_str, loads
 from clinvk.backends.flags import FlagTable, mapped_flags
 from clinvk.backends.model import ParsedResponse, TokenUsage, UnifiedEvent, UnifiedOptions
 from clinvk.backends.options import resolve_model
@@ -192,7 +192,7 @@ class ClaudeStreamParser:
 
     def feed(self, line: str, sequence: int) -> list[UnifiedEvent]:
         data = loads(line)
-        if data is None:
+        if data is NOT_JSON:
             return [events.message(line, sequence)]
         if not isinstance(data, dict):
             return []

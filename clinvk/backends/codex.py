@@ -13,7 +13,7 @@ from typing import Any
 from zope.interface import implementer
 
 from clinvk.backends import events
-from clinvk.backends.events import as_dict, as_int, as_str, compact, loads
+from clinvk.backends.events import NOT_JSON, as_dict, as_int, as_str, compact, loads
 from clinvk.backends.flags import FlagTable, mapped_flags
 from clinvk.backends.model import ParsedResponse, TokenUsage, UnifiedEvent, UnifiedOptions
 from clinvk.backends.options import prompt_with_system, resolve_model
@@ -130,8 +130,9 @@ def parse_response(raw: str) -> ParsedResponse:
     return ParsedResponse(content="\n".join(messages), session_id=session_id, usage=usage, error=error)
 
 
-def _is_failed(item: dict[str, Any]) -> bool:
-    return item.get("status") in ("failed", "declined")
+def _command_failed(item: dict[str, Any]) -> bool:
+    exit_code = item.get("exit_code")
+    return item.get("status") in ("failed", "declined") or (isinstance(exit_code, int) and exit_code != 0)
 
 
 @implementer(IStreamParser)
@@ -140,7 +141,7 @@ class CodexStreamParser:
 
     def feed(self, line: str, sequence: int) -> list[UnifiedEvent]:
         data = loads(line)
-        if data is None:
+        if data is NOT_JSON:
             return [events.message(line, sequence)]
         if not isinstance(data, dict):
             return []
@@ -184,14 +185,13 @@ class CodexStreamParser:
         if kind == "reasoning":
             return [events.thinking(as_str(item.get("text")), sequence)]
         if kind == "command_execution":
-            exit_code = item.get("exit_code")
             return [
                 events.tool_result(
                     sequence,
                     tool_id=tool_id,
                     tool_name="command_execution",
                     output=as_str(item.get("aggregated_output")),
-                    is_error=_is_failed(item) or (isinstance(exit_code, int) and exit_code != 0),
+                    is_error=_command_failed(item),
                 )
             ]
         if kind in ("file_change", "mcp_tool_call", "web_search"):
@@ -205,11 +205,11 @@ class CodexStreamParser:
                     tool_id=tool_id,
                     tool_name=name,
                     output=compact(details),
-                    is_error=_is_failed(item),
+                    is_error=item.get("status") == "failed",
                 )
             ]
         if kind == "error":
-            return [events.error(as_str(item.get("message")), sequence, code="warning")]
+            return [events.error(as_str(item.get("message")), sequence, code="warning", warning=True)]
         # The legacy item shapes the reference understood.
         if kind == "message":
             content = item.get("content")

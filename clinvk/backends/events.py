@@ -78,15 +78,17 @@ def tool_result(
     return _event("tool_result", sequence, content)
 
 
-def error(message_text: str, sequence: int, *, code: str = "", details: Any = None) -> UnifiedEvent:
-    """An C{error} event."""
+def error(
+    message_text: str, sequence: int, *, code: str = "", details: Any = None, warning: bool = False
+) -> UnifiedEvent:
+    """An C{error} event; a C{warning} one does not fail the run."""
     content: dict[str, Any] = {}
     if code:
         content["code"] = code
     content["message"] = message_text
     if details:
         content["details"] = details
-    return _event("error", sequence, content)
+    return UnifiedEvent("error", content, sequence, warning=warning)
 
 
 def done(sequence: int, usage: TokenUsage | None) -> UnifiedEvent:
@@ -107,12 +109,15 @@ def token_usage(usage: TokenUsage, sequence: int) -> UnifiedEvent:
     return _event("token_usage", sequence, usage.as_dict())
 
 
+NOT_JSON = object()
+
+
 def loads(text: str) -> Any:
-    """Parse JSON, or return L{None} when it is not JSON (or is C{null})."""
+    """Parse JSON, or return L{NOT_JSON} when it is not JSON."""
     try:
         return json.loads(text)
     except (ValueError, RecursionError):
-        return None
+        return NOT_JSON
 
 
 def as_int(value: Any) -> int:

@@ -12,7 +12,7 @@ from typing import Any
 from zope.interface import implementer
 
 from clinvk.backends import events
-from clinvk.backends.events import as_dict, as_int, as_str, loads
+from clinvk.backends.events import NOT_JSON, as_dict, as_int, as_str, loads
 from clinvk.backends.flags import FlagTable, mapped_flags
 from clinvk.backends.model import ParsedResponse, TokenUsage, UnifiedEvent, UnifiedOptions
 from clinvk.backends.options import prompt_with_system, resolve_model
@@ -157,7 +157,7 @@ class GeminiStreamParser:
 
     def feed(self, line: str, sequence: int) -> list[UnifiedEvent]:
         data = loads(line)
-        if data is None:
+        if data is NOT_JSON:
             return [events.message(line, sequence)]
         if not isinstance(data, dict):
             return []
@@ -194,9 +194,16 @@ class GeminiStreamParser:
             ]
         if kind == "error":
             code = data.get("code")
-            code = str(code) if isinstance(code, (str, int)) and code != "" else as_str(data.get("severity"))
+            severity = as_str(data.get("severity"))
+            code = str(code) if isinstance(code, (str, int)) and code != "" else severity
             return [
-                events.error(as_str(data.get("message")), sequence, code=code, details=data.get("details"))
+                events.error(
+                    as_str(data.get("message")),
+                    sequence,
+                    code=code,
+                    details=data.get("details"),
+                    warning=severity == "warning",
+                )
             ]
         if kind == "result":
             return self._result(data, sequence)

@@ -122,12 +122,15 @@ class UnifiedEvent:
         server makes itself.
     @ivar timestamp: POSIX time of creation, set when the event is
         delivered.
+    @ivar warning: For an C{error} event, whether it only warns: delivered,
+        but not a failure of the run.  Not part of the wire form.
     """
 
     type: str
     content: Mapping[str, Any]
     sequence: int = 0
     timestamp: float = 0.0
+    warning: bool = False
 
     def wire(self, backend: str, session_id: str = "") -> dict[str, Any]:
         """The event as one NDJSON object."""

@@ -100,7 +100,7 @@ class StreamOutcome:
     Watches the events of a streaming run to derive its result
     (backends.md 7.1).
 
-    An C{error} event with code C{warning} (Gemini's warnings, Codex's
+    An C{error} event marked as a warning (Gemini's warnings, Codex's
     non-fatal item errors) is delivered but is not a failure.
     """
 
@@ -108,14 +108,14 @@ class StreamOutcome:
         self.native_session_id = ""
         self.usage: TokenUsage | None = None
         self.last_error = ""
-        self.error_seen = False
+        self.failure_seen = False
 
     def observe(self, event: UnifiedEvent) -> None:
         content = event.content
         if event.type == "init" and content.get("backend_session_id"):
             self.native_session_id = content["backend_session_id"]
-        elif event.type == "error" and content.get("code") != "warning":
-            self.error_seen = True
+        elif event.type == "error" and not event.warning:
+            self.failure_seen = True
             self.last_error = str(content.get("message", "")) or self.last_error
         elif event.type == "done" and "token_usage" in content:
             usage = content["token_usage"]

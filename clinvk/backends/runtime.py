@@ -28,6 +28,7 @@ from clinvk.backends.options import REQUESTED_FORMATS, unified_options
 from clinvk.backends.results import Finished, StreamOutcome, finish_response
 from clinvk.backends.workdir import check_workdir
 from clinvk.config import ClinvkConfig
+from clinvk.errors import ShuttingDown
 from clinvk.interfaces import IBackend
 from clinvk.process.protocol import BufferedCapture, LineCapture
 from clinvk.process.runner import ProcessOutcome, ProcessSpec, RunningProcess, StopReason
@@ -240,7 +241,7 @@ class BackendRuntime:
             outcome_watch.observe(too_long)
             stream._push(too_long)
         finished = outcome_watch.finish(outcome.reported_exit_code, capture.stderr_text(), error)
-        if finished.exit_code != 0 and not outcome_watch.error_seen:
+        if finished.exit_code != 0 and not outcome_watch.failure_seen:
             # Every failure is visible in the stream (api-rest.md 1.4 fix).
             stream._push(events.error(finished.error, 0, code=f"exit_{finished.exit_code}"))
         if prepared.request.ephemeral and finished.native_session_id:
@@ -255,8 +256,15 @@ class BackendRuntime:
         command = backend.cleanup_command(prepared.command[0], native_id)
         if command is not None:
             spec = ProcessSpec(argv=command, env=self._environ, timeout=CLEANUP_TIMEOUT)
-            run = self._supervisor.start(spec, BufferedCapture(64 * 1024), label=f"{backend.name} clean-up")
-            await run.wait()
+            try:
+                run = self._supervisor.start(
+                    spec, BufferedCapture(64 * 1024), label=f"{backend.name} clean-up"
+                )
+            except ShuttingDown:
+                # The run's own result matters more than its tidying-up.
+                log.info("Skipped native session clean-up backend={backend}", backend=backend.name)
+            else:
+                await run.wait()
         roots = backend.session_file_roots(self._home)
         if roots:
             await self._delete_session_file(roots[0], native_id)

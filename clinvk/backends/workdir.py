@@ -76,13 +76,3 @@ def check_workdir(workdir: str, *, allowed: Sequence[str], blocked: Sequence[str
     except OSError as e:
         return f"cannot access work directory: {e.strerror or e}"
     return None
-
-
-def dropped_builtin_entries(blocked: Sequence[str]) -> list[str]:
-    """
-    The built-in blocked prefixes a custom block list leaves out (for the
-    start-up warning of middleware.md 9).
-    """
-    if not blocked:
-        return []
-    return [entry for entry in BUILTIN_BLOCKED if entry not in blocked]

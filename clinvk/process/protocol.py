@@ -13,11 +13,13 @@ runaway output still stops with a clear error.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 from attrs import frozen
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.interfaces import IProcessTransport
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
@@ -100,24 +102,41 @@ class BufferedCapture:
 
 
 class _LineSplitter:
+    """
+    Splits a byte stream into lines.  The pieces of an unfinished line are
+    kept as they came and joined once, when the line ends, so a long line
+    costs time in proportion to its length.
+    """
+
     def __init__(self, limit: int, deliver: Callable[[str], None]) -> None:
         self._limit = limit
         self._deliver = deliver
-        self._partial = b""
+        self._pieces: list[bytes] = []
+        self._size = 0
 
     def feed(self, data: bytes) -> bool:
         """Deliver the complete lines in C{data}; False once a line is too long."""
-        lines = (self._partial + data).split(b"\n")
-        self._partial = lines.pop()
-        for line in lines:
-            self._deliver(line.rstrip(b"\r").decode("utf-8", "replace"))
-        return len(self._partial) <= self._limit
+        start = 0
+        while (end := data.find(b"\n", start)) >= 0:
+            if self._size + end - start > self._limit:
+                return False
+            self._pieces.append(data[start:end])
+            self._emit(b"".join(self._pieces))
+            self._pieces, self._size = [], 0
+            start = end + 1
+        if start < len(data):
+            self._pieces.append(data[start:])
+            self._size += len(data) - start
+        return self._size <= self._limit
+
+    def _emit(self, line: bytes) -> None:
+        self._deliver(line.rstrip(b"\r").decode("utf-8", "replace"))
 
     def finish(self) -> None:
-        if self._partial:
+        if self._pieces:
             # A child killed mid-line still has its last words heard.
-            partial, self._partial = self._partial, b""
-            self._deliver(partial.rstrip(b"\r").decode("utf-8", "replace"))
+            pieces, self._pieces = self._pieces, []
+            self._emit(b"".join(pieces))
 
 
 @implementer(ICapture)
@@ -190,11 +209,13 @@ class CLIProcessProtocol(ProcessProtocol):
         capture: ICapture,
         stdin: bytes,
         *,
+        on_connected: Callable[[IProcessTransport], None] = lambda transport: None,
         on_output: Callable[[], None] = lambda: None,
         on_overflow: Callable[[], None] = lambda: None,
     ) -> None:
         self._capture = capture
         self._stdin = stdin
+        self._on_connected = on_connected
         self._on_output = on_output
         self._on_overflow = on_overflow
         self._overflow_reported = False
@@ -202,9 +223,10 @@ class CLIProcessProtocol(ProcessProtocol):
         self.ended: Deferred[ExitStatus] = Deferred()
 
     def connectionMade(self) -> None:
-        assert self.transport is not None
-        self.transport.write(self._stdin)
-        self.transport.closeStdin()
+        transport = cast("IProcessTransport", self.transport)
+        self._on_connected(transport)
+        transport.write(self._stdin)
+        transport.closeStdin()
 
     def outReceived(self, data: bytes) -> None:
         self._on_output()

@@ -13,7 +13,7 @@ from typing import Any, cast
 
 from attrs import field, frozen
 
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import (
     IDelayedCall,
     IProcessTransport,
@@ -22,7 +22,6 @@ from twisted.internet.interfaces import (
     IReactorTime,
 )
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from clinvk.process.protocol import CLIProcessProtocol, ExitStatus, ICapture
 from clinvk.process.spawn import KILL, TERMINATE, Launcher
@@ -83,21 +82,30 @@ class ProcessOutcome:
 
     @property
     def reported_exit_code(self) -> int:
-        """The exit code as backends.md 6.1 reports it: -1 for any signal, 1 for no start."""
+        """
+        The exit code as backends.md 6.1 reports it: 1 for no start, -1 for
+        a signal or for any run the server stopped (even if the CLI then
+        exited cleanly), otherwise the status.
+        """
         if self.reason is StopReason.START_FAILED:
             return 1
-        if self.exit_code is None:
+        if self.exit_code is None or self.reason is not StopReason.EXITED:
             return -1
         return self.exit_code
 
 
 class RunningProcess:
     """
-    One live child, from spawn until it and its pipes are gone.
+    One child, from spawn until it and its process group are gone.
 
-    @ivar pid: The child's pid, which is also its process group id.
-    @ivar ended: Fires with the L{ProcessOutcome} once the child has really
-        ended; never cancelled.  Callers use L{wait}.
+    @ivar pid: The child's pid, which is also its process group id; 0 until
+        it has started.
+    @ivar ended: Fires with the L{ProcessOutcome} once the child has exited
+        and its pipes are closed: the result is complete.  Never cancelled;
+        callers use L{wait}.
+    @ivar finished: Fires once nothing of the process group can be left: at
+        the same time as C{ended}, or, when members of the group outlived
+        the child, once they have had their grace period and been killed.
     """
 
     def __init__(
@@ -109,28 +117,42 @@ class RunningProcess:
         self._clock = clock
         self._signal_group = signal_group
         self._kill_grace = kill_grace
-        self._timers: list[IDelayedCall] = []
+        self._deadline: IDelayedCall | None = None
         self._idle_timer: IDelayedCall | None = None
+        self._kill_timer: IDelayedCall | None = None
+        self._close_timer: IDelayedCall | None = None
         self._idle_timeout: float | None = None
         self._stop_reason: StopReason | None = None
-        self._orphans_signalled = False
+        self._paused = False
         self._killed = False
         self._transport: IProcessTransport | None = None
         self.pid = 0
         self.ended: Deferred[ProcessOutcome] = Deferred()
+        self.finished: Deferred[None] = Deferred()
 
     # -- driven by the runner and the protocol
 
-    def _started(self, transport: IProcessTransport, spec: ProcessSpec) -> None:
+    def _connected(self, transport: IProcessTransport) -> None:
+        # Called before Twisted can reap the child, so the pid is known
+        # before any exit is reported.
         self._transport = transport
         self.pid = transport.pid or 0
+
+    def _started(self, spec: ProcessSpec) -> None:
+        if self.ended.called:
+            return
         if spec.timeout is not None:
-            self._timers.append(self._clock.callLater(spec.timeout, self.stop, StopReason.TIMEOUT))
+            self._deadline = self._clock.callLater(spec.timeout, self.stop, StopReason.TIMEOUT)
         self._idle_timeout = spec.idle_timeout
         self._output()
 
+    def _signal(self, signum: int) -> bool:
+        """Signal the process group, if the child ever started."""
+        return self.pid > 1 and self._signal_group(self.pid, signum)
+
     def _output(self) -> None:
-        if self._idle_timeout is None or self.ended.called:
+        """Output arrived (or reading resumed): restart the idle watchdog."""
+        if self._idle_timeout is None or self.ended.called or self._paused:
             return
         if self._idle_timer is not None and self._idle_timer.active():
             self._idle_timer.reset(self._idle_timeout)
@@ -139,25 +161,28 @@ class RunningProcess:
 
     def _exited(self, status: ExitStatus) -> None:
         """
-        The leader has exited.  Anything left in its group would be an
-        orphan: ask it to go, then force it and the pipes it holds.
+        The child has exited.  Anything left in its group would become an
+        orphan: ask it to go now, and kill it after the grace period.
         """
-        if self._stop_reason is None and self._signal_group(self.pid, TERMINATE):
-            self._orphans_signalled = True
+        if self._stop_reason is None and self._signal(TERMINATE):
             self._schedule_kill()
 
     def _ended(self, status: ExitStatus) -> None:
-        self._cancel_timers()
-        if (self._orphans_signalled or self._stop_reason is not None) and not self._killed:
-            # Members of the group may have outlived the leader (ignoring
-            # TERM): nothing of it may outlive the run.
-            self._signal_group(self.pid, KILL)
+        for timer in (self._deadline, self._idle_timer, self._close_timer):
+            if timer is not None and timer.active():
+                timer.cancel()
         reason = self._stop_reason or StopReason.EXITED
         self.ended.callback(ProcessOutcome(status.code, status.signal, reason))
+        if self._kill_timer is None or not self._kill_timer.active():
+            self._finish()
 
     def _failed_to_start(self, error: BaseException) -> None:
-        self._cancel_timers()
         self.ended.callback(ProcessOutcome(None, None, StopReason.START_FAILED, str(error) or repr(error)))
+        self._finish()
+
+    def _finish(self) -> None:
+        if not self.finished.called:
+            self.finished.callback(None)
 
     # -- for callers
 
@@ -166,7 +191,6 @@ class RunningProcess:
         A Deferred firing with the outcome.  Cancelling it stops the run
         (as L{StopReason.CANCELLED}) and fails it with C{CancelledError}.
         """
-
         cancelled = False
 
         def cancel(waiting: Deferred[ProcessOutcome]) -> None:
@@ -195,46 +219,60 @@ class RunningProcess:
             return
         self._stop_reason = reason
         log.info("Stopping run pid={pid} reason={reason}", pid=self.pid, reason=reason.value)
-        self._signal_group(self.pid, TERMINATE)
+        # A paused reader would never see the child's last output and EOF.
+        self.resume()
+        # The KILL is due whether or not the group obeys at once.
         self._schedule_kill()
+        self._signal(TERMINATE)
+
+    def kill_now(self) -> None:
+        """Skip what is left of the grace period: KILL the group now."""
+        if self._kill_timer is not None and self._kill_timer.active():
+            self._kill_timer.cancel()
+            self._kill()
 
     def pause(self) -> None:
         """Stop reading the child's output (it blocks once its pipes fill)."""
-        if self._transport is not None and not self.ended.called:
+        if self._transport is not None and not self.ended.called and not self._paused:
+            self._paused = True
+            # Silence the consumer asked for is not the child's idleness.
+            if self._idle_timer is not None and self._idle_timer.active():
+                self._idle_timer.cancel()
             # Twisted's process transports are producers of their output.
             cast("IPushProducer", self._transport).pauseProducing()
 
     def resume(self) -> None:
         """Read the child's output again."""
-        if self._transport is not None and not self.ended.called:
+        if self._transport is not None and not self.ended.called and self._paused:
+            self._paused = False
             cast("IPushProducer", self._transport).resumeProducing()
+            self._output()
 
     def _schedule_kill(self) -> None:
-        self._timers.append(self._clock.callLater(self._kill_grace, self._kill))
+        if self._kill_timer is None or not self._kill_timer.active():
+            self._kill_timer = self._clock.callLater(self._kill_grace, self._kill)
 
     def _kill(self) -> None:
         self._killed = True
-        self._signal_group(self.pid, KILL)
-        # Grandchildren killed with the group release the pipes; close our
-        # ends as well so that nothing left can hold the run open.
-        self._timers.append(self._clock.callLater(self._kill_grace, self._close_pipes))
+        self._signal(KILL)
+        if self.ended.called:
+            self._finish()
+        else:
+            # Killed members release the pipes they held; close our ends too
+            # a grace period later, so that nothing can hold the run open.
+            self._close_timer = self._clock.callLater(self._kill_grace, self._close_pipes)
 
     def _close_pipes(self) -> None:
         if self._transport is not None and not self.ended.called:
             self._transport.loseConnection()
-
-    def _cancel_timers(self) -> None:
-        for timer in [*self._timers, self._idle_timer]:
-            if timer is not None and timer.active():
-                timer.cancel()
-        self._timers.clear()
 
 
 class ProcessRunner:
     """
     Spawns children through an injected process reactor.
 
-    @param reactor: Spawns processes and times deadlines.
+    @param reactor: Spawns processes (C{IReactorProcess}) and times
+        deadlines (C{IReactorTime}).
     @param launcher: Makes each child a process-group leader.
     @param signal_group: Signals a process group (C{os.killpg}, or a fake).
     @param kill_grace: Seconds between TERM and KILL.
@@ -248,8 +286,7 @@ class ProcessRunner:
         signal_group: Callable[[int, int], bool],
         kill_grace: float,
     ) -> None:
-        self._reactor = reactor
-        self._process_reactor: IReactorProcess = reactor
+        self._spawner: IReactorProcess = reactor
         self._clock: IReactorTime = reactor
         self._launcher = launcher
         self._signal_group = signal_group
@@ -266,6 +303,7 @@ class ProcessRunner:
         protocol = CLIProcessProtocol(
             capture,
             spec.stdin,
+            on_connected=run._connected,
             on_output=run._output,
             on_overflow=lambda: run.stop(StopReason.OUTPUT_LIMIT),
         )
@@ -273,16 +311,9 @@ class ProcessRunner:
         protocol.ended.addCallback(run._ended)
         argv = self._launcher.wrap(spec.argv)
         try:
-            transport = self._process_reactor.spawnProcess(
-                protocol, argv[0], argv, env=dict(spec.env), path=spec.path
-            )
+            self._spawner.spawnProcess(protocol, argv[0], argv, env=dict(spec.env), path=spec.path)
         except Exception as e:
             run._failed_to_start(e)
             return run
-        run._started(transport, spec)
+        run._started(spec)
         return run
-
-
-def is_cancellation(failure: Failure) -> bool:
-    """Whether C{failure} is a cancellation, which must never be swallowed."""
-    return failure.check(CancelledError) is not None

@@ -13,7 +13,7 @@ from twisted.logger import Logger
 
 from clinvk.errors import ShuttingDown
 from clinvk.process.protocol import ICapture
-from clinvk.process.runner import ProcessOutcome, ProcessRunner, ProcessSpec, RunningProcess, StopReason
+from clinvk.process.runner import ProcessRunner, ProcessSpec, RunningProcess, StopReason
 
 log = Logger()
 
@@ -21,8 +21,9 @@ log = Logger()
 class ProcessSupervisor(Service):
     """
     Starts runs through a L{ProcessRunner}, keeps a registry of the live
-    ones, refuses new runs once stopping, and on stop ends all of them
-    (TERM, grace, KILL) and waits until they are really gone.
+    ones (until their whole process group is gone), refuses new runs once
+    stopping, and on stop ends all of them (TERM, grace, KILL) and waits
+    until they are really gone.
     """
 
     name = "process-supervisor"
@@ -35,7 +36,7 @@ class ProcessSupervisor(Service):
 
     @property
     def live(self) -> int:
-        """The number of runs that have not ended yet."""
+        """The number of runs whose process group may not be gone yet."""
         return len(self._live)
 
     def start(self, spec: ProcessSpec, capture: ICapture, *, label: str = "") -> RunningProcess:
@@ -56,11 +57,10 @@ class ProcessSupervisor(Service):
             "Started run run_id={run_id} pid={pid} label={label}", run_id=run_id, pid=run.pid, label=label
         )
 
-        def forget(outcome: ProcessOutcome) -> ProcessOutcome:
+        def forget(ignored: None) -> None:
             self._live.pop(run_id, None)
-            return outcome
 
-        run.ended.addCallback(forget)
+        run.finished.addCallback(forget)
         return run
 
     def startService(self) -> None:
@@ -76,7 +76,10 @@ class ProcessSupervisor(Service):
             log.info("Stopping live runs count={count}", count=len(runs))
         for run in runs:
             run.stop(StopReason.SHUTDOWN)
-        done: Deferred[None] = DeferredList([run.ended for run in runs], consumeErrors=True).addCallback(
+            if run.ended.called:
+                # Only leftovers of its group remain: no need to wait.
+                run.kill_now()
+        done: Deferred[None] = DeferredList([run.finished for run in runs], consumeErrors=True).addCallback(
             lambda _: None
         )
         return done

@@ -26,8 +26,8 @@ A line C{#fake-answer <text>} sets the answer verbatim.
   - C{session=ID}: report this native session id.
 
 With C{CLINVK_FAKE_RECORD} naming a directory, every run writes
-C{<pid>.json} there: argv, stdin, pid, process group, working directory
-and the pids of any grandchild.
+C{<pid>.json} there: argv, stdin, pid, process group, working directory,
+the pids of any grandchild and the signals it ignores.
 
 Only the standard library is used, so the fakes run with any Python 3.
 """
@@ -152,11 +152,25 @@ class FakeRun:
             "ppid": os.getppid(),
             "cwd": os.getcwd(),
             "grandchildren": self.grandchildren,
+            "ignored_signals": _ignored_signals(),
         }
         path = Path(directory) / f"{os.getpid()}.json"
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(data))
         temporary.rename(path)
+
+
+def _ignored_signals() -> list[int]:
+    """The signals this process ignores (from /proc, where there is one)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("SigIgn:"):
+                    mask = int(line.split()[1], 16)
+                    return [number for number in range(1, 65) if mask & (1 << (number - 1))]
+    except OSError:
+        pass
+    return []
 
 
 def _take_value(args: list[str], index: int, flag: str) -> str:

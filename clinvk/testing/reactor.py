@@ -59,6 +59,7 @@ class FakeProcessTransport:
         self.exited = False
         self.ended = False
         self._status: Failure | None = None
+        self._unread: list[tuple[int, bytes]] = []
 
     # IProcessTransport
 
@@ -107,17 +108,29 @@ class FakeProcessTransport:
         self.paused = True
 
     def resumeProducing(self) -> None:
+        """Read again: deliver what the child wrote meanwhile, then its end."""
         self.paused = False
+        unread, self._unread = self._unread, []
+        for descriptor, data in unread:
+            self.proto.childDataReceived(descriptor, data)
+        if self.exited and not self.lingering:
+            self._end()
 
     # The child's part
 
     def emit_stdout(self, data: bytes) -> None:
-        """The child writes C{data} to stdout."""
-        self.proto.childDataReceived(1, data)
+        """The child writes C{data} to stdout (read once reading is not paused)."""
+        self._emit(1, data)
 
     def emit_stderr(self, data: bytes) -> None:
-        """The child writes C{data} to stderr."""
-        self.proto.childDataReceived(2, data)
+        """The child writes C{data} to stderr (read once reading is not paused)."""
+        self._emit(2, data)
+
+    def _emit(self, descriptor: int, data: bytes) -> None:
+        if self.paused:
+            self._unread.append((descriptor, data))
+        else:
+            self.proto.childDataReceived(descriptor, data)
 
     def exit(self, code: int = 0) -> None:
         """The child exits with C{code}; its pipes close unless it is lingering."""
@@ -137,7 +150,8 @@ class FakeProcessTransport:
             self._end()
 
     def _end(self) -> None:
-        if self.ended:
+        # Unread output keeps the pipes open: the end is seen once read.
+        if self.ended or self.paused:
             return
         self.ended = True
         assert self._status is not None
@@ -169,6 +183,9 @@ class FakeProcessReactor(MemoryReactorClock):
     @ivar spawned: Every L{FakeProcessTransport}, in spawn order.
     @ivar signals: Every C{(pgid, signal)} sent through L{signal_group}.
     @ivar spawn_error: When set, the next spawn raises it.
+    @ivar exit_during_spawn: When set, the next child exits with that code
+        and is reaped before C{spawnProcess} returns, as Twisted may do for
+        a child that dies at once (its transport's pid is then L{None}).
     """
 
     def __init__(self) -> None:
@@ -176,6 +193,7 @@ class FakeProcessReactor(MemoryReactorClock):
         self.spawned: list[FakeProcessTransport] = []
         self.signals: list[tuple[int, int]] = []
         self.spawn_error: Exception | None = None
+        self.exit_during_spawn: int | None = None
         self._next_pid = 4000
 
     def spawnProcess(
@@ -204,6 +222,10 @@ class FakeProcessReactor(MemoryReactorClock):
         )
         self.spawned.append(transport)
         processProtocol.makeConnection(transport)
+        if self.exit_during_spawn is not None:
+            code, self.exit_during_spawn = self.exit_during_spawn, None
+            transport.exit(code)
+            transport.pid = None
         return transport
 
     def signal_group(self, pgid: int, signum: int) -> bool:

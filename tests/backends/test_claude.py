@@ -247,7 +247,7 @@ class StreamTests(SynchronousTestCase):
         self.assertEqual(
             stream("(node) warning"), [("message", {"text": "(node) warning", "role": "assistant"}, 1)]
         )
-        self.assertEqual(stream('[1,2]\n"x"\n{"type":"rate_limit_event"}\n{"no":"type"}'), [])
+        self.assertEqual(stream('[1,2]\n"x"\nnull\n{"type":"rate_limit_event"}\n{"no":"type"}'), [])
 
     def test_tool_result_error(self) -> None:
         """A failed tool result is marked as an error."""

@@ -217,6 +217,18 @@ class StreamTests(SynchronousTestCase):
             ],
         )
 
+    def test_declined_change_is_not_failed(self) -> None:
+        """Only a failed file change, MCP call or search is an error; a declined one is not."""
+        line = '{"type":"item.completed","item":{"id":"i","type":"file_change","changes":[],"status":"declined"}}'
+        self.assertNotIn("is_error", stream(line)[0][1])
+
+    def test_item_error_is_a_warning(self) -> None:
+        """A non-fatal item error is marked as a warning."""
+        [event] = CodexStreamParser().feed(
+            '{"type":"item.completed","item":{"type":"error","message":"m"}}', 1
+        )
+        self.assertTrue(event.warning)
+
     def test_ignored(self) -> None:
         """Newer event types produce nothing; non-JSON lines are messages."""
         self.assertEqual(stream('{"type":"item.plan.delta"}\n{"type":"request_user_input"}'), [])

@@ -177,6 +177,14 @@ class StreamTests(SynchronousTestCase):
             ],
         )
 
+    def test_warning_with_code(self) -> None:
+        """A warning keeps its code but is marked as only a warning."""
+        parser = GeminiStreamParser()
+        [event] = parser.feed('{"type":"error","severity":"warning","code":"LOOP","message":"m"}', 1)
+        self.assertEqual((dict(event.content), event.warning), ({"code": "LOOP", "message": "m"}, True))
+        [fatal] = parser.feed('{"type":"error","severity":"error","message":"m"}', 2)
+        self.assertFalse(fatal.warning)
+
     def test_delta_false(self) -> None:
         """A message explicitly not a delta is not partial; numeric error codes become text."""
         self.assertEqual(

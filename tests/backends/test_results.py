@@ -115,7 +115,7 @@ class StreamOutcomeTests(SynchronousTestCase):
         for event in [
             events.init(1, native_id="a"),
             events.init(2, native_id="b"),
-            events.error("just a warning", 3, code="warning"),
+            events.error("just a warning", 3, code="warning", warning=True),
             events.done(4, TokenUsage(1, 2)),
             events.done(5, TokenUsage(3, 4, 5)),
         ]:
@@ -124,14 +124,14 @@ class StreamOutcomeTests(SynchronousTestCase):
         self.assertEqual(
             (finished.native_session_id, finished.usage, finished.error), ("b", TokenUsage(3, 4, 5), "")
         )
-        self.assertFalse(outcome.error_seen)
+        self.assertFalse(outcome.failure_seen)
 
     def test_error_event(self) -> None:
         """An error event sets the error and raises exit status 0 to 1."""
         outcome = StreamOutcome()
         outcome.observe(events.error("quota", 1))
         self.assertEqual((outcome.finish(0, "").exit_code, outcome.finish(0, "").error), (1, "quota"))
-        self.assertTrue(outcome.error_seen)
+        self.assertTrue(outcome.failure_seen)
 
     def test_exit_without_error(self) -> None:
         """A non-zero exit without an error event takes stderr, else the status."""

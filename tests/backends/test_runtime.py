@@ -227,6 +227,8 @@ class RunTests(_RuntimeTestCase):
         running.cancel()
         self.failureResultOf(running, CancelledError)
         self.assertIn((self.child().pid, signal.SIGTERM), self.reactor.signals)
+        self.assertEqual(self.supervisor.live, 1)  # its group has its grace period
+        self.reactor.advance(5)
         self.assertEqual(self.supervisor.live, 0)
 
     def test_start_failure(self) -> None:
@@ -274,6 +276,18 @@ class CleanupTests(_RuntimeTestCase):
         )
         self.child().exit(0)
         self.assertEqual(self.successResultOf(running).output, "Paris is the capital of France.")
+
+    def test_shutdown_skips_cleanup(self) -> None:
+        """During shutdown the clean-up is skipped; the run still has its result."""
+        running = self.run_request(backend="gemini", ephemeral=True)
+        child = self.child()
+        child.on_term = "ignore"
+        self.supervisor.stopService()
+        child.emit_stdout(sample("gemini/success.json").encode())
+        child.exit(0)
+        result = self.successResultOf(running)
+        self.assertEqual(result.error, "server is shutting down")
+        self.assertEqual(len(self.reactor.spawned), 1)
 
     def test_not_for_kept_sessions(self) -> None:
         """A non-ephemeral run leaves its native session alone."""

@@ -9,7 +9,7 @@ import os
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
-from clinvk.backends.workdir import BUILTIN_BLOCKED, check_workdir, dropped_builtin_entries, matches_prefix
+from clinvk.backends.workdir import BUILTIN_BLOCKED, check_workdir, matches_prefix
 
 
 class MatchTests(SynchronousTestCase):
@@ -97,9 +97,3 @@ class CheckTests(SynchronousTestCase):
     def test_normalised(self) -> None:
         """Dots and doubled slashes are normalised before the checks."""
         self.assertIsNone(self.check(self.project.path + "/../project//."))
-
-    def test_dropped_entries(self) -> None:
-        """The built-in entries a custom list leaves out, for the start-up warning."""
-        self.assertEqual(dropped_builtin_entries(()), [])
-        self.assertEqual(dropped_builtin_entries(BUILTIN_BLOCKED), [])
-        self.assertEqual(dropped_builtin_entries(("/etc",))[:2], ["/var/run", "/var/lock"])

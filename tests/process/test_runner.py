@@ -147,6 +147,61 @@ class RunnerTests(SynchronousTestCase):
         self.reactor.advance(5)
         self.assertEqual(self.successResultOf(run.ended).reason, StopReason.CANCELLED)
 
+    def test_early_reap(self) -> None:
+        """A child reaped inside spawnProcess never makes the runner signal group 0."""
+        self.reactor.exit_during_spawn = 0
+        run, _child = self.start()
+        self.assertEqual(run.pid, 4001)
+        self.assertEqual(self.successResultOf(run.ended).exit_code, 0)
+        self.assertNotIn(0, [pgid for pgid, _ in self.reactor.signals])
+
+    def test_stopped_run_reports_minus_one(self) -> None:
+        """A run the server stopped reports -1 even if the CLI then exited 0."""
+        run, child = self.start()
+        child.on_term = "ignore"
+        run.stop(StopReason.TIMEOUT)
+        child.exit(0)
+        outcome = self.successResultOf(run.ended)
+        self.assertEqual((outcome.exit_code, outcome.reported_exit_code), (0, -1))
+
+    def test_grandchildren_get_their_grace(self) -> None:
+        """After a stop, the group is KILLed only after the grace period, even once the CLI is gone."""
+        run, _child = self.start()
+        run.stop()
+        self.successResultOf(run.ended)
+        self.assertNoResult(run.finished)
+        self.assertEqual(self.signals(), [TERM])
+        self.reactor.advance(5)
+        self.assertEqual(self.signals(), [TERM, KILL])
+        self.successResultOf(run.finished)
+
+    def test_kill_now(self) -> None:
+        """kill_now skips the rest of the grace period."""
+        run, _child = self.start()
+        run.stop()
+        run.kill_now()
+        self.assertEqual(self.signals(), [TERM, KILL])
+        self.successResultOf(run.finished)
+
+    def test_paused_reader_is_not_idle(self) -> None:
+        """While the consumer holds reading paused, the idle watchdog does not run."""
+        run, _child = self.start(idle_timeout=10.0)
+        run.pause()
+        self.reactor.advance(60)
+        self.assertNoResult(run.ended)
+        run.resume()
+        self.reactor.advance(10)
+        self.assertEqual(self.successResultOf(run.ended).reason, StopReason.IDLE)
+
+    def test_stop_resumes_reading(self) -> None:
+        """Stopping a paused run reads on, so its last output and end are seen at once."""
+        run, child = self.start()
+        run.pause()
+        child.emit_stdout(b"last words")
+        run.stop()
+        self.assertFalse(child.paused)
+        self.successResultOf(run.ended)
+
     def test_timers_cancelled(self) -> None:
         """Once the run has ended no timer is left on the clock."""
         run, child = self.start(timeout=30.0, idle_timeout=5.0)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from clinvk.process.spawn import GROUP_LEADER_SCRIPT, Launcher, signal_group
+from clinvk.process.spawn import LEADER_SCRIPT, WATCHER_SCRIPT, Launcher, signal_group
 from tests.helpers import fake_which
 
 
@@ -15,36 +15,49 @@ class LauncherTests(SynchronousTestCase):
     """Launcher.detect picks the best chain the machine allows."""
 
     def test_util_linux(self) -> None:
-        """With setsid and setpriv: setsid, setpriv --pdeathsig USR1, then the group leader script."""
-        launcher = Launcher.detect(which=fake_which({"setsid", "setpriv"}), python="/py")
+        """With setsid and setpriv: setsid, then the leader script with the watcher and the grace period."""
+        launcher = Launcher.detect(kill_grace=2.5, which=fake_which({"setsid", "setpriv"}), python="/py")
         self.assertEqual(
             launcher.wrap(["/bin/claude", "--print"]),
             [
                 "/usr/local/bin/setsid",
-                "/usr/local/bin/setpriv",
-                "--pdeathsig",
-                "USR1",
                 "/bin/sh",
                 "-c",
-                GROUP_LEADER_SCRIPT,
+                LEADER_SCRIPT,
                 "clinvk-run",
+                "/usr/local/bin/setpriv",
+                "2.5",
+                WATCHER_SCRIPT,
                 "/bin/claude",
                 "--print",
             ],
         )
+        self.assertIn('exec "$setpriv" --pdeathsig KILL -- "$@"', LEADER_SCRIPT)
 
-    def test_without_setsid_or_setpriv(self) -> None:
-        """Without setsid a Python one-liner starts the session; without setpriv there is no death signal."""
+    def test_without_setpriv(self) -> None:
+        """Without setpriv the CLI is started in its own group, without the watcher."""
+        launcher = Launcher.detect(which=fake_which({"setsid"}), python="/py")
+        self.assertEqual(launcher.wrap(["/bin/gemini"]), ["/usr/local/bin/setsid", "/bin/gemini"])
+
+    def test_without_setsid(self) -> None:
+        """Without setsid a Python one-liner starts the session."""
         launcher = Launcher.detect(which=fake_which(()), python="/py")
         self.assertEqual(launcher.prefix[:4], ("/py", "-I", "-S", "-c"))
         self.assertIn("os.setsid()", launcher.prefix[4])
-        self.assertNotIn("--pdeathsig", launcher.prefix)
-        self.assertEqual(launcher.prefix[-4:], ("/bin/sh", "-c", GROUP_LEADER_SCRIPT, "clinvk-run"))
 
     def test_direct(self) -> None:
         """An empty launcher runs the command as it is."""
         self.assertEqual(Launcher().wrap(["a", "b"]), ["a", "b"])
 
-    def test_signal_group_gone(self) -> None:
+
+class SignalGroupTests(SynchronousTestCase):
+    """signal_group, the real killpg."""
+
+    def test_gone(self) -> None:
         """Signalling a group that does not exist reports False instead of raising."""
         self.assertFalse(signal_group(2**22 + 12345, 0))
+
+    def test_refuses_own_group(self) -> None:
+        """0, 1 and negative ids (own group, init, everything) are refused."""
+        for pgid in (0, 1, -1):
+            self.assertRaises(ValueError, signal_group, pgid, 0)
