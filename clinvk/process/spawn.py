@@ -33,10 +33,14 @@ from collections.abc import Callable, Sequence
 
 from attrs import frozen
 
-# The watcher: $0 is the grace period.  "sleep & wait" keeps it
-# interruptible by the USR1 that announces the CLI's death.
+# The watcher: $0 is the grace period, $1 the CLI's pid.  "sleep & wait"
+# keeps it interruptible by the USR1 that announces the CLI's death; a CLI
+# that died before the watcher could ask for that signal is caught by
+# comparing the watcher's parent with the CLI.
 WATCHER_SCRIPT = (
-    'trap : TERM INT HUP; trap "sleep $0; kill -KILL 0" USR1; while :; do sleep 3600 & wait $!; done'
+    'trap : TERM INT HUP; trap "sleep $0; kill -KILL 0" USR1; '
+    '[ "$PPID" = "$1" ] || kill -USR1 $$; '
+    "while :; do sleep 3600 & wait $!; done"
 )
 
 # The group leader until it becomes the CLI.  Arguments: setpriv, the grace
@@ -44,7 +48,7 @@ WATCHER_SCRIPT = (
 LEADER_SCRIPT = """\
 setpriv=$1 grace=$2 watcher=$3
 shift 3
-"$setpriv" --pdeathsig USR1 /bin/sh -c "$watcher" "$grace" </dev/null >/dev/null 2>&1 &
+"$setpriv" --pdeathsig USR1 /bin/sh -c "$watcher" "$grace" "$$" </dev/null >/dev/null 2>&1 &
 exec "$setpriv" --pdeathsig KILL -- "$@"
 """
 
