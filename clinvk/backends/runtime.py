@@ -347,7 +347,6 @@ class EventStream:
         self._waiting: Deferred[None] | None = None
         self._finished = False
         self._run: RunningProcess | None = None
-        self._paused = False
         self._body: Deferred[RunResult] | None = None
         self._outcome: RunResult | None = None
         self._failure: Any = None
@@ -359,8 +358,7 @@ class EventStream:
 
     def _push(self, event: UnifiedEvent) -> None:
         self._queue.append(UnifiedEvent(event.type, event.content, event.sequence, self._clock.seconds()))
-        if len(self._queue) >= STREAM_HIGH_WATER and self._run is not None and not self._paused:
-            self._paused = True
+        if len(self._queue) >= STREAM_HIGH_WATER and self._run is not None:
             self._run.pause()
         self._wake()
 
@@ -395,8 +393,8 @@ class EventStream:
             self._waiting = Deferred()
             await self._waiting
         event = self._queue.popleft()
-        if self._paused and len(self._queue) <= STREAM_LOW_WATER and self._run is not None:
-            self._paused = False
+        if len(self._queue) <= STREAM_LOW_WATER and self._run is not None:
+            # The run knows whether it is paused; resuming a reading run is a no-op.
             self._run.resume()
         return event
 
