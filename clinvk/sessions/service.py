@@ -1,0 +1,98 @@
+# -*- test-case-name: tests.sessions.test_service -*-
+"""
+The service that owns the session store's lifetime: its thread pool and
+the retention clean-up (sessions.md 7).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+
+from clinvk.sessions.interfaces import ISessionStore
+
+RETENTION_INTERVAL_SECONDS = 24 * 60 * 60
+
+
+class SessionStoreService(Service):
+    """
+    Starts the store's thread pool, if any, and deletes sessions older than
+    the retention period at start-up and every 24 hours after (the
+    reference does it only at start-up).  A failed clean-up is logged and
+    tried again next time; it never stops the server.
+
+    @param store: The store to clean.
+    @param clock: Times the clean-ups and says what "now" is.
+    @param retention_days: Sessions last used longer ago are deleted;
+        C{<= 0} disables the clean-up.
+    @param pool: The thread pool the store runs its work in, started and
+        stopped with this service.
+    """
+
+    name = "session-store"
+    log = Logger()
+
+    def __init__(
+        self, store: ISessionStore, clock: IReactorTime, retention_days: int, pool: ThreadPool | None = None
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._retention_days = retention_days
+        self._pool = pool
+        self._loop: LoopingCall | None = None
+        self._looping: Deferred[LoopingCall] | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        if self._pool is not None:
+            self._pool.start()
+        if self._retention_days > 0:
+            self._loop = LoopingCall(self._clean)
+            self._loop.clock = self._clock
+            self._looping = self._loop.start(RETENTION_INTERVAL_SECONDS, now=True)
+
+    def stopService(self) -> Deferred[None]:
+        """
+        Stop the clean-ups, wait for one in progress, then stop the pool
+        (which finishes its queued work first).
+
+        @return: A L{Deferred} firing once all of that is done.
+        """
+        super().stopService()
+        return Deferred.fromCoroutine(self._stop())
+
+    async def _stop(self) -> None:
+        loop, looping = self._loop, self._looping
+        self._loop = self._looping = None
+        if loop is not None and looping is not None:
+            if loop.running:
+                loop.stop()
+            # Fires once a clean-up in progress has finished.
+            await looping
+        if self._pool is not None:
+            self._pool.stop()
+
+    def _clean(self) -> Deferred[None]:
+        cutoff = datetime.fromtimestamp(self._clock.seconds(), UTC) - timedelta(days=self._retention_days)
+
+        def cleaned(deleted: int) -> None:
+            if deleted:
+                self.log.info(
+                    "cleaned old sessions deleted={deleted} retention_days={retention_days}",
+                    deleted=deleted,
+                    retention_days=self._retention_days,
+                )
+
+        def failed(failure: Failure) -> None:
+            # Retention is housekeeping: report it and carry on (the loop
+            # would stop for good on a failure).
+            self.log.warn("failed to clean old sessions error={error}", error=failure.getErrorMessage())
+
+        return maybeDeferred(self._store.clean, cutoff).addCallbacks(cleaned, failed)
