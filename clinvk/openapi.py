@@ -53,6 +53,7 @@ class Operation:
     @ivar response_schema: Component name of the 200 JSON body, if any.
     @ivar stream_media_type: Media type of the streamed 200 variant
         (C{text/event-stream}, C{application/x-ndjson}), if any.
+    @ivar stream_schema: Component name of one streamed item, if any.
     @ivar error_media_type: Media type of error responses.
     @ivar error_schema: Component name of error responses.
     """
@@ -66,6 +67,7 @@ class Operation:
     request_schema: str | None = None
     response_schema: str | None = None
     stream_media_type: str | None = None
+    stream_schema: str | None = None
     parameters: tuple[Parameter, ...] = field(default=(), converter=_parameters)
     error_media_type: str = "application/problem+json"
     error_schema: str = "ErrorModel"
@@ -135,7 +137,12 @@ def _operation_object(operation: Operation) -> dict[str, Any]:
     if operation.response_schema is not None:
         content["application/json"] = {"schema": _component_ref(operation.response_schema)}
     if operation.stream_media_type is not None:
-        content[operation.stream_media_type] = {"schema": {"type": "string"}}
+        # OpenAPI 3.1 describes a stream's items with itemSchema only from
+        # 3.2 on; a plain string with a pointer to the item schema it is.
+        item = {"type": "string"}
+        if operation.stream_schema is not None:
+            item["description"] = f"One {operation.stream_schema} per line or event."
+        content[operation.stream_media_type] = {"schema": item}
     ok: dict[str, Any] = {"description": "OK"}
     if content:
         ok["content"] = content
@@ -160,7 +167,13 @@ def build_document(operations: Iterable[Operation], schemas: SchemaSet) -> dict[
     paths: dict[str, dict[str, Any]] = {}
     tags: list[str] = []
     for operation in operations:
-        for name in (operation.request_schema, operation.response_schema, operation.error_schema):
+        named = (
+            operation.request_schema,
+            operation.response_schema,
+            operation.stream_schema,
+            operation.error_schema,
+        )
+        for name in named:
             if name is not None and name not in schemas.names:
                 raise ValueError(f"{operation.operation_id} names unknown schema {name!r}")
         paths.setdefault(operation.path, {})[operation.method.lower()] = _operation_object(operation)
@@ -193,6 +206,10 @@ def _downgrade_schema(node: Any) -> Any:
             result["anyOf"] = [{"type": t} for t in others]
             if "null" in kind:
                 result["nullable"] = True
+    # OpenAPI 3.0 has no conditionals; they only refine validation
+    # (PromptRequest's backend becomes optional with a session_id).
+    result.pop("if", None)
+    result.pop("then", None)
     if "const" in result:
         result["enum"] = [result.pop("const")]
     if "examples" in result:

@@ -12,22 +12,34 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import cast
 
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
-from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
+from twisted.internet.interfaces import (
+    IListeningPort,
+    IProtocolFactory,
+    IReactorFromThreads,
+    IStreamServerEndpoint,
+)
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
 
 from clinvk.backends import build_backends
 from clinvk.backends.availability import BackendAvailability
 from clinvk.backends.runtime import BackendRuntime
+from clinvk.backends.workdir import dropped_builtin_blocks
 from clinvk.config import ClinvkConfig, ServerConfig
+from clinvk.orchestration import Orchestrator
 from clinvk.process.runner import ProcessRunner
 from clinvk.process.spawn import Launcher, signal_group
 from clinvk.process.supervisor import ProcessSupervisor
+from clinvk.sessions import ISessionStore
+from clinvk.sessions.disk import DiskSessionStore, SessionFiles, in_thread_pool, sessions_directory
+from clinvk.sessions.service import SessionStoreService
 from clinvk.types import IClinvkReactor
 from clinvk.web.meta import Uptime
 from clinvk.web.root import build_root, build_site
@@ -109,19 +121,26 @@ class ClinvkService(MultiService):
     """
     The root service.
 
-    Its children start in the order they were added: the process
-    supervisor, then the listeners.  It stops in phases, each awaited
-    before the next: first the listeners (no new requests), then the other
-    children, last added first, so the supervisor ends every backend
-    process last.
+    It starts the listeners first, so that a port it cannot bind stops
+    the start before anything else runs, then its other children in the
+    order they were added: the session store, then the process
+    supervisor.  It stops in phases, each awaited before the next: first the listeners (no new requests), then
+    the other children, last added first, so the supervisor ends every
+    backend process before the store writes the last session updates and
+    stops.
 
     @ivar runtime: Runs backend CLIs for requests.
+    @ivar orchestrator: Runs prompts and batches, and keeps sessions.
     """
 
-    def __init__(self, uptime: Uptime, runtime: BackendRuntime) -> None:
+    def __init__(
+        self, uptime: Uptime, runtime: BackendRuntime, orchestrator: Orchestrator, config: ClinvkConfig
+    ) -> None:
         super().__init__()
         self._uptime = uptime
+        self._config = config
         self.runtime = runtime
+        self.orchestrator = orchestrator
 
     @property
     def listeners(self) -> list[Listener]:
@@ -130,7 +149,20 @@ class ClinvkService(MultiService):
 
     def startService(self) -> None:
         self._uptime.restart()
-        super().startService()
+        dropped = dropped_builtin_blocks(self._config.server.blocked_workdir_prefixes)
+        if dropped:
+            log.warn(
+                "blocked_workdir_prefixes replaces the built-in block list dropped={dropped}",
+                dropped=",".join(dropped),
+            )
+        Service.startService(self)
+        # Bind first: a server that cannot listen must start nothing else
+        # (a started thread pool would keep the failed process alive).
+        children: list[IService] = list(self)
+        for listener in [c for c in children if isinstance(c, Listener)]:
+            listener.startService()
+        for child in [c for c in children if not isinstance(c, Listener)]:
+            child.startService()
 
     def stopService(self) -> Deferred[None]:
         return Deferred.fromCoroutine(self._stop())
@@ -160,6 +192,21 @@ def default_listen(server: ServerConfig) -> str:
     return f"tcp:{server.port}:interface={quoteStringArgument(server.bind_host)}"
 
 
+def _session_store(reactor: IClinvkReactor, home: str) -> tuple[ISessionStore, ThreadPool | None]:
+    """
+    The session store in the user's home directory.  Its file operations
+    run in order on one pool thread, off the reactor thread; a reactor
+    without thread support (a test fake) runs them in place.
+    """
+    files = SessionFiles(sessions_directory(home))
+    if not IReactorFromThreads.providedBy(reactor):
+        return DiskSessionStore(files), None
+    pool = ThreadPool(minthreads=1, maxthreads=1, name="clinvk-sessions")
+    return DiskSessionStore(
+        files, run_blocking=in_thread_pool(cast("IReactorFromThreads", reactor), pool)
+    ), pool
+
+
 def build_service(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequence[str] = ()) -> ClinvkService:
     """
     Build the whole service tree.  This only creates objects: nothing
@@ -181,6 +228,9 @@ def build_service(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequenc
             kill_grace=float(config.server.kill_grace_secs),
         )
     )
+    home = os.path.expanduser("~")
+    if home == "~":
+        home = ""  # no home directory: the store falls back to a relative one
     runtime = BackendRuntime(
         config=config,
         backends=build_backends(),
@@ -188,11 +238,16 @@ def build_service(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequenc
         availability=availability,
         clock=reactor,
         environ=os.environ,
-        home=os.path.expanduser("~"),
+        home=home,
     )
-    root = build_root(clock=reactor, availability=availability, uptime=uptime)
+    store, pool = _session_store(reactor, home)
+    orchestrator = Orchestrator(runtime=runtime, store=store, clock=reactor, config=config)
+    root = build_root(
+        clock=reactor, availability=availability, uptime=uptime, orchestrator=orchestrator, config=config
+    )
     site = build_site(root, reactor)
-    service = ClinvkService(uptime, runtime)
+    service = ClinvkService(uptime, runtime, orchestrator, config)
+    SessionStoreService(store, reactor, config.session.retention_days, pool).setServiceParent(service)
     supervisor.setServiceParent(service)
     for description in listen or [default_listen(config.server)]:
         listener = Listener(serverFromString(reactor, description), site, description)

@@ -4,6 +4,7 @@ Shared test helpers: an in-memory client over the real root resource.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -12,7 +13,17 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import IResource
 
+from clinvk.backends import build_backends
 from clinvk.backends.availability import BackendAvailability
+from clinvk.backends.runtime import BackendRuntime
+from clinvk.config import config_from_mapping
+from clinvk.orchestration import Orchestrator
+from clinvk.process.runner import ProcessRunner
+from clinvk.process.spawn import Launcher
+from clinvk.process.supervisor import ProcessSupervisor
+from clinvk.sessions import ISessionStore
+from clinvk.sessions.memory import MemorySessionStore
+from clinvk.testing.reactor import FakeProcessReactor
 from clinvk.web.meta import Uptime
 from clinvk.web.root import ClinvkRoot, build_root
 
@@ -27,13 +38,80 @@ def fake_which(installed: Iterable[str]) -> Callable[[str], str | None]:
     return lambda name: f"/usr/local/bin/{name}" if name in installed else None
 
 
+def isolate_home(case: SynchronousTestCase) -> str:
+    """
+    Point C{HOME} at a fresh directory for the duration of C{case}, so
+    that a service built by the test keeps its sessions there.
+    """
+    home: str = case.mktemp()
+    os.makedirs(home)
+    case.patch(os, "environ", {**os.environ, "HOME": home})
+    return home
+
+
+class Server:
+    """
+    The real root resource over the real orchestration, on a fake process
+    reactor and clock, with an in-memory session store.
+
+    @ivar reactor: Spawns nothing; a test plays each child's part.
+    @ivar store: The session store.
+    @ivar supervisor: Owns the fake children.
+    @ivar orchestrator: What the handlers call.
+    @ivar root: The root resource.
+    """
+
+    def __init__(
+        self,
+        *,
+        reactor: FakeProcessReactor | None = None,
+        installed: Iterable[str] = ("claude", "codex", "gemini"),
+        config: dict[str, Any] | None = None,
+        store: ISessionStore | None = None,
+        home: str = "/nonexistent-home",
+    ) -> None:
+        self.reactor = reactor or FakeProcessReactor()
+        self.config = config_from_mapping(config, {}, source=None)
+        self.store = store if store is not None else MemorySessionStore()
+        self.availability = BackendAvailability(self.reactor, which=fake_which(installed))
+        self.supervisor = ProcessSupervisor(
+            ProcessRunner(
+                self.reactor, launcher=Launcher(), signal_group=self.reactor.signal_group, kill_grace=5
+            )
+        )
+        self.supervisor.startService()
+        self.runtime = BackendRuntime(
+            config=self.config,
+            backends=build_backends(),
+            supervisor=self.supervisor,
+            availability=self.availability,
+            clock=self.reactor,
+            environ={"PATH": "/usr/local/bin"},
+            home=home,
+        )
+        self.orchestrator = Orchestrator(
+            runtime=self.runtime, store=self.store, clock=self.reactor, config=self.config
+        )
+        self.root = build_root(
+            clock=self.reactor,
+            availability=self.availability,
+            uptime=Uptime(self.reactor),
+            orchestrator=self.orchestrator,
+            config=self.config,
+        )
+
+
 def make_root(
     clock: Clock | None = None, installed: Iterable[str] = ("claude", "codex", "gemini")
 ) -> tuple[ClinvkRoot, Clock]:
     """The real root resource on a fake clock, with the given CLIs installed."""
-    clock = clock or Clock()
-    availability = BackendAvailability(clock, which=fake_which(installed))
-    return build_root(clock=clock, availability=availability, uptime=Uptime(clock)), clock
+    reactor = FakeProcessReactor()
+    if clock is not None:
+        # Tests that bring their own clock drive time through it.
+        reactor.seconds = clock.seconds  # type: ignore[method-assign]
+        reactor.callLater = clock.callLater  # type: ignore[method-assign]
+    server = Server(reactor=reactor, installed=installed)
+    return server.root, clock or reactor
 
 
 class Response:

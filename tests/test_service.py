@@ -16,6 +16,7 @@ from clinvk.service import ClinvkService, Listener, build_service, default_liste
 from clinvk.testing.reactor import FakeProcessReactor
 from clinvk.types import IClinvkReactor
 from clinvk.web.root import ClinvkSite
+from tests.helpers import isolate_home
 
 CONFIG = config_from_mapping(None, {}, source=None)
 
@@ -33,7 +34,14 @@ class RefusingReactor(FakeProcessReactor):
         raise CannotListenError(interface, port, OSError(98, "Address already in use"))
 
 
-class BuildTests(SynchronousTestCase):
+class _IsolatedHome(SynchronousTestCase):
+    """The services built keep their sessions in a temporary home."""
+
+    def setUp(self) -> None:
+        isolate_home(self)
+
+
+class BuildTests(_IsolatedHome):
     """Building the tree."""
 
     def test_no_side_effects(self) -> None:
@@ -66,11 +74,15 @@ class BuildTests(SynchronousTestCase):
         self.assertEqual([u[0] for u in reactor.unixServers], ["/tmp/clinvk-test.sock"])
 
     def test_process_supervisor(self) -> None:
-        """The process supervisor is the first child and stops with the tree; the runtime uses it."""
+        """
+        The process supervisor follows the session store (so it stops
+        before it) and stops with the tree; the runtime uses it.
+        """
         reactor = FakeProcessReactor()
         service = build(reactor, ["tcp:8080"])
         supervisor = service.getServiceNamed("process-supervisor")
-        self.assertIs(next(iter(service)), supervisor)
+        store = service.getServiceNamed("session-store")
+        self.assertEqual(list(service)[:2], [store, supervisor])
         self.assertIs(service.runtime._supervisor, supervisor)
         service.startService()
         self.assertTrue(supervisor.running)
@@ -83,7 +95,7 @@ class BuildTests(SynchronousTestCase):
             build(FakeProcessReactor(), ["nope:1"])
 
 
-class StartTests(SynchronousTestCase):
+class StartTests(_IsolatedHome):
     """Starting."""
 
     def test_bind_failure_raises(self) -> None:
@@ -105,7 +117,7 @@ class StartTests(SynchronousTestCase):
         self.assertEqual(len(reactor.tcpServers), 1)
 
 
-class StopTests(SynchronousTestCase):
+class StopTests(_IsolatedHome):
     """Stopping in phases."""
 
     def test_listeners_first_then_children_in_reverse(self) -> None:

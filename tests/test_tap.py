@@ -16,6 +16,7 @@ from clinvk.cli import CommandLineOptions
 from clinvk.service import ClinvkService
 from clinvk.testing.reactor import FakeProcessReactor
 from clinvk.types import IClinvkReactor
+from tests.helpers import isolate_home
 from tests.test_service import RefusingReactor
 
 EXPECTED_BANNER = """\
@@ -101,6 +102,9 @@ class OptionsTests(_ConfigFileMixin):
 
 class ServiceForTests(_ConfigFileMixin):
     """The service C{twist}/C{twistd} run."""
+
+    def setUp(self) -> None:
+        isolate_home(self)
 
     def service(self, reactor: FakeProcessReactor, *args: str) -> Any:
         options = self.parse(*args)

@@ -31,6 +31,17 @@ BUILTIN_BLOCKED = (
 )
 
 
+def dropped_builtin_blocks(blocked: Sequence[str]) -> list[str]:
+    """
+    The built-in blocked prefixes a configured block list leaves out: a
+    configured list replaces the built-in one, which operators should be
+    told about (middleware.md 9).
+    """
+    if not blocked:
+        return []
+    return [prefix for prefix in BUILTIN_BLOCKED if prefix not in blocked]
+
+
 def matches_prefix(path: str, prefix: str) -> bool:
     """
     Path-boundary-aware prefix match: C{/etc} matches C{/etc} and

@@ -147,11 +147,11 @@ class SchemaSet:
         instance: Any = error.instance
         schema: Any = error.schema
         if keyword == "required":
-            if path in reported_required:
-                return
-            reported_required.add(path)
             for missing in expected:
-                if missing not in instance:
+                # A name required twice (by the object and by a
+                # conditional) is reported once.
+                if missing not in instance and (*path, missing) not in reported_required:
+                    reported_required.add((*path, missing))
                     yield (
                         (*path, missing),
                         ErrorDetail(

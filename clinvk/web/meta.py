@@ -15,6 +15,7 @@ from twisted.web.iweb import IRequest
 from clinvk.backends.availability import BackendAvailability
 from clinvk.openapi import Operation, build_document, downgrade_to_30, to_yaml
 from clinvk.schemas import SchemaSet
+from clinvk.sessions import ISessionStore
 from clinvk.web._errors import Dialect
 from clinvk.web._responses import bytes_response, json_bytes, json_response, typed_response
 from clinvk.web._routing import family_app, route
@@ -27,8 +28,8 @@ HEALTH = Operation(
     tag="Health",
     summary="Health check",
     description=(
-        "Always 200. status is degraded when a backend CLI is missing from "
-        "the server's PATH. Needs no API key."
+        "Always 200. status is unhealthy when the session store cannot be read, "
+        "degraded when a backend CLI is missing from the server's PATH. Needs no API key."
     ),
     response_schema="HealthResponseBody",
 )
@@ -93,12 +94,14 @@ class MetaApi:
         *,
         uptime: Uptime,
         availability: BackendAvailability,
+        store: ISessionStore,
         schemas: SchemaSet,
         operations: Iterable[Operation],
         explorer: ExplorerPage,
     ) -> None:
         self._uptime = uptime
         self._availability = availability
+        self._store = store
         self._schemas = schemas
         self._explorer = explorer
         document = build_document(operations, schemas)
@@ -111,15 +114,29 @@ class MetaApi:
         }
 
     @route(app, HEALTH)
-    def health(self, request: IRequest) -> bytes:
+    async def health(self, request: IRequest) -> bytes:
         backends = self._availability.cached()
+        store = await self._store.health()
+        if not store.available:
+            status = "unhealthy"
+        elif all(available for _, available in backends):
+            status = "ok"
+        else:
+            status = "degraded"
         milliseconds = self._uptime.milliseconds()
+        session_store: dict[str, object] = {
+            "available": store.available,
+            "session_count": store.session_count,
+        }
+        if store.error:
+            session_store["error"] = store.error
         body: dict[str, object] = {
-            "status": "ok" if all(available for _, available in backends) else "degraded",
+            "status": status,
             "version": API_VERSION,
             "uptime": format_uptime(milliseconds),
             "uptime_ms": milliseconds,
             "backends": [{"name": name, "available": available} for name, available in backends],
+            "session_store": session_store,
         }
         return typed_response(request, "HealthResponseBody", body)
 

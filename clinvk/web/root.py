@@ -21,7 +21,9 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
 from clinvk.backends.availability import BackendAvailability
+from clinvk.config import ClinvkConfig
 from clinvk.errors import ClinvkError, InvalidRequest
+from clinvk.orchestration import Orchestrator
 from clinvk.schemas import SchemaSet
 from clinvk.web._errors import error_from_failure, method_not_allowed, render_error, route_not_found
 from clinvk.web._routing import ApiFamily, allowed_methods
@@ -123,15 +125,27 @@ def _head_error(request: IRequest, family: ApiFamily) -> ClinvkError:
     return route_not_found("HEAD", path)
 
 
-def build_root(*, clock: IReactorTime, availability: BackendAvailability, uptime: Uptime) -> ClinvkRoot:
+def build_root(
+    *,
+    clock: IReactorTime,
+    availability: BackendAvailability,
+    uptime: Uptime,
+    orchestrator: Orchestrator,
+    config: ClinvkConfig,
+) -> ClinvkRoot:
     """
     The root resource with every family mounted.
 
     @param clock: Times request durations.
-    @param availability: Backend availability for C{/health}.
+    @param availability: Backend availability for C{/health} and
+        C{/api/v1/backends}.
     @param uptime: The service's uptime for C{/health}.
+    @param orchestrator: Runs what requests ask for.
+    @param config: The server's configuration.
     """
-    native, openai, anthropic = NativeApi(), OpenAIApi(), AnthropicApi()
+    schemas = SchemaSet.from_package()
+    native = NativeApi(orchestrator=orchestrator, availability=availability, schemas=schemas, config=config)
+    openai, anthropic = OpenAIApi(), AnthropicApi()
     operations = (
         *NativeApi.operations,
         *MetaApi.operations,
@@ -141,7 +155,8 @@ def build_root(*, clock: IReactorTime, availability: BackendAvailability, uptime
     meta = MetaApi(
         uptime=uptime,
         availability=availability,
-        schemas=SchemaSet.from_package(),
+        store=orchestrator.store,
+        schemas=schemas,
         operations=operations,
         explorer=ExplorerPage.from_package(),
     )

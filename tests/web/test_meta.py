@@ -165,11 +165,14 @@ class OpenAPITests(SynchronousTestCase):
     def test_operations_match_routes(self) -> None:
         """Every documented path is served with its method, so the document cannot drift."""
         document = json.loads(call(self, self.root, "GET", "/openapi.json").body)
-        for path, item in document["paths"].items():
+        for template, item in document["paths"].items():
+            path = template.replace("{id}", "0123abcd")
             for method in item:
-                other = "DELETE" if method != "delete" else "PUT"
-                self.assertNotEqual(call(self, self.root, method.upper(), path).code, 404, path)
-                self.assertEqual(call(self, self.root, other, path).code, 405, path)
+                response = call(self, self.root, method.upper(), path)
+                # Not the router's plain-text 404 (a 404 problem for an
+                # unknown session comes from the route itself).
+                self.assertNotEqual(response.header("Content-Type"), "text/plain; charset=utf-8", path)
+                self.assertEqual(call(self, self.root, "PUT", path).code, 405, path)
 
 
 class SchemasRouteTests(SynchronousTestCase):

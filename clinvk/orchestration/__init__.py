@@ -1,0 +1,123 @@
+# -*- test-case-name: tests.orchestration -*-
+"""
+Running what a request asks for: one prompt (in a new, continued or no
+session), or a parallel, chain or compare batch.  Nothing here knows about
+HTTP; the web layer and embedding programs both call L{Orchestrator}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+
+from clinvk.backends.model import RunRequest
+from clinvk.backends.runtime import BackendRuntime
+from clinvk.config import ClinvkConfig
+from clinvk.orchestration.batches import BatchRunner, ChainStep
+from clinvk.orchestration.outcomes import (
+    ChainOutcome,
+    CompareOutcome,
+    Outcome,
+    ParallelOutcome,
+    StepOutcome,
+)
+from clinvk.orchestration.prompts import PromptRunner, PromptStream
+from clinvk.orchestration.turns import SessionTurns
+from clinvk.sessions import ISessionStore
+
+__all__ = [
+    "ChainOutcome",
+    "ChainStep",
+    "CompareOutcome",
+    "Orchestrator",
+    "Outcome",
+    "ParallelOutcome",
+    "PromptStream",
+    "StepOutcome",
+]
+
+
+class Orchestrator:
+    """
+    Every kind of execution, as Deferreds.
+
+    @param runtime: Runs the backend CLIs.
+    @param store: Where prompt sessions are kept.
+    @param clock: Stamps sessions and measures durations.
+    @param config: The server's configuration.
+    @ivar store: The session store, for the sessions API.
+    """
+
+    def __init__(
+        self, *, runtime: BackendRuntime, store: ISessionStore, clock: IReactorTime, config: ClinvkConfig
+    ) -> None:
+        self.store = store
+        self._prompts = PromptRunner(runtime, SessionTurns(store, clock, config.session), clock)
+        self._batches = BatchRunner(self._prompts, clock, config.parallel)
+
+    def prompt(
+        self, request: RunRequest, *, metadata: Mapping[str, str] | None = None, session_id: str = ""
+    ) -> Deferred[Outcome]:
+        """
+        Run one prompt to completion (api-rest.md 1.3).  A non-ephemeral
+        prompt gets a new session, or continues C{session_id} (D3).
+        Cancelling stops the CLI.
+        """
+        return Deferred.fromCoroutine(self._prompts.run(request, metadata=metadata, session_id=session_id))
+
+    def stream_prompt(
+        self, request: RunRequest, *, metadata: Mapping[str, str] | None = None, session_id: str = ""
+    ) -> Deferred[PromptStream]:
+        """
+        Start one prompt as a stream of events (api-rest.md 1.4).  It fails
+        only when C{session_id} cannot be continued; every later problem is
+        an event.
+        """
+        return Deferred.fromCoroutine(self._prompts.stream(request, metadata=metadata, session_id=session_id))
+
+    def parallel(
+        self,
+        tasks: Sequence[RunRequest],
+        *,
+        max_parallel: int = 0,
+        fail_fast: bool = False,
+        dry_run: bool = False,
+    ) -> Deferred[ParallelOutcome]:
+        """Run ephemeral tasks concurrently (api-rest.md 2)."""
+        return Deferred.fromCoroutine(
+            self._batches.parallel(tasks, max_parallel=max_parallel, fail_fast=fail_fast, dry_run=dry_run)
+        )
+
+    def chain(
+        self,
+        steps: Sequence[ChainStep],
+        *,
+        stop_on_failure: bool = False,
+        pass_working_dir: bool = False,
+        dry_run: bool = False,
+    ) -> Deferred[ChainOutcome]:
+        """Run ephemeral steps in order, each fed the previous output (api-rest.md 3)."""
+        return Deferred.fromCoroutine(
+            self._batches.chain(
+                steps, stop_on_failure=stop_on_failure, pass_working_dir=pass_working_dir, dry_run=dry_run
+            )
+        )
+
+    def compare(
+        self,
+        backends: Sequence[str],
+        prompt: str,
+        *,
+        model: str = "",
+        workdir: str = "",
+        sequential: bool = False,
+        dry_run: bool = False,
+    ) -> Deferred[CompareOutcome]:
+        """Run one prompt on several backends (api-rest.md 4)."""
+        return Deferred.fromCoroutine(
+            self._batches.compare(
+                backends, prompt, model=model, workdir=workdir, sequential=sequential, dry_run=dry_run
+            )
+        )

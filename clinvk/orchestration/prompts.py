@@ -1,0 +1,248 @@
+# -*- test-case-name: tests.orchestration.test_prompts -*-
+"""
+One prompt on one backend, as a single result or as a stream of events
+(api-rest.md 1), in a new session, an existing one (DECISIONS D3) or none.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+
+import attrs
+
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from clinvk.backends import events
+from clinvk.backends.model import RunRequest, RunResult, UnifiedEvent
+from clinvk.backends.runtime import BackendRuntime, EventStream, PreflightError, PreparedRun
+from clinvk.orchestration.outcomes import Outcome
+from clinvk.orchestration.turns import DISCONNECTED, SessionTurns
+from clinvk.sessions import SessionRecord
+
+log = Logger()
+
+
+class PromptRunner:
+    """
+    Runs prompts and keeps their sessions.
+
+    @param runtime: Runs the backend CLIs.
+    @param turns: The sessions of prompt runs.
+    @param clock: Measures durations.
+    """
+
+    def __init__(self, runtime: BackendRuntime, turns: SessionTurns, clock: IReactorTime) -> None:
+        self._runtime = runtime
+        self._turns = turns
+        self._clock = clock
+
+    def _milliseconds_since(self, started: float) -> int:
+        return int((self._clock.seconds() - started) * 1000)
+
+    async def _continued(
+        self, request: RunRequest, session_id: str
+    ) -> tuple[RunRequest, SessionRecord | None]:
+        """
+        C{request} as a turn of the session it names, claimed until
+        released; unchanged when it names none.
+        """
+        if not session_id:
+            return request, None
+        record = await self._turns.find(session_id, request)
+        self._turns.claim(record.id)
+        return SessionTurns.continuing(request, record), record
+
+    async def _open(
+        self, prepared: PreparedRun, metadata: Mapping[str, str], record: SessionRecord | None
+    ) -> str:
+        """The session a prepared run belongs to: its own, a new one, or none."""
+        if record is not None:
+            return record.id
+        if prepared.request.ephemeral:
+            return ""
+        return await self._turns.open(prepared.request, prepared.options.model, metadata)
+
+    async def run(
+        self, request: RunRequest, *, metadata: Mapping[str, str] | None = None, session_id: str = ""
+    ) -> Outcome:
+        """
+        Run C{request} to completion.  Problems of the run itself are in
+        the outcome; cancelling stops the CLI and records the session's
+        turn as failed.
+
+        @param session_id: The session to continue (D3), if any.
+        @raise ClinvkError: When C{session_id} cannot be continued.
+        """
+        started = self._clock.seconds()
+        request, record = await self._continued(request, session_id)
+        try:
+            try:
+                prepared = self._runtime.prepare(request)
+            except PreflightError as e:
+                return Outcome(request.backend, 1, self._milliseconds_since(started), error=str(e))
+            session = await self._open(prepared, metadata or {}, record)
+            try:
+                result = await self._runtime.execute(prepared)
+            except CancelledError:
+                if session:
+                    await self._turns.close(session, RunResult(exit_code=-1, error=DISCONNECTED))
+                raise
+            duration = self._milliseconds_since(started)
+            if session:
+                await self._turns.close(session, result)
+            return _outcome(request.backend, result, duration, session)
+        finally:
+            if record is not None:
+                self._turns.release(record.id)
+
+    async def stream(
+        self, request: RunRequest, *, metadata: Mapping[str, str] | None = None, session_id: str = ""
+    ) -> PromptStream:
+        """
+        Start streaming C{request}.  Everything that happens once the
+        session is known, pre-flight failures included, is an event of the
+        returned stream.
+
+        @raise ClinvkError: When C{session_id} cannot be continued.
+        """
+        request, record = await self._continued(request, session_id)
+        stream = PromptStream(request.backend, self._clock)
+        Deferred.fromCoroutine(self._feed(stream, request, metadata or {}, record)).addErrback(
+            lambda failure: log.failure("Prompt stream failed", failure)
+        )
+        return stream
+
+    async def _feed(
+        self,
+        stream: PromptStream,
+        request: RunRequest,
+        metadata: Mapping[str, str],
+        record: SessionRecord | None,
+    ) -> None:
+        started = self._clock.seconds()
+        try:
+            try:
+                prepared = self._runtime.prepare(request, streaming=True)
+            except PreflightError as e:
+                stream._add(events.error(str(e), 0))
+                stream._finish(Outcome(request.backend, 1, self._milliseconds_since(started), error=str(e)))
+                return
+            session = await self._open(prepared, metadata, record)
+            stream.session_id = session
+            result = await self._events_of(stream, prepared)
+            duration = self._milliseconds_since(started)
+            if session:
+                await self._turns.close(session, result)
+            stream._finish(_outcome(request.backend, result, duration, session))
+        finally:
+            if record is not None:
+                self._turns.release(record.id)
+
+    async def _events_of(self, stream: PromptStream, prepared: PreparedRun) -> RunResult:
+        """Attach the run's events to C{stream}; its result once it has ended."""
+        if stream.cancelled:
+            return RunResult(exit_code=-1, error=DISCONNECTED)
+        try:
+            running = self._runtime.stream(prepared)
+            stream._attach(running)
+            return await running.result()
+        except CancelledError:
+            return RunResult(exit_code=-1, error=DISCONNECTED)
+        except Exception as e:
+            # The runtime reports the CLI's own failures as events; this
+            # is the server failing to run it at all.
+            message = str(e) or "stream failed"
+            stream._add(events.error(message, 0))
+            return RunResult(exit_code=1, error=message)
+
+
+def _outcome(backend: str, result: RunResult, duration_ms: int, session_id: str) -> Outcome:
+    return Outcome(
+        backend=backend,
+        exit_code=result.exit_code,
+        duration_ms=duration_ms,
+        output=result.output,
+        error=result.error,
+        usage=result.usage,
+        session_id=session_id,
+    )
+
+
+class PromptStream:
+    """
+    The events of one streamed prompt: the CLI's events as it produces
+    them, then any event the server adds once the run has ended.
+
+    @ivar backend: The backend of every event.
+    @ivar session_id: The session every event belongs to, once known.
+    @ivar cancelled: Whether the consumer has gone.
+    """
+
+    def __init__(self, backend: str, clock: IReactorTime) -> None:
+        self.backend = backend
+        self.session_id = ""
+        self.cancelled = False
+        self._clock = clock
+        self._running: EventStream | None = None
+        self._added: deque[UnifiedEvent] = deque()
+        self._finished = False
+        self._waiting: Deferred[None] | None = None
+        self._outcome: Outcome | None = None
+        self._outcome_waiters: list[Deferred[Outcome]] = []
+
+    def _wake(self) -> None:
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            waiting.callback(None)
+
+    def _attach(self, running: EventStream) -> None:
+        self._running = running
+        self._wake()
+
+    def _add(self, event: UnifiedEvent) -> None:
+        self._added.append(attrs.evolve(event, timestamp=self._clock.seconds()))
+        self._wake()
+
+    def _finish(self, outcome: Outcome) -> None:
+        self._finished = True
+        self._outcome = outcome
+        self._wake()
+        waiters, self._outcome_waiters = self._outcome_waiters, []
+        for waiter in waiters:
+            waiter.callback(outcome)
+
+    def __aiter__(self) -> PromptStream:
+        return self
+
+    async def __anext__(self) -> UnifiedEvent:
+        while True:
+            if self._running is not None:
+                try:
+                    return await self._running.__anext__()
+                except StopAsyncIteration:
+                    self._running = None
+            if self._added:
+                return self._added.popleft()
+            if self._finished or self.cancelled:
+                raise StopAsyncIteration
+            self._waiting = Deferred()
+            await self._waiting
+
+    def result(self) -> Deferred[Outcome]:
+        """A Deferred firing with the outcome once the run is recorded."""
+        waiter: Deferred[Outcome] = Deferred()
+        if self._outcome is not None:
+            waiter.callback(self._outcome)
+        else:
+            self._outcome_waiters.append(waiter)
+        return waiter
+
+    def cancel(self) -> None:
+        """The consumer has gone: stop the run (its session records the failure)."""
+        self.cancelled = True
+        if self._running is not None:
+            self._running.cancel()
+        self._wake()

@@ -1,0 +1,190 @@
+# -*- test-case-name: tests.orchestration.test_prompts -*-
+"""
+Keeping server sessions in step with prompt runs: a new session before a
+run, the completion update after it (sessions.md 4), and continuing an
+existing session (DECISIONS D3) without two turns overlapping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import attrs
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from clinvk.backends.model import RunRequest, RunResult, TokenUsage
+from clinvk.config import SessionConfig
+from clinvk.errors import Conflict, ErrorDetail, InvalidRequest, NotFound
+from clinvk.sessions import (
+    ACTIVE,
+    COMPLETED,
+    ERROR,
+    ISessionStore,
+    SessionNotFound,
+    SessionRecord,
+    check_prefix,
+    new_session_id,
+)
+
+log = Logger()
+
+# A shorter prefix would too easily match a session of someone else's run.
+MIN_PREFIX_LENGTH = 8
+
+# The error recorded when the client went away before the run ended.
+DISCONNECTED = "client disconnected"
+
+
+class SessionTurns:
+    """
+    The sessions of C{POST /api/v1/prompt}.
+
+    @param store: Where sessions live.
+    @param clock: Stamps C{created_at} and C{last_used}.
+    @param config: The C{session} configuration section.
+    """
+
+    def __init__(self, store: ISessionStore, clock: IReactorTime, config: SessionConfig) -> None:
+        self._store = store
+        self._clock = clock
+        self._config = config
+        self._busy: set[str] = set()
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock.seconds(), UTC)
+
+    async def find(self, reference: str, request: RunRequest) -> SessionRecord:
+        """
+        The session a request continues, after the checks of D3.
+
+        @param reference: A full session id or a prefix of at least
+            L{MIN_PREFIX_LENGTH} hex characters.
+        @raise InvalidRequest: For an ephemeral request, a short prefix, a
+            C{backend} or C{workdir} other than the session's.
+        @raise NotFound: When no single session matches.
+        @raise Conflict: When the session has no native conversation yet.
+        """
+        if request.ephemeral:
+            raise InvalidRequest("an ephemeral prompt cannot continue a session", param="session_id")
+        try:
+            check_prefix(reference)
+        except SessionNotFound as e:
+            raise NotFound("session not found", details=[ErrorDetail(str(e))]) from None
+        if len(reference) < MIN_PREFIX_LENGTH:
+            raise InvalidRequest(
+                "session_id must be a full session id or a prefix of at least "
+                f"{MIN_PREFIX_LENGTH} characters",
+                param="session_id",
+            )
+        try:
+            record = await self._store.resolve(reference)
+        except SessionNotFound as e:
+            raise NotFound("session not found", details=[ErrorDetail(str(e))]) from None
+        if request.backend and request.backend != record.backend:
+            raise InvalidRequest(
+                f'session {record.id} belongs to backend "{record.backend}", not "{request.backend}"',
+                param="backend",
+            )
+        if request.workdir and request.workdir != record.working_dir:
+            raise InvalidRequest(
+                f'session {record.id} runs in "{record.working_dir}"; a turn cannot change its workdir',
+                param="workdir",
+            )
+        if not record.backend_session_id:
+            raise Conflict(f"session {record.id} has no native session to continue yet")
+        return record
+
+    @staticmethod
+    def continuing(request: RunRequest, record: SessionRecord) -> RunRequest:
+        """C{request} as a new turn of C{record}: its backend, directory and native conversation."""
+        return attrs.evolve(
+            request,
+            backend=record.backend,
+            workdir=record.working_dir,
+            model=request.model or record.model,
+            resume_id=record.backend_session_id,
+        )
+
+    def claim(self, session_id: str) -> None:
+        """
+        Mark a turn of C{session_id} as running until L{release}.
+
+        @raise Conflict: If one is running already (turns never overlap).
+        """
+        if session_id in self._busy:
+            raise Conflict(f"session {session_id} already has a turn running")
+        self._busy.add(session_id)
+
+    def release(self, session_id: str) -> None:
+        """The turn of C{session_id} has been recorded."""
+        self._busy.discard(session_id)
+
+    async def open(self, request: RunRequest, model: str, metadata: Mapping[str, str]) -> str:
+        """
+        Create the session of a new run, in status C{active}.
+
+        @param model: The model as configured for the run, unresolved.
+        @return: Its id, or C{""} when it could not be written (the run
+            goes on without a session).
+        """
+        now = self._now()
+        record = SessionRecord(
+            id=new_session_id(),
+            backend=request.backend,
+            created_at=now,
+            last_used=now,
+            working_dir=request.workdir,
+            model=model,
+            initial_prompt=request.prompt,
+            status=ACTIVE,
+            token_usage=TokenUsage(),
+            tags=(*self._config.default_tags, "api"),
+            metadata=dict(metadata),
+        )
+        try:
+            await self._store.create(record)
+        except Exception as e:
+            log.error("Failed to create session error={error}", error=str(e))
+            return ""
+        return record.id
+
+    async def close(self, session_id: str, result: RunResult) -> None:
+        """
+        Record a finished turn (sessions.md 4): count it, add its tokens,
+        set the status and the native id.  Failures are logged: the run's
+        answer matters more than its bookkeeping.
+        """
+        now = self._now()
+        keep_usage = self._config.store_token_usage
+
+        def change(record: SessionRecord) -> SessionRecord:
+            usage = record.token_usage or TokenUsage()
+            if keep_usage and result.usage is not None:
+                usage = usage + result.usage
+            if result.error:
+                status, error_message = ERROR, result.error
+            elif result.exit_code == 0:
+                status, error_message = COMPLETED, ""
+            else:
+                status, error_message = ERROR, "backend execution failed"
+            return attrs.evolve(
+                record,
+                last_used=now,
+                turn_count=record.turn_count + 1,
+                token_usage=usage,
+                status=status,
+                error_message=error_message,
+                backend_session_id=result.native_session_id or record.backend_session_id,
+            )
+
+        try:
+            await self._store.update(session_id, change)
+        except Exception as e:
+            log.error(
+                "Failed to update session session_id={session_id} error={error}",
+                session_id=session_id,
+                error=str(e),
+            )

@@ -1,0 +1,162 @@
+"""
+The sessions API, the backends list and the store's part of /health
+(behaviours.md H and I).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import attrs
+
+from clinvk.sessions import SessionRecord
+from clinvk.sessions.disk import DiskSessionStore, SessionFiles
+from tests.sessions.helpers import record
+from tests.web._native import NativeTestCase
+
+
+def session_id(n: int) -> str:
+    """An id whose every prefix is unique among the test's sessions."""
+    return f"{n:x}" * 32
+
+
+def stored(n: int, **fields: Any) -> SessionRecord:
+    """Record C{n}, last used C{n} minutes after the first."""
+    return attrs.evolve(record(n, minutes=n, **fields), id=session_id(n))
+
+
+class SessionsApiTests(NativeTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        # Sessions 1..5: 1-3 claude, 4-5 codex; a higher number was used later.
+        for n in range(1, 6):
+            backend = "claude" if n <= 3 else "codex"
+            status = "completed" if n % 2 else "error"
+            self.successResultOf(self.server.store.create(stored(n, backend=backend, status=status)))
+
+    def listing(self, query: str = "") -> dict[str, Any]:
+        response = self.request("GET", "/api/v1/sessions" + query)
+        self.assertEqual(response.code, 200, response.body)
+        body: dict[str, Any] = json.loads(response.body)
+        return body
+
+    def test_list(self) -> None:
+        """All sessions, most recently used first; no default page size; typed body."""
+        body = self.listing()
+        self.assertEqual(list(body), ["$schema", "sessions", "total", "limit", "offset"])
+        self.assertEqual([s["id"] for s in body["sessions"]], [session_id(n) for n in (5, 4, 3, 2, 1)])
+        self.assertEqual((body["total"], body["limit"], body["offset"]), (5, 0, 0))
+        first = body["sessions"][0]
+        self.assertEqual(list(first)[:4], ["id", "backend", "created_at", "last_used"])
+        for hidden in ("backend_session_id", "parent_id", "error_message", "metadata"):
+            self.assertNotIn(hidden, first)
+
+    def test_paging(self) -> None:
+        body = self.listing("?limit=2&offset=1")
+        self.assertEqual([s["id"] for s in body["sessions"]], [session_id(4), session_id(3)])
+        self.assertEqual((body["total"], body["limit"], body["offset"]), (5, 2, 1))
+        self.assertEqual(self.listing("?offset=9")["sessions"], [])
+        self.assertEqual(self.listing("?limit=&offset=")["total"], 5)
+
+    def test_filters(self) -> None:
+        self.assertEqual({s["backend"] for s in self.listing("?backend=claude")["sessions"]}, {"claude"})
+        self.assertEqual(self.listing("?backend=claude")["total"], 3)
+        self.assertEqual(self.listing("?status=error")["total"], 2)
+        self.assertEqual(self.listing("?status=bogus")["sessions"], [])
+
+    def test_bad_integers(self) -> None:
+        """Non-integers and negatives are 422 at query.<name>."""
+        for query, error in (
+            ("?limit=abc", {"message": "invalid integer", "location": "query.limit", "value": "abc"}),
+            ("?offset=1.5", {"message": "invalid integer", "location": "query.offset", "value": "1.5"}),
+            ("?limit=-1", {"message": "expected number >= 0", "location": "query.limit", "value": -1}),
+        ):
+            problem = self.problem(self.request("GET", "/api/v1/sessions" + query), 422)
+            self.assertEqual(problem["errors"], [error], query)
+
+    def test_get_by_prefix(self) -> None:
+        body = self.session(session_id(3)[:8])
+        self.assertEqual(body["id"], session_id(3))
+        self.assertTrue(body["$schema"].endswith("/schemas/SessionInfo.json"))
+
+    def not_found(self, method: str, reference: str) -> str:
+        problem = self.problem(self.request(method, f"/api/v1/sessions/{reference}"), 404)
+        self.assertEqual(problem["detail"], "session not found")
+        [error] = problem["errors"]
+        message: str = error["message"]
+        return message
+
+    def test_lookup_failures(self) -> None:
+        """Ambiguous, unknown, uppercase and path-like references are 404 with their reason."""
+        self.successResultOf(self.server.store.create(attrs.evolve(stored(6), id="abcd" + "0" * 28)))
+        self.successResultOf(self.server.store.create(attrs.evolve(stored(7), id="abcd" + "1" * 28)))
+        self.assertEqual(self.not_found("GET", "abcd"), "ambiguous prefix abcd: matches 2 sessions")
+        self.assertEqual(self.not_found("GET", "ffff"), "no session found with prefix: ffff")
+        self.assertEqual(
+            self.not_found("GET", "ABCD"),
+            "invalid session prefix: must contain only hex characters (0-9, a-f)",
+        )
+        self.assertEqual(
+            self.not_found("DELETE", "ab..cd"), "invalid session prefix: contains path characters"
+        )
+
+    def test_empty_id_is_the_router_404(self) -> None:
+        response = self.request("GET", "/api/v1/sessions/")
+        self.assertEqual((response.code, response.body), (404, b"404 page not found\n"))
+
+    def test_delete(self) -> None:
+        """The answer echoes the id as sent; afterwards GET and DELETE are 404."""
+        prefix = session_id(2)[:10]
+        response = self.request("DELETE", f"/api/v1/sessions/{prefix}")
+        self.assertEqual(response.code, 200)
+        body = json.loads(response.body)
+        self.assertEqual((body["deleted"], body["id"]), (True, prefix))
+        self.assertTrue(body["$schema"].endswith("/schemas/DeleteSessionResponseBody.json"))
+        self.not_found("GET", prefix)
+        self.not_found("DELETE", prefix)
+        self.assertEqual(self.listing()["total"], 4)
+
+
+class BackendsAndHealthTests(NativeTestCase):
+    installed: tuple[str, ...] = ("gemini", "claude")
+
+    def test_backends(self) -> None:
+        """Sorted by name, availability included, typed body with its Link."""
+        response = self.request("GET", "/api/v1/backends", headers={"Host": "localhost:8080"})
+        self.assertTrue(
+            response.body.startswith(b'{"$schema":"http://localhost:8080/schemas/BackendsResponseBody.json"')
+        )
+        self.assertEqual(response.header("Link"), '</schemas/BackendsResponseBody.json>; rel="describedBy"')
+        self.assertEqual(
+            json.loads(response.body)["backends"],
+            [
+                {"name": "claude", "available": True},
+                {"name": "codex", "available": False},
+                {"name": "gemini", "available": True},
+            ],
+        )
+
+    def test_health_store(self) -> None:
+        """The store's state and count are part of /health."""
+        self.post("/api/v1/prompt", {"backend": "claude", "prompt": "x", "dry_run": True})
+        body = json.loads(self.request("GET", "/health").body)
+        self.assertEqual(body["status"], "degraded")
+        self.assertEqual(body["session_store"], {"available": True, "session_count": 1})
+
+    def test_unreadable_store_is_unhealthy(self) -> None:
+        """A store that cannot be listed makes the server unhealthy (still 200)."""
+        blocker = self.mktemp()
+        with open(blocker, "w"):
+            pass
+        self.use_server(store=DiskSessionStore(SessionFiles(os.path.join(blocker, "sessions"))))
+        response = self.request("GET", "/health")
+        self.assertEqual(response.code, 200)
+        body = json.loads(response.body)
+        self.assertEqual(body["status"], "unhealthy")
+        self.assertFalse(body["session_store"]["available"])
+        self.assertEqual(body["session_store"]["session_count"], 0)
+        self.assertTrue(body["session_store"]["error"])
+        problem = self.problem(self.request("GET", "/api/v1/sessions"), 500)
+        self.assertEqual(problem["detail"], "failed to list sessions")
