@@ -13,8 +13,20 @@ from treq.testing import StubTreq
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
+from clinvk.schemas import SchemaSet
 from clinvk.testing.reactor import FakeProcessTransport
 from tests.helpers import BASE, Response, Server
+
+SCHEMAS = SchemaSet.from_package()
+
+# The schema every successful answer of a route must satisfy, so that the
+# OpenAPI document describes what the server really sends.
+RESPONSE_SCHEMAS = {
+    "/api/v1/prompt": "PromptResponse",
+    "/api/v1/parallel": "ParallelResponseBody",
+    "/api/v1/chain": "ChainResponseBody",
+    "/api/v1/compare": "CompareResponseBody",
+}
 
 CLAUDE_NATIVE_ID = "6c0d2f64-8d7e-4a51-9f3b-51a2c7e9d3aa"
 
@@ -49,6 +61,7 @@ class NativeTestCase(SynchronousTestCase):
         self.stub: Any = StubTreq(self.server.root)
         # What the client waits for; a disconnect fails them all.
         self.client_waits: list[Deferred[Any]] = []
+        self.paths: dict[Deferred[Any], str] = {}
 
     def start(
         self,
@@ -66,6 +79,7 @@ class NativeTestCase(SynchronousTestCase):
             method, BASE + path, data=data, headers={"Content-Type": "application/json", **(headers or {})}
         )
         self.client_waits.append(pending)
+        self.paths[pending] = path
         return pending
 
     def finish(self, pending: Deferred[Any]) -> Response:
@@ -78,6 +92,14 @@ class NativeTestCase(SynchronousTestCase):
             response.code, dict(response.headers.getAllRawHeaders()), self.successResultOf(content)
         )
 
+    def answer(self, pending: Deferred[Any]) -> Any:
+        """The decoded 200 answer of a request sent with L{start}, checked against its schema."""
+        response = self.finish(pending)
+        self.assertEqual(response.code, 200, response.body)
+        answer = json.loads(response.body)
+        self.assertConforms(answer, RESPONSE_SCHEMAS[self.paths[pending]])
+        return answer
+
     def request(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Response:
         """Send a request that needs no child and return its response."""
         return self.finish(self.start(method, path, body, **kwargs))
@@ -86,7 +108,14 @@ class NativeTestCase(SynchronousTestCase):
         """POST C{body}, expect 200 and return the decoded answer."""
         response = self.request("POST", path, body)
         self.assertEqual(response.code, 200, response.body)
-        return json.loads(response.body)
+        answer = json.loads(response.body)
+        self.assertConforms(answer, RESPONSE_SCHEMAS[path])
+        return answer
+
+    def assertConforms(self, instance: Any, schema: str) -> None:  # noqa: N802 - unittest's naming
+        """C{instance} is valid for component C{schema}."""
+        _, problems = SCHEMAS.validate(schema, instance)
+        self.assertEqual(problems, [], instance)
 
     def disconnect(self) -> None:
         """Every client connection goes away (the server sees the connection lost)."""
@@ -113,7 +142,10 @@ class NativeTestCase(SynchronousTestCase):
     def lines(self, chunks: list[bytes]) -> list[dict[str, Any]]:
         """The NDJSON events received so far."""
         self.stub.flush()
-        return [json.loads(line) for line in b"".join(chunks).splitlines()]
+        events = [json.loads(line) for line in b"".join(chunks).splitlines()]
+        for event in events:
+            self.assertConforms(event, "StreamEvent")
+        return events
 
     def child(self, index: int = -1) -> FakeProcessTransport:
         return self.reactor.spawned[index]
@@ -131,4 +163,5 @@ class NativeTestCase(SynchronousTestCase):
         response = self.request("GET", f"/api/v1/sessions/{session_id}")
         self.assertEqual(response.code, 200, response.body)
         body: dict[str, Any] = json.loads(response.body)
+        self.assertConforms(body, "SessionInfo")
         return body

@@ -162,6 +162,41 @@ class OpenAPITests(SynchronousTestCase):
         self.assertEqual(by_path["/openapi-3.0.json"]["openapi"], "3.0.3")
         self.assertEqual(by_path["/openapi-3.0.json"], by_path["/openapi-3.0.yaml"])
 
+    def test_native_operations(self) -> None:
+        """
+        Every operation of the native API is documented with the request
+        and response schemas the server validates and answers with.
+        """
+        document = json.loads(call(self, self.root, "GET", "/openapi.json").body)
+        paths = document["paths"]
+        expected = {
+            ("post", "/api/v1/prompt"): ("PromptRequest", "PromptResponse"),
+            ("post", "/api/v1/parallel"): ("ParallelRequest", "ParallelResponseBody"),
+            ("post", "/api/v1/chain"): ("ChainRequest", "ChainResponseBody"),
+            ("post", "/api/v1/compare"): ("CompareRequest", "CompareResponseBody"),
+            ("get", "/api/v1/backends"): (None, "BackendsResponseBody"),
+            ("get", "/api/v1/sessions"): (None, "SessionsResponseBody"),
+            ("get", "/api/v1/sessions/{id}"): (None, "SessionInfo"),
+            ("delete", "/api/v1/sessions/{id}"): (None, "DeleteSessionResponseBody"),
+        }
+        for (method, path), (request_schema, response_schema) in expected.items():
+            operation = paths[path][method]
+            if request_schema is not None:
+                self.assertEqual(
+                    operation["requestBody"]["content"]["application/json"]["schema"],
+                    {"$ref": f"#/components/schemas/{request_schema}"},
+                )
+            self.assertEqual(
+                operation["responses"]["200"]["content"]["application/json"]["schema"],
+                {"$ref": f"#/components/schemas/{response_schema}"},
+            )
+        self.assertIn("application/x-ndjson", paths["/api/v1/prompt"]["post"]["responses"]["200"]["content"])
+        self.assertEqual(
+            [p["name"] for p in paths["/api/v1/sessions"]["get"]["parameters"]], ["backend", "status", "limit", "offset"]
+        )
+        legacy = json.loads(call(self, self.root, "GET", "/openapi-3.0.json").body)
+        self.assertNotIn("if", legacy["components"]["schemas"]["PromptRequest"])
+
     def test_operations_match_routes(self) -> None:
         """Every documented path is served with its method, so the document cannot drift."""
         document = json.loads(call(self, self.root, "GET", "/openapi.json").body)

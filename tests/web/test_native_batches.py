@@ -23,7 +23,7 @@ class ParallelTests(NativeTestCase):
         for child, text in reversed(list(zip(children, "ABC", strict=True))):
             child.emit_stdout(claude_result(text))
             child.exit(0)
-        answer = json.loads(self.finish(pending).body)
+        answer = self.answer(pending)
         self.assertEqual([r["output"] for r in answer["results"]], ["A", "B", "C"])
         self.assertEqual((answer["total_tasks"], answer["completed"], answer["failed"]), (3, 3, 0))
         for result in answer["results"]:
@@ -54,7 +54,7 @@ class ParallelTests(NativeTestCase):
             self.assertEqual(len(self.reactor.spawned) % 5, 3)
             for _ in range(5):
                 next(c for c in self.reactor.spawned if not c.exited).exit(0)
-            self.assertEqual(json.loads(self.finish(pending).body)["completed"], 5)
+            self.assertEqual(self.answer(pending)["completed"], 5)
 
     def test_one_at_a_time(self) -> None:
         """max_parallel 1 runs tasks one after another."""
@@ -65,7 +65,7 @@ class ParallelTests(NativeTestCase):
         self.assertEqual(len(self.reactor.spawned), 2)
         self.reactor.advance(2)
         self.child().exit(0)
-        self.assertEqual(json.loads(self.finish(pending).body)["total_duration_ms"], 3000)
+        self.assertEqual(self.answer(pending)["total_duration_ms"], 3000)
 
     def test_fail_fast(self) -> None:
         """
@@ -77,7 +77,7 @@ class ParallelTests(NativeTestCase):
         first, second = self.reactor.spawned
         first.exit(1)
         self.reactor.advance(5)
-        answer = json.loads(self.finish(pending).body)
+        answer = self.answer(pending)
         self.assertEqual(len(self.reactor.spawned), 2)
         self.assertTrue(second.ended)
         results = answer["results"]
@@ -112,7 +112,7 @@ class ChainTests(NativeTestCase):
             if text:
                 self.child().emit_stdout(claude_result(text))
             self.child().exit(code)
-        answer: dict[str, Any] = json.loads(self.finish(pending).body)
+        answer: dict[str, Any] = self.answer(pending)
         return answer
 
     def test_previous(self) -> None:

@@ -127,7 +127,7 @@ class PromptSessionTests(NativeTestCase):
         self.reactor.advance(2.5)
         child.emit_stdout(claude_result("4"))
         child.exit(0)
-        answer = json.loads(self.finish(pending).body)
+        answer = self.answer(pending)
         self.assertEqual(
             answer,
             {
@@ -154,7 +154,7 @@ class PromptSessionTests(NativeTestCase):
         """A non-zero exit still answers with the session, now in error."""
         pending = self.start("POST", "/api/v1/prompt", {"backend": "claude", "prompt": "x"})
         self.child().exit(3)
-        answer = json.loads(self.finish(pending).body)
+        answer = self.answer(pending)
         self.assertEqual(answer["exit_code"], 3)
         session = self.session(answer["session_id"])
         self.assertEqual((session["status"], session["turn_count"]), ("error", 1))
@@ -177,7 +177,7 @@ class PromptSessionTests(NativeTestCase):
         pending = self.start("POST", "/api/v1/prompt", {"backend": "claude", "prompt": "x"})
         self.child().emit_stdout(claude_result())
         self.child().exit(0)
-        answer = json.loads(self.finish(pending).body)
+        answer = self.answer(pending)
         self.assertEqual(
             self.session(answer["session_id"])["token_usage"], {"input_tokens": 0, "output_tokens": 0}
         )
@@ -190,7 +190,7 @@ class ContinueSessionTests(NativeTestCase):
         pending = self.start("POST", "/api/v1/prompt", {"backend": "claude", "prompt": "remember 7"})
         self.child().emit_stdout(claude_result("ok"))
         self.child().exit(0)
-        session_id: str = json.loads(self.finish(pending).body)["session_id"]
+        session_id: str = self.answer(pending)["session_id"]
         return session_id
 
     def test_second_turn_resumes(self) -> None:
@@ -205,7 +205,7 @@ class ContinueSessionTests(NativeTestCase):
         self.assertEqual(child.stdin, b"what number?")
         child.emit_stdout(claude_result("7", input_tokens=10, output_tokens=1))
         child.exit(0)
-        answer = json.loads(self.finish(pending).body)
+        answer = self.answer(pending)
         self.assertEqual((answer["session_id"], answer["output"]), (session_id, "7"))
         session = self.session(session_id)
         self.assertEqual(session["turn_count"], 2)

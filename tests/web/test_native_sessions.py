@@ -40,6 +40,7 @@ class SessionsApiTests(NativeTestCase):
         response = self.request("GET", "/api/v1/sessions" + query)
         self.assertEqual(response.code, 200, response.body)
         body: dict[str, Any] = json.loads(response.body)
+        self.assertConforms(body, "SessionsResponseBody")
         return body
 
     def test_list(self) -> None:
@@ -112,6 +113,7 @@ class SessionsApiTests(NativeTestCase):
         response = self.request("DELETE", f"/api/v1/sessions/{prefix}")
         self.assertEqual(response.code, 200)
         body = json.loads(response.body)
+        self.assertConforms(body, "DeleteSessionResponseBody")
         self.assertEqual((body["deleted"], body["id"]), (True, prefix))
         self.assertTrue(body["$schema"].endswith("/schemas/DeleteSessionResponseBody.json"))
         self.not_found("GET", prefix)
@@ -129,6 +131,7 @@ class BackendsAndHealthTests(NativeTestCase):
             response.body.startswith(b'{"$schema":"http://localhost:8080/schemas/BackendsResponseBody.json"')
         )
         self.assertEqual(response.header("Link"), '</schemas/BackendsResponseBody.json>; rel="describedBy"')
+        self.assertConforms(json.loads(response.body), "BackendsResponseBody")
         self.assertEqual(
             json.loads(response.body)["backends"],
             [
@@ -142,6 +145,7 @@ class BackendsAndHealthTests(NativeTestCase):
         """The store's state and count are part of /health."""
         self.post("/api/v1/prompt", {"backend": "claude", "prompt": "x", "dry_run": True})
         body = json.loads(self.request("GET", "/health").body)
+        self.assertConforms(body, "HealthResponseBody")
         self.assertEqual(body["status"], "degraded")
         self.assertEqual(body["session_store"], {"available": True, "session_count": 1})
 
@@ -154,6 +158,7 @@ class BackendsAndHealthTests(NativeTestCase):
         response = self.request("GET", "/health")
         self.assertEqual(response.code, 200)
         body = json.loads(response.body)
+        self.assertConforms(body, "HealthResponseBody")
         self.assertEqual(body["status"], "unhealthy")
         self.assertFalse(body["session_store"]["available"])
         self.assertEqual(body["session_store"]["session_count"], 0)
