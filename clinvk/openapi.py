@@ -208,8 +208,8 @@ def _downgrade_schema(node: Any) -> Any:
                 result["nullable"] = True
     # OpenAPI 3.0 has no conditionals; they only refine validation
     # (PromptRequest's backend becomes optional with a session_id).
-    result.pop("if", None)
-    result.pop("then", None)
+    for keyword in ("if", "then", "else"):
+        result.pop(keyword, None)
     if "const" in result:
         result["enum"] = [result.pop("const")]
     if "examples" in result:

@@ -9,6 +9,8 @@ from typing import Any, cast
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
+from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from clinvk.config import config_from_mapping
@@ -107,6 +109,25 @@ class StartTests(_IsolatedHome):
         """startService binds (and raises) when privilegedStartService was not called."""
         service = build(RefusingReactor(), ["tcp:8080"])
         self.assertRaises(CannotListenError, service.startService)
+
+    def test_bind_failure_starts_nothing_else(self) -> None:
+        """A port in use stops the start before the session store or the supervisor run."""
+        service = build(RefusingReactor(), ["tcp:8080"])
+        self.assertRaises(CannotListenError, service.startService)
+        self.assertFalse(service.getServiceNamed("session-store").running)
+        self.assertFalse(service.getServiceNamed("process-supervisor").running)
+
+    def test_replaced_block_list_warning(self) -> None:
+        """A configured block list that drops built-in entries is named at start-up."""
+        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        config = config_from_mapping(
+            {"server": {"blocked_workdir_prefixes": ["/etc", "/srv/private"]}}, {}, source=None
+        )
+        build(FakeProcessReactor(), ["tcp:8080"], config=config).startService()
+        [warning] = [e for e in events if e.get("dropped")]
+        self.assertEqual(warning["log_level"], LogLevel.warn)
+        self.assertTrue(warning["dropped"].startswith("/var/run,/var/lock,/root"))
+        self.assertNotIn("/etc,", warning["dropped"])
 
     def test_binds_once(self) -> None:
         """privilegedStartService then startService binds once."""

@@ -158,6 +158,8 @@ class RunResult:
     @ivar command: The argv that ran (or would have run, for a dry run).
     @ivar ran: Whether the run got past pre-flight (metrics count only
         those).
+    @ivar parsed_at: When its output was parsed (reactor time), before
+        any clean-up; 0 when it did not run.
     """
 
     exit_code: int
@@ -168,6 +170,7 @@ class RunResult:
     command: tuple[str, ...] = field(default=(), converter=_strings)
     dry_run: bool = False
     ran: bool = True
+    parsed_at: float = 0.0
 
     @property
     def succeeded(self) -> bool:

@@ -194,9 +194,10 @@ class BackendRuntime:
             start_error=stopped if start_failed else "",
             stop_error="" if start_failed else stopped,
         )
+        result = _result(finished, prepared, self._clock.seconds())
         if prepared.request.ephemeral and finished.native_session_id:
             await self._clean_up(prepared, finished.native_session_id)
-        return _result(finished, prepared)
+        return result
 
     # -- streaming
 
@@ -244,9 +245,10 @@ class BackendRuntime:
         if finished.exit_code != 0 and not outcome_watch.failure_seen:
             # Every failure is visible in the stream (api-rest.md 1.4 fix).
             stream._push(events.error(finished.error, 0, code=f"exit_{finished.exit_code}"))
+        result = _result(finished, prepared, self._clock.seconds())
         if prepared.request.ephemeral and finished.native_session_id:
             await self._clean_up(prepared, finished.native_session_id)
-        return _result(finished, prepared)
+        return result
 
     # -- ephemeral clean-up
 
@@ -321,8 +323,9 @@ def _stop_error(outcome: ProcessOutcome, config: ClinvkConfig, limit: int) -> st
     return ""
 
 
-def _result(finished: Finished, prepared: PreparedRun) -> RunResult:
+def _result(finished: Finished, prepared: PreparedRun, parsed_at: float) -> RunResult:
     return RunResult(
+        parsed_at=parsed_at,
         exit_code=finished.exit_code,
         output=finished.output,
         error=finished.error,

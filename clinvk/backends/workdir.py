@@ -73,6 +73,9 @@ def check_workdir(workdir: str, *, allowed: Sequence[str], blocked: Sequence[str
         return f"work directory does not exist: {workdir}"
     except OSError as e:
         return f"cannot resolve work directory: {e.strerror or e}"
+    except ValueError as e:
+        # A NUL byte: no path can contain one.
+        return f"cannot resolve work directory: {e}"
     for prefix in blocked or BUILTIN_BLOCKED:
         if matches_prefix(real, prefix):
             return f"work directory not allowed: {workdir} (blocked path)"

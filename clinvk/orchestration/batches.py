@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.orchestration.test_batches -*-
+# -*- test-case-name: tests.web.test_native_batches -*-
 """
 Several runs for one request: parallel tasks, a chain of steps and a
 comparison across backends (api-rest.md 2, 3 and 4).  Every run of a batch
@@ -121,11 +121,15 @@ class BatchRunner:
                 slots.release()
 
         pending.extend(Deferred.fromCoroutine(one(i, task)) for i, task in enumerate(tasks))
+        # Cancelling the batch (the client went away) is a fail-fast too:
+        # stop the running tasks and start no waiting one.
+        gathered: Deferred[list[Outcome]] = Deferred(lambda _: cancel_all())
+        gatherResults(pending, consumeErrors=True).chainDeferred(gathered)
         try:
-            results: list[Outcome] = await gatherResults(pending)
-        except CancelledError:
+            results = await gathered
+        except FirstError as e:
             cancel_all()
-            raise
+            e.subFailure.raiseException()
         completed = sum(1 for outcome in results if outcome.succeeded)
         failed = sum(1 for i, outcome in enumerate(results) if ran[i] and not outcome.succeeded)
         return ParallelOutcome(tuple(results), completed, failed, self._milliseconds_since(started))
@@ -192,6 +196,9 @@ class BatchRunner:
             try:
                 results = await gatherResults(pending, consumeErrors=True)
             except FirstError as e:
-                # Cancelling the gathering cancelled every run; report why.
+                # One run failed (or the whole comparison was cancelled):
+                # stop the others and report the first failure.
+                for running in pending:
+                    running.cancel()
                 e.subFailure.raiseException()
         return CompareOutcome(tuple(results), self._milliseconds_since(started))

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.orchestration.test_batches -*-
+# -*- test-case-name: tests.web.test_native_batches -*-
 """
 What executions report back: one prompt, or a parallel, chain or compare
 batch (api-rest.md 1.3, 2.3, 3.3 and 4.3).

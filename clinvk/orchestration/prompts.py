@@ -39,8 +39,8 @@ class PromptRunner:
         self._turns = turns
         self._clock = clock
 
-    def _milliseconds_since(self, started: float) -> int:
-        return int((self._clock.seconds() - started) * 1000)
+    def _milliseconds_since(self, started: float, until: float = 0.0) -> int:
+        return int(((until or self._clock.seconds()) - started) * 1000)
 
     async def _continued(
         self, request: RunRequest, session_id: str
@@ -54,6 +54,16 @@ class PromptRunner:
         record = await self._turns.find(session_id, request)
         self._turns.claim(record.id)
         return SessionTurns.continuing(request, record), record
+
+    def _prepare(self, request: RunRequest, *, streaming: bool) -> PreparedRun | str:
+        """The prepared run, or the error text of why C{request} cannot run."""
+        try:
+            return self._runtime.prepare(request, streaming=streaming)
+        except PreflightError as e:
+            return str(e)
+        except Exception as e:
+            log.failure("Could not prepare a run backend={backend}", backend=request.backend)
+            return _text(e)
 
     async def _open(
         self, prepared: PreparedRun, metadata: Mapping[str, str], record: SessionRecord | None
@@ -74,29 +84,39 @@ class PromptRunner:
         turn as failed.
 
         @param session_id: The session to continue (D3), if any.
-        @raise ClinvkError: When C{session_id} cannot be continued.
+        @raise ClinvkError: When C{session_id} cannot be continued, or the
+            server cannot start runs (it is shutting down).
         """
         started = self._clock.seconds()
         request, record = await self._continued(request, session_id)
         try:
-            try:
-                prepared = self._runtime.prepare(request)
-            except PreflightError as e:
-                return Outcome(request.backend, 1, self._milliseconds_since(started), error=str(e))
-            session = await self._open(prepared, metadata or {}, record)
-            try:
-                result = await self._runtime.execute(prepared)
-            except CancelledError:
-                if session:
-                    await self._turns.close(session, RunResult(exit_code=-1, error=DISCONNECTED))
-                raise
-            duration = self._milliseconds_since(started)
-            if session:
-                await self._turns.close(session, result)
-            return _outcome(request.backend, result, duration, session)
+            return await self._run(request, metadata or {}, record, started)
         finally:
             if record is not None:
                 self._turns.release(record.id)
+
+    async def _run(
+        self, request: RunRequest, metadata: Mapping[str, str], record: SessionRecord | None, started: float
+    ) -> Outcome:
+        prepared = self._prepare(request, streaming=False)
+        if isinstance(prepared, str):
+            # A continued session keeps its id even when the turn cannot run.
+            kept = record.id if record is not None else ""
+            return Outcome(
+                request.backend, 1, self._milliseconds_since(started), error=prepared, session_id=kept
+            )
+        session = await self._open(prepared, metadata, record)
+        try:
+            result = await self._runtime.execute(prepared)
+        except Exception as e:
+            if session:
+                await self._turns.close(session, _failed(e))
+            raise
+        # Until the output was parsed: clean-up and bookkeeping excluded.
+        duration = self._milliseconds_since(started, result.parsed_at)
+        if session:
+            await self._turns.close(session, result)
+        return _outcome(request.backend, result, duration, session)
 
     async def stream(
         self, request: RunRequest, *, metadata: Mapping[str, str] | None = None, session_id: str = ""
@@ -110,9 +130,9 @@ class PromptRunner:
         """
         request, record = await self._continued(request, session_id)
         stream = PromptStream(request.backend, self._clock)
-        Deferred.fromCoroutine(self._feed(stream, request, metadata or {}, record)).addErrback(
-            lambda failure: log.failure("Prompt stream failed", failure)
-        )
+        if record is not None:
+            stream.session_id = record.id
+        Deferred.fromCoroutine(self._feed(stream, request, metadata or {}, record))
         return stream
 
     async def _feed(
@@ -122,24 +142,52 @@ class PromptRunner:
         metadata: Mapping[str, str],
         record: SessionRecord | None,
     ) -> None:
+        """Run a stream to its end; whatever happens, the stream ends too."""
         started = self._clock.seconds()
+        outcome = Outcome(request.backend, -1, 0, error=DISCONNECTED, session_id=stream.session_id)
         try:
-            try:
-                prepared = self._runtime.prepare(request, streaming=True)
-            except PreflightError as e:
-                stream._add(events.error(str(e), 0))
-                stream._finish(Outcome(request.backend, 1, self._milliseconds_since(started), error=str(e)))
-                return
-            session = await self._open(prepared, metadata, record)
-            stream.session_id = session
-            result = await self._events_of(stream, prepared)
-            duration = self._milliseconds_since(started)
-            if session:
-                await self._turns.close(session, result)
-            stream._finish(_outcome(request.backend, result, duration, session))
+            outcome = await self._stream_run(stream, request, metadata, record, started)
+        except Exception as e:
+            log.failure("Prompt stream failed backend={backend}", backend=request.backend)
+            stream._add(events.error(_text(e), 0))
+            outcome = Outcome(
+                request.backend,
+                1,
+                self._milliseconds_since(started),
+                error=_text(e),
+                session_id=stream.session_id,
+            )
         finally:
             if record is not None:
                 self._turns.release(record.id)
+            stream._finish(outcome)
+
+    async def _stream_run(
+        self,
+        stream: PromptStream,
+        request: RunRequest,
+        metadata: Mapping[str, str],
+        record: SessionRecord | None,
+        started: float,
+    ) -> Outcome:
+        prepared = self._prepare(request, streaming=True)
+        if isinstance(prepared, str):
+            stream._add(events.error(prepared, 0))
+            return Outcome(
+                request.backend,
+                1,
+                self._milliseconds_since(started),
+                error=prepared,
+                session_id=stream.session_id,
+            )
+        session = await self._open(prepared, metadata, record)
+        stream.session_id = session
+        result = await self._events_of(stream, prepared)
+        # Until the output was parsed: clean-up and bookkeeping excluded.
+        duration = self._milliseconds_since(started, result.parsed_at)
+        if session:
+            await self._turns.close(session, result)
+        return _outcome(request.backend, result, duration, session)
 
     async def _events_of(self, stream: PromptStream, prepared: PreparedRun) -> RunResult:
         """Attach the run's events to C{stream}; its result once it has ended."""
@@ -150,13 +198,25 @@ class PromptRunner:
             stream._attach(running)
             return await running.result()
         except CancelledError:
-            return RunResult(exit_code=-1, error=DISCONNECTED)
+            # Keep the native id the client saw: the session stays resumable.
+            return RunResult(exit_code=-1, error=DISCONNECTED, native_session_id=stream.native_session_id)
         except Exception as e:
             # The runtime reports the CLI's own failures as events; this
             # is the server failing to run it at all.
-            message = str(e) or "stream failed"
-            stream._add(events.error(message, 0))
-            return RunResult(exit_code=1, error=message)
+            stream._add(events.error(_text(e), 0))
+            return RunResult(exit_code=1, error=_text(e))
+
+
+def _text(error: Exception) -> str:
+    """What to tell the client about C{error}."""
+    return str(error) or type(error).__name__
+
+
+def _failed(error: Exception) -> RunResult:
+    """The result recorded for a run that ended with C{error} instead of a result."""
+    if isinstance(error, CancelledError):
+        return RunResult(exit_code=-1, error=DISCONNECTED)
+    return RunResult(exit_code=1, error=_text(error))
 
 
 def _outcome(backend: str, result: RunResult, duration_ms: int, session_id: str) -> Outcome:
@@ -179,12 +239,15 @@ class PromptStream:
     @ivar backend: The backend of every event.
     @ivar session_id: The session every event belongs to, once known.
     @ivar cancelled: Whether the consumer has gone.
+    @ivar native_session_id: The CLI's conversation id, once an event
+        delivered it.
     """
 
     def __init__(self, backend: str, clock: IReactorTime) -> None:
         self.backend = backend
         self.session_id = ""
         self.cancelled = False
+        self.native_session_id = ""
         self._clock = clock
         self._running: EventStream | None = None
         self._added: deque[UnifiedEvent] = deque()
@@ -221,9 +284,13 @@ class PromptStream:
         while True:
             if self._running is not None:
                 try:
-                    return await self._running.__anext__()
+                    event = await self._running.__anext__()
                 except StopAsyncIteration:
                     self._running = None
+                else:
+                    if event.type == "init" and event.content.get("backend_session_id"):
+                        self.native_session_id = str(event.content["backend_session_id"])
+                    return event
             if self._added:
                 return self._added.popleft()
             if self._finished or self.cancelled:

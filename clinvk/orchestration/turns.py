@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.orchestration.test_prompts -*-
+# -*- test-case-name: tests.orchestration.test_prompts,tests.web.test_native_prompt -*-
 """
 Keeping server sessions in step with prompt runs: a new session before a
 run, the completion update after it (sessions.md 4), and continuing an
@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import attrs
 
+from twisted.internet.defer import CancelledError
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
@@ -89,9 +90,9 @@ class SessionTurns:
                 param="backend",
             )
         if request.workdir and request.workdir != record.working_dir:
+            where = f'"{record.working_dir}"' if record.working_dir else "the server's directory"
             raise InvalidRequest(
-                f'session {record.id} runs in "{record.working_dir}"; a turn cannot change its workdir',
-                param="workdir",
+                f"session {record.id} runs in {where}; a turn cannot change its workdir", param="workdir"
             )
         if not record.backend_session_id:
             raise Conflict(f"session {record.id} has no native session to continue yet")
@@ -146,6 +147,11 @@ class SessionTurns:
         )
         try:
             await self._store.create(record)
+        except CancelledError:
+            # The store may still write it: the update queued behind the
+            # creation marks the turn as failed rather than active.
+            await self.close(record.id, RunResult(exit_code=-1, error=DISCONNECTED))
+            raise
         except Exception as e:
             log.error("Failed to create session error={error}", error=str(e))
             return ""
@@ -182,6 +188,8 @@ class SessionTurns:
 
         try:
             await self._store.update(session_id, change)
+        except CancelledError:
+            raise
         except Exception as e:
             log.error(
                 "Failed to update session session_id={session_id} error={error}",

@@ -23,7 +23,7 @@ from typing import Any, Protocol, TypeVar
 
 from attrs import frozen
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, fail, maybeDeferred
 from twisted.internet.interfaces import IReactorFromThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
@@ -679,6 +679,9 @@ def in_thread_pool(reactor: IReactorFromThreads, pool: ThreadPool) -> RunBlockin
     """
 
     def run(work: Callable[[], _T], /) -> Deferred[_T]:
+        if getattr(pool, "joined", False):
+            # A stopped pool would drop the work and never answer.
+            return fail(StoreError("the session store has stopped"))
         return deferToThreadPool(reactor, pool, work)
 
     return run

@@ -7,11 +7,13 @@ the retention clean-up (sessions.md 7).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
 from twisted.internet.task import LoopingCall
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
@@ -77,6 +79,10 @@ class SessionStoreService(Service):
             # Fires once a clean-up in progress has finished.
             await looping
         if self._pool is not None:
+            if IReactorFromThreads.providedBy(self._clock):
+                # Wait, without blocking, until the work queued so far is
+                # done; stopping the idle pool then joins at once.
+                await deferToThreadPool(cast("IReactorFromThreads", self._clock), self._pool, lambda: None)
             self._pool.stop()
 
     def _clean(self) -> Deferred[None]:

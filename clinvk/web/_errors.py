@@ -239,10 +239,16 @@ def install_error_handlers(app: Klein, dialect: Dialect) -> None:
     Make every failure of C{app}'s routes render in C{dialect}.
 
     Klein skips the handlers once the client has gone away, so a
-    cancellation after a disconnect writes nothing.
+    cancellation after a disconnect writes nothing; a failure after a
+    streamed response has started only ends it.
     """
 
     def handle(self: object, request: IRequest, failure: Failure) -> bytes:
-        return render_error(request, dialect, error_from_failure(failure, request))
+        error = error_from_failure(failure, request)
+        if getattr(request, "startedWriting", False):
+            # A stream is under way: its status is sent and its body is
+            # not a problem document; it can only end here.
+            return b""
+        return render_error(request, dialect, error)
 
     app.handle_errors(Exception)(handle)

@@ -7,6 +7,7 @@ Reading a JSON request body: presence, content type, syntax, then schema
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, NoReturn
 
 from twisted.web.iweb import IRequest
@@ -24,6 +25,24 @@ def _is_json_media_type(header: str) -> bool:
     if "+" in media_type:
         media_type = media_type.split("+", 1)[1]
     return media_type in ("", "application/json", "json")
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    """
+    C{value} with every unpaired surrogate escape (C{"\\ud800"}) replaced
+    by U+FFFD, as Go's decoder does: such a string cannot be encoded to
+    reach a CLI.  Paired escapes were already combined by the parser.
+    """
+    if isinstance(value, str):
+        return value if value.isascii() else _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def _reject_constant(name: str) -> NoReturn:
@@ -64,6 +83,7 @@ def read_json(request: IRequest, schemas: SchemaSet, schema: str, *, match_case:
         raise InvalidRequest(
             "validation failed", details=[ErrorDetail("JSON nested too deeply", "body", raw_text)]
         ) from None
+    body = _without_lone_surrogates(body)
     body, problems = schemas.validate(schema, body, match_case=match_case)
     if problems:
         raise ValidationFailed("validation failed", details=problems)

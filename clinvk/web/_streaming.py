@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IPushProducer
 from twisted.web.iweb import IRequest
 from twisted.web.server import Request
@@ -72,7 +72,9 @@ async def stream_ndjson(request: IRequest, stream: PromptStream) -> None:
         request.write(b"")
         async for event in stream:
             await gate.write(json_bytes(event.wire(stream.backend, stream.session_id)))
-    except CancelledError:
+    except Exception:
+        # The client went away (a cancellation) or writing failed: either
+        # way nobody reads the rest, so the run stops.
         stream.cancel()
         raise
     finally:

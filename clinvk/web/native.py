@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.web.test_native -*-
+# -*- test-case-name: tests.web -*-
 """
 The native REST API under C{/api/v1} (api-rest.md): prompts, batches,
 backends and sessions.
@@ -119,8 +119,8 @@ LIST_SESSIONS = Operation(
         Parameter(
             "status",
             "query",
-            {"type": "string", "enum": ["active", "completed", "error", "paused"]},
-            "Only sessions with this status.",
+            {"type": "string", "examples": ["completed"]},
+            "Only sessions with this status: active, completed, error or paused (others match none).",
         ),
         Parameter(
             "limit", "query", {"type": "integer", "minimum": 0}, "At most this many sessions; 0 for all."
@@ -361,6 +361,8 @@ class NativeApi:
             record = await self._orchestrator.store.resolve(id)
         except SessionNotFound as e:
             raise NotFound("session not found", details=[ErrorDetail(str(e))]) from None
+        except StoreError as e:
+            raise InternalError("failed to read session", details=[ErrorDetail(str(e))]) from None
         return typed_response(request, "SessionInfo", session_info(record))
 
     @route(app, DELETE_SESSION)
@@ -369,6 +371,8 @@ class NativeApi:
             await self._orchestrator.store.delete(id)
         except SessionNotFound as e:
             raise NotFound("session not found", details=[ErrorDetail(str(e))]) from None
+        except StoreError as e:
+            raise InternalError("failed to delete session", details=[ErrorDetail(str(e))]) from None
         return typed_response(request, "DeleteSessionResponseBody", {"deleted": True, "id": id})
 
 

@@ -48,6 +48,12 @@ class CheckTests(SynchronousTestCase):
         """Relative paths are refused."""
         self.assertEqual(self.check("project"), "invalid work directory: must be an absolute path")
 
+    def test_nul_byte(self) -> None:
+        """A path with a NUL byte cannot be resolved (and is not a crash)."""
+        self.assertEqual(
+            self.check(self.project.path + "\x00x"), "cannot resolve work directory: embedded null byte"
+        )
+
     def test_missing(self) -> None:
         """A missing path does not exist, even under a blocked prefix."""
         missing = self.root.child("nope").path

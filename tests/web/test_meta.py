@@ -192,7 +192,8 @@ class OpenAPITests(SynchronousTestCase):
             )
         self.assertIn("application/x-ndjson", paths["/api/v1/prompt"]["post"]["responses"]["200"]["content"])
         self.assertEqual(
-            [p["name"] for p in paths["/api/v1/sessions"]["get"]["parameters"]], ["backend", "status", "limit", "offset"]
+            [p["name"] for p in paths["/api/v1/sessions"]["get"]["parameters"]],
+            ["backend", "status", "limit", "offset"],
         )
         legacy = json.loads(call(self, self.root, "GET", "/openapi-3.0.json").body)
         self.assertNotIn("if", legacy["components"]["schemas"]["PromptRequest"])

@@ -89,6 +89,26 @@ class ParallelTests(NativeTestCase):
             )
         self.assertEqual((answer["completed"], answer["failed"]), (0, 2))
 
+    def test_disconnect_cancels_the_batch(self) -> None:
+        """A client that goes away stops the running tasks and starts no waiting one."""
+        self.start("POST", "/api/v1/parallel", {"tasks": self.tasks(*"abcde"), "max_parallel": 2})
+        self.disconnect()
+        self.reactor.advance(5)
+        self.assertEqual(len(self.reactor.spawned), 2)
+        self.assertTrue(all(child.ended for child in self.reactor.spawned))
+
+    def test_shutting_down(self) -> None:
+        """A server that takes no more runs answers 503, not 500, and starts nothing."""
+        self.successResultOf(self.server.supervisor.stopService())
+        for path, body in (
+            ("/api/v1/parallel", {"tasks": self.tasks("a", "b")}),
+            ("/api/v1/compare", {"backends": ["claude", "gemini"], "prompt": "x"}),
+            ("/api/v1/prompt", {"backend": "claude", "prompt": "x"}),
+        ):
+            problem = self.problem(self.request("POST", path, body), 503)
+            self.assertEqual(problem["detail"], "server is shutting down")
+        self.assertEqual(self.reactor.spawned, [])
+
     def test_failure_alone(self) -> None:
         """Without fail_fast, an unknown backend fails alone and the status is 200."""
         answer = self.post(

@@ -9,6 +9,7 @@ import json
 import signal
 from typing import Any
 
+from tests.backends.helpers import sample
 from tests.web._native import CLAUDE_NATIVE_ID, NativeTestCase, claude_result
 
 
@@ -92,6 +93,25 @@ class PromptResultTests(NativeTestCase):
         self.assertIn("--no-session-persistence", answer["output"])
         self.assertEqual(json.loads(self.request("GET", "/api/v1/sessions").body)["total"], 0)
 
+    def test_text_no_command_line_can_carry(self) -> None:
+        """
+        A lone surrogate escape becomes U+FFFD (as Go's decoder does) and a
+        NUL byte in a path is an execution error: neither is a 500.
+        """
+        body = b'{"backend": "claude", "prompt": "a\\ud800b", "dry_run": true}'
+        response = self.request("POST", "/api/v1/prompt", data=body)
+        self.assertEqual(json.loads(response.body)["exit_code"], 0)
+        self.assertEqual(
+            self.error(workdir="/tmp/\x00x"), "cannot resolve work directory: embedded null byte"
+        )
+
+    def test_null_session_id_is_absent(self) -> None:
+        """session_id null is no session: backend is required again."""
+        problem = self.problem(
+            self.request("POST", "/api/v1/prompt", {"prompt": "x", "session_id": None}), 422
+        )
+        self.assertEqual(problem["errors"][0]["message"], "expected required property backend to be present")
+
     def test_max_tokens_never_forwarded(self) -> None:
         answer = self.post(
             "/api/v1/prompt", {"backend": "claude", "prompt": "x", "dry_run": True, "max_tokens": 100}
@@ -149,6 +169,20 @@ class PromptSessionTests(NativeTestCase):
         self.assertEqual(dict(record.metadata), {"ticket": "OPS-1"})
         self.assertNotIn("metadata", session)
         self.assertNotIn("backend_session_id", session)
+
+    def test_duration_leaves_out_the_clean_up(self) -> None:
+        """An ephemeral run's duration ends when its output is parsed, not after the native clean-up."""
+        pending = self.start(
+            "POST", "/api/v1/prompt", {"backend": "gemini", "prompt": "x", "ephemeral": True}
+        )
+        self.reactor.advance(1)
+        self.child().emit_stdout(sample("gemini/success.json").encode())
+        self.child().exit(0)
+        clean_up = self.child()
+        self.assertIn("--delete-session", clean_up.argv)
+        self.reactor.advance(3)
+        clean_up.exit(0)
+        self.assertEqual(self.answer(pending)["duration_ms"], 1000)
 
     def test_failed_run_keeps_session(self) -> None:
         """A non-zero exit still answers with the session, now in error."""
@@ -237,6 +271,50 @@ class ContinueSessionTests(NativeTestCase):
         """A dry-run session has no native conversation to continue: 409."""
         answer = self.post("/api/v1/prompt", {"backend": "claude", "prompt": "x", "dry_run": True})
         self.refused({"prompt": "x", "session_id": answer["session_id"]}, 409)
+
+    def test_streamed_turn(self) -> None:
+        """A streamed turn resumes too, and its events carry the session's id."""
+        session_id = self.first_turn()
+        _, chunks = self.stream(
+            self.start(
+                "POST",
+                "/api/v1/prompt",
+                {"prompt": "again", "session_id": session_id, "output_format": "stream-json"},
+            )
+        )
+        child = self.child()
+        self.assertEqual(child.argv[child.argv.index("--resume") + 1], CLAUDE_NATIVE_ID)
+        child.emit_stdout(b'{"type":"assistant","message":{"content":[{"type":"text","text":"hi"}]}}\n')
+        child.exit(0)
+        events = self.lines(chunks)
+        self.assertEqual(len(events), 1)
+        self.assertEqual({e["session_id"] for e in events}, {session_id})
+        self.assertEqual(self.session(session_id)["turn_count"], 2)
+
+    def test_turn_that_cannot_run(self) -> None:
+        """A turn refused by pre-flight still answers with the session's id, and runs nothing."""
+        session_id = self.first_turn()
+        answer = self.post("/api/v1/prompt", {"prompt": "x", "session_id": session_id, "extra": ["--bogus"]})
+        self.assertEqual((answer["exit_code"], answer["session_id"]), (1, session_id))
+        self.assertEqual(len(self.reactor.spawned), 1)
+
+    def test_other_workdir(self) -> None:
+        """A turn runs where its session runs; asking for another directory is 400."""
+        session_id = self.first_turn()
+        problem = self.refused({"prompt": "x", "session_id": session_id, "workdir": "/srv"}, 400)
+        self.assertIn("the server's directory", problem["detail"])
+
+    def test_disconnected_turn_releases_the_session(self) -> None:
+        """A turn whose client went away is recorded, and the next turn may run."""
+        session_id = self.first_turn()
+        self.start("POST", "/api/v1/prompt", {"prompt": "a", "session_id": session_id})
+        self.disconnect()
+        self.reactor.advance(5)
+        self.assertEqual(self.session(session_id)["status"], "error")
+        pending = self.start("POST", "/api/v1/prompt", {"prompt": "b", "session_id": session_id})
+        self.child().exit(0)
+        self.assertEqual(self.answer(pending)["session_id"], session_id)
+        self.assertEqual(self.session(session_id)["turn_count"], 3)
 
     def test_turns_never_overlap(self) -> None:
         """A second turn while one runs is 409; once it ends, the next may start."""

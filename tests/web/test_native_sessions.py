@@ -165,3 +165,6 @@ class BackendsAndHealthTests(NativeTestCase):
         self.assertTrue(body["session_store"]["error"])
         problem = self.problem(self.request("GET", "/api/v1/sessions"), 500)
         self.assertEqual(problem["detail"], "failed to list sessions")
+        self.assertTrue(problem["errors"][0]["message"])
+        problem = self.problem(self.request("GET", "/api/v1/sessions/abcd1234"), 500)
+        self.assertEqual(problem["detail"], "failed to read session")

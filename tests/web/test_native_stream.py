@@ -64,8 +64,13 @@ class StreamTests(NativeTestCase):
     def test_configured_default_streams(self) -> None:
         """output.format stream-json makes a prompt without output_format stream."""
         self.use_server(config={"output": {"format": "stream-json"}})
-        response, _ = self.stream(self.start("POST", "/api/v1/prompt", {"backend": "claude", "prompt": "x"}))
+        response, chunks = self.stream(
+            self.start("POST", "/api/v1/prompt", {"backend": "claude", "prompt": "x"})
+        )
         self.assertEqual(response.headers.getRawHeaders("content-type"), ["application/x-ndjson"])
+        self.child().emit_stdout(RESULT)
+        self.child().exit(0)
+        self.assertEqual([e["type"] for e in self.lines(chunks)], ["done"])
 
     def test_preflight_failure_in_stream(self) -> None:
         """An unknown backend is one error event, with status 200 and no session."""
