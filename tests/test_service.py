@@ -119,7 +119,7 @@ class StartTests(_IsolatedHome):
 
     def test_replaced_block_list_warning(self) -> None:
         """A configured block list that drops built-in entries is named at start-up."""
-        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)  # type: ignore[arg-type]
         config = config_from_mapping(
             {"server": {"blocked_workdir_prefixes": ["/etc", "/srv/private"]}}, {}, source=None
         )
