@@ -11,11 +11,13 @@ import os
 import stat
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from attrs import evolve
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorFromThreads
+from twisted.python.threadpool import ThreadPool
 from twisted.trial.unittest import SynchronousTestCase
 
 from clinvk.sessions.disk import DiskSessionStore, SessionFiles, in_thread_pool, sessions_directory
@@ -552,3 +554,10 @@ class DiskSessionStoreTests(SynchronousTestCase):
         run = in_thread_pool(Reactor(), Pool())  # type: ignore[arg-type]
         self.assertEqual(self.successResultOf(run(lambda: 42)), 42)
         self.assertEqual(calls, ["pool", "reactor"])
+
+    def test_stopped_pool(self) -> None:
+        """Once its pool has stopped, the store fails at once instead of never answering."""
+        pool = ThreadPool(minthreads=1, maxthreads=1)
+        pool.stop()
+        run = in_thread_pool(cast("IReactorFromThreads", object()), pool)
+        self.failureResultOf(run(lambda: 42), StoreError)
