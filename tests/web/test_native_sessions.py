@@ -168,3 +168,36 @@ class BackendsAndHealthTests(NativeTestCase):
         self.assertTrue(problem["errors"][0]["message"])
         problem = self.problem(self.request("GET", "/api/v1/sessions/abcd1234"), 500)
         self.assertEqual(problem["detail"], "failed to read session")
+
+
+class NativeRoutingTests(NativeTestCase):
+    """Routing of the native paths (behaviours.md A) and availability changes (H 111)."""
+
+    def test_exact_paths_and_methods(self) -> None:
+        response = self.request("POST", "/api/v1/backends", {})
+        self.assertEqual((response.code, response.body, response.header("Allow")), (405, b"", "GET"))
+        self.assertEqual(self.request("GET", "/api/v1/backends/").body, b"404 page not found\n")
+        self.assertEqual(self.request("OPTIONS", "/api/v1/prompt").code, 405)
+        self.assertEqual(self.request("GET", "/api/v1/prompt").header("Allow"), "POST")
+
+    def test_schema_url_scheme(self) -> None:
+        """http for a local Host, https for any other."""
+        for host, scheme in (("localhost:8080", "http"), ("api.example.com", "https")):
+            response = self.request("GET", "/api/v1/backends", headers={"Host": host})
+            self.assertEqual(
+                json.loads(response.body)["$schema"], f"{scheme}://{host}/schemas/BackendsResponseBody.json"
+            )
+
+    def test_removed_cli(self) -> None:
+        """A CLI removed from PATH fails runs at once, and shows in the list within 30 seconds."""
+        installed = {"claude", "codex", "gemini"}
+        self.use_server(installed=installed)
+        self.request("GET", "/api/v1/backends")
+        installed.discard("codex")
+        answer = self.post("/api/v1/prompt", {"backend": "codex", "prompt": "x", "dry_run": True})
+        self.assertEqual(answer["error"], 'backend "codex" is not available')
+        listed = json.loads(self.request("GET", "/api/v1/backends").body)["backends"]
+        self.assertTrue(listed[1]["available"])
+        self.reactor.advance(30)
+        listed = json.loads(self.request("GET", "/api/v1/backends").body)["backends"]
+        self.assertFalse(listed[1]["available"])
