@@ -243,7 +243,12 @@ def build_service(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequenc
     store, pool = _session_store(reactor, home)
     orchestrator = Orchestrator(runtime=runtime, store=store, clock=reactor, config=config)
     root = build_root(
-        clock=reactor, availability=availability, uptime=uptime, orchestrator=orchestrator, config=config
+        clock=reactor,
+        availability=availability,
+        uptime=uptime,
+        runtime=runtime,
+        orchestrator=orchestrator,
+        config=config,
     )
     site = build_site(root, reactor)
     service = ClinvkService(uptime, runtime, orchestrator, config)

@@ -96,6 +96,7 @@ class Server:
             clock=self.reactor,
             availability=self.availability,
             uptime=Uptime(self.reactor),
+            runtime=self.runtime,
             orchestrator=self.orchestrator,
             config=self.config,
         )

@@ -160,6 +160,7 @@ class RunResult:
         those).
     @ivar parsed_at: When its output was parsed (reactor time), before
         any clean-up; 0 when it did not run.
+    @ivar start_failed: Whether the CLI could not be started at all.
     """
 
     exit_code: int
@@ -171,6 +172,7 @@ class RunResult:
     dry_run: bool = False
     ran: bool = True
     parsed_at: float = 0.0
+    start_failed: bool = False
 
     @property
     def succeeded(self) -> bool:

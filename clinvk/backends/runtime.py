@@ -48,6 +48,14 @@ class PreflightError(Exception):
     """A request failed pre-flight validation; the message is the error text."""
 
 
+class UnknownBackend(PreflightError):
+    """The request names no registered backend."""
+
+
+class BackendNotAvailable(PreflightError):
+    """The backend's CLI is not on the server's C{PATH}."""
+
+
 @frozen
 class PreparedRun:
     """A request that passed pre-flight, ready to run."""
@@ -122,7 +130,7 @@ class BackendRuntime:
             raise PreflightError(problem)
         backend = self._backends.get(request.backend)
         if backend is None:
-            raise PreflightError(
+            raise UnknownBackend(
                 f'unknown backend "{request.backend}" (available: [{" ".join(self._backends)}])'
             )
         problem = check_extra_flags(backend.name, backend.allowed_flags, request.extra)
@@ -130,7 +138,7 @@ class BackendRuntime:
             raise PreflightError(problem)
         executable = self._availability.locate(backend.name)
         if executable is None:
-            raise PreflightError(f'backend "{backend.name}" is not available')
+            raise BackendNotAvailable(f'backend "{backend.name}" is not available')
 
         options = unified_options(request, self._config, streaming=streaming)
         if (
@@ -194,7 +202,7 @@ class BackendRuntime:
             start_error=stopped if start_failed else "",
             stop_error="" if start_failed else stopped,
         )
-        result = _result(finished, prepared, self._clock.seconds())
+        result = _result(finished, prepared, self._clock.seconds(), start_failed=start_failed)
         if prepared.request.ephemeral and finished.native_session_id:
             await self._clean_up(prepared, finished.native_session_id)
         return result
@@ -245,7 +253,8 @@ class BackendRuntime:
         if finished.exit_code != 0 and not outcome_watch.failure_seen:
             # Every failure is visible in the stream (api-rest.md 1.4 fix).
             stream._push(events.error(finished.error, 0, code=f"exit_{finished.exit_code}"))
-        result = _result(finished, prepared, self._clock.seconds())
+        start_failed = outcome.reason is StopReason.START_FAILED
+        result = _result(finished, prepared, self._clock.seconds(), start_failed=start_failed)
         if prepared.request.ephemeral and finished.native_session_id:
             await self._clean_up(prepared, finished.native_session_id)
         return result
@@ -323,9 +332,12 @@ def _stop_error(outcome: ProcessOutcome, config: ClinvkConfig, limit: int) -> st
     return ""
 
 
-def _result(finished: Finished, prepared: PreparedRun, parsed_at: float) -> RunResult:
+def _result(
+    finished: Finished, prepared: PreparedRun, parsed_at: float, *, start_failed: bool = False
+) -> RunResult:
     return RunResult(
         parsed_at=parsed_at,
+        start_failed=start_failed,
         exit_code=finished.exit_code,
         output=finished.output,
         error=finished.error,

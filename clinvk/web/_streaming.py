@@ -45,6 +45,11 @@ class WriteGate:
         # The connection is gone; the handler is cancelled separately.
         self.resumeProducing()
 
+    @property
+    def paused(self) -> bool:
+        """Whether the client's connection is full."""
+        return self._paused is not None
+
     async def write(self, data: bytes) -> None:
         """Write C{data} once the client can take it."""
         while self._paused is not None:

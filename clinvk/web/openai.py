@@ -1,23 +1,203 @@
-# -*- test-case-name: tests.web.test_root -*-
+# -*- test-case-name: tests.web.test_openai -*-
 """
-The OpenAI-compatible API under C{/openai/v1} (api-openai.md).
-
-Its routes arrive with the compatibility issue; already now every failure
-under C{/openai/} is an OpenAI error body (DECISIONS D2).
+The OpenAI-compatible API under C{/openai/v1} (api-openai.md): the model
+list and chat completions, as JSON or as server-sent events, with every
+failure in OpenAI's error format (DECISIONS D2).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from twisted.internet.interfaces import IReactorTime
+from twisted.web.iweb import IRequest
+
+from clinvk.backends.model import RunRequest, RunResult
+from clinvk.compat.conversation import openai_conversation
+from clinvk.compat.models import new_id, openai_backend, run_model, usage_or_estimate
+from clinvk.compat.runs import CompatRunner, failed, failure_text
+from clinvk.config import BACKEND_NAMES, ClinvkConfig
+from clinvk.errors import InvalidRequest
 from clinvk.openapi import Operation
+from clinvk.schemas import SchemaSet
 from clinvk.web._errors import Dialect
-from clinvk.web._routing import family_app
+from clinvk.web._request import read_json
+from clinvk.web._responses import json_response, typed_response
+from clinvk.web._routing import family_app, route
+from clinvk.web._sse import EventSource, frame
+
+_TAG = "OpenAI compatible"
+
+MODELS = Operation(
+    operation_id="openaiListModels",
+    method="GET",
+    path="/openai/v1/models",
+    tag=_TAG,
+    summary="List models",
+    description="One model per backend, whether or not its CLI is installed.",
+    response_schema="OpenAIModelsResponseBody",
+    error_media_type="application/json",
+    error_schema="OpenAIErrorBody",
+)
+CHAT = Operation(
+    operation_id="openaiChatCompletions",
+    method="POST",
+    path="/openai/v1/chat/completions",
+    tag=_TAG,
+    summary="Create a chat completion",
+    description=(
+        "Runs the conversation as one prompt on the backend the model selects. With stream true "
+        "the answer is a stream of chat.completion.chunk events ending with data: [DONE]."
+    ),
+    request_schema="OpenAIChatRequest",
+    response_schema="ChatCompletion",
+    stream_media_type="text/event-stream",
+    stream_schema="ChatCompletionChunk",
+    error_media_type="application/json",
+    error_schema="OpenAIErrorBody",
+)
 
 
 class OpenAIApi:
-    """The C{/openai} family."""
+    """
+    The C{/openai} family.
+
+    @param runner: Runs the requests' executions.
+    @param clock: Stamps answers and paces keepalives.
+    @param schemas: Validates request bodies.
+    @param config: The server's configuration (the keepalive interval).
+    """
 
     dialect: ClassVar[Dialect] = Dialect.OPENAI
-    operations: ClassVar[tuple[Operation, ...]] = ()
+    operations: ClassVar[tuple[Operation, ...]] = (MODELS, CHAT)
     app = family_app(dialect)
+
+    def __init__(
+        self, *, runner: CompatRunner, clock: IReactorTime, schemas: SchemaSet, config: ClinvkConfig
+    ) -> None:
+        self._runner = runner
+        self._clock = clock
+        self._schemas = schemas
+        self._keepalive = float(config.server.stream_keepalive_secs)
+
+    def _now(self) -> int:
+        return int(self._clock.seconds())
+
+    @route(app, MODELS)
+    def models(self, request: IRequest) -> bytes:
+        created = self._now()
+        data = [
+            {"id": name, "object": "model", "created": created, "owned_by": "clinvoker"}
+            for name in BACKEND_NAMES
+        ]
+        return typed_response(request, "OpenAIModelsResponseBody", {"object": "list", "data": data})
+
+    @route(app, CHAT)
+    async def chat_completions(self, request: IRequest) -> bytes | None:
+        body: dict[str, Any] = read_json(request, self._schemas, "OpenAIChatRequest")
+        model: str = body["model"]
+        if not model:
+            raise InvalidRequest("model is required", param="model")
+        if not body["messages"]:
+            raise InvalidRequest("messages are required", param="messages")
+        prompt, system = openai_conversation(body["messages"])
+        if not prompt:
+            raise InvalidRequest("no user messages found", param="messages")
+        run = RunRequest(
+            backend=openai_backend(model),
+            prompt=prompt,
+            model=run_model(model),
+            system_prompt=system,
+            max_tokens=body.get("max_tokens") or 0,
+            ephemeral=True,
+        )
+        if body.get("stream"):
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            await self._stream(request, run, model, include_usage)
+            return None
+        result = await self._runner.complete(run)
+        return json_response(request, self._completion(result, model, prompt))
+
+    def _completion(self, result: RunResult, model: str, prompt: str) -> dict[str, Any]:
+        prompt_tokens, completion_tokens = usage_or_estimate(result.usage, prompt, result.output)
+        return {
+            "id": new_id("chatcmpl-"),
+            "object": "chat.completion",
+            "created": self._now(),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": result.output},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": _usage(prompt_tokens, completion_tokens),
+        }
+
+    async def _stream(self, request: IRequest, run: RunRequest, model: str, include_usage: bool) -> None:
+        """
+        Answer with chunks: the role as soon as the CLI runs, then each
+        piece of text as the CLI produces it, then the finish chunk, the
+        usage chunk when asked for, and C{[DONE]}.  A failure once the
+        stream has started is a final error event (D2).
+        """
+        running = self._runner.stream(run)
+        completion_id, created = new_id("chatcmpl-"), self._now()
+
+        def chunk(delta: dict[str, str], finish_reason: str | None) -> bytes:
+            return frame(
+                {
+                    "id": completion_id,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+                }
+            )
+
+        events = EventSource(request, self._clock, self._keepalive)
+        try:
+            await events.send(chunk({"role": "assistant", "content": ""}, None))
+            output = ""
+            async for event in running:
+                text = event.content.get("text") if event.type == "message" else None
+                if text:
+                    output += text
+                    await events.send(chunk({"content": text}, None))
+            result = await running.result()
+            if failed(result):
+                error = {
+                    "message": failure_text(result),
+                    "type": "server_error",
+                    "param": None,
+                    "code": "backend_failed",
+                }
+                await events.send(frame({"error": error}))
+            else:
+                await events.send(chunk({}, "stop"))
+                if include_usage:
+                    prompt_tokens, completion_tokens = usage_or_estimate(result.usage, run.prompt, output)
+                    usage_chunk = {
+                        "id": completion_id,
+                        "object": "chat.completion.chunk",
+                        "created": created,
+                        "model": model,
+                        "choices": [],
+                        "usage": _usage(prompt_tokens, completion_tokens),
+                    }
+                    await events.send(frame(usage_chunk))
+            await events.send(b"data: [DONE]\n\n")
+        except Exception:
+            running.cancel()
+            raise
+        finally:
+            events.close()
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }

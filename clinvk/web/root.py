@@ -21,6 +21,8 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
 from clinvk.backends.availability import BackendAvailability
+from clinvk.backends.runtime import BackendRuntime
+from clinvk.compat.runs import CompatRunner
 from clinvk.config import ClinvkConfig
 from clinvk.errors import ClinvkError, InvalidRequest
 from clinvk.orchestration import Orchestrator
@@ -130,6 +132,7 @@ def build_root(
     clock: IReactorTime,
     availability: BackendAvailability,
     uptime: Uptime,
+    runtime: BackendRuntime,
     orchestrator: Orchestrator,
     config: ClinvkConfig,
 ) -> ClinvkRoot:
@@ -140,12 +143,15 @@ def build_root(
     @param availability: Backend availability for C{/health} and
         C{/api/v1/backends}.
     @param uptime: The service's uptime for C{/health}.
-    @param orchestrator: Runs what requests ask for.
+    @param runtime: Runs the compatibility APIs' executions.
+    @param orchestrator: Runs what native requests ask for.
     @param config: The server's configuration.
     """
     schemas = SchemaSet.from_package()
     native = NativeApi(orchestrator=orchestrator, availability=availability, schemas=schemas, config=config)
-    openai, anthropic = OpenAIApi(), AnthropicApi()
+    compat = CompatRunner(runtime)
+    openai = OpenAIApi(runner=compat, clock=clock, schemas=schemas, config=config)
+    anthropic = AnthropicApi(runner=compat, clock=clock, schemas=schemas, config=config)
     operations = (
         *NativeApi.operations,
         *MetaApi.operations,

@@ -89,7 +89,7 @@ class RoutingTests(SynchronousTestCase):
     def test_head_in_compat_dialect(self) -> None:
         """HEAD under /openai/ answers in the OpenAI dialect (a JSON error, without its body)."""
         response = call(self, self.root, "HEAD", "/openai/v1/models")
-        self.assertEqual(response.code, 404)
+        self.assertEqual((response.code, response.header("Allow")), (405, "GET"))
         self.assertEqual(response.header("Content-Type"), "application/json")
         self.assertEqual(response.body, b"")
 

@@ -1,0 +1,113 @@
+# -*- test-case-name: tests.compat.test_conversation -*-
+"""
+From a chat history to the one prompt and system text a CLI takes
+(api-openai.md 2.2-2.3, api-anthropic.md 1.3-1.4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from clinvk.errors import InvalidRequest
+
+SYSTEM_ROLES = ("system", "developer")
+
+
+def _texts(parts: Sequence[Any], field: str, unsupported: str, skipped: tuple[str, ...] = ()) -> str:
+    """
+    The text of an array of content parts or blocks, joined with newlines.
+
+    @param field: Where the array is, for the error's C{param}.
+    @param unsupported: The error text before the offending type.
+    @param skipped: Types that carry no prompt text and are left out.
+    @raise InvalidRequest: For a part of any other type.
+    """
+    texts = []
+    for part in parts:
+        kind = part.get("type") if isinstance(part, Mapping) else None
+        if kind in skipped:
+            continue
+        text = part.get("text") if isinstance(part, Mapping) else None
+        if (kind == "text" or kind is None) and isinstance(text, str):
+            texts.append(text)
+        else:
+            raise InvalidRequest(f"{unsupported}: {kind}", param=field)
+    return "\n".join(texts)
+
+
+def openai_content(content: Any, field: str) -> str:
+    """
+    A message's C{content} as text: a string as is, null as C{""}, an
+    array of parts as the text of its text parts.
+    """
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return _texts(content, field, "unsupported content part type")
+    return ""
+
+
+def anthropic_content(content: Any, field: str) -> str:
+    """
+    A message's C{content} as text: a string as is, an array of blocks as
+    the text of its text blocks (thinking blocks skipped).
+    """
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return _texts(
+            content, field, "unsupported content block type", skipped=("thinking", "redacted_thinking")
+        )
+    return ""
+
+
+def anthropic_system(system: Any) -> str:
+    """The top-level C{system} of a Messages request, as text."""
+    if isinstance(system, list):
+        return _texts(system, "system", "unsupported system block type")
+    return system if isinstance(system, str) else ""
+
+
+def flatten(turns: Iterable[tuple[str, str]]) -> str:
+    """
+    The reference's flattening of C{(role, text)} turns: user texts joined
+    by newlines, assistant texts quoted as previous responses once a user
+    has spoken, every other role ignored.
+    """
+    prompt = ""
+    for role, text in turns:
+        if role == "user":
+            if prompt:
+                prompt += "\n"
+            prompt += text
+        elif role == "assistant" and prompt:
+            prompt += f"\n[Previous response: {text}]\n"
+    return prompt
+
+
+def openai_conversation(messages: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
+    """
+    The prompt and system text of an OpenAI C{messages} array: system and
+    developer messages joined by a blank line, the rest flattened.
+    """
+    systems: list[str] = []
+    turns: list[tuple[str, str]] = []
+    for index, message in enumerate(messages):
+        role = message["role"]
+        text = openai_content(message.get("content"), f"messages[{index}].content")
+        if role in SYSTEM_ROLES:
+            systems.append(text)
+        else:
+            turns.append((role, text))
+    return flatten(turns), "\n\n".join(systems)
+
+
+def anthropic_conversation(messages: Sequence[Mapping[str, Any]], system: Any) -> tuple[str, str]:
+    """The prompt and system text of an Anthropic Messages request."""
+    system_text = anthropic_system(system)
+    turns = [
+        (message["role"], anthropic_content(message.get("content"), f"messages[{index}].content"))
+        for index, message in enumerate(messages)
+    ]
+    return flatten(turns), system_text

@@ -1,0 +1,88 @@
+# -*- test-case-name: tests.web.test_openai,tests.web.test_anthropic -*-
+"""
+Running a compatibility request: the failures that the SDKs must see as
+HTTP errors in their own dialect (DECISIONS D2) are raised before anything
+is written; what happens once a stream runs is the stream's business.
+"""
+
+from __future__ import annotations
+
+from twisted.python.failure import Failure
+
+from clinvk.backends.model import RunRequest, RunResult
+from clinvk.backends.runtime import (
+    BackendNotAvailable,
+    BackendRuntime,
+    EventStream,
+    PreflightError,
+    PreparedRun,
+    UnknownBackend,
+)
+from clinvk.errors import BackendFailed, BackendUnavailable, ClinvkError, InternalError, InvalidRequest
+
+
+def failed(result: RunResult) -> bool:
+    """Whether a run failed: a non-zero exit or an error text."""
+    return result.exit_code != 0 or bool(result.error)
+
+
+def failure_text(result: RunResult) -> str:
+    """What the CLI said about its failure, or its exit status."""
+    return result.error or f"backend exited with status {result.exit_code}"
+
+
+class CompatRunner:
+    """
+    Runs the ephemeral executions of the compatibility APIs.
+
+    @param runtime: Runs the backend CLIs.
+    """
+
+    def __init__(self, runtime: BackendRuntime) -> None:
+        self._runtime = runtime
+
+    def _prepare(self, request: RunRequest, *, streaming: bool) -> PreparedRun:
+        try:
+            return self._runtime.prepare(request, streaming=streaming)
+        except UnknownBackend as e:
+            raise InvalidRequest(str(e), param="model") from None
+        except BackendNotAvailable as e:
+            raise BackendUnavailable(str(e)) from None
+        except PreflightError as e:
+            # The configuration, not the request, is at fault.
+            raise InternalError(str(e)) from None
+
+    async def complete(self, request: RunRequest) -> RunResult:
+        """
+        Run C{request} to completion.
+
+        @raise ClinvkError: 400 for an unknown backend, 503 when its CLI is
+            missing or cannot start, 500 for another pre-flight failure,
+            502 when the CLI failed without answering.
+        """
+        result = await self._runtime.execute(self._prepare(request, streaming=False))
+        if result.start_failed:
+            raise BackendUnavailable(result.error)
+        if failed(result) and not result.output:
+            raise BackendFailed(failure_text(result))
+        return result
+
+    def stream(self, request: RunRequest) -> EventStream:
+        """
+        Start streaming C{request}; the CLI is running when this returns.
+
+        @raise ClinvkError: As L{complete} for everything known before the
+            CLI runs (pre-flight, start failure, shutdown).
+        """
+        running = self._runtime.stream(self._prepare(request, streaming=True))
+        early: list[RunResult | Failure] = []
+        running.result().addBoth(early.append)
+        if early:
+            # The run ended before it could start: nothing was streamed yet.
+            ended = early[0]
+            if isinstance(ended, Failure):
+                if ended.check(ClinvkError):
+                    ended.raiseException()
+            elif ended.start_failed:
+                raise BackendUnavailable(ended.error)
+        return running
