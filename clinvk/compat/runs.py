@@ -27,8 +27,12 @@ def failed(result: RunResult) -> bool:
 
 
 def failure_text(result: RunResult) -> str:
-    """What the CLI said about its failure, or its exit status."""
-    return result.error or f"backend exited with status {result.exit_code}"
+    """
+    Why a run failed, with what the CLI printed (for a CLI that merges
+    its stderr, such as Claude, its complaint is in the output).
+    """
+    said = [text for text in (result.error, result.output.strip()) if text]
+    return ": ".join(said) or f"backend exited with status {result.exit_code}"
 
 
 class CompatRunner:
@@ -58,12 +62,13 @@ class CompatRunner:
 
         @raise ClinvkError: 400 for an unknown backend, 503 when its CLI is
             missing or cannot start, 500 for another pre-flight failure,
-            502 when the CLI failed without answering.
+            502 when the CLI failed (an answer cut short by a failure is no
+            answer: the SDKs have no finish reason for it).
         """
         result = await self._runtime.execute(self._prepare(request, streaming=False))
         if result.start_failed:
             raise BackendUnavailable(result.error)
-        if failed(result) and not result.output:
+        if failed(result):
             raise BackendFailed(failure_text(result))
         return result
 

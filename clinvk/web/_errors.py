@@ -168,21 +168,35 @@ def _compat_message(error: ClinvkError) -> str:
     if not error.details:
         return error.message
     return "; ".join(
-        f"{_field_name(detail.location)}: {detail.message}" if detail.location else detail.message
+        f"{field}: {detail.message}" if (field := _field(detail)) else detail.message
         for detail in error.details
     )
 
 
-def _field_name(location: str) -> str:
-    return location.removeprefix("body.") if location != "body" else "body"
+_MISSING = "expected required property "
+
+
+def _field(detail: ErrorDetail) -> str | None:
+    """
+    The request field a detail is about: its location below the body, or
+    the property it says is missing.
+    """
+    if detail.location is None:
+        return None
+    path = detail.location.removeprefix("body").removeprefix(".")
+    if detail.message.startswith(_MISSING):
+        missing = detail.message.removeprefix(_MISSING).split(" ", 1)[0]
+        return f"{path}.{missing}" if path else missing
+    return path or "body"
 
 
 def _compat_param(error: ClinvkError) -> str | None:
     if error.param is not None:
         return error.param
     for detail in error.details:
-        if detail.location and detail.location != "body":
-            return _field_name(detail.location)
+        field = _field(detail)
+        if field and field != "body":
+            return field
     return None
 
 

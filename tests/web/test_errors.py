@@ -226,9 +226,10 @@ class OpenAIDialectTests(_DialectTests):
         code, error, _ = self.error("validation")
         self.assertEqual(code, 400)
         self.assertEqual(
-            error["message"], "body: expected required property model to be present; messages: expected array"
+            error["message"],
+            "model: expected required property model to be present; messages: expected array",
         )
-        self.assertEqual(error["param"], "messages")
+        self.assertEqual(error["param"], "model")
         self.assertEqual(error["type"], "invalid_request_error")
 
     def test_types(self) -> None:
