@@ -1,0 +1,177 @@
+"""
+The Anthropic-compatible API through the real root resource (behaviours.md
+M, DECISIONS D2, D5, D9).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.web._native import NativeTestCase, claude_result
+from tests.web.test_openai import frames
+
+MESSAGES = "/anthropic/v1/messages"
+
+
+def body(
+    *turns: tuple[str, Any], model: str = "claude", max_tokens: int = 64, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "model": model,
+        "max_tokens": max_tokens,
+        "messages": [{"role": r, "content": c} for r, c in turns],
+        **extra,
+    }
+
+
+def delta(text: str) -> bytes:
+    """A Claude partial-message line carrying C{text} (D9)."""
+    event = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}
+    return json.dumps({"type": "stream_event", "event": event}).encode() + b"\n"
+
+
+class MessagesTests(NativeTestCase):
+    def error(self, response: Any, status: int) -> dict[str, Any]:
+        self.assertEqual(response.code, status, response.body)
+        answer = json.loads(response.body)
+        self.assertEqual(answer["type"], "error")
+        error: dict[str, Any] = answer["error"]
+        return error
+
+    def test_message(self) -> None:
+        """One text block, end_turn, usage; no stop_sequence; anthropic-version not needed."""
+        pending = self.start(
+            "POST", MESSAGES, body(("user", "2+2?"), system=[{"type": "text", "text": "be terse"}])
+        )
+        child = self.child()
+        self.assertEqual(child.argv[child.argv.index("--system-prompt") + 1], "be terse")
+        child.emit_stdout(claude_result("4"))
+        child.exit(0)
+        answer = json.loads(self.finish(pending).body)
+        self.assertConforms(answer, "AnthropicMessageResponse")
+        self.assertRegex(answer["id"], "^msg_[0-9a-f]{24}$")
+        self.assertEqual(answer["content"], [{"type": "text", "text": "4"}])
+        self.assertEqual(
+            (answer["stop_reason"], answer["usage"]), ("end_turn", {"input_tokens": 3, "output_tokens": 7})
+        )
+        self.assertNotIn("stop_sequence", answer)
+
+    def test_models_and_history(self) -> None:
+        """gpt-4 runs on Claude here; a system role in messages is ignored; metadata is accepted."""
+        request = body(
+            ("user", "q1"),
+            ("system", "ignored"),
+            ("assistant", "a1"),
+            ("user", "q2"),
+            model="gpt-4",
+            metadata={"user_id": "u1"},
+        )
+        pending = self.start("POST", MESSAGES, request)
+        child = self.child()
+        self.assertTrue(child.argv[0].endswith("claude"))
+        self.assertEqual(child.argv[child.argv.index("--model") + 1], "gpt-4")
+        self.assertEqual(child.stdin, b"q1\n[Previous response: a1]\n\nq2")
+        child.exit(0)
+        self.finish(pending)
+
+    def test_validation(self) -> None:
+        """400 in Anthropic's dialect, handler checks in order model, messages, max_tokens, user text."""
+        cases = [
+            (
+                {"model": "claude", "messages": [{"role": "user", "content": "x"}]},
+                "max_tokens: expected required property max_tokens to be present",
+            ),
+            (body(("user", "x"), model=""), "model is required"),
+            (body(model="claude", max_tokens=0), "messages are required"),
+            (body(("user", "x"), max_tokens=0), "max_tokens must be greater than 0"),
+            (body(("assistant", "x")), "no user messages found"),
+            (body(("user", [{"type": "image", "source": {}}])), "unsupported content block type: image"),
+        ]
+        for request, message in cases:
+            error = self.error(self.request("POST", MESSAGES, request), 400)
+            self.assertEqual((error["type"], error["message"]), ("invalid_request_error", message))
+
+    def test_errors(self) -> None:
+        """Unknown routes, missing CLIs and failed CLIs in Anthropic's types."""
+        self.assertEqual(
+            self.error(self.request("GET", "/anthropic/v1/models"), 404)["type"], "not_found_error"
+        )
+        self.use_server(installed=("claude",))
+        error = self.error(self.request("POST", MESSAGES, body(("user", "x"), model="gemini")), 503)
+        self.assertEqual(error["type"], "overloaded_error")
+        pending = self.start("POST", MESSAGES, body(("user", "x")))
+        self.child().exit(1)
+        self.assertEqual(self.error(self.finish(pending), 502)["type"], "api_error")
+
+
+class MessagesStreamTests(NativeTestCase):
+    def events(self, chunks: list[bytes]) -> list[tuple[str, Any]]:
+        self.stub.flush()
+        received = []
+        for frame in frames(chunks):
+            if frame.startswith(":"):
+                continue
+            event_line, data_line = frame.split("\n")
+            received.append(
+                (event_line.removeprefix("event: "), json.loads(data_line.removeprefix("data: ")))
+            )
+        return received
+
+    def test_sequence(self) -> None:
+        """
+        The opening events as soon as the CLI runs; each Claude token delta
+        as its own event, the full message after them not repeated (D9).
+        """
+        response, chunks = self.stream(self.start("POST", MESSAGES, body(("user", "count"), stream=True)))
+        self.assertEqual(response.headers.getRawHeaders("content-type"), ["text/event-stream"])
+        opening = self.events(chunks)
+        self.assertEqual([name for name, _ in opening], ["message_start", "content_block_start"])
+        start = opening[0][1]["message"]
+        self.assertEqual(start["usage"], {"input_tokens": 0, "output_tokens": 0})
+        self.assertNotIn("stop_reason", start)
+        child = self.child()
+        self.assertIn("--include-partial-messages", child.argv)
+        child.emit_stdout(delta("1, 2"))
+        self.assertEqual(self.events(chunks)[-1][1]["delta"], {"type": "text_delta", "text": "1, 2"})
+        child.emit_stdout(delta(", 3."))
+        child.emit_stdout(b'{"type":"assistant","message":{"content":[{"type":"text","text":"1, 2, 3."}]}}\n')
+        child.emit_stdout(claude_result("1, 2, 3.", input_tokens=5, output_tokens=12))
+        child.exit(0)
+        received = self.events(chunks)
+        self.assertEqual(
+            [name for name, _ in received],
+            [
+                "message_start",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop",
+            ],
+        )
+        self.assertEqual(
+            "".join(data["delta"]["text"] for name, data in received if name == "content_block_delta"),
+            "1, 2, 3.",
+        )
+        self.assertEqual(
+            received[5][1],
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn"},
+                "usage": {"input_tokens": 5, "output_tokens": 12},
+            },
+        )
+
+    def test_failure_in_stream(self) -> None:
+        """A CLI failing once the stream runs ends it with an error event."""
+        _, chunks = self.stream(self.start("POST", MESSAGES, body(("user", "x"), stream=True)))
+        self.child().exit(3)
+        name, data = self.events(chunks)[-1]
+        self.assertEqual((name, data["type"], data["error"]["type"]), ("error", "error", "api_error"))
+
+    def test_preflight_before_headers(self) -> None:
+        self.use_server(installed=("claude",))
+        response = self.request("POST", MESSAGES, body(("user", "x"), model="codex", stream=True))
+        self.assertEqual(response.code, 503)
