@@ -26,12 +26,14 @@ def failed(result: RunResult) -> bool:
     return result.exit_code != 0 or bool(result.error)
 
 
-def failure_text(result: RunResult) -> str:
+def failure_text(result: RunResult, streamed: str = "") -> str:
     """
     Why a run failed, with what the CLI printed (for a CLI that merges
     its stderr, such as Claude, its complaint is in the output).
+
+    @param streamed: The text a stream delivered, when the run streamed.
     """
-    said = [text for text in (result.error, result.output.strip()) if text]
+    said = [text for text in (result.error, (result.output or streamed).strip()) if text]
     return ": ".join(said) or f"backend exited with status {result.exit_code}"
 
 

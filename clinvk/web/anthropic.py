@@ -126,9 +126,11 @@ class AnthropicApi:
             await events.send(frame({"type": "message_start", "message": start}, "message_start"))
             block = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
             await events.send(frame(block, "content_block_start"))
+            streamed = ""
             async for event in running:
                 text = event.content.get("text") if event.type == "message" else None
                 if text:
+                    streamed += text
                     delta = {
                         "type": "content_block_delta",
                         "index": 0,
@@ -138,7 +140,10 @@ class AnthropicApi:
             result = await running.result()
             await events.send(frame({"type": "content_block_stop", "index": 0}, "content_block_stop"))
             if failed(result):
-                error = {"type": "error", "error": {"type": "api_error", "message": failure_text(result)}}
+                error = {
+                    "type": "error",
+                    "error": {"type": "api_error", "message": failure_text(result, streamed)},
+                }
                 await events.send(frame(error, "error"))
                 return
             usage = result.usage

@@ -168,7 +168,7 @@ class OpenAIApi:
             result = await running.result()
             if failed(result):
                 error = {
-                    "message": failure_text(result),
+                    "message": failure_text(result, output),
                     "type": "server_error",
                     "param": None,
                     "code": "backend_failed",
