@@ -179,9 +179,13 @@ class ClinvkService(MultiService):
 
 
 async def _stop_child(child: IService) -> None:
-    result = child.stopService()
-    if isinstance(result, Deferred):
-        await result
+    """Stop C{child}; a failure is logged, so that the next still stops."""
+    try:
+        result = child.stopService()
+        if isinstance(result, Deferred):
+            await result
+    except Exception:
+        log.failure("Failed to stop {name}", name=getattr(child, "name", child))
 
 
 def default_listen(server: ServerConfig) -> str:

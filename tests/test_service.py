@@ -141,6 +141,20 @@ class StartTests(_IsolatedHome):
 class StopTests(_IsolatedHome):
     """Stopping in phases."""
 
+    def test_failing_child_does_not_stop_the_stop(self) -> None:
+        """A child that fails to stop is logged; the ones before it still stop, and the tree stops."""
+        service = build(FakeProcessReactor(), ["tcp:8080"])
+
+        class Broken(Service):
+            def stopService(self) -> None:
+                raise RuntimeError("stuck")
+
+        Broken().setServiceParent(service)
+        service.startService()
+        self.successResultOf(service.stopService())
+        self.assertFalse(service.getServiceNamed("session-store").running)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
     def test_listeners_first_then_children_in_reverse(self) -> None:
         """Listeners stop first; other children stop one at a time, last first."""
         reactor = FakeProcessReactor()

@@ -73,17 +73,21 @@ class SessionStoreService(Service):
     async def _stop(self) -> None:
         loop, looping = self._loop, self._looping
         self._loop = self._looping = None
-        if loop is not None and looping is not None:
-            if loop.running:
-                loop.stop()
-            # Fires once a clean-up in progress has finished.
-            await looping
-        if self._pool is not None:
-            if IReactorFromThreads.providedBy(self._clock):
+        try:
+            if loop is not None and looping is not None:
+                if loop.running:
+                    loop.stop()
+                # Fires once a clean-up in progress has finished.
+                await looping
+            if self._pool is not None and IReactorFromThreads.providedBy(self._clock):
                 # Wait, without blocking, until the work queued so far is
                 # done; stopping the idle pool then joins at once.
                 await deferToThreadPool(cast("IReactorFromThreads", self._clock), self._pool, lambda: None)
-            self._pool.stop()
+        finally:
+            # Whatever went wrong, a running pool thread would keep the
+            # process alive after the reactor stops.
+            if self._pool is not None:
+                self._pool.stop()
 
     def _clean(self) -> Deferred[None]:
         cutoff = datetime.fromtimestamp(self._clock.seconds(), UTC) - timedelta(days=self._retention_days)

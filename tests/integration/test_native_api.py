@@ -1,0 +1,539 @@
+"""
+End-to-end tests of the native REST API (api-rest.md, DECISIONS D1, D3,
+D6): the real server started as C{python -m twisted clinvk}, the fake CLIs
+first on its C{PATH}, real HTTP on 127.0.0.1 and real child processes.
+
+Each test runs its own server with C{HOME} in a temporary directory (the
+sessions go to C{<HOME>/.clinvk/sessions}) and stops it with SIGTERM
+afterwards.  The fakes record how they were run (C{CLINVK_FAKE_RECORD}),
+which shows what reached the CLI: its argv, its stdin, its pid.
+
+Waiting is event-driven (output arriving, a process ending) or a bounded
+poll of the server's own state; nothing waits for a fixed time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from treq.client import HTTPClient
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.error import ProcessExitedAlready
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.internet.task import deferLater
+from twisted.python.failure import Failure
+from twisted.python.filepath import FilePath
+from twisted.trial.unittest import TestCase
+from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.http_headers import Headers
+
+from clinvk.testing.fake_cli import install
+from tests.integration._processes import (
+    TIMEOUT,
+    CommandProtocol,
+    free_port,
+    get_json,
+    process_exit,
+    python_command,
+    reactor,
+)
+
+T = TypeVar("T")
+
+SESSION_ID = r"^[0-9a-f]{32}$"
+
+KILL_GRACE = 2
+
+# How long the server may take to stop: its shutdown_timeout_secs and
+# kill_grace_secs, and a margin.
+STOP_WITHIN = 15
+
+CONFIG = f"""\
+server:
+  host: 127.0.0.1
+  kill_grace_secs: {KILL_GRACE}
+  shutdown_timeout_secs: 5
+""".encode()
+
+
+async def post_json(url: str, body: Any) -> tuple[int, Any]:
+    """POST C{body} as JSON with a non-persistent client; return status and JSON body."""
+    client = HTTPClient(Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False)))
+    response = await client.post(
+        url, data=json.dumps(body).encode(), headers=Headers({b"Content-Type": [b"application/json"]})
+    ).addTimeout(TIMEOUT, reactor)
+    content = await response.content()
+    return response.code, json.loads(content)
+
+
+def _stat_fields(pid: int | str) -> list[str] | None:
+    """The fields of C{/proc/<pid>/stat} after the command name; C{None} once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat_file:
+            return stat_file.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        # ProcessLookupError: the process went between open and read.
+        return None
+
+
+def alive(pid: int) -> bool:
+    """Whether C{pid} still runs (a zombie counts as gone)."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def live_process_groups() -> set[int]:
+    """The process groups of every process on the machine that is not a zombie."""
+    groups = set()
+    for entry in Path("/proc").glob("[0-9]*"):
+        fields = _stat_fields(entry.name)
+        if fields is not None and fields[0] != "Z":
+            groups.add(int(fields[2]))
+    return groups
+
+
+class NDJSONClient(Protocol):
+    """
+    Sends one HTTP/1.0 request by hand and parses the NDJSON body as it
+    arrives, so a test can read part of a stream and then walk away.
+    (HTTP/1.0: the body comes unchunked and the connection ends with it.)
+
+    @ivar events: The events received so far.
+    @ivar closed: Fires once the connection is gone.
+    """
+
+    def __init__(self, request: bytes) -> None:
+        self._request = request
+        self._buffer = b""
+        self.head: bytes | None = None
+        self.events: list[dict[str, Any]] = []
+        self._waiting: list[tuple[Callable[[dict[str, Any]], bool], Deferred[dict[str, Any]]]] = []
+        self.closed: Deferred[None] = Deferred()
+
+    @classmethod
+    def post(cls, path: str, port: int, body: Any) -> NDJSONClient:
+        data = json.dumps(body).encode()
+        head = (
+            f"POST {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+        )
+        return cls(head.encode() + data)
+
+    def connectionMade(self) -> None:
+        self.transport.write(self._request)  # type: ignore[union-attr]
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802 - Twisted's name
+        self._buffer += data
+        if self.head is None:
+            head, separator, rest = self._buffer.partition(b"\r\n\r\n")
+            if not separator:
+                return
+            self.head, self._buffer = head, rest
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            event = json.loads(line)
+            self.events.append(event)
+            for entry in list(self._waiting):
+                matches, waiting = entry
+                if matches(event):
+                    self._waiting.remove(entry)
+                    waiting.callback(event)
+
+    def wait_for(self, event_type: str) -> Deferred[dict[str, Any]]:
+        """Fire with the first event of C{event_type}, received already or to come."""
+        waiting: Deferred[dict[str, Any]] = Deferred()
+        for event in self.events:
+            if event["type"] == event_type:
+                waiting.callback(event)
+                return waiting
+        self._waiting.append((lambda event: event["type"] == event_type, waiting))
+        return waiting.addTimeout(TIMEOUT, reactor)
+
+    def abort(self) -> None:
+        """Drop the connection at once, as a client that crashed or gave up."""
+        self.transport.abortConnection()  # type: ignore[union-attr]
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        for _, waiting in self._waiting:
+            waiting.errback(reason)
+        self._waiting.clear()
+        self.closed.callback(None)
+
+
+class NativeApiTestCase(TestCase):
+    """A real clinvk server per test, with the fake CLIs on its PATH."""
+
+    timeout = 90
+
+    def setUp(self) -> Deferred[None]:  # type: ignore[override] # trial waits for it
+        base = FilePath(self.mktemp())
+        self.bin = install(base.child("bin").path)
+        self.records = base.child("records")
+        self.records.makedirs()
+        self.home = base.child("home")
+        self.home.makedirs()
+        self.config = base.child("config.yaml")
+        self.config.setContent(CONFIG)
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "HOME": self.home.path,
+            "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}",
+            "CLINVK_FAKE_RECORD": self.records.path,
+        }
+        env.pop("CLINVK_FAKE", None)
+        command = python_command(
+            "-m", "twisted", "clinvk", "--port", str(self.port), "--config", self.config.path
+        )
+        # Not spawn(): its 30-second limit on the whole life of the process
+        # is for commands, not for a server; stop_server bounds the stop.
+        self.server = CommandProtocol()
+        self.transport = reactor.spawnProcess(self.server, command[0], command, env=env, path=self.home.path)
+        self.addCleanup(self.stop_server)
+        waiting = self.server.wait_for(rf"address[=\": ]+127\.0\.0\.1:{self.port}\b")
+
+        def not_started(reason: Failure) -> None:
+            self.fail(f"the server did not start: {reason.getErrorMessage()}\n{self.server_output()}")
+
+        return waiting.addCallbacks(lambda _: None, not_started)
+
+    def signal_server(self, name: str) -> None:
+        try:
+            self.transport.signalProcess(name)
+        except ProcessExitedAlready:
+            pass
+
+    def server_output(self) -> str:
+        return (self.server.stdout + self.server.stderr).decode("utf-8", "replace")
+
+    async def stop_server(self) -> None:
+        """
+        SIGTERM the server: it must exit 0 within L{STOP_WITHIN} seconds
+        (it is killed otherwise) and leave nothing of its CLIs behind.
+        """
+        self.signal_server("TERM")
+        overdue = reactor.callLater(STOP_WITHIN, self.signal_server, "KILL")
+        status = await self.server.ended
+        if not overdue.active():
+            self.fail(f"the server did not stop within {STOP_WITHIN}s of SIGTERM:\n{self.server_output()}")
+        overdue.cancel()
+        self.assertEqual(status, 0, self.server_output())
+        await self.all_gone()
+        # Nor anything else of their process groups (the launcher's watchers).
+        groups = {record["pgid"] for record in self.records_of()}
+
+        async def emptied() -> bool | None:
+            return None if groups & live_process_groups() else True
+
+        await self.eventually(emptied)
+
+    # -- talking to the server
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    async def post(self, path: str, body: Any) -> Any:
+        """POST C{body} to C{path}; the JSON answer, which must be a 200."""
+        code, answer = await post_json(self.url(path), body)
+        self.assertEqual(code, 200, answer)
+        return answer
+
+    async def get(self, path: str) -> Any:
+        """GET C{path}; the JSON answer, which must be a 200."""
+        code, answer = await get_json(self.url(path))
+        self.assertEqual(code, 200, answer)
+        return answer
+
+    async def eventually(self, probe: Callable[[], Awaitable[T | None]]) -> T:
+        """Poll C{probe} until it returns something, for at most L{TIMEOUT} seconds."""
+        deadline = reactor.seconds() + TIMEOUT
+        while True:
+            found = await probe()
+            if found is not None:
+                return found
+            if reactor.seconds() > deadline:
+                self.fail("the condition did not come true in time")
+            await deferLater(reactor, 0.05)
+
+    # -- what the fakes recorded
+
+    def records_of(self, name: str | None = None) -> list[dict[str, Any]]:
+        """What every run of the fake C{name} (of all fakes if C{None}) recorded."""
+        found = [json.loads(path.read_text()) for path in Path(self.records.path).glob("*.json")]
+        return [record for record in found if name is None or record["name"] == name]
+
+    def runs(self, name: str | None = None) -> list[dict[str, Any]]:
+        """
+        The prompt runs among L{records_of}: without the C{gemini
+        --delete-session} runs that clean up after ephemeral prompts.
+        """
+        return [record for record in self.records_of(name) if "--delete-session" not in record["argv"]]
+
+    def run_of(self, prompt: str) -> dict[str, Any]:
+        """The one recorded run whose stdin was C{prompt}."""
+        [record] = [record for record in self.runs() if record["stdin"] == prompt]
+        return record
+
+    async def gone(self, record: dict[str, Any]) -> None:
+        """Wait until the fake of C{record} and its grandchildren have exited."""
+        for pid in (record["pid"], *record["grandchildren"]):
+            await process_exit(pid)
+            self.assertFalse(alive(pid), f"{record['name']} process {pid} is still running")
+
+    async def all_gone(self) -> None:
+        for record in self.records_of():
+            await self.gone(record)
+
+
+class PromptTests(NativeApiTestCase):
+    """C{POST /api/v1/prompt}: a new session per prompt (api-rest.md 1)."""
+
+    async def test_prompt(self) -> None:
+        """
+        A prompt is answered by the CLI, which read it on stdin (D1), and
+        leaves a completed session on disk, readable only by its owner.
+        """
+        prompt = 'Explain `ls -la $HOME`; it\'s "fine" | really\nsecond line'
+        answer = await self.post("/api/v1/prompt", {"backend": "claude", "prompt": prompt})
+
+        self.assertRegex(answer["session_id"], SESSION_ID)
+        self.assertEqual(
+            {key: answer[key] for key in ("backend", "exit_code", "output")},
+            {
+                "backend": "claude",
+                "exit_code": 0,
+                "output": 'claude answers: Explain `ls -la $HOME`; it\'s "fine" | really',
+            },
+        )
+        self.assertNotIn("error", answer)
+        self.assertNotIn("$schema", answer)
+        self.assertEqual(answer["token_usage"]["input_tokens"], 4)
+        self.assertGreater(answer["token_usage"]["output_tokens"], 0)
+
+        [run] = self.runs("claude")
+        self.assertEqual(run["stdin"], prompt)
+        self.assertFalse(any("Explain" in arg or "second" in arg for arg in run["argv"]), run["argv"])
+        self.assertEqual(run["argv"][0], "--print")
+
+        session = await self.get(f"/api/v1/sessions/{answer['session_id']}")
+        self.assertEqual(
+            {key: session[key] for key in ("id", "backend", "status", "turn_count", "initial_prompt")},
+            {
+                "id": answer["session_id"],
+                "backend": "claude",
+                "status": "completed",
+                "turn_count": 1,
+                "initial_prompt": prompt,
+            },
+        )
+        self.assertIn("api", session["tags"])
+
+        sessions = self.home.descendant([".clinvk", "sessions"])
+        stored = sessions.child(f"{answer['session_id']}.json")
+        self.assertEqual(stat.S_IMODE(os.stat(stored.path).st_mode), 0o600)
+        self.assertEqual(stat.S_IMODE(os.stat(sessions.path).st_mode), 0o700)
+        self.assertEqual(json.loads(stored.getContent())["status"], "completed")
+
+
+class AbandonedStreamTests(NativeApiTestCase):
+    """A client that leaves in the middle of a stream (api-rest.md 1.4 FIX, D6)."""
+
+    async def test_disconnect_kills_cli_and_fails_session(self) -> None:
+        """
+        When the client drops the connection mid-stream, the CLI and the
+        grandchild it forked are killed within C{kill_grace_secs} + 1 s
+        (D6), though both ignore SIGTERM, and the session records the
+        failed turn (status C{error}, not C{active} forever).
+        """
+        prompt = "#fake ignore_term grandchild chunks=3 chunk_delay=60\ntell a long story"
+        client = NDJSONClient.post(
+            "/api/v1/prompt",
+            self.port,
+            {"backend": "claude", "prompt": prompt, "output_format": "stream-json"},
+        )
+        await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", self.port), client)
+
+        # The first piece of the answer arrives; the fake then waits a minute.
+        first = await client.wait_for("message")
+        assert client.head is not None
+        self.assertTrue(client.head.startswith(b"HTTP/1.0 200 "), client.head)
+        self.assertIn(b"content-type: application/x-ndjson", client.head.lower())
+        self.assertTrue(first["content"]["text"])
+        self.assertTrue("claude answers: tell a long story".startswith(first["content"]["text"]))
+        self.assertEqual(client.events[0]["type"], "init")
+        session_id = first["session_id"]
+        self.assertRegex(session_id, SESSION_ID)
+        self.assertEqual({event["session_id"] for event in client.events}, {session_id})
+        [run] = self.runs("claude")
+        [grandchild] = run["grandchildren"]
+        self.assertTrue(alive(run["pid"]) and alive(grandchild))
+
+        client.abort()
+        left = reactor.seconds()
+        await client.closed
+        await self.gone(run)
+        self.assertLess(reactor.seconds() - left, KILL_GRACE + 1)
+
+        async def settled() -> dict[str, Any] | None:
+            session: dict[str, Any] = await self.get(f"/api/v1/sessions/{session_id}")
+            return None if session["status"] == "active" else session
+
+        session = await self.eventually(settled)
+        self.assertEqual((session["status"], session["turn_count"]), ("error", 1))
+
+
+class ParallelTests(NativeApiTestCase):
+    """C{POST /api/v1/parallel} with C{fail_fast} (api-rest.md 2.2)."""
+
+    async def test_fail_fast(self) -> None:
+        """
+        With two slots, the first task fails while the second still runs:
+        the second is killed (failed, C{exit_code} -1), the two tasks that
+        never got a slot are C{canceled} (counted neither completed nor
+        failed), results keep the order of the tasks, and no CLI is left.
+
+        The failing fake waits a second before failing, so that the hanging
+        one has surely started by then.
+        """
+        tasks = [
+            {"backend": "codex", "prompt": "#fake delay=1 fail=auth\nfirst"},
+            {"backend": "gemini", "prompt": "#fake hang\nsecond"},
+            {"backend": "claude", "prompt": "third"},
+            {"backend": "codex", "prompt": "fourth"},
+        ]
+        answer = await self.post("/api/v1/parallel", {"tasks": tasks, "max_parallel": 2, "fail_fast": True})
+
+        self.assertEqual(
+            {key: answer[key] for key in ("total_tasks", "completed", "failed")},
+            {"total_tasks": 4, "completed": 0, "failed": 2},
+        )
+        failed, killed, *never_started = answer["results"]
+        self.assertEqual(
+            (failed["backend"], failed["exit_code"], failed["error"]),
+            ("codex", 1, "unexpected status 401 Unauthorized: Missing bearer authentication in header"),
+        )
+        self.assertGreaterEqual(failed["duration_ms"], 1000)
+        self.assertEqual(
+            (killed["backend"], killed["exit_code"], killed["error"]), ("gemini", -1, "canceled")
+        )
+        self.assertEqual(
+            never_started,
+            [
+                {"backend": "claude", "exit_code": -1, "duration_ms": 0, "error": "canceled"},
+                {"backend": "codex", "exit_code": -1, "duration_ms": 0, "error": "canceled"},
+            ],
+        )
+
+        # Only the first two ever ran, and neither is running any more.
+        self.assertEqual(
+            sorted(record["stdin"] for record in self.runs()), sorted(task["prompt"] for task in tasks[:2])
+        )
+        await self.gone(self.run_of(tasks[0]["prompt"]))
+        await self.gone(self.run_of(tasks[1]["prompt"]))
+
+
+class ChainTests(NativeApiTestCase):
+    """C{POST /api/v1/chain} (api-rest.md 3.2)."""
+
+    async def test_previous_output_feeds_next_step(self) -> None:
+        """
+        The second step's CLI receives the first step's answer in place of
+        C{{{previous}}}; in the first step the placeholder is sent as written.
+        """
+        steps = [
+            {
+                "backend": "claude",
+                "name": "ask",
+                "prompt": "#fake-answer Paris\nCapital of France? {{previous}}",
+            },
+            {
+                "backend": "gemini",
+                "name": "poem",
+                "prompt": "Write a poem about {{previous}}, then {{previous}}.",
+            },
+        ]
+        answer = await self.post("/api/v1/chain", {"steps": steps})
+
+        self.assertEqual((answer["total_steps"], answer["completed_steps"]), (2, 2))
+        self.assertNotIn("failed_step", answer)
+        self.assertEqual(
+            [(r["step"], r["name"], r["backend"], r["exit_code"], r["output"]) for r in answer["results"]],
+            [
+                (1, "ask", "claude", 0, "Paris"),
+                (2, "poem", "gemini", 0, "gemini answers: Write a poem about Paris, then Paris."),
+            ],
+        )
+        [first] = self.runs("claude")
+        [second] = self.runs("gemini")
+        self.assertEqual(first["stdin"], steps[0]["prompt"])
+        self.assertEqual(second["stdin"], "Write a poem about Paris, then Paris.")
+        # Chains are ephemeral (claude is told not to keep the conversation).
+        self.assertIn("--no-session-persistence", first["argv"])
+        self.assertNotIn("session_id", answer["results"][0])
+
+
+class ContinuedSessionTests(NativeApiTestCase):
+    """C{session_id} on C{POST /api/v1/prompt} continues a session (DECISIONS D3)."""
+
+    async def continue_session(self, backend: str, native_id: str) -> dict[str, Any]:
+        """
+        Prompt C{backend}, whose fake reports C{native_id}, then continue
+        the session by a prefix of its id.  Check what both answers and
+        the session say; return the second run's record.
+        """
+        first_prompt = f"#fake session={native_id}\nremember the number 7"
+        first = await self.post("/api/v1/prompt", {"backend": backend, "prompt": first_prompt})
+        session_id = first["session_id"]
+        self.assertEqual(first["exit_code"], 0, first)
+
+        second_prompt = "what number was it?"
+        second = await self.post("/api/v1/prompt", {"prompt": second_prompt, "session_id": session_id[:8]})
+        self.assertEqual(
+            {key: second[key] for key in ("session_id", "backend", "exit_code", "output")},
+            {
+                "session_id": session_id,
+                "backend": backend,
+                "exit_code": 0,
+                "output": f"{backend} answers: {second_prompt}",
+            },
+        )
+
+        session = await self.get(f"/api/v1/sessions/{session_id}")
+        self.assertEqual(
+            {key: session[key] for key in ("status", "turn_count", "initial_prompt")},
+            {"status": "completed", "turn_count": 2, "initial_prompt": first_prompt},
+        )
+        # The same session was updated; no other was made.
+        listing = await self.get("/api/v1/sessions")
+        self.assertEqual([s["id"] for s in listing["sessions"]], [session_id])
+        stored = json.loads(self.home.descendant([".clinvk", "sessions", f"{session_id}.json"]).getContent())
+        self.assertEqual(stored["backend_session_id"], native_id)
+
+        first_run = self.run_of(first_prompt)
+        second_run = self.run_of(second_prompt)
+        self.assertNotIn(native_id, first_run["argv"])
+        self.assertFalse(any("number" in arg for arg in second_run["argv"]), second_run["argv"])
+        self.assertEqual(second_run["cwd"], first_run["cwd"])
+        return second_run
+
+    async def test_claude(self) -> None:
+        """The second claude run is C{claude --resume <native id> --print …}, prompt on stdin."""
+        native_id = "2f0c5d8e-6b1a-4c3e-9d7f-0a1b2c3d4e5f"
+        second_run = await self.continue_session("claude", native_id)
+        self.assertEqual(second_run["argv"][:3], ["--resume", native_id, "--print"])
+
+    async def test_codex(self) -> None:
+        """The second codex run is C{codex exec … resume <thread id> … -}, prompt on stdin."""
+        thread_id = "0199a213-81c0-7800-8aa1-bbab2a035a53"
+        second_run = await self.continue_session("codex", thread_id)
+        # The fake records the arguments after "exec".
+        argv = second_run["argv"]
+        self.assertEqual(argv[argv.index("resume") + 1], thread_id)
+        self.assertEqual(argv[-1], "-")
