@@ -48,6 +48,13 @@ setup(
     extras_require={
         "test": [
             "openapi-spec-validator>=0.7.1",
+            # The official SDKs the conformance suite (tests/integration/
+            # test_sdk_*.py) proved wire compatibility with: exact versions,
+            # so that a new SDK release is a deliberate upgrade.
+            "openai==3.57.0",
+            "anthropic==2.14.0",
+            "langchain-openai==1.7.4",
+            "langchain-core==1.8.3",
         ],
         # Checkers are pinned to a minor series so that CI does not turn red
         # when a new release changes formatting or inference.

@@ -1,0 +1,262 @@
+"""
+The harness of the SDK conformance suite: a real clinvk server for each
+test, started as C{python -m twisted clinvk} with C{HOME} in a temporary
+directory and the fake CLIs first on its C{PATH}, and the official SDK
+clients pointed at it.
+
+The SDK clients block (or run their own asyncio loop), so every test body
+runs in a thread (L{off_reactor}): the reactor stays free to read the
+server's log, to time the test out and to stop the server afterwards.
+Async clients run with C{asyncio.run} in that thread.
+
+After each test the server is stopped with SIGTERM; it must exit 0 and no
+fake CLI it started (nor a grandchild of one) may still run.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.client
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anthropic
+import openai
+
+from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThread
+from twisted.python.filepath import FilePath
+from twisted.trial.unittest import TestCase
+
+from clinvk.testing.fake_cli import NAMES, install
+from tests.integration._processes import CommandProtocol, free_port, process_exit, python_command, reactor
+
+Case = TypeVar("Case", bound="SDKServerTestCase")
+
+# How long one SDK call may take; every answer of the fakes takes well
+# under a second, the slowest (keep-alive) a few.
+CLIENT_TIMEOUT = 20.0
+
+# How long the server may take to stop: its shutdown_timeout_secs and
+# kill_grace_secs below, and a margin.
+STOP_WITHIN = 15
+
+CONFIG = """\
+server:
+  host: 127.0.0.1
+  stream_keepalive_secs: 1
+  kill_grace_secs: 2
+  shutdown_timeout_secs: 5
+"""
+
+# The model that selects each backend through the OpenAI API (api-openai.md
+# 2.4); the Anthropic API only maps the exact backend names (api-anthropic.md 1.5).
+OPENAI_MODELS = {"claude": "claude", "codex": "gpt-4o", "gemini": "gemini-2.5-pro"}
+ANTHROPIC_MODELS = {name: name for name in NAMES}
+
+# The input tokens each fake reports; its output tokens are a quarter of
+# the length of its answer (clinvk.testing.fake_cli).
+INPUT_TOKENS = {"claude": 4, "codex": 24, "gemini": 28}
+
+# What each fake prints when told C{#fake fail=crash} (before any answer).
+CRASH_TEXT = {
+    "claude": "Error: fake claude crashed",
+    "codex": "thread 'main' panicked at src/main.rs:1: fake codex crashed",
+    "gemini": "Error: fake gemini crashed",
+}
+
+
+def output_tokens(answer: str) -> int:
+    """The output tokens a fake reports for C{answer}."""
+    return max(1, len(answer) // 4)
+
+
+def pieces(answer: str, count: int) -> list[str]:
+    """The pieces a fake told C{#fake chunks=<count>} streams C{answer} in."""
+    size = max(1, -(-len(answer) // count))
+    return [answer[i : i + size] for i in range(0, len(answer), size)]
+
+
+def off_reactor(test: Callable[[Case], None]) -> Callable[[Case], Deferred[None]]:
+    """
+    Run the test method C{test} in a thread, so that the blocking SDK
+    calls it makes do not block the reactor.
+    """
+
+    @functools.wraps(test)
+    def run(self: Case) -> Deferred[None]:
+        return deferToThread(test, self)
+
+    return run
+
+
+def sse_lines(body: bytes) -> list[str]:
+    """The lines of an SSE body, without the blank lines between events."""
+    return [line for line in body.decode("utf-8").split("\n") if line]
+
+
+class SDKServerTestCase(TestCase):
+    """
+    A real clinvk server per test, with the fakes of L{installed} on its
+    C{PATH}, and factories of SDK clients that talk to it.
+
+    @cvar installed: The fake CLIs the server finds; the others are not
+        installed (their backends are unavailable).
+    """
+
+    timeout = 60
+    installed: Sequence[str] = NAMES
+
+    def setUp(self) -> Deferred[None]:  # type: ignore[override] # trial waits for it
+        base = FilePath(self.mktemp())
+        self.bin = install(base.child("bin").path)
+        for name in NAMES:
+            if name not in self.installed:
+                (self.bin / name).unlink()
+        self.records = base.child("records")
+        self.records.makedirs()
+        self.home = base.child("home")
+        self.home.makedirs()
+        self.config = base.child("config.yaml")
+        self.config.setContent(CONFIG.encode())
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        # Nothing of the caller's clinvk settings reaches the server.
+        env = {key: value for key, value in os.environ.items() if not key.startswith("CLINVK_")}
+        env.update(
+            HOME=self.home.path,
+            PATH=f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}",
+            CLINVK_FAKE_RECORD=self.records.path,
+        )
+        command = python_command(
+            "-m", "twisted", "clinvk", "--port", str(self.port), "--config", self.config.path
+        )
+        self.server = CommandProtocol()
+        self.transport = reactor.spawnProcess(self.server, command[0], command, env=env, path=self.home.path)
+        self.addCleanup(self.stop_server)
+        waiting = self.server.wait_for(rf"address[=\": ]+127\.0\.0\.1:{self.port}\b")
+        return waiting.addCallback(lambda _: None)
+
+    def server_output(self) -> str:
+        return (self.server.stdout + self.server.stderr).decode("utf-8", "replace")
+
+    async def stop_server(self) -> None:
+        """
+        SIGTERM the server: it must exit 0 within L{STOP_WITHIN} seconds
+        (it is killed otherwise), and every fake CLI it ran, with any
+        grandchild, must be gone.
+        """
+        if not self.server.ended.called:
+            self.transport.signalProcess("TERM")
+        overdue = reactor.callLater(STOP_WITHIN, self.transport.signalProcess, "KILL")
+        status = await self.server.ended
+        if not overdue.active():
+            self.fail(f"the server did not stop within {STOP_WITHIN}s of SIGTERM:\n{self.server_output()}")
+        overdue.cancel()
+        for record in self.records_of():
+            for pid in (record["pid"], *record["grandchildren"]):
+                await process_exit(pid)
+        self.assertEqual(status, 0, self.server_output())
+
+    # -- clients
+
+    def openai_client(self) -> openai.OpenAI:
+        return openai.OpenAI(
+            base_url=f"{self.base_url}/openai/v1",
+            api_key="sk-clinvk-test",
+            max_retries=0,
+            timeout=CLIENT_TIMEOUT,
+            http_client=openai.DefaultHttpxClient(trust_env=False),
+        )
+
+    def async_openai_client(self) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(
+            base_url=f"{self.base_url}/openai/v1",
+            api_key="sk-clinvk-test",
+            max_retries=0,
+            timeout=CLIENT_TIMEOUT,
+            http_client=openai.DefaultAsyncHttpxClient(trust_env=False),
+        )
+
+    def anthropic_client(self) -> anthropic.Anthropic:
+        return anthropic.Anthropic(
+            base_url=f"{self.base_url}/anthropic",
+            api_key="sk-ant-clinvk-test",
+            max_retries=0,
+            timeout=CLIENT_TIMEOUT,
+            http_client=anthropic.DefaultHttpxClient(trust_env=False),
+        )
+
+    def async_anthropic_client(self) -> anthropic.AsyncAnthropic:
+        return anthropic.AsyncAnthropic(
+            base_url=f"{self.base_url}/anthropic",
+            api_key="sk-ant-clinvk-test",
+            max_retries=0,
+            timeout=CLIENT_TIMEOUT,
+            http_client=anthropic.DefaultAsyncHttpxClient(trust_env=False),
+        )
+
+    def post_raw(self, path: str, body: Any) -> tuple[int, dict[str, str], bytes]:
+        """
+        POST C{body} as JSON to C{path} without an SDK (blocking); return
+        the status, the headers (lower-case names) and the whole body.
+        """
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=CLIENT_TIMEOUT)
+        try:
+            connection.request(
+                "POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"}
+            )
+            response = connection.getresponse()
+            return (
+                response.status,
+                {name.lower(): value for name, value in response.getheaders()},
+                response.read(),
+            )
+        finally:
+            connection.close()
+
+    # -- what the fakes recorded
+
+    def records_of(self, name: str | None = None) -> list[dict[str, Any]]:
+        """What every run of the fake C{name} (of all fakes if C{None}) recorded."""
+        found = [json.loads(path.read_text()) for path in Path(self.records.path).glob("*.json")]
+        return [record for record in found if name is None or record["name"] == name]
+
+    def runs(self, name: str | None = None) -> list[dict[str, Any]]:
+        """L{records_of} without the C{gemini --delete-session} clean-up runs."""
+        return [record for record in self.records_of(name) if "--delete-session" not in record["argv"]]
+
+    def run_with(self, name: str, marker: str) -> dict[str, Any]:
+        """The one recorded run of fake C{name} whose stdin contains C{marker}."""
+        found = [record for record in self.runs(name) if marker in record["stdin"]]
+        self.assertEqual(len(found), 1, f"{name} runs with {marker!r}: {found}")
+        return found[0]
+
+    def assert_model_flag(self, argv: Sequence[str], model: str | None) -> None:
+        """C{argv} passes C{--model <model>}, or no C{--model} when C{model} is C{None}."""
+        flags = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--model"]
+        self.assertEqual(flags, [] if model is None else [model], argv)
+
+    def assert_system_prompt(self, record: dict[str, Any], system: str, prompt: str) -> None:
+        """
+        The run of C{record} was given C{system} as its system prompt and
+        C{prompt} as its prompt: Claude through C{--system-prompt}, the
+        others with the system text before the prompt (backends.md 2.2).
+        """
+        argv = record["argv"]
+        if record["name"] == "claude":
+            self.assertEqual(record["stdin"], prompt)
+            self.assertIn("--system-prompt", argv)
+            self.assertEqual(argv[argv.index("--system-prompt") + 1], system)
+        else:
+            self.assertEqual(record["stdin"], f"{system}\n\n{prompt}")
+            self.assertFalse(any(system in arg for arg in argv), argv)
+
+    def assert_ephemeral(self, records: Iterable[dict[str, Any]]) -> None:
+        """The Claude runs among C{records} were told not to keep the conversation."""
+        for record in records:
+            if record["name"] == "claude":
+                self.assertIn("--no-session-persistence", record["argv"])
