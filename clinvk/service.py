@@ -41,6 +41,8 @@ from clinvk.sessions import ISessionStore
 from clinvk.sessions.disk import DiskSessionStore, SessionFiles, in_thread_pool, sessions_directory
 from clinvk.sessions.service import SessionStoreService
 from clinvk.types import IClinvkReactor
+from clinvk.web.auth import keys_from_environment
+from clinvk.web.guards import Guards
 from clinvk.web.meta import Uptime
 from clinvk.web.root import build_root, build_site
 
@@ -134,11 +136,17 @@ class ClinvkService(MultiService):
     """
 
     def __init__(
-        self, uptime: Uptime, runtime: BackendRuntime, orchestrator: Orchestrator, config: ClinvkConfig
+        self,
+        uptime: Uptime,
+        runtime: BackendRuntime,
+        orchestrator: Orchestrator,
+        config: ClinvkConfig,
+        guards: Guards | None = None,
     ) -> None:
         super().__init__()
         self._uptime = uptime
         self._config = config
+        self._guards = guards
         self.runtime = runtime
         self.orchestrator = orchestrator
 
@@ -155,6 +163,8 @@ class ClinvkService(MultiService):
                 "blocked_workdir_prefixes replaces the built-in block list dropped={dropped}",
                 dropped=",".join(dropped),
             )
+        if self._guards is not None:
+            self._guards.announce()
         Service.startService(self)
         # Bind first: a server that cannot listen must start nothing else
         # (a started thread pool would keep the failed process alive).
@@ -246,6 +256,7 @@ def build_service(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequenc
     )
     store, pool = _session_store(reactor, home)
     orchestrator = Orchestrator(runtime=runtime, store=store, clock=reactor, config=config)
+    guards = Guards.from_config(config.server, reactor, keys_from_environment(os.environ))
     root = build_root(
         clock=reactor,
         availability=availability,
@@ -253,9 +264,10 @@ def build_service(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequenc
         runtime=runtime,
         orchestrator=orchestrator,
         config=config,
+        guards=guards,
     )
-    site = build_site(root, reactor)
-    service = ClinvkService(uptime, runtime, orchestrator, config)
+    site = build_site(root, reactor, config.server.max_request_body_bytes)
+    service = ClinvkService(uptime, runtime, orchestrator, config, guards)
     SessionStoreService(store, reactor, config.session.retention_days, pool).setServiceParent(service)
     supervisor.setServiceParent(service)
     for description in listen or [default_listen(config.server)]:

@@ -24,6 +24,7 @@ from clinvk.process.supervisor import ProcessSupervisor
 from clinvk.sessions import ISessionStore
 from clinvk.sessions.memory import MemorySessionStore
 from clinvk.testing.reactor import FakeProcessReactor
+from clinvk.web.guards import Guards
 from clinvk.web.meta import Uptime
 from clinvk.web.root import ClinvkRoot, build_root
 
@@ -69,6 +70,7 @@ class Server:
         config: dict[str, Any] | None = None,
         store: ISessionStore | None = None,
         home: str = "/nonexistent-home",
+        api_keys: tuple[str, ...] = (),
     ) -> None:
         self.reactor = reactor or FakeProcessReactor()
         self.config = config_from_mapping(config, {}, source=None)
@@ -99,6 +101,7 @@ class Server:
             runtime=self.runtime,
             orchestrator=self.orchestrator,
             config=self.config,
+            guards=Guards.from_config(self.config.server, self.reactor, api_keys),
         )
 
 

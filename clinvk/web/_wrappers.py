@@ -64,8 +64,13 @@ class AccessLog:
     def __init__(self, clock: IReactorTime) -> None:
         self._clock = clock
 
-    def watch(self, request: Request, request_id: bytes) -> None:
-        """Log C{request} when it ends."""
+    def watch(self, request: Request, request_id: bytes, client: str | None = None) -> None:
+        """
+        Log C{request} when it ends.
+
+        @param client: The client address (middleware.md 3); by default
+            the TCP peer.
+        """
         started = self._clock.seconds()
 
         def ended(result: object) -> None:
@@ -81,7 +86,7 @@ class AccessLog:
                 bytes=request.sentLength,
                 duration_ms=int((self._clock.seconds() - started) * 1000),
                 request_id=request_id.decode("latin-1"),
-                client=getattr(peer, "host", str(peer)),
+                client=client if client is not None else getattr(peer, "host", str(peer)),
             )
 
         request.notifyFinish().addBoth(ended)

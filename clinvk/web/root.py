@@ -31,7 +31,9 @@ from clinvk.web._errors import error_from_failure, method_not_allowed, render_er
 from clinvk.web._routing import ApiFamily, allowed_methods
 from clinvk.web._wrappers import AccessLog, RequestIds
 from clinvk.web.anthropic import AnthropicApi
+from clinvk.web.bodies import limited_request
 from clinvk.web.explorer import ExplorerPage
+from clinvk.web.guards import Guards
 from clinvk.web.meta import MetaApi, Uptime
 from clinvk.web.native import NativeApi
 from clinvk.web.openai import OpenAIApi
@@ -56,8 +58,10 @@ class ClinvkRoot(Resource):
         fallback: ApiFamily,
         request_ids: RequestIds,
         access_log: AccessLog,
+        guards: Guards | None = None,
     ) -> None:
         super().__init__()
+        self._guards = guards or Guards.permissive()
         self._mounts = [(prefix, family, family.app.resource()) for prefix, family in mounts]
         self._fallback = (fallback, fallback.app.resource())
         self._request_ids = request_ids
@@ -74,10 +78,18 @@ class ClinvkRoot(Resource):
 
     def render(self, request: IRequest) -> bytes | int:
         request_id = self._request_ids.assign(request)
-        self._access_log.watch(cast("Request", request), request_id)
+        guards = self._guards
+        client = guards.clients.of(request)
+        self._access_log.watch(cast("Request", request), request_id, client)
         family, resource = self._family_for(request)
+        # Preflights are answered first, never refused (middleware.md 1),
+        # and every other answer, refusals included, carries CORS headers.
+        if guards.cors.is_preflight(request):
+            return guards.cors.answer_preflight(request)
+        guards.cors.decorate(request)
         try:
             _check_routable(request)
+            guards.check(request, _router_path(request), client)
             if request.method == b"HEAD":
                 raise _head_error(request, family)
             result: bytes | int = resource.render(request)
@@ -135,6 +147,7 @@ def build_root(
     runtime: BackendRuntime,
     orchestrator: Orchestrator,
     config: ClinvkConfig,
+    guards: Guards | None = None,
 ) -> ClinvkRoot:
     """
     The root resource with every family mounted.
@@ -146,6 +159,8 @@ def build_root(
     @param runtime: Runs the compatibility APIs' executions.
     @param orchestrator: Runs what native requests ask for.
     @param config: The server's configuration.
+    @param guards: The checks before routing; by default those of the
+        configuration, without API keys.
     """
     schemas = SchemaSet.from_package()
     native = NativeApi(orchestrator=orchestrator, availability=availability, schemas=schemas, config=config)
@@ -171,6 +186,7 @@ def build_root(
         fallback=meta,
         request_ids=RequestIds.for_this_process(),
         access_log=AccessLog(clock),
+        guards=guards or Guards.from_config(config.server, clock),
     )
 
 
@@ -183,9 +199,10 @@ class ClinvkSite(Site):
         pass
 
 
-def build_site(root: IResource, reactor: IReactorTime) -> Site:
+def build_site(root: IResource, reactor: IReactorTime, max_body: int = 0) -> Site:
     """
     The HTTP factory serving C{root}, timed by C{reactor}.  Tracebacks are
-    never displayed to clients.
+    never displayed to clients; bodies over C{max_body} bytes (when
+    positive) are dropped as they arrive.
     """
-    return ClinvkSite(root, reactor=reactor)
+    return ClinvkSite(root, reactor=reactor, requestFactory=limited_request(max_body))
