@@ -22,6 +22,7 @@ from twisted.internet.interfaces import (
     IListeningPort,
     IProtocolFactory,
     IReactorFromThreads,
+    IReactorTime,
     IStreamServerEndpoint,
 )
 from twisted.logger import Logger
@@ -34,6 +35,7 @@ from clinvk.backends.runtime import BackendRuntime
 from clinvk.backends.workdir import dropped_builtin_blocks
 from clinvk.config import ClinvkConfig, ServerConfig
 from clinvk.orchestration import Orchestrator
+from clinvk.process.admission import Admission
 from clinvk.process.runner import ProcessRunner
 from clinvk.process.spawn import Launcher, signal_group
 from clinvk.process.supervisor import ProcessSupervisor
@@ -221,6 +223,17 @@ def _session_store(reactor: IClinvkReactor, home: str) -> tuple[ISessionStore, T
     ), pool
 
 
+def admission_of(config: ClinvkConfig, clock: IReactorTime) -> Admission:
+    """The admission control of the configured run limits (D4)."""
+    server = config.server
+    return Admission(
+        clock,
+        max_running=server.max_concurrent_runs,
+        max_queued=server.max_queued_runs,
+        queue_timeout=float(server.queue_timeout_secs),
+    )
+
+
 def build_service(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequence[str] = ()) -> ClinvkService:
     """
     Build the whole service tree.  This only creates objects: nothing
@@ -253,6 +266,7 @@ def build_service(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequenc
         clock=reactor,
         environ=os.environ,
         home=home,
+        admission=admission_of(config, reactor),
     )
     store, pool = _session_store(reactor, home)
     orchestrator = Orchestrator(runtime=runtime, store=store, clock=reactor, config=config)

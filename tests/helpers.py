@@ -21,6 +21,7 @@ from clinvk.orchestration import Orchestrator
 from clinvk.process.runner import ProcessRunner
 from clinvk.process.spawn import Launcher
 from clinvk.process.supervisor import ProcessSupervisor
+from clinvk.service import admission_of
 from clinvk.sessions import ISessionStore
 from clinvk.sessions.memory import MemorySessionStore
 from clinvk.testing.reactor import FakeProcessReactor
@@ -90,6 +91,7 @@ class Server:
             clock=self.reactor,
             environ={"PATH": "/usr/local/bin"},
             home=home,
+            admission=admission_of(self.config, self.reactor),
         )
         self.orchestrator = Orchestrator(
             runtime=self.runtime, store=self.store, clock=self.reactor, config=self.config

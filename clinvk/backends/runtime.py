@@ -30,7 +30,8 @@ from clinvk.backends.workdir import check_workdir
 from clinvk.config import ClinvkConfig
 from clinvk.errors import ShuttingDown
 from clinvk.interfaces import IBackend
-from clinvk.process.protocol import BufferedCapture, LineCapture
+from clinvk.process.admission import Admission
+from clinvk.process.protocol import BufferedCapture, ICapture, LineCapture
 from clinvk.process.runner import ProcessOutcome, ProcessSpec, RunningProcess, StopReason
 from clinvk.process.supervisor import ProcessSupervisor
 
@@ -83,7 +84,8 @@ class BackendRuntime:
     @param clock: Stamps events and paces the clean-up's file search.
     @param environ: The children's environment (the server's, unchanged).
     @param home: The user's home directory (where CLIs keep sessions).
-    @param max_output_bytes: The memory cap of one run's output.
+    @param admission: Limits how many CLIs run at once (DECISIONS D4);
+        by default, no limit.
     """
 
     def __init__(
@@ -96,6 +98,7 @@ class BackendRuntime:
         clock: IReactorTime,
         environ: Mapping[str, str],
         home: str,
+        admission: Admission | None = None,
     ) -> None:
         self._config = config
         self._backends = dict(sorted(backends.items()))
@@ -104,6 +107,7 @@ class BackendRuntime:
         self._clock = clock
         self._environ = dict(environ)
         self._home = home
+        self._admission = admission or Admission.unlimited(clock)
         self._warned_allowed_tools: set[str] = set()
 
     # -- pre-flight
@@ -168,6 +172,28 @@ class BackendRuntime:
             idle_timeout=float(server.output_idle_timeout_secs) or None,
         )
 
+    async def _start(self, prepared: PreparedRun, capture: ICapture) -> RunningProcess:
+        """
+        Start the CLI once a run slot is free; the slot is given back when
+        the CLI exits.
+
+        @raise RateLimited: When no slot came free (D4).
+        @raise ShuttingDown: When the server takes no more runs.
+        """
+        await self._admission.acquire()
+        try:
+            run = self._supervisor.start(self._spec(prepared), capture, label=prepared.backend.name)
+        except BaseException:
+            self._admission.release()
+            raise
+
+        def release(result: object) -> object:
+            self._admission.release()
+            return result
+
+        run.ended.addBoth(release)
+        return run
+
     # -- non-streaming
 
     async def run(self, request: RunRequest) -> RunResult:
@@ -190,7 +216,7 @@ class BackendRuntime:
         backend = prepared.backend
         limit = self._config.server.max_run_output_bytes
         capture = BufferedCapture(limit, merge_stderr=backend.merges_stderr)
-        run = self._supervisor.start(self._spec(prepared), capture, label=backend.name)
+        run = await self._start(prepared, capture)
         outcome = await run.wait()
         stopped = _stop_error(outcome, self._config, limit)
         start_failed = outcome.reason is StopReason.START_FAILED
@@ -241,8 +267,8 @@ class BackendRuntime:
 
         limit = self._config.server.max_run_output_bytes
         capture = LineCapture(on_line, limit, merge_stderr=backend.merges_stderr)
-        run = self._supervisor.start(self._spec(prepared), capture, label=backend.name)
-        stream._run = run
+        run = await self._start(prepared, capture)
+        stream._started(run)
         outcome = await run.wait()
         error = _stop_error(outcome, self._config, limit)
         if outcome.reason is StopReason.OUTPUT_LIMIT:
@@ -366,6 +392,30 @@ class EventStream:
         self._outcome: RunResult | None = None
         self._failure: Any = None
         self._result_waiters: list[Deferred[RunResult]] = []
+        self._is_started = False
+        self._start_waiters: list[Deferred[None]] = []
+
+    def _started(self, run: RunningProcess) -> None:
+        self._run = run
+        self._is_started = True
+        waiters, self._start_waiters = self._start_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    def started(self) -> Deferred[None]:
+        """
+        A Deferred firing once the CLI runs (at once for a dry run), or
+        failing as the run does if it ends before (no free run slot, the
+        server shutting down).
+        """
+        waiter: Deferred[None] = Deferred()
+        if self._is_started or self._outcome is not None:
+            waiter.callback(None)
+        elif self._failure is not None:
+            waiter.errback(self._failure)
+        else:
+            self._start_waiters.append(waiter)
+        return waiter
 
     def _attach(self, body: Deferred[RunResult]) -> None:
         body.addCallbacks(self._done, self._failed)
@@ -381,6 +431,9 @@ class EventStream:
         self._finished = True
         self._outcome = result
         self._wake()
+        waiters, self._start_waiters = self._start_waiters, []
+        for started in waiters:
+            started.callback(None)
         for waiter in self._result_waiters:
             waiter.callback(result)
         self._result_waiters.clear()
@@ -389,6 +442,9 @@ class EventStream:
         self._finished = True
         self._failure = failure
         self._wake()
+        waiters, self._start_waiters = self._start_waiters, []
+        for started in waiters:
+            started.errback(failure)
         for waiter in self._result_waiters:
             waiter.errback(failure)
         self._result_waiters.clear()

@@ -74,18 +74,20 @@ class CompatRunner:
             raise BackendFailed(failure_text(result))
         return result
 
-    def stream(self, request: RunRequest) -> EventStream:
+    async def stream(self, request: RunRequest) -> EventStream:
         """
         Start streaming C{request}; the CLI is running when this returns.
 
         @raise ClinvkError: As L{complete} for everything known before the
-            CLI runs (pre-flight, start failure, shutdown).
+            CLI runs (pre-flight, no free run slot, start failure,
+            shutdown).
         """
         running = self._runtime.stream(self._prepare(request, streaming=True))
+        await running.started()
         early: list[RunResult | Failure] = []
         running.result().addBoth(early.append)
         if early:
-            # The run ended before it could start: nothing was streamed yet.
+            # The run ended as it started: nothing was streamed yet.
             ended = early[0]
             if isinstance(ended, Failure):
                 if ended.check(ClinvkError):

@@ -112,7 +112,7 @@ class AnthropicApi:
         produces it, then its closing events.  A failure once the stream
         has started is an C{error} event (D2).
         """
-        running = self._runner.stream(run)
+        running = await self._runner.stream(run)
         events = EventSource(request, self._clock, self._keepalive)
         try:
             start = {

@@ -142,7 +142,7 @@ class OpenAIApi:
         usage chunk when asked for, and C{[DONE]}.  A failure once the
         stream has started is a final error event (D2).
         """
-        running = self._runner.stream(run)
+        running = await self._runner.stream(run)
         completion_id, created = new_id("chatcmpl-"), self._now()
 
         def chunk(delta: dict[str, str], finish_reason: str | None) -> bytes:

@@ -197,3 +197,54 @@ class ClientAddressTests(SynchronousTestCase):
         self.assertEqual(
             ClientAddresses([]).of(self.request("10.1.1.1", x_forwarded_for="1.2.3.4")), "10.1.1.1"
         )
+
+
+class AdmissionApiTests(NativeTestCase):
+    """D4 through the API: two CLIs at once, the rest queued, overflow is 429 in each dialect."""
+
+    config = {"server": {"max_concurrent_runs": 2, "max_queued_runs": 1, "queue_timeout_secs": 10}}
+
+    def test_queue_and_overflow(self) -> None:
+        first = self.start("POST", "/api/v1/prompt", {"backend": "claude", "prompt": "1"})
+        self.start("POST", "/api/v1/prompt", {"backend": "claude", "prompt": "2"})
+        third = self.start("POST", "/api/v1/prompt", {"backend": "claude", "prompt": "3"})
+        self.assertEqual(len(self.reactor.spawned), 2)
+        overflow = self.request(
+            "POST", "/api/v1/prompt", {"backend": "claude", "prompt": "4", "ephemeral": True}
+        )
+        self.assertEqual((overflow.code, overflow.header("Retry-After")), (429, "1"))
+        self.assertEqual(json.loads(overflow.body)["error"], "too_many_requests")
+        response = self.request(
+            "POST",
+            "/openai/v1/chat/completions",
+            {"model": "claude", "messages": [{"role": "user", "content": "x"}]},
+        )
+        self.assertEqual(
+            (response.code, json.loads(response.body)["error"]["type"]), (429, "rate_limit_error")
+        )
+        self.reactor.spawned[0].exit(0)
+        self.assertEqual(self.finish(first).code, 200)
+        self.assertEqual([c.stdin for c in self.reactor.spawned], [b"1", b"2", b"3"])
+        self.reactor.spawned[2].exit(0)
+        self.assertEqual(self.finish(third).code, 200)
+
+    def test_queue_timeout(self) -> None:
+        for prompt in ("1", "2"):
+            self.start("POST", "/api/v1/prompt", {"backend": "claude", "prompt": prompt})
+        waiting = self.start(
+            "POST",
+            "/anthropic/v1/messages",
+            {
+                "model": "claude",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": "x"}],
+                "stream": True,
+            },
+        )
+        self.reactor.advance(10)
+        response = self.finish(waiting)
+        self.assertEqual(
+            (response.code, json.loads(response.body)["error"]["type"]), (429, "rate_limit_error")
+        )
+        for child in self.reactor.spawned:
+            child.exit(0)
