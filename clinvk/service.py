@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import cast
 
 from twisted.application.service import IService, MultiService, Service
+from twisted.internet import defer
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
@@ -45,6 +46,7 @@ from clinvk.sessions.service import SessionStoreService
 from clinvk.types import IClinvkReactor
 from clinvk.web.auth import keys_from_environment
 from clinvk.web.guards import Guards
+from clinvk.web.inflight import InFlight
 from clinvk.web.meta import Uptime
 from clinvk.web.root import build_root, build_site
 
@@ -144,11 +146,15 @@ class ClinvkService(MultiService):
         orchestrator: Orchestrator,
         config: ClinvkConfig,
         guards: Guards | None = None,
+        in_flight: InFlight | None = None,
+        clock: IReactorTime | None = None,
     ) -> None:
         super().__init__()
         self._uptime = uptime
         self._config = config
         self._guards = guards
+        self._in_flight = in_flight
+        self._clock = clock
         self.runtime = runtime
         self.orchestrator = orchestrator
 
@@ -185,9 +191,33 @@ class ClinvkService(MultiService):
         children: list[IService] = list(self)
         for listener in [c for c in children if isinstance(c, Listener)]:
             await _stop_child(listener)
+        await self._drain()
         for child in reversed([c for c in children if not isinstance(c, Listener)]):
             await _stop_child(child)
         log.info("Server stopped")
+
+    async def _drain(self) -> None:
+        """
+        Let the requests in progress finish, for at most
+        C{shutdown_timeout_secs} (D6); the supervisor then stops the runs
+        of those still going.
+        """
+        if self._in_flight is None or self._clock is None:
+            return
+        timeout = self._config.server.shutdown_timeout_secs
+        drained = self._in_flight.drain()
+        if self._in_flight.count:
+            log.info(
+                "Draining requests count={count} timeout_secs={timeout}",
+                count=self._in_flight.count,
+                timeout=timeout,
+            )
+        try:
+            await drained.addTimeout(timeout, self._clock)
+        except defer.TimeoutError:
+            log.warn(
+                "Shutdown timeout reached, cancelling requests count={count}", count=self._in_flight.count
+            )
 
 
 async def _stop_child(child: IService) -> None:
@@ -271,6 +301,7 @@ def build_service(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequenc
     store, pool = _session_store(reactor, home)
     orchestrator = Orchestrator(runtime=runtime, store=store, clock=reactor, config=config)
     guards = Guards.from_config(config.server, reactor, keys_from_environment(os.environ))
+    in_flight = InFlight()
     root = build_root(
         clock=reactor,
         availability=availability,
@@ -279,9 +310,10 @@ def build_service(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequenc
         orchestrator=orchestrator,
         config=config,
         guards=guards,
+        in_flight=in_flight,
     )
     site = build_site(root, reactor, config.server.max_request_body_bytes)
-    service = ClinvkService(uptime, runtime, orchestrator, config, guards)
+    service = ClinvkService(uptime, runtime, orchestrator, config, guards, in_flight, reactor)
     SessionStoreService(store, reactor, config.session.retention_days, pool).setServiceParent(service)
     supervisor.setServiceParent(service)
     for description in listen or [default_listen(config.server)]:

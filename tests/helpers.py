@@ -26,6 +26,7 @@ from clinvk.sessions import ISessionStore
 from clinvk.sessions.memory import MemorySessionStore
 from clinvk.testing.reactor import FakeProcessReactor
 from clinvk.web.guards import Guards
+from clinvk.web.inflight import InFlight
 from clinvk.web.meta import Uptime
 from clinvk.web.root import ClinvkRoot, build_root
 
@@ -93,6 +94,7 @@ class Server:
             home=home,
             admission=admission_of(self.config, self.reactor),
         )
+        self.in_flight = InFlight()
         self.orchestrator = Orchestrator(
             runtime=self.runtime, store=self.store, clock=self.reactor, config=self.config
         )
@@ -104,6 +106,7 @@ class Server:
             orchestrator=self.orchestrator,
             config=self.config,
             guards=Guards.from_config(self.config.server, self.reactor, api_keys),
+            in_flight=self.in_flight,
         )
 
 

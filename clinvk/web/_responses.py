@@ -75,10 +75,10 @@ def described_by(request: IRequest, type_name: str) -> None:
     request.setHeader(b"Link", f'</schemas/{type_name}.json>; rel="describedBy"'.encode())
 
 
-def typed_response(request: IRequest, type_name: str, body: Mapping[str, object]) -> bytes:
+def typed_response(request: IRequest, type_name: str, body: Mapping[str, object], status: int = 200) -> bytes:
     """
     A JSON response whose first member is C{$schema}, with the matching
     C{Link} header.
     """
     described_by(request, type_name)
-    return json_response(request, {"$schema": schema_url(request, type_name), **body})
+    return json_response(request, {"$schema": schema_url(request, type_name), **body}, status=status)

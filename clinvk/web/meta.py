@@ -20,6 +20,7 @@ from clinvk.web._errors import Dialect
 from clinvk.web._responses import bytes_response, json_bytes, json_response, typed_response
 from clinvk.web._routing import family_app, route
 from clinvk.web.explorer import ExplorerPage
+from clinvk.web.inflight import InFlight
 
 HEALTH = Operation(
     operation_id="healthCheck",
@@ -28,8 +29,9 @@ HEALTH = Operation(
     tag="Health",
     summary="Health check",
     description=(
-        "Always 200. status is unhealthy when the session store cannot be read, "
-        "degraded when a backend CLI is missing from the server's PATH. Needs no API key."
+        "200, except while the server shuts down (503, status shutting_down). status is unhealthy "
+        "when the session store cannot be read, degraded when a backend CLI is missing from the "
+        "server's PATH. Needs no API key."
     ),
     response_schema="HealthResponseBody",
 )
@@ -95,6 +97,7 @@ class MetaApi:
         uptime: Uptime,
         availability: BackendAvailability,
         store: ISessionStore,
+        in_flight: InFlight,
         schemas: SchemaSet,
         operations: Iterable[Operation],
         explorer: ExplorerPage,
@@ -102,6 +105,7 @@ class MetaApi:
         self._uptime = uptime
         self._availability = availability
         self._store = store
+        self._in_flight = in_flight
         self._schemas = schemas
         self._explorer = explorer
         document = build_document(operations, schemas)
@@ -117,7 +121,10 @@ class MetaApi:
     async def health(self, request: IRequest) -> bytes:
         backends = self._availability.cached()
         store = await self._store.health()
-        if not store.available:
+        if self._in_flight.draining:
+            # Load balancers stop sending work while the server drains (D6).
+            status = "shutting_down"
+        elif not store.available:
             status = "unhealthy"
         elif all(available for _, available in backends):
             status = "ok"
@@ -138,7 +145,9 @@ class MetaApi:
             "backends": [{"name": name, "available": available} for name, available in backends],
             "session_store": session_store,
         }
-        return typed_response(request, "HealthResponseBody", body)
+        return typed_response(
+            request, "HealthResponseBody", body, status=503 if status == "shutting_down" else 200
+        )
 
     def _document(self, request: IRequest, key: str, content_type: bytes) -> bytes:
         return bytes_response(request, self._documents[key], content_type)

@@ -24,7 +24,7 @@ from clinvk.backends.availability import BackendAvailability
 from clinvk.backends.runtime import BackendRuntime
 from clinvk.compat.runs import CompatRunner
 from clinvk.config import ClinvkConfig
-from clinvk.errors import ClinvkError, InvalidRequest
+from clinvk.errors import ClinvkError, InvalidRequest, ShuttingDown
 from clinvk.orchestration import Orchestrator
 from clinvk.schemas import SchemaSet
 from clinvk.web._errors import error_from_failure, method_not_allowed, render_error, route_not_found
@@ -34,6 +34,7 @@ from clinvk.web.anthropic import AnthropicApi
 from clinvk.web.bodies import limited_request
 from clinvk.web.explorer import ExplorerPage
 from clinvk.web.guards import Guards
+from clinvk.web.inflight import InFlight
 from clinvk.web.meta import MetaApi, Uptime
 from clinvk.web.native import NativeApi
 from clinvk.web.openai import OpenAIApi
@@ -59,9 +60,11 @@ class ClinvkRoot(Resource):
         request_ids: RequestIds,
         access_log: AccessLog,
         guards: Guards | None = None,
+        in_flight: InFlight | None = None,
     ) -> None:
         super().__init__()
         self._guards = guards or Guards.permissive()
+        self._in_flight = in_flight or InFlight()
         self._mounts = [(prefix, family, family.app.resource()) for prefix, family in mounts]
         self._fallback = (fallback, fallback.app.resource())
         self._request_ids = request_ids
@@ -90,6 +93,10 @@ class ClinvkRoot(Resource):
         try:
             _check_routable(request)
             guards.check(request, _router_path(request), client)
+            path = _router_path(request)
+            if self._in_flight.draining and path != "/health":
+                raise ShuttingDown("server is shutting down")
+            self._in_flight.track(cast("Request", request))
             if request.method == b"HEAD":
                 raise _head_error(request, family)
             result: bytes | int = resource.render(request)
@@ -148,6 +155,7 @@ def build_root(
     orchestrator: Orchestrator,
     config: ClinvkConfig,
     guards: Guards | None = None,
+    in_flight: InFlight | None = None,
 ) -> ClinvkRoot:
     """
     The root resource with every family mounted.
@@ -161,7 +169,10 @@ def build_root(
     @param config: The server's configuration.
     @param guards: The checks before routing; by default those of the
         configuration, without API keys.
+    @param in_flight: Counts the requests in progress, for a graceful
+        shutdown.
     """
+    in_flight = in_flight or InFlight()
     schemas = SchemaSet.from_package()
     native = NativeApi(orchestrator=orchestrator, availability=availability, schemas=schemas, config=config)
     compat = CompatRunner(runtime)
@@ -177,6 +188,7 @@ def build_root(
         uptime=uptime,
         availability=availability,
         store=orchestrator.store,
+        in_flight=in_flight,
         schemas=schemas,
         operations=operations,
         explorer=ExplorerPage.from_package(),
@@ -187,6 +199,7 @@ def build_root(
         request_ids=RequestIds.for_this_process(),
         access_log=AccessLog(clock),
         guards=guards or Guards.from_config(config.server, clock),
+        in_flight=in_flight,
     )
 
 

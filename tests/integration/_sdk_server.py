@@ -11,6 +11,11 @@ Async clients run with C{asyncio.run} in that thread.
 
 After each test the server is stopped with SIGTERM; it must exit 0 and no
 fake CLI it started (nor a grandchild of one) may still run.
+
+A test class changes the server it gets with L{SDKServerTestCase.installed}
+(which fakes exist), L{SDKServerTestCase.server_environment} (extra
+environment variables, such as C{CLINVK_API_KEYS}) and
+L{SDKServerTestCase.server_config} (configuration merged into L{CONFIG}).
 """
 
 from __future__ import annotations
@@ -19,12 +24,13 @@ import functools
 import http.client
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import anthropic
 import openai
+import yaml
 
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
@@ -44,13 +50,21 @@ CLIENT_TIMEOUT = 20.0
 # kill_grace_secs below, and a margin.
 STOP_WITHIN = 15
 
-CONFIG = """\
-server:
-  host: 127.0.0.1
-  stream_keepalive_secs: 1
-  kill_grace_secs: 2
-  shutdown_timeout_secs: 5
-"""
+# The configuration of every server, which a test class adds to with
+# SDKServerTestCase.server_config.
+CONFIG: Mapping[str, Mapping[str, Any]] = {
+    "server": {
+        "host": "127.0.0.1",
+        "stream_keepalive_secs": 1,
+        "kill_grace_secs": 2,
+        "shutdown_timeout_secs": 5,
+    },
+}
+
+# The API keys the client factories present unless told otherwise; a server
+# without CLINVK_API_KEYS accepts any.
+OPENAI_KEY = "sk-clinvk-test"
+ANTHROPIC_KEY = "sk-ant-clinvk-test"
 
 # The model that selects each backend through the OpenAI API (api-openai.md
 # 2.4); the Anthropic API only maps the exact backend names (api-anthropic.md 1.5).
@@ -80,6 +94,18 @@ def pieces(answer: str, count: int) -> list[str]:
     return [answer[i : i + size] for i in range(0, len(answer), size)]
 
 
+def config_yaml(*layers: Mapping[str, Mapping[str, Any]]) -> str:
+    """
+    The configuration file made of C{layers}, merged section by section and
+    key by key: a later layer's key replaces an earlier one's.
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    for layer in layers:
+        for section, settings in layer.items():
+            merged.setdefault(section, {}).update(settings)
+    return yaml.safe_dump(merged, sort_keys=False)
+
+
 def off_reactor(test: Callable[[Case], None]) -> Callable[[Case], Deferred[None]]:
     """
     Run the test method C{test} in a thread, so that the blocking SDK
@@ -105,10 +131,18 @@ class SDKServerTestCase(TestCase):
 
     @cvar installed: The fake CLIs the server finds; the others are not
         installed (their backends are unavailable).
+    @cvar server_environment: Environment variables of the server process
+        beyond the harness's own (which drops the caller's C{CLINVK_*}
+        variables), e.g. C{{"CLINVK_API_KEYS": "k1,k2"}}.
+    @cvar server_config: Configuration merged into L{CONFIG} section by
+        section and key by key, e.g. C{{"server": {"rate_limit_enabled":
+        True}}}.
     """
 
     timeout = 60
     installed: Sequence[str] = NAMES
+    server_environment: ClassVar[Mapping[str, str]] = {}
+    server_config: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
     def setUp(self) -> Deferred[None]:  # type: ignore[override] # trial waits for it
         base = FilePath(self.mktemp())
@@ -121,7 +155,7 @@ class SDKServerTestCase(TestCase):
         self.home = base.child("home")
         self.home.makedirs()
         self.config = base.child("config.yaml")
-        self.config.setContent(CONFIG.encode())
+        self.config.setContent(config_yaml(CONFIG, self.server_config).encode())
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         # Nothing of the caller's clinvk settings reaches the server.
@@ -131,6 +165,7 @@ class SDKServerTestCase(TestCase):
             PATH=f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}",
             CLINVK_FAKE_RECORD=self.records.path,
         )
+        env.update(self.server_environment)
         command = python_command(
             "-m", "twisted", "clinvk", "--port", str(self.port), "--config", self.config.path
         )
@@ -163,52 +198,79 @@ class SDKServerTestCase(TestCase):
 
     # -- clients
 
-    def openai_client(self) -> openai.OpenAI:
+    def openai_client(self, api_key: str = OPENAI_KEY, max_retries: int = 0) -> openai.OpenAI:
         return openai.OpenAI(
             base_url=f"{self.base_url}/openai/v1",
-            api_key="sk-clinvk-test",
-            max_retries=0,
+            api_key=api_key,
+            max_retries=max_retries,
             timeout=CLIENT_TIMEOUT,
             http_client=openai.DefaultHttpxClient(trust_env=False),
         )
 
-    def async_openai_client(self) -> openai.AsyncOpenAI:
+    def async_openai_client(self, api_key: str = OPENAI_KEY, max_retries: int = 0) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(
             base_url=f"{self.base_url}/openai/v1",
-            api_key="sk-clinvk-test",
-            max_retries=0,
+            api_key=api_key,
+            max_retries=max_retries,
             timeout=CLIENT_TIMEOUT,
             http_client=openai.DefaultAsyncHttpxClient(trust_env=False),
         )
 
-    def anthropic_client(self) -> anthropic.Anthropic:
+    def anthropic_client(
+        self,
+        api_key: str = ANTHROPIC_KEY,
+        max_retries: int = 0,
+        default_headers: Mapping[str, str] | None = None,
+    ) -> anthropic.Anthropic:
         return anthropic.Anthropic(
             base_url=f"{self.base_url}/anthropic",
-            api_key="sk-ant-clinvk-test",
-            max_retries=0,
+            api_key=api_key,
+            max_retries=max_retries,
+            default_headers=default_headers,
             timeout=CLIENT_TIMEOUT,
             http_client=anthropic.DefaultHttpxClient(trust_env=False),
         )
 
-    def async_anthropic_client(self) -> anthropic.AsyncAnthropic:
+    def async_anthropic_client(
+        self, api_key: str = ANTHROPIC_KEY, max_retries: int = 0
+    ) -> anthropic.AsyncAnthropic:
         return anthropic.AsyncAnthropic(
             base_url=f"{self.base_url}/anthropic",
-            api_key="sk-ant-clinvk-test",
-            max_retries=0,
+            api_key=api_key,
+            max_retries=max_retries,
             timeout=CLIENT_TIMEOUT,
             http_client=anthropic.DefaultAsyncHttpxClient(trust_env=False),
         )
 
-    def post_raw(self, path: str, body: Any) -> tuple[int, dict[str, str], bytes]:
+    def post_raw(
+        self, path: str, body: Any, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
         """
-        POST C{body} as JSON to C{path} without an SDK (blocking); return
-        the status, the headers (lower-case names) and the whole body.
+        POST C{body} as JSON to C{path} without an SDK (blocking), with the
+        extra C{headers}; return the status, the headers (lower-case names)
+        and the whole body.
+        """
+        return self.request_raw(
+            "POST", path, json.dumps(body).encode(), {"Content-Type": "application/json", **(headers or {})}
+        )
+
+    def get_raw(
+        self, path: str, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """GET C{path} without an SDK (blocking), like L{post_raw}."""
+        return self.request_raw("GET", path, None, headers or {})
+
+    def request_raw(
+        self, method: str, path: str, body: bytes | None, headers: Mapping[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
+        """
+        Send C{method path} with C{body} and C{headers} without an SDK
+        (blocking); return the status, the headers (lower-case names) and
+        the whole body.
         """
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=CLIENT_TIMEOUT)
         try:
-            connection.request(
-                "POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"}
-            )
+            connection.request(method, path, body=body, headers=dict(headers))
             response = connection.getresponse()
             return (
                 response.status,

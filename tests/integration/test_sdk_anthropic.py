@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -309,11 +311,8 @@ class AnthropicConformanceTests(SDKServerTestCase):
         self.assertEqual(len(self.runs()), 9)
 
 
-class AnthropicErrorTests(SDKServerTestCase):
-    """
-    Every failure raises the Anthropic SDK's own exception class, carrying
-    the server's message (DECISIONS D2).
-    """
+class AnthropicErrorCase(SDKServerTestCase):
+    """A server whose errors the Anthropic SDK raises (L{assert_error})."""
 
     def assert_error(
         self, error: anthropic.APIStatusError, status: int, error_type: str, message: str
@@ -332,6 +331,13 @@ class AnthropicErrorTests(SDKServerTestCase):
         self.assertIn(message, body["error"]["message"])
         self.assertEqual(error.api_message, body["error"]["message"])
         self.assertIn(str(body), error.message)
+
+
+class AnthropicErrorTests(AnthropicErrorCase):
+    """
+    Every failure raises the Anthropic SDK's own exception class, carrying
+    the server's message (DECISIONS D2).
+    """
 
     @off_reactor
     def test_validation(self) -> None:
@@ -550,3 +556,188 @@ class AnthropicKeepaliveTests(SDKServerTestCase):
 
         self.assertEqual("".join(texts), "Late answer")
         self.assertEqual((text_of(final), final.stop_reason), ("Late answer", "end_turn"))
+
+
+class AnthropicAuthTests(AnthropicErrorCase):
+    """
+    A server with the API keys C{k1,k2} (C{CLINVK_API_KEYS}, middleware.md
+    6), which takes a key from C{X-Api-Key} or else from a C{Bearer}
+    C{Authorization}.
+    """
+
+    server_environment = {"CLINVK_API_KEYS": "k1,k2"}
+
+    def user(self, text: str) -> list[anthropic.types.MessageParam]:
+        return [{"role": "user", "content": text}]
+
+    @off_reactor
+    def test_valid_key(self) -> None:
+        """
+        A client with one of the keys is served: a message, a raw stream
+        and the stream helper.
+        """
+        with self.anthropic_client(api_key="k2") as client:
+            message = client.messages.create(
+                model="claude", max_tokens=64, messages=self.user("hello with k2")
+            )
+            with client.messages.create(
+                model="codex", max_tokens=64, messages=self.user(streamed_prompt("codex")), stream=True
+            ) as stream:
+                events = list(stream)
+            with client.messages.stream(
+                model="gemini", max_tokens=64, messages=self.user(streamed_prompt("gemini"))
+            ) as helper:
+                streamed = helper.get_final_message()
+        self.assertEqual(text_of(message), "claude answers: hello with k2")
+        self.assertEqual([event.type for event in events], EVENT_TYPES)
+        self.assertEqual(text_of(streamed), ANSWER)
+        with self.anthropic_client(api_key="k1") as client:
+            message = client.messages.create(
+                model="claude", max_tokens=64, messages=self.user("hello with k1")
+            )
+        self.assertEqual(text_of(message), "claude answers: hello with k1")
+
+    @off_reactor
+    def test_x_api_key(self) -> None:
+        """
+        The key in C{X-Api-Key} (what the Anthropic API takes) wins over the
+        one the SDK sends as C{Authorization: Bearer}, with no fallback: a
+        right C{X-Api-Key} is served whatever the C{api_key}, a wrong one is
+        refused even with a right C{api_key}.
+        """
+        with self.anthropic_client(api_key="wrong", default_headers={"X-Api-Key": "k1"}) as client:
+            message = client.messages.create(model="claude", max_tokens=64, messages=self.user("by header"))
+        self.assertEqual(text_of(message), "claude answers: by header")
+        with self.anthropic_client(api_key="k2", default_headers={"X-Api-Key": "wrong"}) as client:
+            with self.assertRaises(anthropic.AuthenticationError) as caught:
+                client.messages.create(model="claude", max_tokens=64, messages=self.user("refused"))
+        self.assert_error(caught.exception, 401, "authentication_error", "invalid API key")
+        # X-Api-Key alone, as a plain HTTP client sends it.
+        status, _, body = self.post_raw(
+            "/anthropic/v1/messages",
+            {"model": "claude", "max_tokens": 64, "messages": self.user("raw")},
+            {"X-Api-Key": "k2", "anthropic-version": "2023-06-01"},
+        )
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body)["content"], [{"type": "text", "text": "claude answers: raw"}])
+        self.assertEqual(sorted(run["stdin"] for run in self.runs()), ["by header", "raw"])
+
+    @off_reactor
+    def test_invalid_key(self) -> None:
+        """
+        A client with a wrong key gets an C{AuthenticationError} (401,
+        C{authentication_error}, "invalid API key", C{WWW-Authenticate:
+        Bearer}) for every call, streaming ones too, before anything runs.
+        """
+        with self.anthropic_client(api_key="wrong") as client:
+
+            def stream_helper() -> object:
+                with client.messages.stream(model="claude", max_tokens=64, messages=self.user("hello")) as s:
+                    return s.get_final_message()
+
+            calls: list[Callable[[], object]] = [
+                lambda: client.messages.create(model="claude", max_tokens=64, messages=self.user("hello")),
+                lambda: client.messages.create(
+                    model="claude", max_tokens=64, messages=self.user("hello"), stream=True
+                ),
+                stream_helper,
+            ]
+            for call in calls:
+                with self.assertRaises(anthropic.AuthenticationError) as caught:
+                    call()
+                self.assert_error(caught.exception, 401, "authentication_error", "invalid API key")
+                self.assertEqual(caught.exception.response.headers["www-authenticate"], "Bearer")
+
+        async def main() -> None:
+            async with self.async_anthropic_client(api_key="K1") as client:
+                with self.assertRaises(anthropic.AuthenticationError) as caught:
+                    await client.messages.create(model="claude", max_tokens=64, messages=self.user("hello"))
+                self.assert_error(caught.exception, 401, "authentication_error", "invalid API key")
+
+        asyncio.run(main())
+        self.assertEqual(self.runs(), [])
+
+    @off_reactor
+    def test_missing_key(self) -> None:
+        """
+        A request with no key (raw HTTP: the SDK always sends one) is a 401
+        "missing API key" in the Anthropic dialect; so is a blank
+        C{X-Api-Key} with no C{Authorization}.
+        """
+        request = {"model": "claude", "max_tokens": 64, "messages": self.user("hello")}
+        for headers in ({}, {"X-Api-Key": " "}, {"Authorization": "Bearer "}):
+            status, response_headers, body = self.post_raw("/anthropic/v1/messages", request, headers)
+            self.assertEqual(status, 401, body)
+            self.assertTrue(response_headers["content-type"].startswith("application/json"), response_headers)
+            self.assertEqual(response_headers["www-authenticate"], "Bearer")
+            self.assertEqual(
+                json.loads(body),
+                {"type": "error", "error": {"type": "authentication_error", "message": "missing API key"}},
+            )
+        self.assertEqual(self.runs(), [])
+
+    @off_reactor
+    def test_public_health(self) -> None:
+        """C{/health} answers without a key (and with a wrong one)."""
+        for headers in ({}, {"X-Api-Key": "wrong"}):
+            status, _, body = self.get_raw("/health", headers)
+            self.assertEqual(status, 200, body)
+            self.assertIn("status", json.loads(body))
+
+
+class AnthropicRateLimitTests(AnthropicErrorCase):
+    """
+    A server that lets each client make 1 request a second, in bursts of 2
+    (middleware.md 5).
+    """
+
+    server_config = {"server": {"rate_limit_enabled": True, "rate_limit_rps": 1, "rate_limit_burst": 2}}
+
+    def create(self, client: anthropic.Anthropic, text: str, stream: bool = False) -> object:
+        return client.messages.create(
+            model="claude", max_tokens=64, messages=[{"role": "user", "content": text}], stream=stream
+        )
+
+    @off_reactor
+    def test_rate_limited(self) -> None:
+        """
+        Two back-to-back messages are served; the third is a
+        C{RateLimitError} (429, C{rate_limit_error}, "rate limit
+        exceeded") whose response says C{Retry-After: 1}, streaming or not;
+        a refused request runs nothing.
+        """
+        with self.anthropic_client() as client:
+            self.create(client, "served 1")
+            self.create(client, "served 2")
+            for stream in (False, True):
+                with self.assertRaises(anthropic.RateLimitError) as caught:
+                    self.create(client, "refused", stream)
+                error = caught.exception
+                self.assert_error(error, 429, "rate_limit_error", "rate limit exceeded")
+                self.assertEqual(error.response.headers["retry-after"], "1")
+                self.assertFalse(
+                    [name for name in error.response.headers if name.lower().startswith("x-ratelimit")],
+                    error.response.headers,
+                )
+        self.assertEqual(sorted(run["stdin"] for run in self.runs()), ["served 1", "served 2"])
+
+    @off_reactor
+    def test_sdk_retry(self) -> None:
+        """
+        A client that retries waits the C{Retry-After} second, by which
+        time the bucket has a token again: the refused call is retried once
+        and served.
+        """
+        user: list[anthropic.types.MessageParam] = [{"role": "user", "content": "after a second"}]
+        with self.anthropic_client(max_retries=1) as client:
+            for text in ("served 1", "served 2"):
+                raw = client.messages.with_raw_response.create(
+                    model="claude", max_tokens=64, messages=[{"role": "user", "content": text}]
+                )
+                self.assertEqual(raw.retries_taken, 0)
+            started = time.monotonic()
+            raw = client.messages.with_raw_response.create(model="claude", max_tokens=64, messages=user)
+            waited = time.monotonic() - started
+        self.assertEqual(raw.retries_taken, 1)
+        self.assertGreaterEqual(waited, 1.0)
+        self.assertEqual(text_of(raw.parse()), "claude answers: after a second")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -311,11 +312,8 @@ class OpenAIConformanceTests(SDKServerTestCase):
         self.assertEqual(len(self.runs()), 6)
 
 
-class OpenAIErrorTests(SDKServerTestCase):
-    """
-    Every failure raises the OpenAI SDK's own exception class, carrying the
-    server's message (DECISIONS D2).
-    """
+class OpenAIErrorCase(SDKServerTestCase):
+    """A server whose errors the OpenAI SDK raises (L{assert_error})."""
 
     def assert_error(self, error: openai.APIStatusError, status: int, error_type: str, message: str) -> None:
         """
@@ -329,6 +327,13 @@ class OpenAIErrorTests(SDKServerTestCase):
         self.assertEqual(error.type, error_type)
         self.assertIn(message, body["message"])
         self.assertIn(body["message"], error.message)
+
+
+class OpenAIErrorTests(OpenAIErrorCase):
+    """
+    Every failure raises the OpenAI SDK's own exception class, carrying the
+    server's message (DECISIONS D2).
+    """
 
     @off_reactor
     def test_validation(self) -> None:
@@ -514,3 +519,158 @@ class OpenAIKeepaliveTests(SDKServerTestCase):
 
         self.assertEqual("".join(content_of(chunks)), "Late answer")
         self.assertEqual(chunks[-1].choices[0].finish_reason, "stop")
+
+
+class OpenAIAuthTests(OpenAIErrorCase):
+    """
+    A server with the API keys C{k1,k2} (C{CLINVK_API_KEYS}, middleware.md
+    6): the SDK presents its C{api_key} as a C{Bearer} token.
+    """
+
+    server_environment = {"CLINVK_API_KEYS": "k1,k2"}
+
+    @off_reactor
+    def test_valid_key(self) -> None:
+        """
+        A client with one of the keys is served: models, a completion and a
+        stream.
+        """
+        with self.openai_client(api_key="k2") as client:
+            models = client.models.list()
+            completion = client.chat.completions.create(
+                model="claude", messages=[{"role": "user", "content": "hello with k2"}]
+            )
+            with client.chat.completions.create(
+                model="codex", messages=[{"role": "user", "content": streamed_prompt("codex")}], stream=True
+            ) as stream:
+                chunks = list(stream)
+        self.assertEqual([model.id for model in models.data], ["claude", "codex", "gemini"])
+        self.assertEqual(completion.choices[0].message.content, "claude answers: hello with k2")
+        self.assertEqual("".join(content_of(chunks)), ANSWER)
+        with self.openai_client(api_key="k1") as client:
+            self.assertEqual(len(client.models.list().data), 3)
+
+    @off_reactor
+    def test_invalid_key(self) -> None:
+        """
+        A client with a wrong key gets an C{AuthenticationError} (401,
+        C{authentication_error}, "invalid API key", C{WWW-Authenticate:
+        Bearer}) for every call, a streaming one too, before anything runs.
+        Keys are compared exactly: C{K2} and C{k2 } with its space inside
+        the token are wrong.
+        """
+        with self.openai_client(api_key="wrong") as client:
+            calls: list[Callable[[], object]] = [
+                client.models.list,
+                lambda: client.chat.completions.create(
+                    model="claude", messages=[{"role": "user", "content": "hello"}]
+                ),
+                lambda: client.chat.completions.create(
+                    model="claude", messages=[{"role": "user", "content": "hello"}], stream=True
+                ),
+            ]
+            for call in calls:
+                with self.assertRaises(openai.AuthenticationError) as caught:
+                    call()
+                self.assert_error(caught.exception, 401, "authentication_error", "invalid API key")
+                self.assertEqual(caught.exception.response.headers["www-authenticate"], "Bearer")
+        for key in ("K2", "k1,k2"):
+            with self.openai_client(api_key=key) as client:
+                with self.assertRaises(openai.AuthenticationError) as caught:
+                    client.models.list()
+                self.assert_error(caught.exception, 401, "authentication_error", "invalid API key")
+
+        async def main() -> None:
+            async with self.async_openai_client(api_key="wrong") as client:
+                with self.assertRaises(openai.AuthenticationError) as caught:
+                    await client.chat.completions.create(
+                        model="claude", messages=[{"role": "user", "content": "hello"}]
+                    )
+                self.assert_error(caught.exception, 401, "authentication_error", "invalid API key")
+
+        asyncio.run(main())
+        self.assertEqual(self.runs(), [])
+
+    @off_reactor
+    def test_missing_key(self) -> None:
+        """
+        A request with no key (the SDK refuses to send one, so raw HTTP) is
+        a 401 "missing API key" in the OpenAI dialect; so is a C{Bearer}
+        with no token or another scheme.
+        """
+        request = {"model": "claude", "messages": [{"role": "user", "content": "hello"}]}
+        for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Basic azI6"}):
+            status, response_headers, body = self.post_raw("/openai/v1/chat/completions", request, headers)
+            self.assertEqual(status, 401, body)
+            self.assertTrue(response_headers["content-type"].startswith("application/json"), response_headers)
+            self.assertEqual(response_headers["www-authenticate"], "Bearer")
+            error = json.loads(body)["error"]
+            self.assertEqual(set(error), {"message", "type", "param", "code"}, error)
+            self.assertEqual(
+                (error["message"], error["type"], error["param"]),
+                ("missing API key", "authentication_error", None),
+            )
+        status, _, body = self.get_raw("/openai/v1/models")
+        self.assertEqual((status, json.loads(body)["error"]["message"]), (401, "missing API key"))
+        self.assertEqual(self.runs(), [])
+
+    @off_reactor
+    def test_public_health(self) -> None:
+        """C{/health} answers without a key (and with a wrong one)."""
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            status, _, body = self.get_raw("/health", headers)
+            self.assertEqual(status, 200, body)
+            self.assertIn("status", json.loads(body))
+
+
+class OpenAIRateLimitTests(OpenAIErrorCase):
+    """
+    A server that lets each client make 1 request a second, in bursts of 2
+    (middleware.md 5).
+    """
+
+    server_config = {"server": {"rate_limit_enabled": True, "rate_limit_rps": 1, "rate_limit_burst": 2}}
+
+    @off_reactor
+    def test_rate_limited(self) -> None:
+        """
+        Two back-to-back calls are served; the third is a C{RateLimitError}
+        (429, C{rate_limit_error}, "rate limit exceeded") whose response
+        says C{Retry-After: 1}, streaming or not; a refused request runs
+        nothing.
+        """
+        with self.openai_client() as client:
+            client.models.list()
+            client.chat.completions.create(model="claude", messages=[{"role": "user", "content": "served"}])
+            for stream in (False, True):
+                with self.assertRaises(openai.RateLimitError) as caught:
+                    client.chat.completions.create(
+                        model="claude", messages=[{"role": "user", "content": "refused"}], stream=stream
+                    )
+                error = caught.exception
+                self.assert_error(error, 429, "rate_limit_error", "rate limit exceeded")
+                self.assertEqual(error.response.headers["retry-after"], "1")
+                self.assertFalse(
+                    [name for name in error.response.headers if name.lower().startswith("x-ratelimit")],
+                    error.response.headers,
+                )
+        self.assertEqual([run["stdin"] for run in self.runs()], ["served"])
+
+    @off_reactor
+    def test_sdk_retry(self) -> None:
+        """
+        A client that retries waits the C{Retry-After} second, by which
+        time the bucket has a token again: the refused call is retried once
+        and served.
+        """
+        with self.openai_client(max_retries=1) as client:
+            for _ in range(2):
+                self.assertEqual(client.models.with_raw_response.list().retries_taken, 0)
+            started = time.monotonic()
+            raw = client.chat.completions.with_raw_response.create(
+                model="claude", messages=[{"role": "user", "content": "after a second"}]
+            )
+            waited = time.monotonic() - started
+        self.assertEqual(raw.retries_taken, 1)
+        self.assertGreaterEqual(waited, 1.0)
+        self.assertEqual(raw.parse().choices[0].message.content, "claude answers: after a second")
