@@ -6,13 +6,18 @@ an error dialect and the operations it documents.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from klein import Klein
+from twisted.internet.defer import Deferred
+from twisted.web.iweb import IRequest
 
 from clinvk.openapi import Operation
 from clinvk.web._errors import Dialect, install_error_handlers
+from clinvk.web.deadline import RequestDeadline
 
 
 def family_app(dialect: Dialect) -> Klein:
@@ -33,8 +38,26 @@ _Handler = TypeVar("_Handler", bound=Callable[..., Any])
 
 
 def route(app: Klein, operation: Operation) -> Callable[[_Handler], _Handler]:
-    """Route the method of C{operation} at its path on C{app}."""
-    return app.route(operation.klein_path, methods=[operation.method])
+    """
+    Route the method of C{operation} at its path on C{app}.  A handler that
+    is a coroutine runs under the C{deadline} of its family, when it has one.
+    """
+
+    def decorate(handler: _Handler) -> _Handler:
+        @functools.wraps(handler)
+        def handle(self: Any, request: IRequest, *args: Any, **kwargs: Any) -> Any:
+            result = handler(self, request, *args, **kwargs)
+            deadline: RequestDeadline | None = getattr(self, "deadline", None)
+            if deadline is None or not inspect.iscoroutine(result):
+                return result
+            return deadline.limit(request, Deferred.fromCoroutine(result))
+
+        app.route(operation.klein_path, methods=[operation.method])(handle)
+        # The class keeps the handler itself, so that it can be called
+        # (and type-checked) as written.
+        return handler
+
+    return decorate
 
 
 class ApiFamily(Protocol):

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from typing import cast
 
+import attrs
+
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IPushProducer
 from twisted.web.iweb import IRequest
 from twisted.web.server import Request
 from zope.interface import implementer
 
+from clinvk.backends import events
 from clinvk.orchestration import PromptStream
 from clinvk.web._responses import json_bytes
+from clinvk.web.deadline import RequestDeadline, deadline_passed
 
 
 @implementer(IPushProducer)
@@ -62,11 +66,12 @@ class WriteGate:
             self._request.unregisterProducer()
 
 
-async def stream_ndjson(request: IRequest, stream: PromptStream) -> None:
+async def stream_ndjson(request: IRequest, stream: PromptStream, deadline: RequestDeadline) -> None:
     """
     Answer C{request} with C{stream} as NDJSON (api-rest.md 1.4): one
     compact JSON event per line, each flushed as it comes.  When the
-    client goes away (the handler is cancelled) the run is cancelled.
+    client goes away or the deadline passes (the handler is cancelled) the
+    run is cancelled; a deadline is reported with a last C{timeout} event.
     """
     request.setResponseCode(200)
     request.setHeader(b"Content-Type", b"application/x-ndjson")
@@ -78,9 +83,13 @@ async def stream_ndjson(request: IRequest, stream: PromptStream) -> None:
         async for event in stream:
             await gate.write(json_bytes(event.wire(stream.backend, stream.session_id)))
     except Exception:
-        # The client went away (a cancellation) or writing failed: either
-        # way nobody reads the rest, so the run stops.
+        # The client went away (a cancellation), the deadline passed or
+        # writing failed: either way the run stops.
         stream.cancel()
+        if deadline_passed(request):
+            event = events.error(deadline.message(), 0, code="timeout")
+            timed_out = attrs.evolve(event, timestamp=deadline.now())
+            request.write(json_bytes(timed_out.wire(stream.backend, stream.session_id)))
         raise
     finally:
         gate.close()

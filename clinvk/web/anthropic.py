@@ -25,6 +25,7 @@ from clinvk.web._request import read_json
 from clinvk.web._responses import json_response
 from clinvk.web._routing import family_app, route
 from clinvk.web._sse import EventSource, frame
+from clinvk.web.deadline import RequestDeadline, deadline_passed
 
 MESSAGES = Operation(
     operation_id="anthropicMessages",
@@ -67,6 +68,7 @@ class AnthropicApi:
         self._clock = clock
         self._schemas = schemas
         self._keepalive = float(config.server.stream_keepalive_secs)
+        self.deadline = RequestDeadline(clock, float(config.server.request_timeout_secs))
 
     @route(app, MESSAGES)
     async def messages(self, request: IRequest) -> bytes | None:
@@ -159,6 +161,12 @@ class AnthropicApi:
             await events.send(frame({"type": "message_stop"}, "message_stop"))
         except Exception:
             running.cancel()
+            if deadline_passed(request):
+                error = {
+                    "type": "error",
+                    "error": {"type": "timeout_error", "message": self.deadline.message()},
+                }
+                request.write(frame(error, "error"))
             raise
         finally:
             events.close()

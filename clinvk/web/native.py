@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from twisted.internet.defer import CancelledError
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
@@ -33,6 +34,7 @@ from clinvk.web._request import read_json
 from clinvk.web._responses import json_response, typed_response
 from clinvk.web._routing import family_app, route
 from clinvk.web._streaming import stream_ndjson
+from clinvk.web.deadline import RequestDeadline
 
 log = Logger()
 
@@ -155,7 +157,10 @@ class NativeApi:
     @param orchestrator: Runs what requests ask for; owns the session store.
     @param availability: Which CLIs are installed.
     @param schemas: Validates request bodies.
-    @param config: The server's configuration (the default output format).
+    @param config: The server's configuration (the default output format,
+        the request deadline).
+    @param clock: Times the request deadline.
+    @ivar deadline: The request deadline of every route.
     """
 
     dialect: ClassVar[Dialect] = Dialect.NATIVE
@@ -178,8 +183,10 @@ class NativeApi:
         availability: BackendAvailability,
         schemas: SchemaSet,
         config: ClinvkConfig,
+        clock: IReactorTime,
     ) -> None:
         self._orchestrator = orchestrator
+        self.deadline = RequestDeadline(clock, float(config.server.request_timeout_secs))
         self._availability = availability
         self._schemas = schemas
         self._config = config
@@ -200,7 +207,7 @@ class NativeApi:
         metadata = body.get("metadata") or {}
         if effective_format(run.output_format, self._config) == "stream-json":
             stream = await self._orchestrator.stream_prompt(run, metadata=metadata, session_id=session_id)
-            await stream_ndjson(request, stream)
+            await stream_ndjson(request, stream, self.deadline)
             return None
         try:
             outcome = await self._orchestrator.prompt(run, metadata=metadata, session_id=session_id)

@@ -25,6 +25,7 @@ from clinvk.web._request import read_json
 from clinvk.web._responses import json_response, typed_response
 from clinvk.web._routing import family_app, route
 from clinvk.web._sse import EventSource, frame
+from clinvk.web.deadline import RequestDeadline, deadline_passed
 
 _TAG = "OpenAI compatible"
 
@@ -79,6 +80,7 @@ class OpenAIApi:
         self._clock = clock
         self._schemas = schemas
         self._keepalive = float(config.server.stream_keepalive_secs)
+        self.deadline = RequestDeadline(clock, float(config.server.request_timeout_secs))
 
     def _now(self) -> int:
         return int(self._clock.seconds())
@@ -190,6 +192,14 @@ class OpenAIApi:
             await events.send(b"data: [DONE]\n\n")
         except Exception:
             running.cancel()
+            if deadline_passed(request):
+                error = {
+                    "message": self.deadline.message(),
+                    "type": "server_error",
+                    "param": None,
+                    "code": "timeout",
+                }
+                request.write(frame({"error": error}) + b"data: [DONE]\n\n")
             raise
         finally:
             events.close()

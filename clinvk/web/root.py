@@ -174,7 +174,9 @@ def build_root(
     """
     in_flight = in_flight or InFlight()
     schemas = SchemaSet.from_package()
-    native = NativeApi(orchestrator=orchestrator, availability=availability, schemas=schemas, config=config)
+    native = NativeApi(
+        orchestrator=orchestrator, availability=availability, schemas=schemas, config=config, clock=clock
+    )
     compat = CompatRunner(runtime)
     openai = OpenAIApi(runner=compat, clock=clock, schemas=schemas, config=config)
     anthropic = AnthropicApi(runner=compat, clock=clock, schemas=schemas, config=config)

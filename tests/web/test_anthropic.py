@@ -31,6 +31,17 @@ def delta(text: str) -> bytes:
     return json.dumps({"type": "stream_event", "event": event}).encode() + b"\n"
 
 
+def named_events(chunks: list[bytes]) -> list[tuple[str, Any]]:
+    """The C{(event, data)} pairs received so far, keepalive comments left out."""
+    received = []
+    for frame in frames(chunks):
+        if frame.startswith(":"):
+            continue
+        event_line, data_line = frame.split("\n")
+        received.append((event_line.removeprefix("event: "), json.loads(data_line.removeprefix("data: "))))
+    return received
+
+
 class MessagesTests(NativeTestCase):
     def error(self, response: Any, status: int) -> dict[str, Any]:
         self.assertEqual(response.code, status, response.body)
@@ -108,15 +119,7 @@ class MessagesTests(NativeTestCase):
 class MessagesStreamTests(NativeTestCase):
     def events(self, chunks: list[bytes]) -> list[tuple[str, Any]]:
         self.stub.flush()
-        received = []
-        for frame in frames(chunks):
-            if frame.startswith(":"):
-                continue
-            event_line, data_line = frame.split("\n")
-            received.append(
-                (event_line.removeprefix("event: "), json.loads(data_line.removeprefix("data: ")))
-            )
-        return received
+        return named_events(chunks)
 
     def test_sequence(self) -> None:
         """
