@@ -44,6 +44,7 @@ setup(
         "referencing>=0.30.0",
         "attrs>=23.1.0",
         "Werkzeug>=2.3",
+        "prometheus-client>=0.20",
     ],
     extras_require={
         "test": [
@@ -55,6 +56,9 @@ setup(
             "anthropic==2.14.0",
             "langchain-openai==1.7.4",
             "langchain-core==1.8.3",
+            # The fuzz tests (tests/integration/test_fuzz.py): exact, so that
+            # a new release's strategies do not change what CI tries.
+            "hypothesis==6.170.15",
         ],
         # Checkers are pinned to a minor series so that CI does not turn red
         # when a new release changes formatting or inference.

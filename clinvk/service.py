@@ -11,7 +11,7 @@ really stopped.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import cast
 
 from twisted.application.service import IService, MultiService, Service
@@ -35,6 +35,7 @@ from clinvk.backends.availability import BackendAvailability
 from clinvk.backends.runtime import BackendRuntime
 from clinvk.backends.workdir import dropped_builtin_blocks
 from clinvk.config import ClinvkConfig, ServerConfig
+from clinvk.metrics import Metrics
 from clinvk.orchestration import Orchestrator
 from clinvk.process.admission import Admission
 from clinvk.process.runner import ProcessRunner
@@ -173,6 +174,8 @@ class ClinvkService(MultiService):
             )
         if self._guards is not None:
             self._guards.announce()
+        if self._config.server.metrics_enabled:
+            log.info("Prometheus metrics enabled at /metrics")
         Service.startService(self)
         # Bind first: a server that cannot listen must start nothing else
         # (a started thread pool would keep the failed process alive).
@@ -253,15 +256,19 @@ def _session_store(reactor: IClinvkReactor, home: str) -> tuple[ISessionStore, T
     ), pool
 
 
-def admission_of(config: ClinvkConfig, clock: IReactorTime) -> Admission:
-    """The admission control of the configured run limits (D4)."""
+def admission_of(config: ClinvkConfig, clock: IReactorTime, metrics: Metrics | None = None) -> Admission:
+    """The admission control of the configured run limits (D4), measured when C{metrics} are on."""
     server = config.server
-    return Admission(
+    admission = Admission(
         clock,
         max_running=server.max_concurrent_runs,
         max_queued=server.max_queued_runs,
         queue_timeout=float(server.queue_timeout_secs),
+        observe_wait=metrics.queue_wait.observe if metrics is not None else lambda seconds: None,
     )
+    if metrics is not None:
+        metrics.watch_admission(lambda: admission.running, lambda: admission.queued)
+    return admission
 
 
 def build_service(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequence[str] = ()) -> ClinvkService:
@@ -285,6 +292,7 @@ def build_service(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequenc
             kill_grace=float(config.server.kill_grace_secs),
         )
     )
+    metrics = Metrics() if config.server.metrics_enabled else None
     home = os.path.expanduser("~")
     if home == "~":
         home = ""  # no home directory: the store falls back to a relative one
@@ -296,10 +304,11 @@ def build_service(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequenc
         clock=reactor,
         environ=os.environ,
         home=home,
-        admission=admission_of(config, reactor),
+        admission=admission_of(config, reactor, metrics),
+        observe_execution=metrics.observe_execution if metrics is not None else None,
     )
     store, pool = _session_store(reactor, home)
-    orchestrator = Orchestrator(runtime=runtime, store=store, clock=reactor, config=config)
+    orchestrator = Orchestrator(runtime=runtime, store=store, clock=reactor, config=config, metrics=metrics)
     guards = Guards.from_config(config.server, reactor, keys_from_environment(os.environ))
     in_flight = InFlight()
     root = build_root(
@@ -311,10 +320,18 @@ def build_service(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequenc
         config=config,
         guards=guards,
         in_flight=in_flight,
+        metrics=metrics,
     )
     site = build_site(root, reactor, config.server.max_request_body_bytes)
     service = ClinvkService(uptime, runtime, orchestrator, config, guards, in_flight, reactor)
-    SessionStoreService(store, reactor, config.session.retention_days, pool).setServiceParent(service)
+    recount: Callable[[], object] = (
+        (lambda: Deferred.fromCoroutine(metrics.count_active_sessions(store)))
+        if metrics is not None
+        else lambda: None
+    )
+    SessionStoreService(
+        store, reactor, config.session.retention_days, pool, after_clean=recount
+    ).setServiceParent(service)
     supervisor.setServiceParent(service)
     for description in listen or [default_listen(config.server)]:
         listener = Listener(serverFromString(reactor, description), site, description)

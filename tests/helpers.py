@@ -17,6 +17,7 @@ from clinvk.backends import build_backends
 from clinvk.backends.availability import BackendAvailability
 from clinvk.backends.runtime import BackendRuntime
 from clinvk.config import config_from_mapping
+from clinvk.metrics import Metrics
 from clinvk.orchestration import Orchestrator
 from clinvk.process.runner import ProcessRunner
 from clinvk.process.spawn import Launcher
@@ -76,6 +77,7 @@ class Server:
     ) -> None:
         self.reactor = reactor or FakeProcessReactor()
         self.config = config_from_mapping(config, {}, source=None)
+        self.metrics = Metrics() if self.config.server.metrics_enabled else None
         self.store = store if store is not None else MemorySessionStore()
         self.availability = BackendAvailability(self.reactor, which=fake_which(installed))
         self.supervisor = ProcessSupervisor(
@@ -92,11 +94,16 @@ class Server:
             clock=self.reactor,
             environ={"PATH": "/usr/local/bin"},
             home=home,
-            admission=admission_of(self.config, self.reactor),
+            admission=admission_of(self.config, self.reactor, self.metrics),
+            observe_execution=self.metrics.observe_execution if self.metrics else None,
         )
         self.in_flight = InFlight()
         self.orchestrator = Orchestrator(
-            runtime=self.runtime, store=self.store, clock=self.reactor, config=self.config
+            runtime=self.runtime,
+            store=self.store,
+            clock=self.reactor,
+            config=self.config,
+            metrics=self.metrics,
         )
         self.root = build_root(
             clock=self.reactor,
@@ -107,6 +114,7 @@ class Server:
             config=self.config,
             guards=Guards.from_config(self.config.server, self.reactor, api_keys),
             in_flight=self.in_flight,
+            metrics=self.metrics,
         )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from attrs import frozen
@@ -86,6 +86,8 @@ class BackendRuntime:
     @param home: The user's home directory (where CLIs keep sessions).
     @param admission: Limits how many CLIs run at once (DECISIONS D4);
         by default, no limit.
+    @param observe_execution: Told the backend, success and seconds of
+        every execution past pre-flight (backends.md 9), when metrics are on.
     """
 
     def __init__(
@@ -99,6 +101,7 @@ class BackendRuntime:
         environ: Mapping[str, str],
         home: str,
         admission: Admission | None = None,
+        observe_execution: Callable[[str, bool, float], None] | None = None,
     ) -> None:
         self._config = config
         self._backends = dict(sorted(backends.items()))
@@ -108,6 +111,7 @@ class BackendRuntime:
         self._environ = dict(environ)
         self._home = home
         self._admission = admission or Admission.unlimited(clock)
+        self._observe_execution = observe_execution
         self._warned_allowed_tools: set[str] = set()
 
     # -- pre-flight
@@ -209,8 +213,18 @@ class BackendRuntime:
             return RunResult(exit_code=1, error=str(e), ran=False)
         return await self.execute(prepared)
 
+    def _observe(self, prepared: PreparedRun, started: float, succeeded: bool) -> None:
+        if self._observe_execution is not None:
+            self._observe_execution(prepared.backend.name, succeeded, self._clock.seconds() - started)
+
     async def execute(self, prepared: PreparedRun) -> RunResult:
         """Run a prepared, non-streaming request to completion."""
+        started = self._clock.seconds()
+        result = await self._execute(prepared)
+        self._observe(prepared, started, result.exit_code == 0 and not result.start_failed)
+        return result
+
+    async def _execute(self, prepared: PreparedRun) -> RunResult:
         if prepared.options.dry_run:
             return RunResult(exit_code=0, output=prepared.description, command=prepared.command, dry_run=True)
         backend = prepared.backend
@@ -242,7 +256,15 @@ class BackendRuntime:
         fires with the run's result once the process has ended.
         """
         stream = EventStream(self._clock)
-        stream._attach(Deferred.fromCoroutine(self._stream(prepared, stream)))
+        started = self._clock.seconds()
+
+        async def observed() -> RunResult:
+            result = await self._stream(prepared, stream)
+            # A stream fails on an error too (backends.md 9).
+            self._observe(prepared, started, result.exit_code == 0 and not result.error)
+            return result
+
+        stream._attach(Deferred.fromCoroutine(observed()))
         return stream
 
     async def _stream(self, prepared: PreparedRun, stream: EventStream) -> RunResult:

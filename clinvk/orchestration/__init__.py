@@ -15,6 +15,7 @@ from twisted.internet.interfaces import IReactorTime
 from clinvk.backends.model import RunRequest
 from clinvk.backends.runtime import BackendRuntime
 from clinvk.config import ClinvkConfig
+from clinvk.metrics import Metrics
 from clinvk.orchestration.batches import BatchRunner, ChainStep
 from clinvk.orchestration.outcomes import (
     ChainOutcome,
@@ -47,14 +48,22 @@ class Orchestrator:
     @param store: Where prompt sessions are kept.
     @param clock: Stamps sessions and measures durations.
     @param config: The server's configuration.
+    @param metrics: Where session counts go, when metrics are enabled.
     @ivar store: The session store, for the sessions API.
     """
 
     def __init__(
-        self, *, runtime: BackendRuntime, store: ISessionStore, clock: IReactorTime, config: ClinvkConfig
+        self,
+        *,
+        runtime: BackendRuntime,
+        store: ISessionStore,
+        clock: IReactorTime,
+        config: ClinvkConfig,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
-        self._prompts = PromptRunner(runtime, SessionTurns(store, clock, config.session), clock)
+        self.metrics = metrics
+        self._prompts = PromptRunner(runtime, SessionTurns(store, clock, config.session, metrics), clock)
         self._batches = BatchRunner(self._prompts, clock, config.parallel)
 
     def prompt(

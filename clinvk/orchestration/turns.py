@@ -19,6 +19,7 @@ from twisted.logger import Logger
 from clinvk.backends.model import RunRequest, RunResult, TokenUsage
 from clinvk.config import SessionConfig
 from clinvk.errors import Conflict, ErrorDetail, InvalidRequest, NotFound
+from clinvk.metrics import Metrics
 from clinvk.sessions import (
     ACTIVE,
     COMPLETED,
@@ -46,10 +47,15 @@ class SessionTurns:
     @param store: Where sessions live.
     @param clock: Stamps C{created_at} and C{last_used}.
     @param config: The C{session} configuration section.
+    @param metrics: Counts created sessions and the active ones, when
+        metrics are enabled.
     """
 
-    def __init__(self, store: ISessionStore, clock: IReactorTime, config: SessionConfig) -> None:
+    def __init__(
+        self, store: ISessionStore, clock: IReactorTime, config: SessionConfig, metrics: Metrics | None = None
+    ) -> None:
         self._store = store
+        self._metrics = metrics
         self._clock = clock
         self._config = config
         self._busy: set[str] = set()
@@ -155,6 +161,9 @@ class SessionTurns:
         except Exception as e:
             log.error("Failed to create session error={error}", error=str(e))
             return ""
+        if self._metrics is not None:
+            self._metrics.sessions_created.inc()
+            await self._metrics.count_active_sessions(self._store)
         return record.id
 
     async def close(self, session_id: str, result: RunResult) -> None:
@@ -196,3 +205,5 @@ class SessionTurns:
                 session_id=session_id,
                 error=str(e),
             )
+        if self._metrics is not None:
+            await self._metrics.count_active_sessions(self._store)

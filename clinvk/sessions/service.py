@@ -6,6 +6,7 @@ the retention clean-up (sessions.md 7).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
@@ -34,6 +35,7 @@ class SessionStoreService(Service):
     @param clock: Times the clean-ups and says what "now" is.
     @param retention_days: Sessions last used longer ago are deleted;
         C{<= 0} disables the clean-up.
+    @param after_clean: Called after each clean-up (the metrics recount).
     @param pool: The thread pool the store runs its work in, started and
         stopped with this service.
     """
@@ -42,9 +44,15 @@ class SessionStoreService(Service):
     log = Logger()
 
     def __init__(
-        self, store: ISessionStore, clock: IReactorTime, retention_days: int, pool: ThreadPool | None = None
+        self,
+        store: ISessionStore,
+        clock: IReactorTime,
+        retention_days: int,
+        pool: ThreadPool | None = None,
+        after_clean: Callable[[], object] = lambda: None,
     ) -> None:
         self._store = store
+        self._after_clean = after_clean
         self._clock = clock
         self._retention_days = retention_days
         self._pool = pool
@@ -93,6 +101,7 @@ class SessionStoreService(Service):
         cutoff = datetime.fromtimestamp(self._clock.seconds(), UTC) - timedelta(days=self._retention_days)
 
         def cleaned(deleted: int) -> None:
+            self._after_clean()
             if deleted:
                 self.log.info(
                     "cleaned old sessions deleted={deleted} retention_days={retention_days}",

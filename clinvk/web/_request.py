@@ -77,14 +77,14 @@ def read_json(request: IRequest, schemas: SchemaSet, schema: str, *, match_case:
         )
     try:
         body = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+        body, problems = schemas.validate(schema, _without_lone_surrogates(body), match_case=match_case)
     except (UnicodeDecodeError, ValueError) as e:
         raise InvalidRequest("validation failed", details=[ErrorDetail(str(e), "body", raw_text)]) from None
     except RecursionError:
+        # Deeper than the parser, the validator or the clean-up can follow.
         raise InvalidRequest(
             "validation failed", details=[ErrorDetail("JSON nested too deeply", "body", raw_text)]
         ) from None
-    body = _without_lone_surrogates(body)
-    body, problems = schemas.validate(schema, body, match_case=match_case)
     if problems:
         raise ValidationFailed("validation failed", details=problems)
     return body

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol, TypeVar
+
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from klein import Klein
 from twisted.internet.defer import Deferred
@@ -84,3 +87,25 @@ def allowed_methods(family: ApiFamily, path: str) -> list[str]:
     """
     adapter = family.app.url_map.bind("localhost")
     return sorted(m for m in adapter.allowed_methods(path) if m != "HEAD")
+
+
+_PARAMETER = re.compile(r"<(?:[^:>]+:)?([^>]+)>")
+
+
+def route_template(family: ApiFamily, path: str, method: str) -> str:
+    """
+    The route C{path} belongs to, with C{:name} parameters
+    (C{/api/v1/sessions/:id}), for metric labels; C{unmatched} for a path
+    no route serves.
+    """
+    adapter = family.app.url_map.bind("localhost")
+    try:
+        rule, _ = adapter.match(path, method=method, return_rule=True)
+    except MethodNotAllowed as e:
+        methods = list(e.valid_methods or ())
+        if not methods:
+            return "unmatched"
+        rule, _ = adapter.match(path, method=methods[0], return_rule=True)
+    except HTTPException:
+        return "unmatched"
+    return _PARAMETER.sub(r":\1", rule.rule)

@@ -9,14 +9,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import ClassVar
 
+from prometheus_client import CONTENT_TYPE_LATEST
+
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.iweb import IRequest
 
 from clinvk.backends.availability import BackendAvailability
+from clinvk.metrics import Metrics
 from clinvk.openapi import Operation, build_document, downgrade_to_30, to_yaml
 from clinvk.schemas import SchemaSet
 from clinvk.sessions import ISessionStore
-from clinvk.web._errors import Dialect
+from clinvk.web._errors import Dialect, route_not_found
 from clinvk.web._responses import bytes_response, json_bytes, json_response, typed_response
 from clinvk.web._routing import family_app, route
 from clinvk.web.explorer import ExplorerPage
@@ -98,6 +101,7 @@ class MetaApi:
         availability: BackendAvailability,
         store: ISessionStore,
         in_flight: InFlight,
+        metrics: Metrics | None,
         schemas: SchemaSet,
         operations: Iterable[Operation],
         explorer: ExplorerPage,
@@ -106,6 +110,7 @@ class MetaApi:
         self._availability = availability
         self._store = store
         self._in_flight = in_flight
+        self._metrics = metrics
         self._schemas = schemas
         self._explorer = explorer
         document = build_document(operations, schemas)
@@ -148,6 +153,13 @@ class MetaApi:
         return typed_response(
             request, "HealthResponseBody", body, status=503 if status == "shutting_down" else 200
         )
+
+    @app.route("/metrics", methods=["GET"])
+    def metrics(self, request: IRequest) -> bytes:
+        if self._metrics is None:
+            # Not served at all unless enabled (middleware.md 10).
+            raise route_not_found("GET", "/metrics")
+        return bytes_response(request, self._metrics.exposition(), CONTENT_TYPE_LATEST.encode("ascii"))
 
     def _document(self, request: IRequest, key: str, content_type: bytes) -> bytes:
         return bytes_response(request, self._documents[key], content_type)

@@ -380,6 +380,8 @@ class NativeApi:
             raise NotFound("session not found", details=[ErrorDetail(str(e))]) from None
         except StoreError as e:
             raise InternalError("failed to delete session", details=[ErrorDetail(str(e))]) from None
+        if self._orchestrator.metrics is not None:
+            await self._orchestrator.metrics.count_active_sessions(self._orchestrator.store)
         return typed_response(request, "DeleteSessionResponseBody", {"deleted": True, "id": id})
 
 

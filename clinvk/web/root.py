@@ -25,10 +25,11 @@ from clinvk.backends.runtime import BackendRuntime
 from clinvk.compat.runs import CompatRunner
 from clinvk.config import ClinvkConfig
 from clinvk.errors import ClinvkError, InvalidRequest, ShuttingDown
+from clinvk.metrics import Metrics
 from clinvk.orchestration import Orchestrator
 from clinvk.schemas import SchemaSet
 from clinvk.web._errors import error_from_failure, method_not_allowed, render_error, route_not_found
-from clinvk.web._routing import ApiFamily, allowed_methods
+from clinvk.web._routing import ApiFamily, allowed_methods, route_template
 from clinvk.web._wrappers import AccessLog, RequestIds
 from clinvk.web.anthropic import AnthropicApi
 from clinvk.web.bodies import limited_request
@@ -61,8 +62,12 @@ class ClinvkRoot(Resource):
         access_log: AccessLog,
         guards: Guards | None = None,
         in_flight: InFlight | None = None,
+        metrics: Metrics | None = None,
+        clock: IReactorTime | None = None,
     ) -> None:
         super().__init__()
+        self._metrics = metrics
+        self._clock = clock
         self._guards = guards or Guards.permissive()
         self._in_flight = in_flight or InFlight()
         self._mounts = [(prefix, family, family.app.resource()) for prefix, family in mounts]
@@ -94,6 +99,7 @@ class ClinvkRoot(Resource):
             _check_routable(request)
             guards.check(request, _router_path(request), client)
             path = _router_path(request)
+            self._record(request, family, path)
             if self._in_flight.draining and path != "/health":
                 raise ShuttingDown("server is shutting down")
             self._in_flight.track(cast("Request", request))
@@ -103,6 +109,21 @@ class ClinvkRoot(Resource):
         except Exception:
             return render_error(request, family.dialect, error_from_failure(Failure(), request))
         return result
+
+    def _record(self, request: IRequest, family: ApiFamily, path: str) -> None:
+        """Count C{request} in the metrics once its response has ended, with the status sent."""
+        metrics, clock = self._metrics, self._clock
+        if metrics is None or clock is None:
+            return
+        method = request.method.decode("latin-1")
+        label = route_template(family, path, method)
+        started = clock.seconds()
+
+        def ended(result: object) -> None:
+            status = request.code if request.code else 200  # type: ignore[attr-defined]
+            metrics.observe_request(method, label, status, clock.seconds() - started)
+
+        cast("Request", request).notifyFinish().addBoth(ended)
 
 
 def _router_path(request: IRequest, encoding: str = "utf-8") -> str:
@@ -156,6 +177,7 @@ def build_root(
     config: ClinvkConfig,
     guards: Guards | None = None,
     in_flight: InFlight | None = None,
+    metrics: Metrics | None = None,
 ) -> ClinvkRoot:
     """
     The root resource with every family mounted.
@@ -171,6 +193,8 @@ def build_root(
         configuration, without API keys.
     @param in_flight: Counts the requests in progress, for a graceful
         shutdown.
+    @param metrics: Where requests are counted and C{/metrics} reads
+        from, when metrics are enabled.
     """
     in_flight = in_flight or InFlight()
     schemas = SchemaSet.from_package()
@@ -191,6 +215,7 @@ def build_root(
         availability=availability,
         store=orchestrator.store,
         in_flight=in_flight,
+        metrics=metrics,
         schemas=schemas,
         operations=operations,
         explorer=ExplorerPage.from_package(),
@@ -202,6 +227,8 @@ def build_root(
         access_log=AccessLog(clock),
         guards=guards or Guards.from_config(config.server, clock),
         in_flight=in_flight,
+        metrics=metrics,
+        clock=clock,
     )
 
 

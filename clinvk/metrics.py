@@ -1,0 +1,107 @@
+# -*- test-case-name: tests.test_metrics -*-
+"""
+Prometheus metrics (middleware.md 10, DECISIONS D4), in a registry the
+service owns: an embedding program's own metrics never mix with clinvk's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    gc_collector,
+    generate_latest,
+    platform_collector,
+    process_collector,
+)
+
+from twisted.logger import Logger
+
+from clinvk.sessions import ACTIVE, PAUSED, ISessionStore
+
+log = Logger()
+
+REQUEST_BUCKETS = tuple(0.001 * 2**k for k in range(15))
+EXECUTION_BUCKETS = tuple(0.1 * 2**k for k in range(12))
+QUEUE_BUCKETS = (0.001, 0.01, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class Metrics:
+    """Every metric clinvk records, registered in a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        process_collector.ProcessCollector(registry=registry)
+        platform_collector.PlatformCollector(registry=registry)
+        gc_collector.GCCollector(registry=registry)
+        self.requests = Counter(
+            "clinvk_requests",
+            "Total number of HTTP requests",
+            ["method", "path", "status"],
+            registry=registry,
+        )
+        self.request_duration = Histogram(
+            "clinvk_request_duration_seconds",
+            "HTTP request duration in seconds",
+            ["method", "path"],
+            buckets=REQUEST_BUCKETS,
+            registry=registry,
+        )
+        self.executions = Counter(
+            "clinvk_backend_executions",
+            "Total number of backend executions",
+            ["backend", "status"],
+            registry=registry,
+        )
+        self.execution_duration = Histogram(
+            "clinvk_backend_execution_duration_seconds",
+            "Backend execution duration in seconds",
+            ["backend"],
+            buckets=EXECUTION_BUCKETS,
+            registry=registry,
+        )
+        self.active_sessions = Gauge("clinvk_active_sessions", "Number of active sessions", registry=registry)
+        self.sessions_created = Counter(
+            "clinvk_sessions_created", "Total number of sessions created", registry=registry
+        )
+        self.running_processes = Gauge(
+            "clinvk_running_processes", "Backend processes holding a run slot", registry=registry
+        )
+        self.queued_runs = Gauge("clinvk_run_queue_depth", "Runs waiting for a run slot", registry=registry)
+        self.queue_wait = Histogram(
+            "clinvk_run_queue_wait_seconds",
+            "Seconds runs waited for a run slot",
+            buckets=QUEUE_BUCKETS,
+            registry=registry,
+        )
+
+    def watch_admission(self, running: Callable[[], int], queued: Callable[[], int]) -> None:
+        """Read the running and queued gauges from admission control when scraped."""
+        self.running_processes.set_function(lambda: float(running()))
+        self.queued_runs.set_function(lambda: float(queued()))
+
+    def observe_request(self, method: str, path: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, path, str(status)).inc()
+        self.request_duration.labels(method, path).observe(seconds)
+
+    def observe_execution(self, backend: str, succeeded: bool, seconds: float) -> None:
+        self.executions.labels(backend, "success" if succeeded else "error").inc()
+        self.execution_duration.labels(backend).observe(seconds)
+
+    async def count_active_sessions(self, store: ISessionStore) -> None:
+        """Set the active-sessions gauge: sessions C{active} or C{paused}."""
+        try:
+            active = await store.list(status=ACTIVE, limit=1)
+            paused = await store.list(status=PAUSED, limit=1)
+        except Exception as e:
+            log.warn("Could not count active sessions error={error}", error=str(e))
+            return
+        self.active_sessions.set(active.total + paused.total)
+
+    def exposition(self) -> bytes:
+        """The registry in the Prometheus text format."""
+        return generate_latest(self.registry)
