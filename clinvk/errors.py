@@ -199,3 +199,10 @@ class RunTimedOut(ClinvkError):
 
     status = 504
     code = "timeout"
+
+
+class KeysUnavailable(ClinvkError):
+    """The API keys have not been loaded (yet): requests are refused, not let through (503)."""
+
+    status = 503
+    code = "keys_unavailable"

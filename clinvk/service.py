@@ -22,6 +22,7 @@ from twisted.internet.endpoints import quoteStringArgument, serverFromString
 from twisted.internet.interfaces import (
     IListeningPort,
     IProtocolFactory,
+    IReactorCore,
     IReactorFromThreads,
     IReactorTime,
     IStreamServerEndpoint,
@@ -45,9 +46,9 @@ from clinvk.sessions import ISessionStore
 from clinvk.sessions.disk import DiskSessionStore, SessionFiles, in_thread_pool, sessions_directory
 from clinvk.sessions.service import SessionStoreService
 from clinvk.types import IClinvkReactor
-from clinvk.web.auth import keys_from_environment
 from clinvk.web.guards import Guards
 from clinvk.web.inflight import InFlight
+from clinvk.web.keys import KeyLoader
 from clinvk.web.meta import Uptime
 from clinvk.web.root import build_root, build_site
 
@@ -136,6 +137,8 @@ class ClinvkService(MultiService):
     backend process before the store writes the last session updates and
     stops.
 
+    @ivar failure: Why the service gave up after starting (the API keys
+        could not be loaded), or L{None}; runners exit non-zero then.
     @ivar runtime: Runs backend CLIs for requests.
     @ivar orchestrator: Runs prompts and batches, and keeps sessions.
     """
@@ -156,6 +159,7 @@ class ClinvkService(MultiService):
         self._guards = guards
         self._in_flight = in_flight
         self._clock = clock
+        self.failure: str | None = None
         self.runtime = runtime
         self.orchestrator = orchestrator
 
@@ -184,6 +188,13 @@ class ClinvkService(MultiService):
             listener.startService()
         for child in [c for c in children if not isinstance(c, Listener)]:
             child.startService()
+
+    def fail(self, reason: str) -> None:
+        """Give up: record C{reason} and stop the reactor (a clean stop)."""
+        self.failure = reason
+        reactor = self._clock
+        if reactor is not None and IReactorCore.providedBy(reactor):
+            cast("IReactorCore", reactor).stop()
 
     def stopService(self) -> Deferred[None]:
         return Deferred.fromCoroutine(self._stop())
@@ -309,7 +320,7 @@ def build_service(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequenc
     )
     store, pool = _session_store(reactor, home)
     orchestrator = Orchestrator(runtime=runtime, store=store, clock=reactor, config=config, metrics=metrics)
-    guards = Guards.from_config(config.server, reactor, keys_from_environment(os.environ))
+    guards = Guards.from_config(config.server, reactor)
     in_flight = InFlight()
     root = build_root(
         clock=reactor,
@@ -331,6 +342,9 @@ def build_service(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequenc
     )
     SessionStoreService(
         store, reactor, config.session.retention_days, pool, after_clean=recount
+    ).setServiceParent(service)
+    KeyLoader(
+        guards.keys, reactor, os.environ, config.server.api_keys_gopass_path, on_fatal=service.fail
     ).setServiceParent(service)
     supervisor.setServiceParent(service)
     for description in listen or [default_listen(config.server)]:

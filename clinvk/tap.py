@@ -215,6 +215,10 @@ def serve(options: ServeOptions, out: IO[str] | None = None, err: IO[str] | None
     # Ctrl+C after the banner always means a clean stop.
     clinvk_reactor.callWhenRunning(print, banner(config.server), file=out, flush=True)
     clinvk_reactor.run()
+    failure = service.getServiceNamed("clinvk").failure
+    if failure is not None:
+        print(f"Error: {failure}", file=err, flush=True)
+        return 1
     return 0
 
 

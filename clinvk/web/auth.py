@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 
 from twisted.web.iweb import IRequest
 
-from clinvk.errors import Unauthorized
+from clinvk.errors import KeysUnavailable, Unauthorized
 
 # Paths anyone may read, so that health checks and the documentation work
 # (the /openapi.* variants and /schemas/* too: /docs loads them).
@@ -60,6 +60,16 @@ class ApiKeys:
 
     def __init__(self, keys: Iterable[str] = ()) -> None:
         self._keys = [key.encode("utf-8") for key in keys]
+        self._held = False
+
+    def replace(self, keys: Iterable[str]) -> None:
+        """Accept exactly C{keys} from now on."""
+        self._keys = [key.encode("utf-8") for key in keys]
+        self._held = False
+
+    def hold(self) -> None:
+        """Refuse every protected request until L{replace} gives the keys."""
+        self._held = True
 
     @property
     def count(self) -> int:
@@ -69,7 +79,7 @@ class ApiKeys:
     @property
     def enabled(self) -> bool:
         """Whether requests need a key."""
-        return bool(self._keys)
+        return bool(self._keys) or self._held
 
     def check(self, request: IRequest, path: str) -> None:
         """
@@ -77,7 +87,11 @@ class ApiKeys:
         @raise Unauthorized: When C{path} needs a key and C{request} lacks a
             valid one.
         """
-        if not self._keys or path in PUBLIC_PATHS or path.startswith("/schemas/"):
+        if path in PUBLIC_PATHS or path.startswith("/schemas/"):
+            return
+        if self._held:
+            raise KeysUnavailable("the API keys are not loaded yet")
+        if not self._keys:
             return
         presented = presented_key(request).encode("utf-8")
         if not presented:

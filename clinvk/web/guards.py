@@ -77,8 +77,6 @@ class Guards:
                 rps=self.limiter.rps,
                 burst=self.limiter.burst,
             )
-        if self.keys.enabled:
-            log.info("API key authentication enabled keys={count}", count=self.keys.count)
         self.cors.warn_about_configuration()
 
     def check(self, request: IRequest, path: str, client: str) -> None:

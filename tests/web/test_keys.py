@@ -1,0 +1,96 @@
+"""
+Tests for L{clinvk.web.keys}: API keys from the environment or from gopass,
+read through the (fake) reactor's process API, reloaded every five minutes.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.iweb import IRequest
+from twisted.web.test.requesthelper import DummyRequest
+
+from clinvk.errors import KeysUnavailable, Unauthorized
+from clinvk.testing.reactor import FakeProcessReactor
+from clinvk.types import IClinvkReactor
+from clinvk.web.auth import ApiKeys
+from clinvk.web.keys import GOPASS_TIMEOUT, RELOAD_SECONDS, KeyLoader
+
+
+def keyed_request(key: str) -> IRequest:
+    """A request presenting C{key} in C{X-Api-Key}."""
+    request = DummyRequest([b""])
+    request.requestHeaders.setRawHeaders(b"x-api-key", [key.encode()])
+    return cast("IRequest", request)
+
+
+class KeyLoaderTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.reactor = FakeProcessReactor()
+        self.keys = ApiKeys()
+        self.fatal: list[str] = []
+
+    def loader(self, environ: dict[str, str], path: str = "team/clinvk", installed: bool = True) -> KeyLoader:
+        return KeyLoader(
+            self.keys,
+            cast("IClinvkReactor", self.reactor),
+            environ,
+            path,
+            on_fatal=self.fatal.append,
+            which=lambda name: "/usr/bin/gopass" if installed else None,
+        )
+
+    def check(self, key: str) -> None:
+        self.keys.check(keyed_request(key), "/api/v1/prompt")
+
+    def answer(self, out: bytes, code: int = 0) -> None:
+        child = self.reactor.spawned[-1]
+        child.proto.childDataReceived(1, out)
+        reason = ProcessDone(0) if code == 0 else ProcessTerminated(exitCode=code)
+        child.proto.processEnded(Failure(reason))
+
+    def test_environment_wins(self) -> None:
+        self.loader({"CLINVK_API_KEYS": " a , b ,"}).startService()
+        self.assertEqual(self.reactor.spawned, [])
+        self.check("b")
+        self.assertRaises(Unauthorized, self.check, "c")
+
+    def test_gopass(self) -> None:
+        """Requests wait (503) until gopass answered; its first line holds the keys."""
+        self.loader({}).startService()
+        self.assertRaises(KeysUnavailable, self.check, "k1")
+        child = self.reactor.spawned[-1]
+        self.assertEqual(child.argv, ["/usr/bin/gopass", "show", "--password", "team/clinvk"])
+        self.answer(b"k1,k2\nnotes\n")
+        self.check("k2")
+        self.reactor.advance(RELOAD_SECONDS)
+        self.answer(b"k3\n")
+        self.assertRaises(Unauthorized, self.check, "k1")
+        self.check("k3")
+
+    def test_failure_is_fatal_at_start(self) -> None:
+        self.loader({}).startService()
+        self.answer(b"", code=1)
+        self.assertEqual(len(self.fatal), 1)
+        self.assertIn("exited with status 1", self.fatal[0])
+        self.assertRaises(KeysUnavailable, self.check, "x")
+        self.flushLoggedErrors()
+
+    def test_timeout_and_missing_gopass(self) -> None:
+        self.loader({}).startService()
+        self.reactor.advance(GOPASS_TIMEOUT)
+        self.assertIn("did not answer", self.fatal[-1])
+        self.loader({}, installed=False).startService()
+        self.assertEqual(self.fatal[-1], "gopass is not on PATH")
+        self.loader({}, path="bad path!").startService()
+        self.assertIn("invalid gopass path", self.fatal[-1])
+
+    def test_reload_failure_keeps_keys(self) -> None:
+        self.loader({}).startService()
+        self.answer(b"k1\n")
+        self.reactor.advance(RELOAD_SECONDS)
+        self.answer(b"", code=2)
+        self.check("k1")
