@@ -333,7 +333,12 @@ def build_service(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequenc
         in_flight=in_flight,
         metrics=metrics,
     )
-    site = build_site(root, reactor, config.server.max_request_body_bytes)
+    site = build_site(
+        root,
+        reactor,
+        config.server.max_request_body_bytes,
+        idle_timeout=float(config.server.idle_timeout_secs),
+    )
     service = ClinvkService(uptime, runtime, orchestrator, config, guards, in_flight, reactor)
     recount: Callable[[], object] = (
         (lambda: Deferred.fromCoroutine(metrics.count_active_sessions(store)))

@@ -241,10 +241,13 @@ class ClinvkSite(Site):
         pass
 
 
-def build_site(root: IResource, reactor: IReactorTime, max_body: int = 0) -> Site:
+def build_site(
+    root: IResource, reactor: IReactorTime, max_body: int = 0, idle_timeout: float | None = None
+) -> Site:
     """
     The HTTP factory serving C{root}, timed by C{reactor}.  Tracebacks are
     never displayed to clients; bodies over C{max_body} bytes (when
-    positive) are dropped as they arrive.
+    positive) are dropped as they arrive; a connection silent for
+    C{idle_timeout} seconds is closed.
     """
-    return ClinvkSite(root, reactor=reactor, requestFactory=limited_request(max_body))
+    return ClinvkSite(root, reactor=reactor, requestFactory=limited_request(max_body), timeout=idle_timeout)

@@ -12,11 +12,13 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.iweb import IRequest
-from twisted.web.test.requesthelper import DummyRequest
+from twisted.web.resource import Resource
+from twisted.web.test.requesthelper import DummyChannel, DummyRequest
 
 from clinvk.web.clients import ClientAddresses
 from clinvk.web.cors import canonical_header
 from clinvk.web.ratelimit import RateLimiter
+from clinvk.web.root import build_site
 from tests.web._native import NativeTestCase
 
 DRY = {"backend": "claude", "prompt": "x", "dry_run": True}
@@ -248,3 +250,30 @@ class AdmissionApiTests(NativeTestCase):
         )
         for child in self.reactor.spawned:
             child.exit(0)
+
+
+class LimitedRequestTests(SynchronousTestCase):
+    """The site's requests drop a body past the limit as it arrives."""
+
+    def request(self, limit: int) -> Any:
+        site = build_site(Resource(), Clock(), max_body=limit, idle_timeout=120)
+        self.assertEqual(site.timeOut, 120)
+        return site.requestFactory(DummyChannel(), False)
+
+    def test_declared_length(self) -> None:
+        request = self.request(10)
+        request.gotLength(11)
+        request.handleContentChunk(b"x" * 11)
+        self.assertTrue(request.body_too_large)
+        self.assertEqual(request.content.getvalue(), b"")
+
+    def test_chunked(self) -> None:
+        """Chunks are kept up to the limit; past it, nothing more."""
+        request = self.request(10)
+        request.gotLength(None)
+        request.handleContentChunk(b"x" * 10)
+        self.assertFalse(request.body_too_large)
+        request.handleContentChunk(b"y")
+        request.handleContentChunk(b"z" * 1000)
+        self.assertTrue(request.body_too_large)
+        self.assertEqual(request.content.getvalue(), b"")
