@@ -46,6 +46,7 @@ from clinvk.sessions import ISessionStore
 from clinvk.sessions.disk import DiskSessionStore, SessionFiles, in_thread_pool, sessions_directory
 from clinvk.sessions.service import SessionStoreService
 from clinvk.types import IClinvkReactor
+from clinvk.web.bodies import ReadLimits
 from clinvk.web.guards import Guards
 from clinvk.web.inflight import InFlight
 from clinvk.web.keys import KeyLoader
@@ -338,6 +339,12 @@ def build_service(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequenc
         reactor,
         config.server.max_request_body_bytes,
         idle_timeout=float(config.server.idle_timeout_secs),
+        read_limits=ReadLimits(
+            reactor,
+            request=float(config.server.read_timeout_secs),
+            # The request deadline plus time to write its error (middleware.md 7).
+            response=float(max(config.server.write_timeout_secs, config.server.request_timeout_secs + 5)),
+        ),
     )
     service = ClinvkService(uptime, runtime, orchestrator, config, guards, in_flight, reactor)
     recount: Callable[[], object] = (

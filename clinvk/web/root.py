@@ -32,7 +32,7 @@ from clinvk.web._errors import error_from_failure, method_not_allowed, render_er
 from clinvk.web._routing import ApiFamily, allowed_methods, route_template
 from clinvk.web._wrappers import AccessLog, RequestIds
 from clinvk.web.anthropic import AnthropicApi
-from clinvk.web.bodies import limited_request
+from clinvk.web.bodies import ReadLimits, limited_request
 from clinvk.web.explorer import ExplorerPage
 from clinvk.web.guards import Guards
 from clinvk.web.inflight import InFlight
@@ -242,12 +242,18 @@ class ClinvkSite(Site):
 
 
 def build_site(
-    root: IResource, reactor: IReactorTime, max_body: int = 0, idle_timeout: float | None = None
+    root: IResource,
+    reactor: IReactorTime,
+    max_body: int = 0,
+    idle_timeout: float | None = None,
+    read_limits: ReadLimits | None = None,
 ) -> Site:
     """
     The HTTP factory serving C{root}, timed by C{reactor}.  Tracebacks are
     never displayed to clients; bodies over C{max_body} bytes (when
     positive) are dropped as they arrive; a connection silent for
-    C{idle_timeout} seconds is closed.
+    C{idle_timeout} seconds is closed, and one that sends a request slower
+    than C{read_limits} allow gets 408.
     """
-    return ClinvkSite(root, reactor=reactor, requestFactory=limited_request(max_body), timeout=idle_timeout)
+    factory = limited_request(max_body, read_limits)
+    return ClinvkSite(root, reactor=reactor, requestFactory=factory, timeout=idle_timeout)

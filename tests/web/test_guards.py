@@ -9,16 +9,21 @@ import json
 from typing import Any, cast
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 from twisted.web.test.requesthelper import DummyChannel, DummyRequest
 
+from clinvk.web.bodies import ReadLimits
 from clinvk.web.clients import ClientAddresses
 from clinvk.web.cors import canonical_header
 from clinvk.web.ratelimit import RateLimiter
 from clinvk.web.root import build_site
+from tests.helpers import Server, make_root
 from tests.web._native import NativeTestCase
 
 DRY = {"backend": "claude", "prompt": "x", "dry_run": True}
@@ -277,3 +282,57 @@ class LimitedRequestTests(SynchronousTestCase):
         request.handleContentChunk(b"z" * 1000)
         self.assertTrue(request.body_too_large)
         self.assertEqual(request.content.getvalue(), b"")
+
+
+class ReadTimeoutTests(SynchronousTestCase):
+    """A client that sends its request too slowly gets 408 and is disconnected (middleware.md 7)."""
+
+    def connect(self) -> tuple[Any, StringTransport, Clock]:
+        clock = Clock()
+        root, _ = make_root(clock)
+        site = build_site(root, clock, read_limits=ReadLimits(clock, headers=10, body=5, request=30))
+        protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5555))
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        return protocol, transport, clock
+
+    def test_slow_headers(self) -> None:
+        protocol, transport, clock = self.connect()
+        protocol.dataReceived(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        clock.advance(10)
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 408 Request Timeout\r\n"))
+        self.assertTrue(transport.disconnecting)
+
+    def test_slow_body(self) -> None:
+        protocol, transport, clock = self.connect()
+        protocol.dataReceived(b'POST /api/v1/prompt HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{"a')
+        clock.advance(5)
+        self.assertIn(b'"detail":"request body read timeout"', transport.value())
+        self.assertTrue(transport.disconnecting)
+
+    def test_in_time(self) -> None:
+        """A request that arrives in time is answered, and leaves no timer behind."""
+        protocol, transport, clock = self.connect()
+        protocol.dataReceived(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        clock.advance(9)
+        protocol.dataReceived(b"\r\n")
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 OK"))
+        self.assertEqual([c for c in clock.getDelayedCalls() if "too_slow" in repr(c)], [])
+
+    def test_response_deadline(self) -> None:
+        """A response not written within the response limit loses its connection."""
+        server = Server()
+        site = build_site(server.root, server.reactor, read_limits=ReadLimits(server.reactor, response=60))
+        protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5555))
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        body = b'{"backend":"claude","prompt":"x"}'
+        protocol.dataReceived(
+            b"POST /api/v1/prompt HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        child = server.reactor.spawned[-1]
+        server.reactor.advance(60)
+        self.assertTrue(transport.disconnecting or getattr(transport, "disconnected", False))
+        protocol.connectionLost(Failure(ConnectionDone()))
+        server.reactor.advance(5)
+        self.assertTrue(child.ended)
