@@ -57,6 +57,10 @@ class BackendNotAvailable(PreflightError):
     """The backend's CLI is not on the server's C{PATH}."""
 
 
+class UnusableRequest(PreflightError):
+    """The request holds a value no command line can carry."""
+
+
 @frozen
 class PreparedRun:
     """A request that passed pre-flight, ready to run."""
@@ -161,6 +165,9 @@ class BackendRuntime:
                 backend=backend.name,
             )
         command = backend.command(executable, options, request.resume_id)
+        if any("\x00" in argument for argument in command):
+            # The model, system prompt or a flag: no command line can carry it.
+            raise UnusableRequest("invalid request: a command-line value contains a NUL character")
         stdin = backend.stdin_text(options, request.prompt).encode("utf-8")
         return PreparedRun(request, backend, options, tuple(command), stdin)
 

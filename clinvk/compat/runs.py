@@ -17,6 +17,7 @@ from clinvk.backends.runtime import (
     PreflightError,
     PreparedRun,
     UnknownBackend,
+    UnusableRequest,
 )
 from clinvk.errors import BackendFailed, BackendUnavailable, ClinvkError, InternalError, InvalidRequest
 
@@ -52,6 +53,8 @@ class CompatRunner:
             return self._runtime.prepare(request, streaming=streaming)
         except UnknownBackend as e:
             raise InvalidRequest(str(e), param="model") from None
+        except UnusableRequest as e:
+            raise InvalidRequest(str(e)) from None
         except BackendNotAvailable as e:
             raise BackendUnavailable(str(e)) from None
         except PreflightError as e:

@@ -503,7 +503,9 @@ def _count(args: Mapping[str, str], name: str) -> int | ErrorDetail:
     raw = args.get(name)
     if raw is None:
         return 0
-    if not _INTEGER.fullmatch(raw):
+    # Go's Atoi refuses what does not fit in 64 bits (and Python's int()
+    # refuses more than 4300 digits).
+    if not _INTEGER.fullmatch(raw) or len(raw.lstrip("+-")) > 19 or not -(2**63) <= int(raw) < 2**63:
         return ErrorDetail("invalid integer", f"query.{name}", raw)
     value = int(raw)
     if value < 0:

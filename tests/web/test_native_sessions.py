@@ -73,6 +73,14 @@ class SessionsApiTests(NativeTestCase):
             ("?limit=abc", {"message": "invalid integer", "location": "query.limit", "value": "abc"}),
             ("?offset=1.5", {"message": "invalid integer", "location": "query.offset", "value": "1.5"}),
             ("?limit=-1", {"message": "expected number >= 0", "location": "query.limit", "value": -1}),
+            (
+                "?limit=" + "9" * 20,
+                {"message": "invalid integer", "location": "query.limit", "value": "9" * 20},
+            ),
+            (
+                "?offset=" + "1" * 5000,
+                {"message": "invalid integer", "location": "query.offset", "value": "1" * 5000},
+            ),
         ):
             problem = self.problem(self.request("GET", "/api/v1/sessions" + query), 422)
             self.assertEqual(problem["errors"], [error], query)

@@ -128,6 +128,10 @@ class ChatTests(OpenAITestCase):
             (body(("system", "x")), "no user messages found"),
             (body(("user", [{"type": "image_url"}])), "unsupported content part type: image_url"),
             (body(("user", "x"), stream="yes"), "stream: expected boolean"),
+            (
+                body(("user", "x"), model="\u0000"),
+                "invalid request: a command-line value contains a NUL character",
+            ),
         ]
         for request, message in cases:
             error = self.error(self.request("POST", CHAT, request), 400)
