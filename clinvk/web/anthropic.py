@@ -9,23 +9,20 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from twisted.internet.interfaces import IReactorTime
 from twisted.web.iweb import IRequest
 
 from clinvk.backends.model import RunRequest
 from clinvk.compat.conversation import anthropic_conversation
 from clinvk.compat.models import anthropic_backend, new_id, run_model, usage_or_estimate
-from clinvk.compat.runs import CompatRunner, failed, failure_text
-from clinvk.config import ClinvkConfig
+from clinvk.compat.runs import CompatFamily, failed, failure_text
 from clinvk.errors import InvalidRequest
 from clinvk.openapi import Operation
-from clinvk.schemas import SchemaSet
 from clinvk.web._errors import Dialect
 from clinvk.web._request import read_json
 from clinvk.web._responses import json_response
 from clinvk.web._routing import family_app, route
 from clinvk.web._sse import EventSource, frame
-from clinvk.web.deadline import RequestDeadline, deadline_passed
+from clinvk.web.deadline import deadline_passed
 
 MESSAGES = Operation(
     operation_id="anthropicMessages",
@@ -47,28 +44,12 @@ MESSAGES = Operation(
 )
 
 
-class AnthropicApi:
-    """
-    The C{/anthropic} family.
-
-    @param runner: Runs the requests' executions.
-    @param clock: Paces keepalives.
-    @param schemas: Validates request bodies.
-    @param config: The server's configuration (the keepalive interval).
-    """
+class AnthropicApi(CompatFamily):
+    """The C{/anthropic} family."""
 
     dialect: ClassVar[Dialect] = Dialect.ANTHROPIC
     operations: ClassVar[tuple[Operation, ...]] = (MESSAGES,)
     app = family_app(dialect)
-
-    def __init__(
-        self, *, runner: CompatRunner, clock: IReactorTime, schemas: SchemaSet, config: ClinvkConfig
-    ) -> None:
-        self._runner = runner
-        self._clock = clock
-        self._schemas = schemas
-        self._keepalive = float(config.server.stream_keepalive_secs)
-        self.deadline = RequestDeadline(clock, float(config.server.request_timeout_secs))
 
     @route(app, MESSAGES)
     async def messages(self, request: IRequest) -> bytes | None:

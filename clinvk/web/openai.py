@@ -9,23 +9,21 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from twisted.internet.interfaces import IReactorTime
 from twisted.web.iweb import IRequest
 
 from clinvk.backends.model import RunRequest, RunResult
 from clinvk.compat.conversation import openai_conversation
 from clinvk.compat.models import new_id, openai_backend, run_model, usage_or_estimate
-from clinvk.compat.runs import CompatRunner, failed, failure_text
-from clinvk.config import BACKEND_NAMES, ClinvkConfig
+from clinvk.compat.runs import CompatFamily, failed, failure_text
+from clinvk.config import BACKEND_NAMES
 from clinvk.errors import InvalidRequest
 from clinvk.openapi import Operation
-from clinvk.schemas import SchemaSet
 from clinvk.web._errors import Dialect
 from clinvk.web._request import read_json
 from clinvk.web._responses import json_response, typed_response
 from clinvk.web._routing import family_app, route
 from clinvk.web._sse import EventSource, frame
-from clinvk.web.deadline import RequestDeadline, deadline_passed
+from clinvk.web.deadline import deadline_passed
 
 _TAG = "OpenAI compatible"
 
@@ -59,28 +57,12 @@ CHAT = Operation(
 )
 
 
-class OpenAIApi:
-    """
-    The C{/openai} family.
-
-    @param runner: Runs the requests' executions.
-    @param clock: Stamps answers and paces keepalives.
-    @param schemas: Validates request bodies.
-    @param config: The server's configuration (the keepalive interval).
-    """
+class OpenAIApi(CompatFamily):
+    """The C{/openai} family."""
 
     dialect: ClassVar[Dialect] = Dialect.OPENAI
     operations: ClassVar[tuple[Operation, ...]] = (MODELS, CHAT)
     app = family_app(dialect)
-
-    def __init__(
-        self, *, runner: CompatRunner, clock: IReactorTime, schemas: SchemaSet, config: ClinvkConfig
-    ) -> None:
-        self._runner = runner
-        self._clock = clock
-        self._schemas = schemas
-        self._keepalive = float(config.server.stream_keepalive_secs)
-        self.deadline = RequestDeadline(clock, float(config.server.request_timeout_secs))
 
     def _now(self) -> int:
         return int(self._clock.seconds())
