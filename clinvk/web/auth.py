@@ -76,11 +76,6 @@ class ApiKeys:
         """How many keys are accepted."""
         return len(self._keys)
 
-    @property
-    def enabled(self) -> bool:
-        """Whether requests need a key."""
-        return bool(self._keys) or self._held
-
     def check(self, request: IRequest, path: str) -> None:
         """
         @param path: The path below the root's mount point.
