@@ -15,6 +15,7 @@ import re
 import socket
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, cast
 
 from treq.client import HTTPClient
@@ -145,3 +146,39 @@ def process_exit(pid: int) -> Deferred[None]:
         return exited
     reactor.addReader(_PidFd(fd, exited))
     return exited.addTimeout(TIMEOUT, reactor)
+
+
+def _stat_fields(pid: int | str) -> list[str] | None:
+    """The fields of C{/proc/<pid>/stat} after the command name; C{None} once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat_file:
+            return stat_file.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        # ProcessLookupError: the process went between open and read.
+        return None
+
+
+def alive(pid: int) -> bool:
+    """Whether C{pid} still runs (a zombie counts as gone)."""
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def _live_processes() -> list[tuple[int, list[str]]]:
+    """Every process on the machine that is not a zombie, with its stat fields."""
+    processes = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        fields = _stat_fields(entry.name)
+        if fields is not None and fields[0] != "Z":
+            processes.append((int(entry.name), fields))
+    return processes
+
+
+def live_process_groups() -> set[int]:
+    """The process groups of every live process."""
+    return {int(fields[2]) for _, fields in _live_processes()}
+
+
+def live_children(parent: int) -> set[int]:
+    """The live processes whose parent is C{parent}."""
+    return {pid for pid, fields in _live_processes() if int(fields[1]) == parent}

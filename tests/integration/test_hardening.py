@@ -35,12 +35,15 @@ from clinvk.testing.fake_cli import install
 from tests.integration._processes import (
     TIMEOUT,
     CommandProtocol,
+    alive,
     free_port,
+    live_children,
+    live_process_groups,
     process_exit,
     python_command,
     reactor,
 )
-from tests.integration.test_native_api import NDJSONClient, alive, live_process_groups, post_json
+from tests.integration.test_native_api import NDJSONClient, post_json
 
 T = TypeVar("T")
 
@@ -52,25 +55,6 @@ SHUTDOWN_TIMEOUT = 2
 # How long the server may take to stop after SIGTERM: its shutdown
 # timeout, its kill grace, and a margin for a loaded machine.
 STOP_WITHIN = SHUTDOWN_TIMEOUT + KILL_GRACE + 10
-
-
-def _stat_fields(pid: int | str) -> list[str] | None:
-    """The fields of C{/proc/<pid>/stat} after the command name; C{None} once it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat_file:
-            return stat_file.read().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-
-
-def live_children(parent: int) -> set[int]:
-    """The processes whose parent is C{parent}, zombies left out."""
-    children = set()
-    for entry in Path("/proc").glob("[0-9]*"):
-        fields = _stat_fields(entry.name)
-        if fields is not None and fields[0] != "Z" and int(fields[1]) == parent:
-            children.add(int(entry.name))
-    return children
 
 
 def memory_of(pid: int) -> dict[str, int]:

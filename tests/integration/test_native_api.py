@@ -37,8 +37,10 @@ from clinvk.testing.fake_cli import install
 from tests.integration._processes import (
     TIMEOUT,
     CommandProtocol,
+    alive,
     free_port,
     get_json,
+    live_process_groups,
     process_exit,
     python_command,
     reactor,
@@ -70,32 +72,6 @@ async def post_json(url: str, body: Any) -> tuple[int, Any]:
     ).addTimeout(TIMEOUT, reactor)
     content = await response.content()
     return response.code, json.loads(content)
-
-
-def _stat_fields(pid: int | str) -> list[str] | None:
-    """The fields of C{/proc/<pid>/stat} after the command name; C{None} once it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat_file:
-            return stat_file.read().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        # ProcessLookupError: the process went between open and read.
-        return None
-
-
-def alive(pid: int) -> bool:
-    """Whether C{pid} still runs (a zombie counts as gone)."""
-    fields = _stat_fields(pid)
-    return fields is not None and fields[0] != "Z"
-
-
-def live_process_groups() -> set[int]:
-    """The process groups of every process on the machine that is not a zombie."""
-    groups = set()
-    for entry in Path("/proc").glob("[0-9]*"):
-        fields = _stat_fields(entry.name)
-        if fields is not None and fields[0] != "Z":
-            groups.add(int(fields[2]))
-    return groups
 
 
 class NDJSONClient(Protocol):

@@ -31,20 +31,10 @@ from clinvk.process.runner import ProcessRunner
 from clinvk.process.spawn import Launcher, signal_group
 from clinvk.process.supervisor import ProcessSupervisor
 from clinvk.testing.fake_cli import install
-from tests.integration._processes import TIMEOUT, process_exit, reactor, spawn
+from tests.integration._processes import TIMEOUT, alive, process_exit, reactor, spawn
 
 BACKENDS = ("claude", "codex", "gemini")
 KILL_GRACE = 0.5
-
-
-def alive(pid: int) -> bool:
-    """Whether C{pid} still runs (a zombie counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError):
-        # ProcessLookupError: the process went away while being read.
-        return False
 
 
 class _RuntimeTestCase(TestCase):
