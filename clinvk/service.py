@@ -355,10 +355,16 @@ def build_service(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequenc
     SessionStoreService(
         store, reactor, config.session.retention_days, pool, after_clean=recount
     ).setServiceParent(service)
-    KeyLoader(
-        guards.keys, reactor, os.environ, config.server.api_keys_gopass_path, on_fatal=service.fail
-    ).setServiceParent(service)
     supervisor.setServiceParent(service)
+    # After the supervisor: it runs gopass, and stops after the loader.
+    KeyLoader(
+        guards.keys,
+        supervisor,
+        reactor,
+        os.environ,
+        config.server.api_keys_gopass_path,
+        on_fatal=service.fail,
+    ).setServiceParent(service)
     for description in listen or [default_listen(config.server)]:
         listener = Listener(serverFromString(reactor, description), site, description)
         listener.setName(f"listener:{description}")

@@ -1,9 +1,9 @@
 # -*- test-case-name: tests.web.test_keys -*-
 """
 Loading the API keys (middleware.md 6.1): from C{CLINVK_API_KEYS}, else
-from a gopass secret read through the reactor's process API (never
-blocking), reloaded every five minutes so that a rotated secret takes
-effect without a restart.
+from a gopass secret, run by the process supervisor like any child (never
+blocking, stopped with its whole group on a timeout), reloaded every five
+minutes so that a rotated secret takes effect without a restart.
 """
 
 from __future__ import annotations
@@ -14,17 +14,21 @@ from collections.abc import Callable, Mapping
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
-from twisted.internet.utils import getProcessOutputAndValue
 from twisted.logger import Logger
 
-from clinvk.types import IClinvkReactor
+from clinvk.errors import ShuttingDown
+from clinvk.process.protocol import BufferedCapture
+from clinvk.process.runner import ProcessSpec, StopReason
+from clinvk.process.supervisor import ProcessSupervisor
 from clinvk.web.auth import ApiKeys, keys_from_environment, parse_keys
 
 log = Logger()
 
 RELOAD_SECONDS = 300
 GOPASS_TIMEOUT = 5.0
+GOPASS_OUTPUT_LIMIT = 64 * 1024
 _SECRET_PATH = re.compile(r"[a-zA-Z0-9/_.\-]+")
 
 
@@ -42,7 +46,8 @@ class KeyLoader(Service):
     a later reload keeps the keys already loaded.
 
     @param keys: The keys to fill.
-    @param reactor: Runs gopass and the reloads.
+    @param supervisor: Runs gopass.
+    @param clock: Times the reloads.
     @param environ: The server's environment.
     @param gopass_path: The configured secret path (the environment's
         C{CLINVK_API_KEYS_GOPASS_PATH} already applied).
@@ -55,14 +60,16 @@ class KeyLoader(Service):
     def __init__(
         self,
         keys: ApiKeys,
-        reactor: IClinvkReactor,
+        supervisor: ProcessSupervisor,
+        clock: IReactorTime,
         environ: Mapping[str, str],
         gopass_path: str,
         on_fatal: Callable[[str], object],
         which: Callable[[str], str | None] = shutil.which,
     ) -> None:
         self._keys = keys
-        self._reactor = reactor
+        self._supervisor = supervisor
+        self._clock = clock
         self._environ = dict(environ)
         self._path = gopass_path
         self._on_fatal = on_fatal
@@ -78,7 +85,9 @@ class KeyLoader(Service):
                 log.info("API key authentication enabled keys={count}", count=self._keys.count)
             return
         self._keys.hold()
-        Deferred.fromCoroutine(self._first_load())
+        Deferred.fromCoroutine(self._first_load()).addErrback(
+            lambda failure: log.failure("Loading the API keys failed", failure)
+        )
 
     async def _first_load(self) -> None:
         try:
@@ -89,7 +98,7 @@ class KeyLoader(Service):
             return
         log.info("API key authentication enabled keys={count}", count=self._keys.count)
         self._loop = LoopingCall(lambda: Deferred.fromCoroutine(self._reload()))
-        self._loop.clock = self._reactor
+        self._loop.clock = self._clock
         self._loop.start(RELOAD_SECONDS, now=False)
 
     async def _reload(self) -> None:
@@ -113,17 +122,24 @@ class KeyLoader(Service):
         gopass = self._which("gopass")
         if gopass is None:
             raise GopassError("gopass is not on PATH")
-        running = getProcessOutputAndValue(
-            gopass, ["show", "--password", self._path], env=self._environ, reactor=self._reactor
+        spec = ProcessSpec(
+            argv=(gopass, "show", "--password", self._path), env=self._environ, timeout=GOPASS_TIMEOUT
         )
-        running.addTimeout(GOPASS_TIMEOUT, self._reactor)
+        capture = BufferedCapture(GOPASS_OUTPUT_LIMIT)
         try:
-            out, err, code = await running
-        except Exception as e:
-            raise GopassError(f"gopass did not answer: {e}") from None
+            run = self._supervisor.start(spec, capture, label="gopass")
+        except ShuttingDown as e:
+            raise GopassError(e.message) from None
+        outcome = await run.wait()
+        if outcome.reason is StopReason.START_FAILED:
+            raise GopassError(f"gopass did not start: {outcome.start_error}")
+        if outcome.reason is not StopReason.EXITED:
+            raise GopassError(f"gopass did not answer within {GOPASS_TIMEOUT:g}s")
+        code = outcome.reported_exit_code
         if code != 0:
-            raise GopassError(f"gopass exited with status {code}: {err.decode('utf-8', 'replace').strip()}")
-        keys = parse_keys(out.decode("utf-8", "replace").splitlines()[0] if out.strip() else "")
+            raise GopassError(f"gopass exited with status {code}: {capture.stderr_text().strip()}")
+        out = capture.stdout_text()
+        keys = parse_keys(out.splitlines()[0] if out.strip() else "")
         if not keys:
             raise GopassError("the gopass secret holds no keys")
         return keys

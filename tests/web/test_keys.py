@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from typing import cast
 
-from twisted.internet.error import ProcessDone, ProcessTerminated
-from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.iweb import IRequest
 from twisted.web.test.requesthelper import DummyRequest
 
 from clinvk.errors import KeysUnavailable, Unauthorized
+from clinvk.process.runner import ProcessRunner
+from clinvk.process.spawn import Launcher
+from clinvk.process.supervisor import ProcessSupervisor
 from clinvk.testing.reactor import FakeProcessReactor
-from clinvk.types import IClinvkReactor
 from clinvk.web.auth import ApiKeys
 from clinvk.web.keys import GOPASS_TIMEOUT, RELOAD_SECONDS, KeyLoader
 
@@ -30,13 +30,20 @@ def keyed_request(key: str) -> IRequest:
 class KeyLoaderTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.reactor = FakeProcessReactor()
+        self.supervisor = ProcessSupervisor(
+            ProcessRunner(
+                self.reactor, launcher=Launcher(), signal_group=self.reactor.signal_group, kill_grace=5
+            )
+        )
+        self.supervisor.startService()
         self.keys = ApiKeys()
         self.fatal: list[str] = []
 
     def loader(self, environ: dict[str, str], path: str = "team/clinvk", installed: bool = True) -> KeyLoader:
         return KeyLoader(
             self.keys,
-            cast("IClinvkReactor", self.reactor),
+            self.supervisor,
+            self.reactor,
             environ,
             path,
             on_fatal=self.fatal.append,
@@ -48,9 +55,8 @@ class KeyLoaderTests(SynchronousTestCase):
 
     def answer(self, out: bytes, code: int = 0) -> None:
         child = self.reactor.spawned[-1]
-        child.proto.childDataReceived(1, out)
-        reason = ProcessDone(0) if code == 0 else ProcessTerminated(exitCode=code)
-        child.proto.processEnded(Failure(reason))
+        child.emit_stdout(out)
+        child.exit(code)
 
     def test_environment_wins(self) -> None:
         self.loader({"CLINVK_API_KEYS": " a , b ,"}).startService()
