@@ -132,7 +132,9 @@ class PromptRunner:
         stream = PromptStream(request.backend, self._clock)
         if record is not None:
             stream.session_id = record.id
-        Deferred.fromCoroutine(self._feed(stream, request, metadata or {}, record))
+        Deferred.fromCoroutine(self._feed(stream, request, metadata or {}, record)).addErrback(
+            lambda failure: log.failure("Prompt stream failed", failure)
+        )
         return stream
 
     async def _feed(
