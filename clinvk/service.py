@@ -30,6 +30,8 @@ from twisted.internet.interfaces import (
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
+from twisted.web.resource import IResource
+from twisted.web.server import Site
 
 from clinvk.backends import build_backends
 from clinvk.backends.availability import BackendAvailability
@@ -142,6 +144,8 @@ class ClinvkService(MultiService):
         could not be loaded), or L{None}; runners exit non-zero then.
     @ivar runtime: Runs backend CLIs for requests.
     @ivar orchestrator: Runs prompts and batches, and keeps sessions.
+    @ivar root: The root resource of every API, when built with one.
+    @ivar site: The HTTP factory serving L{root} that listeners use.
     """
 
     def __init__(
@@ -153,6 +157,10 @@ class ClinvkService(MultiService):
         guards: Guards | None = None,
         in_flight: InFlight | None = None,
         clock: IReactorTime | None = None,
+        *,
+        root: IResource | None = None,
+        site: Site | None = None,
+        stop_reactor_on_failure: bool = True,
     ) -> None:
         super().__init__()
         self._uptime = uptime
@@ -160,9 +168,12 @@ class ClinvkService(MultiService):
         self._guards = guards
         self._in_flight = in_flight
         self._clock = clock
+        self._stop_reactor_on_failure = stop_reactor_on_failure
         self.failure: str | None = None
         self.runtime = runtime
         self.orchestrator = orchestrator
+        self.root = root
+        self.site = site
 
     @property
     def listeners(self) -> list[Listener]:
@@ -191,10 +202,13 @@ class ClinvkService(MultiService):
             child.startService()
 
     def fail(self, reason: str) -> None:
-        """Give up: record C{reason} and stop the reactor (a clean stop)."""
+        """
+        Give up: record C{reason} and, unless told not to, stop the reactor
+        (a clean stop).
+        """
         self.failure = reason
         reactor = self._clock
-        if reactor is not None and IReactorCore.providedBy(reactor):
+        if self._stop_reactor_on_failure and reactor is not None and IReactorCore.providedBy(reactor):
             cast("IReactorCore", reactor).stop()
 
     def stopService(self) -> Deferred[None]:
@@ -285,14 +299,37 @@ def admission_of(config: ClinvkConfig, clock: IReactorTime, metrics: Metrics | N
 
 def build_service(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequence[str] = ()) -> ClinvkService:
     """
-    Build the whole service tree.  This only creates objects: nothing
-    listens, spawns or starts a timer until the tree is started.
+    Build the whole service tree of the server.  This only creates
+    objects: nothing listens, spawns or starts a timer until the tree is
+    started.
 
     @param config: The validated configuration.
     @param reactor: The reactor everything runs on.
     @param listen: Server endpoint descriptions to listen on; by default
         the configured host and port.
     @raise ValueError: If an endpoint description is invalid.
+    """
+    service = build_core(config, reactor)
+    site = service.site
+    assert site is not None, "build_core always builds the site"
+    for description in listen or [default_listen(config.server)]:
+        listener = Listener(serverFromString(reactor, description), site, description)
+        listener.setName(f"listener:{description}")
+        listener.setServiceParent(service)
+    return service
+
+
+def build_core(
+    config: ClinvkConfig, reactor: IClinvkReactor, *, stop_reactor_on_failure: bool = True
+) -> ClinvkService:
+    """
+    Build the service tree without listeners: everything that serves
+    requests and runs CLIs, for L{build_service} to add listeners to or for
+    another program to embed (L{clinvk.embed}).
+
+    @param stop_reactor_on_failure: Whether a fatal failure after start
+        (the API keys cannot be loaded) stops the reactor, as a server
+        should; a program that embeds clinvk keeps its reactor.
     """
     uptime = Uptime(reactor)
     availability = BackendAvailability(reactor)
@@ -346,7 +383,18 @@ def build_service(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequenc
             response=float(max(config.server.write_timeout_secs, config.server.request_timeout_secs + 5)),
         ),
     )
-    service = ClinvkService(uptime, runtime, orchestrator, config, guards, in_flight, reactor)
+    service = ClinvkService(
+        uptime,
+        runtime,
+        orchestrator,
+        config,
+        guards,
+        in_flight,
+        reactor,
+        root=root,
+        site=site,
+        stop_reactor_on_failure=stop_reactor_on_failure,
+    )
     recount: Callable[[], object] = (
         (lambda: Deferred.fromCoroutine(metrics.count_active_sessions(store)))
         if metrics is not None
@@ -365,8 +413,4 @@ def build_service(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequenc
         config.server.api_keys_gopass_path,
         on_fatal=service.fail,
     ).setServiceParent(service)
-    for description in listen or [default_listen(config.server)]:
-        listener = Listener(serverFromString(reactor, description), site, description)
-        listener.setName(f"listener:{description}")
-        listener.setServiceParent(service)
     return service

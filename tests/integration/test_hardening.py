@@ -14,47 +14,30 @@ or a bounded poll; nothing waits for a fixed time.
 from __future__ import annotations
 
 import json
-import os
 import signal
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.interfaces import IPullProducer
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
-from twisted.python.filepath import FilePath
-from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
-from clinvk.testing.fake_cli import install
 from tests.integration._processes import (
     TIMEOUT,
-    CommandProtocol,
     alive,
-    free_port,
     live_children,
     live_process_groups,
-    process_exit,
-    python_command,
     reactor,
 )
+from tests.integration._server import KILL_GRACE, SHUTDOWN_TIMEOUT, ServerTestCase
 from tests.integration.test_native_api import NDJSONClient, post_json
 
 T = TypeVar("T")
 
 MiB = 1024 * 1024
-
-KILL_GRACE = 2
-SHUTDOWN_TIMEOUT = 2
-
-# How long the server may take to stop after SIGTERM: its shutdown
-# timeout, its kill grace, and a margin for a loaded machine.
-STOP_WITHIN = SHUTDOWN_TIMEOUT + KILL_GRACE + 10
 
 
 def memory_of(pid: int) -> dict[str, int]:
@@ -160,107 +143,6 @@ def parse_response(raw: bytes) -> tuple[int, dict[str, str], bytes]:
             decoded, body = decoded + body[:size], body[size + 2 :]
         body = decoded
     return int(status_line.split()[1]), headers, body
-
-
-class ServerTestCase(TestCase):
-    """
-    A real clinvk server per test, configured by L{server_config}, with
-    the fake CLIs on its C{PATH}.  Cleanup stops it if it still runs and
-    checks that nothing any fake started is left.
-    """
-
-    timeout = 120
-
-    server_config: dict[str, Any] = {}
-
-    def setUp(self) -> Deferred[None]:  # type: ignore[override] # trial waits for it
-        base = FilePath(self.mktemp())
-        self.bin = install(base.child("bin").path)
-        self.records = base.child("records")
-        self.records.makedirs()
-        self.home = base.child("home")
-        self.home.makedirs()
-        config = base.child("config.yaml")
-        server = {"host": "127.0.0.1", "kill_grace_secs": KILL_GRACE, **self.server_config}
-        config.setContent(json.dumps({"server": server}).encode())  # JSON is YAML
-        self.port = free_port()
-        env = {
-            **os.environ,
-            "HOME": self.home.path,
-            "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}",
-            "CLINVK_FAKE_RECORD": self.records.path,
-        }
-        env.pop("CLINVK_FAKE", None)
-        command = python_command("-m", "twisted", "clinvk", "--port", str(self.port), "--config", config.path)
-        self.server = CommandProtocol()
-        self.transport = reactor.spawnProcess(self.server, command[0], command, env=env, path=self.home.path)
-        self.server_pid: int = self.transport.pid
-        self.addCleanup(self.cleanup)
-        waiting = self.server.wait_for(rf"address[=\": ]+127\.0\.0\.1:{self.port}\b")
-
-        def not_started(reason: Failure) -> None:
-            self.fail(f"the server did not start: {reason.getErrorMessage()}\n{self.server_output()}")
-
-        return waiting.addCallbacks(lambda _: None, not_started)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def signal_server(self, name: str) -> None:
-        try:
-            self.transport.signalProcess(name)
-        except ProcessExitedAlready:
-            pass
-
-    def server_output(self) -> str:
-        return (self.server.stdout + self.server.stderr).decode("utf-8", "replace")
-
-    async def cleanup(self) -> None:
-        """
-        Stop the server if it still runs (SIGTERM, SIGKILL if it lingers);
-        then every process a fake started must be gone.  Stragglers are
-        killed by pid, so that a failing test leaves nothing behind, and
-        fail the test.
-        """
-        if not self.server.ended.called:
-            self.signal_server("TERM")
-            overdue = reactor.callLater(STOP_WITHIN, self.signal_server, "KILL")
-            status = await self.server.ended
-            if overdue.active():
-                overdue.cancel()
-            self.assertEqual(status, 0, self.server_output())
-        else:
-            await self.server.ended
-        pids = {pid for record in self.records_of() for pid in (record["pid"], *record["grandchildren"])}
-        groups = {record["pgid"] for record in self.records_of()}
-        try:
-            await self.eventually(
-                lambda: not ({pid for pid in pids if alive(pid)} or groups & live_process_groups())
-            )
-        finally:
-            for pid in pids:
-                if alive(pid):
-                    os.kill(pid, signal.SIGKILL)
-
-    async def eventually(self, probe: Callable[[], bool], within: float = TIMEOUT) -> None:
-        """Poll C{probe} until it is true, for at most C{within} seconds."""
-        deadline = reactor.seconds() + within
-        while not probe():
-            if reactor.seconds() > deadline:
-                self.fail(f"the condition did not come true within {within}s")
-            await deferLater(reactor, 0.05)
-
-    def records_of(self, name: str | None = None) -> list[dict[str, Any]]:
-        """What every run of the fake C{name} (of all fakes if C{None}) recorded."""
-        found = [json.loads(path.read_text()) for path in Path(self.records.path).glob("*.json")]
-        return [record for record in found if name is None or record["name"] == name]
-
-    async def all_exit(self, pids: list[int], since: float, within: float) -> None:
-        """Every process of C{pids} has exited C{within} seconds after C{since}."""
-        for pid in pids:
-            await process_exit(pid)
-        self.assertEqual([pid for pid in pids if alive(pid)], [])
-        self.assertLess(reactor.seconds() - since, within)
 
 
 class AdmissionTests(ServerTestCase):
