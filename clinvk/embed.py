@@ -30,6 +30,7 @@ from twisted.web.resource import IResource
 
 from clinvk.backends.model import RunRequest, TokenUsage, UnifiedEvent
 from clinvk.config import ClinvkConfig, ConfigError, config_from_mapping, load_config
+from clinvk.errors import ClinvkError
 from clinvk.orchestration import (
     ChainOutcome,
     ChainStep,
@@ -47,6 +48,7 @@ __all__ = [
     "ChainStep",
     "Clinvk",
     "ClinvkConfig",
+    "ClinvkError",
     "CompareOutcome",
     "ConfigError",
     "NotRunning",
@@ -140,8 +142,9 @@ class Clinvk:
         are in the L{Outcome}, not failures.  Cancelling the Deferred stops
         the CLI.
 
-        @raise clinvk.errors.ClinvkError: (as a failure) When C{session_id}
-            cannot be continued: unknown, ambiguous, or busy.
+        @raise ClinvkError: (as a failure) When C{session_id} cannot be
+            continued: unknown or ambiguous (C{NotFound}), of another
+            backend or workdir (C{InvalidRequest}), or busy (C{Conflict}).
         """
         if self._stopped:
             return _not_running()
