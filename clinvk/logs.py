@@ -11,17 +11,21 @@ L{logfmt_observer} can print the C{key=value} lines of config.md 6.3::
     time=2025-03-04T10:00:00.123+00:00 level=INFO msg="Starting server" addr=127.0.0.1:8080
 
 Library code never installs observers; the runner does (C{twist},
-C{twistd}, or C{clinvk serve} with L{logfmt_observer}).
+C{twistd}, or C{clinvk serve} with L{logfmt_observer}).  For JSON lines
+under twistd, L{json_observer} is a factory for C{twistd --logger}::
+
+    twistd --nodaemon --logger=clinvk.logs.json_observer clinvk --port 8080
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 from string import Formatter
 from typing import IO, Any
 
-from twisted.logger import FileLogObserver, ILogObserver, LogEvent, formatEvent
+from twisted.logger import FileLogObserver, ILogObserver, LogEvent, eventAsJSON, formatEvent
 
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:/@+,[]")
 
@@ -101,3 +105,50 @@ def logfmt_observer(out: IO[str]) -> ILogObserver:
     An observer writing L{format_logfmt} lines to C{out}.
     """
     return FileLogObserver(out, format_logfmt)
+
+
+def format_json(event: LogEvent) -> str:
+    """
+    Format one event as one line of JSON, never raising.
+
+    The line is Twisted's own encoding of the event (C{eventAsJSON}, as
+    C{twist --log-format json} writes it, without the leading record
+    separator), so every field of the message is a key.  An event it
+    cannot encode (a circular value, say) becomes its formatted text with
+    its namespace, level and time, and the reason in C{log_json_error}.
+    """
+    try:
+        return eventAsJSON(event) + "\n"
+    except Exception as e:
+        when = event.get("log_time")
+        fallback = {
+            "log_text": formatEvent(event),
+            "log_namespace": _text(event.get("log_namespace", "")),
+            "log_level": {"name": _text(getattr(event.get("log_level"), "name", "info"))},
+            "log_time": when if isinstance(when, int | float) else None,
+            "log_json_error": _text(e),
+        }
+        return json.dumps(fallback) + "\n"
+
+
+def _text(value: object) -> str:
+    """C{str(value)}, or its type's name when even that fails."""
+    try:
+        return str(value)
+    except Exception:
+        return type(value).__name__
+
+
+def json_observer() -> ILogObserver:
+    """
+    An observer writing one JSON object per line (L{format_json}) to
+    standard output: the zero-argument factory for
+    C{twistd --logger=clinvk.logs.json_observer}.
+
+    twistd replaces C{--logfile} and C{--syslog} with the observer C{--logger}
+    names, and a daemon's standard output is C{/dev/null}: use it with
+    C{--nodaemon}, under a supervisor that collects standard output
+    (systemd, a container runtime).  Standard output is taken when the
+    factory is called, before twistd redirects it into the log.
+    """
+    return FileLogObserver(sys.stdout, format_json)

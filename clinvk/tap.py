@@ -9,6 +9,7 @@ functions, so that C{twistd --reactor} is honoured.
 
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import sys
@@ -21,6 +22,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import ReactorNotRunning
 from twisted.logger import Logger, globalLogBeginner
 from twisted.python import usage
+from twisted.python.logfile import BaseLogFile
 
 from clinvk.config import ClinvkConfig, ConfigError, ServerConfig, load_config
 from clinvk.logs import logfmt_observer
@@ -143,6 +145,9 @@ class _CommandLineService(MultiService):
       - SIGINT and SIGTERM are logged, then stop the reactor so that the
         process exits 0 after its clean shutdown (DECISIONS D6) rather than
         re-raising the signal.
+      - SIGHUP reopens twistd's C{--logfile} at the same path, for
+        logrotate; without such a log file it is only logged, so that it
+        never kills the server.
     """
 
     def __init__(self, reactor: IClinvkReactor) -> None:
@@ -157,6 +162,9 @@ class _CommandLineService(MultiService):
             # port out of range) is a one-line start-up error.
             raise SystemExit(f"Error: server error: {_reason(e)}") from None
         self._reactor.callWhenRunning(_handle_stop_signals, self._reactor)
+        self._reactor.callWhenRunning(
+            _handle_hangup, self._reactor, _twistd_log_file(signal.getsignal(signal.SIGUSR1))
+        )
 
 
 def _reason(error: Exception) -> str:
@@ -240,3 +248,55 @@ def _handle_stop_signals(reactor: IClinvkReactor) -> None:
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+
+
+def _twistd_log_file(rotate_handler: object) -> BaseLogFile | None:
+    """
+    The log file that twistd's C{--logfile} opened, found through
+    C{rotate_handler}, the process's SIGUSR1 handler; or L{None} when
+    there is none (C{twist}, C{clinvk serve}, C{twistd --syslog}, or a
+    C{--logger} of one's own).
+
+    twistd keeps no public reference to its C{LogFile}: the one holder is
+    the SIGUSR1 handler its C{UnixAppLogger} installs to rotate that file,
+    a closure over the variable C{logFile}.  So the file that SIGHUP
+    reopens is exactly the one SIGUSR1 rotates.  Should a later Twisted
+    keep it elsewhere, this returns L{None} and SIGHUP is merely logged;
+    C{tests.test_tap} runs twistd's own logger to notice that.
+    """
+    if not inspect.isfunction(rotate_handler):
+        return None
+    log_file = inspect.getclosurevars(rotate_handler).nonlocals.get("logFile")
+    return log_file if isinstance(log_file, BaseLogFile) else None
+
+
+def _handle_hangup(reactor: IClinvkReactor, log_file: BaseLogFile | None) -> None:
+    """
+    Install the SIGHUP handler: reopen C{log_file}, or only log the signal
+    when there is no log file (its default action would kill the server).
+
+    logrotate renames the log file and then sends SIGHUP; lines logged in
+    between still go to the renamed file, and the reopen creates a new one
+    at the original path.  The reopen runs on the reactor thread, where
+    clinvk writes its log lines, so none is lost or split across the two.
+    """
+
+    def reopen() -> None:
+        if log_file is None:
+            log.info("Received SIGHUP, no log file to reopen")
+            return
+        log.info("Received SIGHUP, reopening the log file path={path}", path=log_file.path)
+        if not os.access(log_file.directory, os.W_OK):
+            # LogFile.reopen closes before it opens: keep writing to the
+            # old file rather than to none.
+            log.error(
+                "Cannot reopen the log file: its directory is not writable path={path}", path=log_file.path
+            )
+            return
+        log_file.reopen()
+        log.info("Reopened the log file path={path}", path=log_file.path)
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        reactor.callFromThread(reopen)  # type: ignore[attr-defined]
+
+    signal.signal(signal.SIGHUP, handler)

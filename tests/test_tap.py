@@ -1,14 +1,18 @@
 """
-Tests for L{clinvk.tap}: options, the service for twist/twistd, and the
-banner.
+Tests for L{clinvk.tap}: options, the service for twist/twistd, the
+banner, and SIGHUP.
 """
 
 from __future__ import annotations
 
+import signal
 from typing import Any, cast
 
+from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
 from twisted.python.filepath import FilePath
+from twisted.python.logfile import LogFile
 from twisted.python.usage import UsageError
+from twisted.scripts._twistd_unix import UnixAppLogger
 from twisted.trial.unittest import SynchronousTestCase
 
 from clinvk import tap
@@ -219,3 +223,103 @@ class ServeOptionsTests(_ConfigFileMixin):
         )
         self.assertEqual(options.config.server.port, 8080)
         self.assertFalse(options.config.unified_flags.dry_run)
+
+
+class _CallsAtOnce:
+    """The one reactor method the signal handlers use, calling at once."""
+
+    def callFromThread(self, f: Any, *args: Any) -> None:  # noqa: N802 - Twisted's name
+        f(*args)
+
+
+class HangupTests(SynchronousTestCase):
+    """SIGHUP reopens twistd's log file, for logrotate; otherwise it is only logged."""
+
+    def setUp(self) -> None:
+        self.events: list[LogEvent] = []
+        observer = cast("ILogObserver", self.events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        for signum in (signal.SIGHUP, signal.SIGUSR1):
+            self.addCleanup(signal.signal, signum, signal.getsignal(signum))
+
+    def log_file(self) -> LogFile:
+        directory = FilePath(self.mktemp())
+        directory.makedirs()
+        log_file = LogFile("clinvk.log", directory.path)
+        self.addCleanup(log_file.close)
+        return log_file
+
+    def hangup(self, log_file: LogFile | None) -> None:
+        """Install the handler as the service does, then deliver SIGHUP to it."""
+        tap._handle_hangup(cast("IClinvkReactor", _CallsAtOnce()), log_file)
+        handler = signal.getsignal(signal.SIGHUP)
+        assert callable(handler)
+        handler(signal.SIGHUP, None)
+
+    def messages(self) -> list[str]:
+        return [formatEvent(event) for event in self.events if event.get("log_namespace") == "clinvk.tap"]
+
+    def test_finds_twistd_log_file(self) -> None:
+        """
+        The log file is the one twistd's own logger opens for --logfile and
+        rotates on SIGUSR1.
+        """
+        path = FilePath(self.mktemp())
+        signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+        options = {"logfile": path.path, "syslog": False, "nodaemon": False, "prefix": ""}
+        UnixAppLogger(options)._getLogObserver()
+        log_file = tap._twistd_log_file(signal.getsignal(signal.SIGUSR1))
+        assert log_file is not None
+        self.addCleanup(log_file.close)
+        self.assertEqual(log_file.path, path.path)
+
+    def test_no_twistd_log_file(self) -> None:
+        """Without twistd's rotating handler there is no log file to reopen."""
+
+        def closes_over_something_else() -> object:
+            return logFile
+
+        logFile = "not a LogFile"  # noqa: N806 - the name twistd uses
+        for handler in (signal.SIG_DFL, signal.SIG_IGN, None, print, closes_over_something_else):
+            self.assertIsNone(tap._twistd_log_file(handler), handler)
+
+    def test_reopens_at_the_same_path(self) -> None:
+        """
+        After the file is moved away, SIGHUP makes a new one at the same
+        path; the moved file keeps what was written before.
+        """
+        log_file = self.log_file()
+        log_file.write("before\n")
+        moved = FilePath(log_file.path + ".1")
+        FilePath(log_file.path).moveTo(moved)
+        log_file.write("moved, not yet reopened\n")
+        self.hangup(log_file)
+        log_file.write("after\n")
+        self.assertEqual(moved.getContent(), b"before\nmoved, not yet reopened\n")
+        self.assertEqual(FilePath(log_file.path).getContent(), b"after\n")
+        self.assertEqual(
+            self.messages(),
+            [
+                f"Received SIGHUP, reopening the log file path={log_file.path}",
+                f"Reopened the log file path={log_file.path}",
+            ],
+        )
+
+    def test_unwritable_directory(self) -> None:
+        """When no new file can be made, logging goes on in the old one."""
+        log_file = self.log_file()
+        directory = FilePath(log_file.directory)
+        directory.moveTo(directory.sibling("elsewhere"))
+        self.hangup(log_file)
+        log_file.write("still logged\n")
+        self.assertEqual(directory.sibling("elsewhere").child("clinvk.log").getContent(), b"still logged\n")
+        self.assertEqual(
+            self.messages()[-1],
+            f"Cannot reopen the log file: its directory is not writable path={log_file.path}",
+        )
+
+    def test_without_log_file(self) -> None:
+        """Under twist or clinvk serve SIGHUP is logged, and the process lives on."""
+        self.hangup(None)
+        self.assertEqual(self.messages(), ["Received SIGHUP, no log file to reopen"])
