@@ -23,6 +23,7 @@ install chromium}).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -38,6 +39,7 @@ from twisted.python.filepath import FilePath
 
 from tests.integration._processes import TIMEOUT, get_json, reactor
 from tests.integration._sdk_server import SDKServerTestCase
+from tests.integration.test_native_api import post_json
 
 # Debian and most distributions call it chromium; some older ones chromium-browser.
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -139,6 +141,7 @@ class Page:
         self.page_errors: list[str] = []
         self.requests: list[str] = []
         self._awaited: list[tuple[str, Deferred[dict[str, Any]]]] = []
+        self._replacements: dict[str, tuple[bytes, str]] = {}
         browser.listeners.append(self._event)
 
     def _event(self, session_id: str | None, method: str, params: dict[str, Any]) -> None:
@@ -159,6 +162,8 @@ class Page:
             self.page_errors.append("the page crashed")
         elif method == "Network.requestWillBeSent":
             self.requests.append(params["request"]["url"])
+        elif method == "Fetch.requestPaused":
+            self._replace(params)
         for entry in list(self._awaited):
             if entry[0] == method:
                 self._awaited.remove(entry)
@@ -166,6 +171,32 @@ class Page:
 
     def command(self, method: str, params: dict[str, Any] | None = None) -> Deferred[dict[str, Any]]:
         return self.browser.command(method, params, self.session_id)
+
+    async def replace_response(self, url: str, body: bytes, content_type: str) -> None:
+        """
+        From now on answer the page's requests for C{url} with C{body}
+        ourselves, in place of the server.
+        """
+        self._replacements[url] = (body, content_type)
+        patterns = [{"urlPattern": pattern, "requestStage": "Request"} for pattern in self._replacements]
+        await self.command("Fetch.enable", {"patterns": patterns})
+
+    def _replace(self, params: dict[str, Any]) -> None:
+        url = params["request"]["url"]
+        if url not in self._replacements:
+            self.command("Fetch.continueRequest", {"requestId": params["requestId"]})
+            return
+        body, content_type = self._replacements[url]
+        fulfilled = self.command(
+            "Fetch.fulfillRequest",
+            {
+                "requestId": params["requestId"],
+                "responseCode": 200,
+                "responseHeaders": [{"name": "Content-Type", "value": content_type}],
+                "body": base64.b64encode(body).decode("ascii"),
+            },
+        )
+        fulfilled.addErrback(lambda failure: self.page_errors.append(f"answering {url}: {failure.value}"))
 
     def next_event(self, method: str) -> Deferred[dict[str, Any]]:
         """Fire with the parameters of the next event C{method} of this page."""
@@ -331,9 +362,17 @@ class ExplorerBrowserTestCase(SDKServerTestCase):
             await page.command(f"{domain}.enable")
         return page
 
-    async def open_explorer(self) -> Page:
-        """A page showing C{/docs}, once it has rendered its operations."""
+    async def open_explorer(self, document: Any = None) -> Page:
+        """
+        A page showing C{/docs}, once it has rendered its operations; given
+        a C{document}, the page gets it in place of the server's
+        C{/openapi.json}.
+        """
         page = await self.new_page()
+        if document is not None:
+            await page.replace_response(
+                f"{self.base_url}/openapi.json", json.dumps(document).encode("utf-8"), "application/json"
+            )
         await page.open(f"{self.base_url}/docs")
         await page.wait_until("document.querySelector('#operations details.op')")
         return page
@@ -354,6 +393,15 @@ class ExplorerBrowserTestCase(SDKServerTestCase):
             }})()"""
         )
         return status, body
+
+    async def listed_operations(self, page: Page) -> list[tuple[str, str]]:
+        """The method and path of every operation the page lists, sorted."""
+        listed = await page.evaluate(
+            """Array.from(document.querySelectorAll("#operations details.op > summary")).map(function (summary) {
+                return [summary.querySelector(".method").textContent, summary.querySelector(".path").textContent];
+            })"""
+        )
+        return sorted((method, path) for method, path in listed)
 
     def assert_quiet_and_local(self, page: Page) -> None:
         """
@@ -395,12 +443,7 @@ class ExplorerTests(ExplorerBrowserTestCase):
             for method in item
             if method in HTTP_METHODS
         )
-        listed = await page.evaluate(
-            """Array.from(document.querySelectorAll("#operations details.op > summary")).map(function (summary) {
-                return [summary.querySelector(".method").textContent, summary.querySelector(".path").textContent];
-            })"""
-        )
-        self.assertEqual(sorted(tuple(entry) for entry in listed), expected)
+        self.assertEqual(await self.listed_operations(page), expected)
         self.assertIn(("POST", "/api/v1/prompt"), expected)
         title = await page.evaluate("document.getElementById('title').textContent")
         self.assertEqual(title, f"{document['info']['title']} {document['info']['version']}")
@@ -442,6 +485,42 @@ class ExplorerTests(ExplorerBrowserTestCase):
         self.assert_quiet_and_local(page)
         self.assertIn(f"{self.base_url}/api/v1/prompt", page.requests)
         self.assertIn(f"{self.base_url}/api/v1/sessions/{answer['session_id']}", page.requests)
+
+    async def test_path_level_fields(self) -> None:
+        """
+        With the session path's C{id} parameter declared once for the path
+        (through a C{$ref}) and a path summary, the page lists the same
+        operations (the path item's other fields are not operations) and
+        its C{id} field fetches a real session.
+        """
+        _, document = await get_json(f"{self.base_url}/openapi.json")
+        item = document["paths"]["/api/v1/sessions/{id}"]
+        (parameter,) = item["get"].pop("parameters")
+        item["delete"].pop("parameters")
+        document["components"].setdefault("parameters", {})["SessionId"] = parameter
+        item["parameters"] = [{"$ref": "#/components/parameters/SessionId"}]
+        item["summary"] = "One session"
+        code, created = await post_json(
+            f"{self.base_url}/api/v1/prompt", {"backend": "claude", "prompt": "path-level fields"}
+        )
+        self.assertEqual(code, 200)
+
+        page = await self.open_explorer(document)
+        self.assertEqual(
+            await self.listed_operations(page),
+            sorted(
+                (method.upper(), path)
+                for path, operations in document["paths"].items()
+                for method in operations
+                if method in HTTP_METHODS
+            ),
+        )
+        await page.click("#op-getSession > summary")
+        await page.type_into("#op-getSession input[name=id]", created["session_id"])
+        status, body = await self.send_from(page, "getSession")
+        self.assertTrue(status.startswith("200 OK"), status)
+        self.assertEqual(json.loads(body)["id"], created["session_id"])
+        self.assert_quiet_and_local(page)
 
 
 class KeyedExplorerTests(ExplorerBrowserTestCase):

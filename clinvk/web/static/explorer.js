@@ -7,6 +7,9 @@
   // The page is served at <prefix>/docs; the API lives under <prefix>/.
   var base = new URL(".", window.location.href);
   var doc = null;
+  // The keys of a path item that are operations; the others (parameters,
+  // summary, servers, ...) apply to the path as a whole.
+  var METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
   function el(tag, attrs) {
     var node = document.createElement(tag);
@@ -24,13 +27,30 @@
     return node;
   }
 
-  function resolve(schema) {
+  // Follow local references ("#/components/schemas/X",
+  // "#/components/parameters/Y", ...) to what they name.
+  function resolve(node) {
     var seen = 0;
-    while (schema && schema.$ref && seen++ < 32) {
-      var name = schema.$ref.replace("#/components/schemas/", "");
-      schema = (doc.components.schemas || {})[name];
+    while (node && typeof node.$ref === "string" && node.$ref.indexOf("#/") === 0 && seen++ < 32) {
+      node = node.$ref.slice(2).split("/").reduce(function (found, token) {
+        return found === undefined || found === null
+          ? undefined
+          : found[token.replace(/~1/g, "/").replace(/~0/g, "~")];
+      }, doc);
     }
-    return schema || {};
+    return node || {};
+  }
+
+  // The parameters of an operation: its own, and those of its path that it
+  // does not redefine (same name and location).
+  function parametersOf(item, op) {
+    var own = (op.parameters || []).map(resolve);
+    var shared = (item.parameters || []).map(resolve).filter(function (parameter) {
+      return !own.some(function (mine) {
+        return mine.name === parameter.name && mine["in"] === parameter["in"];
+      });
+    });
+    return shared.concat(own);
   }
 
   function typeOf(schema) {
@@ -132,12 +152,11 @@
     }
   }
 
-  function operationView(path, method, op) {
+  function operationView(path, method, op, parameters) {
     var inputs = { path: {}, query: {} };
     var body = el("div", { className: "body" });
     if (op.description) body.appendChild(el("p", { text: op.description }));
 
-    var parameters = op.parameters || [];
     if (parameters.length) {
       var params = el("div", { className: "params" }, el("h3", { text: "Parameters" }));
       parameters.forEach(function (parameter) {
@@ -149,7 +168,8 @@
     }
 
     var textarea = null;
-    var content = op.requestBody && op.requestBody.content && op.requestBody.content["application/json"];
+    var requestBody = resolve(op.requestBody);
+    var content = requestBody.content && requestBody.content["application/json"];
     if (content) {
       body.appendChild(el("div", null, el("h3", { text: "Request body" }), schemaTree(content.schema, 0)));
       textarea = el("textarea", { "aria-label": "Request body", spellcheck: "false" });
@@ -157,7 +177,7 @@
       body.appendChild(textarea);
     }
 
-    var ok = (op.responses || {})["200"] || {};
+    var ok = resolve((op.responses || {})["200"]);
     var okJson = ok.content && ok.content["application/json"];
     if (okJson) body.appendChild(el("div", null, el("h3", { text: "Response" }), schemaTree(okJson.schema, 0)));
 
@@ -168,7 +188,8 @@
     body.appendChild(output);
 
     var known = ["get", "post", "delete"].indexOf(method) >= 0 ? method : "other";
-    return el("details", { className: "op", id: "op-" + op.operationId, "data-operation-id": op.operationId },
+    var id = op.operationId || (method + path).replace(/[^A-Za-z0-9_-]+/g, "-");
+    return el("details", { className: "op", id: "op-" + id, "data-operation-id": id },
       el("summary", null,
         el("span", { className: "method " + known, text: method.toUpperCase() }),
         el("span", { className: "path", text: path }),
@@ -182,11 +203,13 @@
     var byTag = {};
     var tags = (doc.tags || []).map(function (tag) { return tag.name; });
     Object.keys(doc.paths).forEach(function (path) {
-      Object.keys(doc.paths[path]).forEach(function (method) {
-        var op = doc.paths[path][method];
+      var item = resolve(doc.paths[path]);
+      Object.keys(item).forEach(function (method) {
+        if (METHODS.indexOf(method) < 0) return;
+        var op = item[method];
         var tag = (op.tags || ["Other"])[0];
         if (tags.indexOf(tag) < 0) tags.push(tag);
-        (byTag[tag] = byTag[tag] || []).push(operationView(path, method, op));
+        (byTag[tag] = byTag[tag] || []).push(operationView(path, method, op, parametersOf(item, op)));
       });
     });
     var nav = document.getElementById("nav");
