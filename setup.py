@@ -71,6 +71,12 @@ setup(
             "build>=1.0",
             "tox>=4",
         ],
+        # The documentation (tox -e docs): a minor series, so that a new
+        # release's warnings do not fail the -W build unannounced.
+        "docs": [
+            "sphinx>=9.0,<9.1",
+            "myst-parser>=5.2,<5.3",
+        ],
     },
     entry_points={"console_scripts": ["clinvk = clinvk.cli:main"]},
     classifiers=[

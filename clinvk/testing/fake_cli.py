@@ -516,5 +516,34 @@ def install(directory: str | os.PathLike[str], python: str = sys.executable) -> 
     return target
 
 
+USAGE = (
+    "usage: python -m clinvk.testing.fake_cli install DIRECTORY\n"
+    "       python -m clinvk.testing.fake_cli {claude,codex,gemini} [ARGS...]\n"
+)
+
+
+def command_line(argv: list[str]) -> int:
+    """
+    C{python -m clinvk.testing.fake_cli}: C{install DIRECTORY} writes the
+    three fakes into DIRECTORY (what a person trying clinvk runs);
+    C{<name> ARGS...} runs fake C{<name>} (what the installed executables
+    run).
+
+    @param argv: The arguments after the module name.
+    @return: The exit status.
+    """
+    if argv[:1] == ["install"]:
+        if len(argv) != 2:
+            sys.stderr.write(USAGE)
+            return 2
+        target = install(argv[1]).resolve()
+        print(f"Installed fake {', '.join(NAMES)} in {target}; put it first on PATH.")
+        return 0
+    if not argv or argv[0] not in COMMANDS:
+        sys.stderr.write(USAGE)
+        return 2
+    return main(argv[0], argv[1:])
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2:]))
+    sys.exit(command_line(sys.argv[1:]))
