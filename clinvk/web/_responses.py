@@ -8,7 +8,17 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+from twisted.web import http
 from twisted.web.iweb import IRequest
+
+# Reason phrases Twisted lacks (RFC 9110 and RFC 6585); without them the
+# status line would say "Unknown Status".
+_REASONS = {422: b"Unprocessable Content", 429: b"Too Many Requests"}
+
+
+def set_status(request: IRequest, status: int) -> None:
+    """Set the status of C{request}, with its standard reason phrase."""
+    request.setResponseCode(status, _REASONS.get(status) or http.RESPONSES.get(status))
 
 
 def json_bytes(body: object) -> bytes:
@@ -44,7 +54,7 @@ def json_response(
     Set the status and content type of C{request} and return the encoded
     C{body} for Klein to write.
     """
-    request.setResponseCode(status)
+    set_status(request, status)
     return bytes_response(request, json_bytes(body), content_type)
 
 

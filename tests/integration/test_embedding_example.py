@@ -45,7 +45,7 @@ class TextClient(Protocol):
         assert self.transport is not None
         self.transport.write(f"GET {self.path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
 
-    def dataReceived(self, data: bytes) -> None:  # noqa: N802 - Twisted's name
+    def dataReceived(self, data: bytes) -> None:
         self.received += data
         for entry in list(self._waiting):
             text, arrived = entry

@@ -97,7 +97,7 @@ class BrowserProcess(ProcessProtocol):
         self.transport.writeToChild(COMMANDS_FD, json.dumps(message).encode("utf-8") + b"\0")
         return reply.addTimeout(TIMEOUT, reactor)
 
-    def childDataReceived(self, childFD: int, data: bytes) -> None:  # noqa: N802 # Twisted names it
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
         if childFD != REPLIES_FD:
             self.output += data
             return

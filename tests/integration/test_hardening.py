@@ -116,7 +116,7 @@ class Upload(Protocol):
         self.producer = _RepeatedBody(transport, self._frame, self._count, self._tail, per_call)
         transport.registerProducer(self.producer, False)
 
-    def dataReceived(self, data: bytes) -> None:  # noqa: N802 - Twisted's name
+    def dataReceived(self, data: bytes) -> None:
         self.received += data
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:

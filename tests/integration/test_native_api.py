@@ -104,7 +104,7 @@ class NDJSONClient(Protocol):
     def connectionMade(self) -> None:
         self.transport.write(self._request)  # type: ignore[union-attr]
 
-    def dataReceived(self, data: bytes) -> None:  # noqa: N802 - Twisted's name
+    def dataReceived(self, data: bytes) -> None:
         self._buffer += data
         if self.head is None:
             head, separator, rest = self._buffer.partition(b"\r\n\r\n")

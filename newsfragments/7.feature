@@ -1,0 +1,1 @@
+Embedding: ``clinvk.embed.Clinvk`` lets another Twisted program mount every clinvk API under any path of its own site and run prompts, streams, parallel batches, chains and comparisons directly as Deferreds, sharing the configuration, the run slots and the process supervision with the HTTP side; see ``docs/embedding.md``.
