@@ -1,0 +1,37 @@
+"""The Anthropic SDK raises its own exception classes for clinvk's errors."""
+
+import os
+
+import anthropic
+
+client = anthropic.Anthropic(
+    base_url=os.environ.get("CLINVK_URL", "http://127.0.0.1:8080") + "/anthropic",
+    api_key=os.environ.get("CLINVK_API_KEY", "unused"),
+    max_retries=0,
+)
+
+try:
+    # The CLIs take text only: an image block is refused before anything runs.
+    client.messages.create(
+        model="claude",
+        max_tokens=1024,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is in this picture?"},
+                    {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}},
+                ],
+            }
+        ],
+    )
+except anthropic.BadRequestError as error:  # 400: the request itself is wrong
+    print(f"bad request ({error.status_code}): {error.api_message}")
+except anthropic.AuthenticationError:  # 401: a missing or wrong API key
+    print("check CLINVK_API_KEY")
+except anthropic.RateLimitError:  # 429: too many requests, or every run slot is busy
+    print("try again later")
+except anthropic.InternalServerError as error:  # the CLI failed (502), is missing (503), too slow (504)
+    print(f"the backend failed ({error.status_code}): {error.api_message}")
+except anthropic.APIConnectionError:
+    print("is clinvk running?")
