@@ -43,6 +43,9 @@ html_title = f"clinvk {release}"
 html_theme_options = {
     "description": "Claude Code, Codex and Gemini CLIs as one HTTP API",
     "fixed_sidebar": True,
+    # Wide enough for the README's one-line install and test commands.
+    "page_width": "1180px",
+    "sidebar_width": "230px",
 }
 html_static_path: list[str] = []
 

@@ -1,3 +1,3 @@
-# In a second terminal, from the same directory, while the server runs.
+# In a second terminal, in the same directory, while the server runs.
 .venv/bin/pip install openai
 .venv/bin/python docs/examples/quickstart/stream.py
