@@ -27,7 +27,7 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.11",
-    packages=[*find_packages(exclude=("tests", "tests.*")), "twisted.plugins"],
+    packages=[*find_packages(exclude=("tests", "tests.*", "benchmarks", "benchmarks.*")), "twisted.plugins"],
     package_data={
         "clinvk": ["py.typed"],
         "clinvk.schemas": ["*.json", "api/*.json"],

@@ -1,0 +1,51 @@
+"""
+The baseline of row a: a bare Klein app on the same reactor, answering
+each route with a fixed JSON body that clinvk sent for it, with no checks,
+no logging and no metrics.
+
+C{python -m benchmarks.bare_app PORT ROUTE=FILE...} serves the content of
+each FILE at its ROUTE on 127.0.0.1:PORT.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from klein import Klein
+from twisted.internet.endpoints import TCP4ServerEndpoint
+from twisted.web.iweb import IRequest
+from twisted.web.server import Site
+
+
+def bare_app(bodies: dict[str, bytes]) -> Klein:
+    """A Klein app serving each of C{bodies} (route to JSON body) to C{GET}."""
+    app = Klein()
+    for route, body in bodies.items():
+
+        def answer(request: IRequest, body: bytes = body) -> bytes:
+            request.setHeader(b"Content-Type", b"application/json")
+            return body
+
+        app.route(route, methods=["GET"], endpoint=route)(answer)
+    return app
+
+
+def main(argv: list[str]) -> None:
+    # A program of its own, not library code: it runs the global reactor.
+    from twisted.internet import reactor as _reactor  # noqa: TID251
+
+    reactor: Any = _reactor
+    port = int(argv[0])
+    bodies = {}
+    for argument in argv[1:]:
+        route, _, path = argument.partition("=")
+        bodies[route] = Path(path).read_bytes()
+    endpoint = TCP4ServerEndpoint(reactor, port, interface="127.0.0.1")
+    endpoint.listen(Site(bare_app(bodies).resource()))
+    reactor.run()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,92 @@
+"""
+The fast fake CLI: C{fastcli.c} compiled with the machine's C compiler and
+installed as C{claude}, C{codex} and C{gemini}, and the prompts that steer
+it (see the comment at the top of C{fastcli.c}).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ProcessDone
+from twisted.internet.protocol import ProcessProtocol
+from twisted.python.failure import Failure
+
+NAMES = ("claude", "codex", "gemini")
+SOURCE = Path(__file__).with_name("fastcli.c")
+
+
+class BuildFailed(Exception):
+    """The fake could not be compiled."""
+
+
+class _Collect(ProcessProtocol):
+    def __init__(self) -> None:
+        self.output = b""
+        self.ended: Deferred[None] = Deferred()
+
+    def outReceived(self, data: bytes) -> None:
+        self.output += data
+
+    def errReceived(self, data: bytes) -> None:
+        self.output += data
+
+    def processEnded(self, reason: Failure) -> None:
+        if reason.check(ProcessDone):
+            self.ended.callback(None)
+        else:
+            self.ended.errback(
+                BuildFailed(f"{reason.getErrorMessage()}\n{self.output.decode(errors='replace')}")
+            )
+
+
+async def build(reactor: Any, directory: Path) -> Path:
+    """
+    Compile the fake into C{directory} and link it there under each CLI's
+    name.
+
+    @return: C{directory}, to put first on C{PATH}.
+    @raise BuildFailed: When there is no C compiler or compiling failed.
+    """
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if compiler is None:
+        raise BuildFailed("no C compiler (cc, gcc or clang) on PATH; set CC")
+    directory.mkdir(parents=True, exist_ok=True)
+    binary = directory / "fastcli"
+    command = [compiler, "-O2", "-o", str(binary), str(SOURCE)]
+    collect = _Collect()
+    reactor.spawnProcess(collect, command[0], command, env=dict(os.environ))
+    await collect.ended
+    for name in NAMES:
+        (directory / name).symlink_to(binary.name)
+    return directory
+
+
+def prompt(
+    *,
+    size: int | None = None,
+    chunks: int | None = None,
+    gap_us: int | None = None,
+    stamp: bool = False,
+    count: bool = False,
+    text: str = "bench",
+) -> str:
+    """A prompt telling the fake how to answer."""
+    words = [text]
+    for key, value in (("size", size), ("chunks", chunks), ("gap_us", gap_us)):
+        if value is not None:
+            words.append(f"bench:{key}={value}")
+    if stamp:
+        words.append("bench:stamp=1")
+    if count:
+        words.append("bench:count=1")
+    return " ".join(words)
+
+
+def stamps(text: str) -> list[int]:
+    """The CLOCK_MONOTONIC stamps (ns) in C{text}, as C{bench:stamp=1} writes them."""
+    return [int(piece) for piece in text.split("@")[1::2] if piece.isdigit()]
