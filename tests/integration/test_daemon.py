@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import stat
 import sys
 import tempfile
@@ -28,7 +29,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from treq.client import HTTPClient
-from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.task import deferLater
@@ -83,6 +83,34 @@ def with_umask(umask: str, command: list[str]) -> list[str]:
     return ["/bin/sh", "-c", f'umask {umask} && exec "$@"', "sh", *command]
 
 
+def background(
+    test: TestCase, command: list[str], env: Mapping[str, str], path: str, stop: int = signal.SIGTERM
+) -> tuple[CommandProtocol, Any]:
+    """
+    Start C{command}, a process that runs until told to stop (a server in
+    the foreground, nginx).  Unlike L{spawn}, its end is not bounded: the
+    test's own timeout bounds its waits.  Cleanup sends it C{stop} if it
+    still runs, and C{SIGKILL} if it lingers, so that nothing outlives the
+    test.
+    """
+    protocol = CommandProtocol()
+    transport = reactor.spawnProcess(protocol, command[0], command, env=dict(env), path=path)
+
+    async def stop_it() -> None:
+        if transport.pid is None:
+            return
+        transport.signalProcess(stop)
+        overdue = reactor.callLater(TIMEOUT, lambda: transport.pid and transport.signalProcess("KILL"))
+        try:
+            await protocol.ended
+        finally:
+            if overdue.active():
+                overdue.cancel()
+
+    test.addCleanup(stop_it)
+    return protocol, transport
+
+
 async def eventually(probe: Callable[[], bool], what: str, within: float = TIMEOUT) -> None:
     """Poll C{probe} until it is true, for at most C{within} seconds on the reactor clock."""
     deadline = reactor.seconds() + within
@@ -92,7 +120,7 @@ async def eventually(probe: Callable[[], bool], what: str, within: float = TIMEO
         await deferLater(reactor, 0.05)
 
 
-async def http(
+async def fetch(
     url: str, method: str = "GET", body: Any = None, request_id: str | None = None
 ) -> tuple[int, bytes]:
     """
@@ -114,7 +142,7 @@ async def until_serving(url: str) -> None:
     deadline = reactor.seconds() + TIMEOUT
     while True:
         try:
-            code, _ = await http(url)
+            code, _ = await fetch(url)
         except ConnectionRefusedError:
             if reactor.seconds() > deadline:
                 raise
@@ -214,7 +242,7 @@ class DaemonTestCase(TestCase):
     ) -> Mapping[str, Any]:
         """Run C{text} through the fake claude; the answer must be a success."""
         body = {"backend": "claude", "prompt": text, "ephemeral": ephemeral}
-        code, content = await http(self.url("/api/v1/prompt"), "POST", body, request_id)
+        code, content = await fetch(self.url("/api/v1/prompt"), "POST", body, request_id)
         self.assertEqual(code, 200, content)
         answer: Mapping[str, Any] = json.loads(content)
         self.assertEqual(answer["output"], f"claude answers: {text}")
@@ -273,7 +301,7 @@ class DaemonTests(DaemonTestCase):
         for line in ("Listening endpoint=tcp:", "Received shutdown signal signal=SIGTERM", "Server stopped"):
             self.assertIn(line, log)
         with self.assertRaises(ConnectionRefusedError):
-            await http(self.url("/health"))
+            await fetch(self.url("/health"))
 
     async def test_stale_pidfile(self) -> None:
         """A pidfile naming a process that is gone is replaced, as twistd does."""
@@ -302,7 +330,7 @@ class DaemonTests(DaemonTestCase):
         self.assertEqual(self.pidfile.getContent(), str(live).encode())
         self.assertFalse(self.logfile.exists())
         with self.assertRaises(ConnectionRefusedError):
-            await http(self.url("/health"))
+            await fetch(self.url("/health"))
 
     async def test_bad_configuration(self) -> None:
         """
@@ -321,6 +349,25 @@ class DaemonTests(DaemonTestCase):
         )
         self.assertIn(f"[config file: {self.config.path}]", last)
         self.assertEqual(self.run_dir.listdir(), [])
+
+    async def test_port_in_use(self) -> None:
+        """
+        A port in use: twistd's parent exits 1 with twistd's message, the
+        log file has the reason, and no pidfile is left.
+        """
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", self.port))
+            taken.listen()
+            options = ["--pidfile", self.pidfile.path, "--logfile", self.logfile.path]
+            launcher = await self.launch(self.twistd_command(*options))
+        self.assertEqual(launcher.ended.result, 1)
+        self.assertTrue(launcher.stderr.startswith(b"An error has occurred: "), launcher.stderr)
+        self.assertIn(b"CannotListenError", launcher.stderr)
+        # The daemon writes the traceback as it ends, maybe after the parent is gone.
+        await self.log_shows(
+            re.escape(f"Couldn't listen on 127.0.0.1:{self.port}: [Errno 98] Address already in use.")
+        )
+        await eventually(lambda: not self.pidfile.exists(), "the daemon removes its pidfile")
 
 
 class UmaskTests(DaemonTestCase):
@@ -360,12 +407,17 @@ class UmaskTests(DaemonTestCase):
 class ReactorTests(DaemonTestCase):
     """--reactor chooses the reactor the daemon runs on."""
 
-    async def test_poll_reactor(self) -> None:
-        """With --reactor poll the log names the poll reactor, and CLIs run on it."""
-        pid = await self.start_daemon("--reactor", "poll")
-        await self.log_shows(re.escape("reactor class: twisted.internet.pollreactor.PollReactor."))
-        await self.prompt("on the poll reactor")
-        await self.stop_daemon(pid)
+    async def test_poll_and_select(self) -> None:
+        """With --reactor poll or select, the log names that reactor, and CLIs run on it."""
+        for name, reactor_class in [
+            ("poll", "pollreactor.PollReactor"),
+            ("select", "selectreactor.SelectReactor"),
+        ]:
+            pid = await self.start_daemon("--reactor", name)
+            await self.log_shows(re.escape(f"reactor class: twisted.internet.{reactor_class}."))
+            await self.prompt(f"on the {name} reactor")
+            await self.stop_daemon(pid)
+            self.logfile.remove()
 
 
 class SignalTests(DaemonTestCase):
@@ -379,16 +431,16 @@ class SignalTests(DaemonTestCase):
         """
         pid = await self.start_daemon()
         request_line = ACCESS_LINE.format(method="GET", path="/health", status=200, request_id="{}")
-        await http(self.url("/health"), request_id="before-move")
+        await fetch(self.url("/health"), request_id="before-move")
         await self.log_shows(request_line.format("before-move"))
         moved = self.run_dir.child("clinvk.log.1")
         self.logfile.moveTo(moved)
-        await http(self.url("/health"), request_id="while-moved")
+        await fetch(self.url("/health"), request_id="while-moved")
         await self.log_shows(request_line.format("while-moved"), moved)
 
         os.kill(pid, signal.SIGHUP)
         await self.log_shows(re.escape(f"Reopened the log file path={self.logfile.path}"))
-        await http(self.url("/health"), request_id="after-reopen")
+        await fetch(self.url("/health"), request_id="after-reopen")
         await self.log_shows(request_line.format("after-reopen"))
         self.assertTrue(alive(pid))
 
@@ -404,12 +456,12 @@ class SignalTests(DaemonTestCase):
     async def test_sigusr1_rotates(self) -> None:
         """SIGUSR1 keeps twistd's meaning: the log file is renamed .1 and a new one begun."""
         pid = await self.start_daemon()
-        await http(self.url("/health"), request_id="before-rotation")
+        await fetch(self.url("/health"), request_id="before-rotation")
         await self.log_shows("request_id=before-rotation")
         os.kill(pid, signal.SIGUSR1)
         rotated = self.run_dir.child("clinvk.log.1")
         await eventually(rotated.exists, "twistd renames the log file")
-        await http(self.url("/health"), request_id="after-rotation")
+        await fetch(self.url("/health"), request_id="after-rotation")
         await self.log_shows("request_id=after-rotation")
         self.assertIn("request_id=before-rotation", text_of(rotated))
         self.assertNotIn("request_id=before-rotation", text_of(self.logfile))
@@ -500,7 +552,7 @@ class SyslogTests(DaemonTestCase):
         pid = int(self.pidfile.getContent())
         self.daemons.append(pid)
         await until_serving(self.url("/health"))
-        await http(self.url("/health"), request_id="to-syslog")
+        await fetch(self.url("/health"), request_id="to-syslog")
 
         def logged(text: str) -> bool:
             return any(b" clinvk: " in m and text.encode() in m for m in receiver.messages)
@@ -516,16 +568,7 @@ class ForegroundTests(DaemonTestCase):
     """twist and clinvk serve: JSON logs, and SIGHUP does not kill them."""
 
     def start(self, command: list[str]) -> tuple[CommandProtocol, Any]:
-        protocol, transport = spawn(command, self.env, self.run_dir.path)
-
-        def kill_leftover() -> Deferred[int] | None:
-            if protocol.ended.called:
-                return None
-            transport.signalProcess("KILL")
-            return protocol.ended
-
-        self.addCleanup(kill_leftover)
-        return protocol, transport
+        return background(self, command, self.env, self.run_dir.path)
 
     async def test_twist_json(self) -> None:
         """
@@ -577,6 +620,18 @@ class ForegroundTests(DaemonTestCase):
         formats = [e.get("log_format") for e in events]
         self.assertIn("Received SIGHUP, no log file to reopen", formats)
         self.assertIn("Server stopped", formats)
+
+    async def test_twist_ends_on_sigusr1(self) -> None:
+        """
+        SIGUSR1 means something only to twistd with a log file: twist keeps
+        the signal's default action, as the operations page warns.
+        """
+        protocol, transport = self.start(
+            [TWIST, "clinvk", "--port", str(self.port), "--config", self.config.path]
+        )
+        await until_serving(self.url("/health"))
+        transport.signalProcess(signal.SIGUSR1)
+        self.assertEqual(await protocol.ended, -signal.SIGUSR1)
 
     async def test_serve_survives_sighup(self) -> None:
         """clinvk serve logs SIGHUP and keeps serving."""
