@@ -5,7 +5,7 @@ clinvk servers with the fake CLIs.
 
 The examples name the paths of an installation (C{/opt/clinvk/bin},
 C{/etc/clinvk}, C{/run/clinvk}, C{/var/log/clinvk}, C{/var/lib/clinvk},
-C{/etc/nginx/tls}) and port 8080; L{localize} maps them into a temporary
+C{/etc/nginx/tls}) and port 8080; L{Installation.localize} maps them into a temporary
 directory and a free port, and changes nothing else.  The fake CLIs are
 installed where the systemd unit looks for the service account's CLIs
 (C{/var/lib/clinvk/.local/bin}), and the scripts run with the system
@@ -155,11 +155,15 @@ class OperationsTestCase(TestCase):
         path.setContent(self.installed.localize(example(name)).encode())
         return path
 
-    async def run_script(self, name: str) -> CommandProtocol:
-        """Run the example script C{name} with sh until it ends."""
-        protocol, _ = spawn(["/bin/sh", self.script(name).path], self.env, self.installed.home.path)
+    async def run_command(self, command: list[str], env: Mapping[str, str] | None = None) -> CommandProtocol:
+        """Run C{command} in the account's home until it ends."""
+        protocol, _ = spawn(command, dict(env or self.env), self.installed.home.path)
         await protocol.ended
         return protocol
+
+    async def run_script(self, name: str) -> CommandProtocol:
+        """Run the example script C{name} with sh until it ends."""
+        return await self.run_command(["/bin/sh", self.script(name).path])
 
     def start(self, name: str) -> tuple[CommandProtocol, Any]:
         """Start the example script C{name}, a foreground server, in the background of the test."""
@@ -344,8 +348,8 @@ class LogrotateTests(OperationsTestCase):
 
         script = self.installed.root.child("postrotate.sh")
         script.setContent(self.postrotate().encode())
-        protocol, _ = spawn(["/bin/sh", "-e", script.path], self.env, self.installed.home.path)
-        self.assertEqual(await protocol.ended, 0, protocol.stderr)
+        protocol = await self.run_command(["/bin/sh", "-e", script.path])
+        self.assertEqual(protocol.ended.result, 0, protocol.stderr)
         await self.log_shows("Reopened the log file")
         await fetch(self.url("/health"), request_id="after")
         await self.log_shows("request_id=after")
@@ -367,10 +371,8 @@ class LogrotateTests(OperationsTestCase):
         config.setContent(self.localized_config().encode())
         config.chmod(0o644)
         state = self.installed.root.child("logrotate.state")
-        protocol, _ = spawn(
-            [logrotate, "--force", "--state", state.path, config.path], self.env, self.installed.home.path
-        )
-        self.assertEqual(await protocol.ended, 0, protocol.stderr)
+        protocol = await self.run_command([logrotate, "--force", "--state", state.path, config.path])
+        self.assertEqual(protocol.ended.result, 0, protocol.stderr)
         [rotated] = [
             child for child in self.installed.log.children() if child.basename().startswith("clinvk.log-")
         ]
@@ -467,7 +469,7 @@ class ForegroundScriptTests(OperationsTestCase):
         The unit's ExecStart, run in its working directory with its PATH
         (where the account's CLIs are), serves prompts; its stop signal
         stops it with status 0; its stop timeout leaves room for the
-        drain and the kill grace; systemd-analyze accepts it.
+        drain and the kill grace.
         """
         text = self.installed.localize(example(SYSTEMD_UNIT))
         service = unit_settings(text)["Service"]
@@ -495,8 +497,8 @@ class ForegroundScriptTests(OperationsTestCase):
         unit = self.installed.root.child("clinvk.service")
         unit.setContent(self.installed.localize(example(SYSTEMD_UNIT)).encode())
         unit.chmod(0o644)
-        verify, _ = spawn([analyze, "verify", unit.path], self.env, self.installed.root.path)
-        self.assertEqual(await verify.ended, 0, verify.stderr)
+        verify = await self.run_command([analyze, "verify", unit.path])
+        self.assertEqual(verify.ended.result, 0, verify.stderr)
         self.assertEqual(verify.stderr.decode(), "")
 
 
@@ -544,11 +546,9 @@ class MetricsTests(OperationsTestCase):
         await self.stop_daemon(pid)
 
 
-class _Arrivals:
-    """The lines of a streamed answer with when they came, and whether the CLI still ran then."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[float, str, bool]] = []
+# A line of a streamed answer: when it came, the line, and whether the CLI
+# still ran then.
+Arrival = tuple[float, str, bool]
 
 
 class NginxTests(OperationsTestCase):
@@ -563,13 +563,15 @@ class NginxTests(OperationsTestCase):
         self.nginx_binary = shutil.which("nginx") or shutil.which("/usr/sbin/nginx")
         if self.nginx_binary is None:
             self.skipTest("nginx is not installed (apt-get install nginx-light or nginx)")
+        if shutil.which("openssl") is None:
+            self.skipTest("openssl is not installed (apt-get install openssl), nginx needs a certificate")
         return Deferred.fromCoroutine(self.start_proxy())
 
     async def start_proxy(self) -> None:
         await self.start_daemon()
         self.addCleanup(self.stop_daemon, self.daemon)
         tls = self.installed.tls
-        certificate = await self.launch(
+        certificate = await self.run_command(
             [
                 "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
                 "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
@@ -616,11 +618,6 @@ http {{
         self.nginx, _ = background(self, command, self.env, nginx_dir.path, stop=signal.SIGQUIT)
         await eventually(lambda: accepts(self.proxy_port), "nginx listens")
 
-    async def launch(self, command: list[str]) -> CommandProtocol:
-        protocol, _ = spawn(command, self.env, self.installed.root.path)
-        await protocol.ended
-        return protocol
-
     def off_reactor(self, blocking: Callable[[], T]) -> Deferred[T]:
         """Run the blocking client code C{blocking} in a thread."""
         return deferToThread(blocking)
@@ -653,13 +650,13 @@ http {{
         finally:
             connection.close()
 
-    def stream(self, path: str, body: Any, marker: str) -> _Arrivals:
+    def stream(self, path: str, body: Any, marker: str) -> list[Arrival]:
         """
         POST C{body} to C{path} and read the answer line by line as it
         arrives; for each line note when it came and whether the fake CLI
         whose prompt holds C{marker} was still running.
         """
-        arrivals = _Arrivals()
+        arrivals = []
         connection = self.connect()
         try:
             connection.request(
@@ -669,20 +666,22 @@ http {{
             self.assertEqual(response.status, 200)
             while line := response.readline():
                 running = [alive(r["pid"]) for r in self.records() if marker in r["stdin"]]
-                arrivals.lines.append((time.monotonic(), line.decode().rstrip("\r\n"), any(running)))
+                arrivals.append((time.monotonic(), line.decode().rstrip("\r\n"), any(running)))
         finally:
             connection.close()
         return arrivals
 
-    def assert_unbuffered(self, arrivals: _Arrivals, pieces: list[tuple[float, bool]], end: float) -> None:
+    def assert_unbuffered(
+        self, arrivals: list[Arrival], pieces: list[tuple[float, bool]], end: float
+    ) -> None:
         """
         The first piece of the answer came while the CLI still ran, well
         before the end of the stream: nginx passed it on at once.
         """
-        self.assertEqual(len(pieces), 3, arrivals.lines)
+        self.assertEqual(len(pieces), 3, arrivals)
         first_at, cli_running = pieces[0]
-        self.assertTrue(cli_running, arrivals.lines)
-        self.assertGreater(end - first_at, 0.5, arrivals.lines)
+        self.assertTrue(cli_running, arrivals)
+        self.assertGreater(end - first_at, 0.5, arrivals)
 
     async def test_sse_stream(self) -> None:
         """An OpenAI stream comes through nginx event by event, not at the end."""
@@ -694,13 +693,13 @@ http {{
         }
         arrivals = await self.off_reactor(lambda: self.stream("/openai/v1/chat/completions", body, marker))
         pieces, text = [], ""
-        for at, line, running in arrivals.lines:
+        for at, line, running in arrivals:
             if line.startswith("data: {"):
                 delta = json.loads(line[len("data: ") :])["choices"][0]["delta"].get("content")
                 if delta:
                     pieces.append((at, running))
                     text += delta
-        [end] = [at for at, line, _ in arrivals.lines if line == "data: [DONE]"]
+        [end] = [at for at, line, _ in arrivals if line == "data: [DONE]"]
         self.assertEqual(text, f"claude answers: {marker}")
         self.assert_unbuffered(arrivals, pieces, end)
 
@@ -718,13 +717,13 @@ http {{
             "ephemeral": True,
         }
         arrivals = await self.off_reactor(lambda: self.stream("/api/v1/prompt", body, marker))
-        events = [(at, json.loads(line), running) for at, line, running in arrivals.lines if line.strip()]
+        events = [(at, json.loads(line), running) for at, line, running in arrivals if line.strip()]
         pieces = [
             (at, running)
             for at, event, running in events
             if event["type"] == "message" and event["content"]["is_partial"]
         ]
-        self.assertEqual(events[-1][1].get("type"), "done", arrivals.lines)
+        self.assertEqual(events[-1][1].get("type"), "done", arrivals)
         self.assert_unbuffered(arrivals, pieces, events[-1][0])
 
     async def test_client_address(self) -> None:
