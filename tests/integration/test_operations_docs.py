@@ -307,6 +307,13 @@ class DaemonScriptTests(OperationsTestCase):
         self.assertFalse(self.installed.pidfile.exists())
         self.assertFalse(self.installed.logfile.exists())
 
+    async def test_unknown_key_ignored(self) -> None:
+        """A key the version does not know is ignored, as the page warns: the daemon starts."""
+        config = self.installed.config
+        config.setContent(config.getContent() + b"  renamed_in_some_release: true\n")
+        pid = await self.start_daemon()
+        await self.stop_daemon(pid)
+
     async def test_syslog(self) -> None:
         """syslog.sh starts a daemon that serves and writes no log file; stop.sh stops it."""
         pid = await self.start_daemon(SYSLOG)
