@@ -6,7 +6,9 @@ OpenAI Codex CLI (C{codex exec}): flags, command lines and JSONL parsing
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -80,9 +82,51 @@ class CodexBackend:
         return (os.path.join(home, ".codex", "sessions"),)
 
 
+# Where str.splitlines ends a line: at "\n", and, rarely in JSON lines, at
+# one of the others.
+_LINE_END = re.compile("\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+_RARE_LINE_ENDS = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
+_DECODER = json.JSONDecoder()
+
+
+def _line_value(raw: str, start: int, end: int) -> Any:
+    """
+    C{loads(raw[start:end].strip())}, decoded where the line lies in
+    C{raw}, so that a line holding a large answer is not copied first.
+    """
+    while start < end and raw[start].isspace():
+        start += 1
+    if start == end:
+        return NOT_JSON
+    try:
+        value, stop = _DECODER.raw_decode(raw, start)
+    except (ValueError, RecursionError):
+        return NOT_JSON
+    if stop > end or (stop < end and not raw[stop:end].isspace()):
+        return NOT_JSON
+    return value
+
+
+def _lines(raw: str) -> Iterator[tuple[int, int]]:
+    """Where each line of C{raw} starts and ends, lines as C{str.splitlines} splits them."""
+    rare = any(line_end in raw for line_end in _RARE_LINE_ENDS)
+    position = 0
+    while position < len(raw):
+        if rare:
+            found = _LINE_END.search(raw, position)
+            end, following = (found.start(), found.end()) if found else (len(raw), len(raw))
+        else:
+            # A search for one character is far quicker than the pattern's.
+            end = raw.find("\n", position)
+            end, following = (end, end + 1) if end >= 0 else (len(raw), len(raw))
+        yield position, end
+        position = following
+
+
 def _events(raw: str) -> Iterator[dict[str, Any]]:
-    for line in raw.splitlines():
-        event = loads(line.strip())
+    """The objects on the lines of C{raw}."""
+    for start, end in _lines(raw):
+        event = _line_value(raw, start, end)
         if isinstance(event, dict):
             yield event
 

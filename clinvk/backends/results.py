@@ -73,12 +73,13 @@ def finish_response(
         from_stdout = backend.parse_response(stdout)
         if _says_anything(from_stdout):
             raw, parsed = stdout, from_stdout
-    output = backend.text_fallback(raw)
     error = start_error
     native_id = ""
     usage = None
+    # The fallback is only worked out when the parser found no answer: it
+    # may parse the whole output a second time.
+    output = parsed.content if parsed is not None and parsed.content else backend.text_fallback(raw)
     if parsed is not None:
-        output = parsed.content or output
         native_id = parsed.session_id
         usage = parsed.usage
         if parsed.error:

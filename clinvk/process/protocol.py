@@ -71,7 +71,9 @@ class BufferedCapture:
     def __init__(self, limit: int, *, merge_stderr: bool = False) -> None:
         self._limit = limit
         self._merge = merge_stderr
-        self._chunks: list[bytes] = []
+        # One growing buffer rather than a list of chunks: it is decoded
+        # without first being joined into a second copy of the output.
+        self._stdout = bytearray()
         self._size = 0
         self._stderr = _StderrTail()
         self.overflowed = False
@@ -80,7 +82,7 @@ class BufferedCapture:
         if self._size + len(data) > self._limit:
             self.overflowed = True
             return
-        self._chunks.append(data)
+        self._stdout += data
         self._size += len(data)
 
     def stderr(self, data: bytes) -> None:
@@ -93,8 +95,14 @@ class BufferedCapture:
         pass
 
     def stdout_text(self) -> str:
-        """Everything kept of stdout, decoded (invalid UTF-8 replaced)."""
-        return b"".join(self._chunks).decode("utf-8", "replace")
+        """
+        Everything kept of stdout, decoded (invalid UTF-8 replaced), once:
+        the capture lets go of it, so that a large answer is not held
+        twice while it is parsed and answered.
+        """
+        text = self._stdout.decode("utf-8", "replace")
+        self._stdout = bytearray()
+        return text
 
     def stderr_text(self) -> str:
         """The tail of stderr, decoded; empty when merged."""

@@ -19,7 +19,7 @@ from clinvk.errors import InvalidRequest
 from clinvk.openapi import Operation
 from clinvk.web._errors import Dialect
 from clinvk.web._request import read_json
-from clinvk.web._responses import json_response
+from clinvk.web._responses import write_json
 from clinvk.web._routing import family_app, route
 from clinvk.web._sse import EventSource, frame
 from clinvk.web.deadline import deadline_passed
@@ -86,7 +86,8 @@ class AnthropicApi(CompatFamily):
             "stop_reason": "end_turn",
             "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
         }
-        return json_response(request, message)
+        write_json(request, message)
+        return None
 
     async def _stream(self, request: IRequest, run: RunRequest, model: str) -> None:
         """

@@ -31,7 +31,7 @@ from clinvk.schemas import SchemaSet
 from clinvk.sessions import SessionNotFound, SessionRecord, StoreError, format_timestamp
 from clinvk.web._errors import Dialect
 from clinvk.web._request import read_json
-from clinvk.web._responses import json_response, typed_response
+from clinvk.web._responses import typed_response, write_json
 from clinvk.web._routing import family_app, route
 from clinvk.web._streaming import stream_ndjson
 from clinvk.web.deadline import RequestDeadline
@@ -215,7 +215,8 @@ class NativeApi:
             raise
         except Exception as e:
             raise _internal("execution failed", e) from None
-        return json_response(request, _prompt_result(outcome))
+        write_json(request, _prompt_result(outcome))
+        return None
 
     @route(app, PARALLEL)
     async def parallel(self, request: IRequest) -> bytes:

@@ -20,7 +20,7 @@ from clinvk.errors import InvalidRequest
 from clinvk.openapi import Operation
 from clinvk.web._errors import Dialect
 from clinvk.web._request import read_json
-from clinvk.web._responses import json_response, typed_response
+from clinvk.web._responses import typed_response, write_json
 from clinvk.web._routing import family_app, route
 from clinvk.web._sse import EventSource, frame
 from clinvk.web.deadline import deadline_passed
@@ -100,7 +100,8 @@ class OpenAIApi(CompatFamily):
             await self._stream(request, run, model, include_usage)
             return None
         result = await self._runner.complete(run)
-        return json_response(request, self._completion(result, model, prompt))
+        write_json(request, self._completion(result, model, prompt))
+        return None
 
     def _completion(self, result: RunResult, model: str, prompt: str) -> dict[str, Any]:
         prompt_tokens, completion_tokens = usage_or_estimate(result.usage, prompt, result.output)

@@ -13,7 +13,7 @@ import attrs
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from clinvk.backends.codex import CodexBackend, CodexStreamParser, parse_response
+from clinvk.backends.codex import CodexBackend, CodexStreamParser, _events, parse_response
 from clinvk.backends.model import ParsedResponse, TokenUsage
 from clinvk.interfaces import IBackend, IStreamParser
 from tests.backends.helpers import options, sample
@@ -24,6 +24,31 @@ def stream(text: str) -> list[tuple[str, dict[str, Any]]]:
     return [
         (e.type, dict(e.content)) for n, line in enumerate(text.splitlines(), 1) for e in parser.feed(line, n)
     ]
+
+
+class JSONLinesTests(SynchronousTestCase):
+    """The JSON lines of an answer, decoded where they lie in the output."""
+
+    def test_lines_as_splitlines(self) -> None:
+        """Lines end where str.splitlines ends them; only whole-line objects count."""
+        raw = (
+            '{"type":"error","message":"a"}\r\n'
+            '  {"type":"error","message":"b"}  \x1c\n'
+            '{"type":"error","message":"c"} trailing\n'
+            '{"type":"error",\n"message":"split"}\n'
+            "[1]\n\n"
+            '{"type":"error","message":"d\u2028e"}\n'
+            '{"type":"error","message":"f"}'
+        )
+        self.assertEqual(parse_response(raw).error, "f")
+        found = [event["message"] for event in _events(raw)]
+        self.assertEqual(found, ["a", "b", "f"])
+
+    def test_text_fallback_of_large_line(self) -> None:
+        """A long answer on one line is found whole."""
+        text = "x" * 100_000
+        raw = '{"type":"item.completed","item":{"type":"agent_message","text":"' + text + '"}}\n'
+        self.assertEqual(CodexBackend().text_fallback(raw), text)
 
 
 class CommandTests(SynchronousTestCase):

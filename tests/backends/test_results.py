@@ -100,6 +100,25 @@ class FinishResponseTests(SynchronousTestCase):
         )
         self.assertEqual(finished.native_session_id, "0199a213-81c0-7800-8aa1-bbab2a035a53")
 
+    def test_fallback_only_without_answer(self) -> None:
+        """
+        The text fallback (Codex's parses the whole output again) is only
+        worked out when the parser found no answer.
+        """
+        backend = BACKENDS["codex"]
+        fallbacks = []
+
+        def fallback(raw: str) -> str:
+            fallbacks.append(raw)
+            return "fallback"
+
+        self.patch(backend, "text_fallback", fallback)
+        answer = '{"type":"item.completed","item":{"type":"agent_message","text":"hi"}}\n'
+        self.assertEqual(finish_response(backend, stdout=answer, stderr="", exit_code=0).output, "hi")
+        self.assertEqual(fallbacks, [])
+        self.assertEqual(finish_response(backend, stdout="plain", stderr="", exit_code=0).output, "fallback")
+        self.assertEqual(fallbacks, ["plain"])
+
     def test_exit_error_strips_credentials(self) -> None:
         """Gemini's credentials line is not an error text."""
         self.assertEqual(exit_error(1, "Loaded cached credentials.\nboom\n"), "boom")

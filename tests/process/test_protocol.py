@@ -60,6 +60,16 @@ class BufferedCaptureTests(SynchronousTestCase):
         capture.stdout(b"ok \xff\xfe")
         self.assertEqual(capture.stdout_text(), "ok \ufffd\ufffd")
 
+    def test_text_taken_once(self) -> None:
+        """
+        Reading the text lets go of it: a large answer is not kept twice,
+        as bytes here and as the text the caller parses.
+        """
+        capture = BufferedCapture(100)
+        capture.stdout(b"answer")
+        self.assertEqual(capture.stdout_text(), "answer")
+        self.assertEqual(capture.stdout_text(), "")
+
 
 class LineCaptureTests(SynchronousTestCase):
     """The capture of a streaming run."""
