@@ -4,9 +4,11 @@ keys and metrics enabled, against a bare Klein app answering the same
 JSON (L{benchmarks.bare_app}), under the same load generator with the
 same connections for the same time.
 
-The two servers are measured in alternating rounds, so that a burst of
-other work on the machine does not land on one side only; each side's
-median round is reported.
+The servers are measured in alternating rounds, so that a burst of other
+work on the machine does not land on one side only; each side's median
+round is reported.  A third server, the bare app writing clinvk's access
+log event for every request (as JSON lines to a file, as clinvk's does
+under C{twist --log-file}), shows what that one required event costs.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import sys
 from benchmarks.client import build_request, connect
 from benchmarks.harness import AUTHORIZATION, Bench, Server, free_port
 from benchmarks.loadgen import Load, generator_name, run_load
-from benchmarks.report import Line, verdict
+from benchmarks.report import Line, Verdict, verdict
 from benchmarks.stats import ms, rate
 
 ROUTES = ("/health", "/openai/v1/models")
@@ -61,6 +63,21 @@ async def run(bench: Bench) -> list[Line]:
         [sys.executable, "-m", "benchmarks.bare_app", str(bare_port), *arguments],
         bare_port,
     )
+    logged_port = free_port()
+    log_file = files / "access.log"
+    logged = await bench.start_process_server(
+        "row-a-bare-klein-logged",
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.bare_app",
+            "--access-log",
+            str(log_file),
+            str(logged_port),
+            *arguments,
+        ],
+        logged_port,
+    )
     work = bench.directory("row-a-loadgen")
 
     async def load(server: Server, route: str, duration: float) -> Load:
@@ -77,17 +94,20 @@ async def run(bench: Bench) -> list[Line]:
         return result
 
     lines = []
+    servers = (clinvk, bare, logged)
     for route in ROUTES:
-        # Warm both up: imports, caches and the first connections.
-        await load(clinvk, route, 1)
-        await load(bare, route, 1)
-        measured: dict[str, list[Load]] = {clinvk.name: [], bare.name: []}
+        # Warm them up: imports, caches and the first connections.
+        for server in servers:
+            await load(server, route, 1)
+        measured: dict[str, list[Load]] = {server.name: [] for server in servers}
         for number in range(rounds):
-            order = (clinvk, bare) if number % 2 == 0 else (bare, clinvk)
+            order = servers if number % 2 == 0 else servers[::-1]
             for server in order:
                 measured[server.name].append(await load(server, route, seconds))
         ours, theirs = _median(measured[clinvk.name]), _median(measured[bare.name])
+        with_log = _median(measured[logged.name])
         ratio = ours.throughput / theirs.throughput
+        log_ratio = with_log.throughput / theirs.throughput
         lines.append(
             Line(
                 row="a",
@@ -98,14 +118,29 @@ async def run(bench: Bench) -> list[Line]:
                 verdict=verdict(ratio >= TARGET),
             )
         )
-    await bench.stop(bare)
-    await bench.stop(clinvk)
+        lines.append(
+            Line(
+                row="a",
+                what=f"of which: one access-log event per request, `GET {route}`",
+                clinvk=(
+                    f"bare app + clinvk's access-log event: {_summary(with_log)} ({log_ratio:.2f}× the bare "
+                    f"app; clinvk is {ours.throughput / with_log.throughput:.2f}× this)"
+                ),
+                baseline="bare Klein app, as above",
+                target="— (bounds the line above)",
+                verdict=Verdict.INFO,
+            )
+        )
+    for server in servers:
+        await bench.stop(server)
     bench.note(
         f"**a** — load generator: {generator_name()}, one thread, {CONNECTIONS} keep-alive connections, "
         f"{rounds} alternating round(s) of {seconds:g} s per server and route after a 1 s warm-up; the "
         "median round of each side is shown. clinvk checks an API key (sent by the generator) and "
-        "counts every request in its metrics and access log; the bare app answers the same bytes "
-        "with nothing else. The machine's cores are shared by the generator and the server, "
-        "equally for both sides."
+        "counts every request in its metrics and access log (JSON lines to a file, "
+        "`python -m twisted --log-file`); the bare app answers the same bytes with nothing else. "
+        "The third server is the bare app calling clinvk's `AccessLog` for each request, logging "
+        "to a file the same way. The machine's cores are shared by the generator and the server, "
+        "equally for every server."
     )
     return lines

@@ -9,7 +9,9 @@ import json
 import secrets
 from collections.abc import Mapping
 
-from twisted.web import http
+# Bound once: attributes of twisted.web.http are read through a
+# deprecation proxy, which costs on every request.
+from twisted.web.http import RESPONSES
 from twisted.web.iweb import IRequest
 
 # Reason phrases Twisted lacks (RFC 9110 and RFC 6585); without them the
@@ -19,7 +21,7 @@ _REASONS = {422: b"Unprocessable Content", 429: b"Too Many Requests"}
 
 def set_status(request: IRequest, status: int) -> None:
     """Set the status of C{request}, with its standard reason phrase."""
-    request.setResponseCode(status, _REASONS.get(status) or http.RESPONSES.get(status))
+    request.setResponseCode(status, _REASONS.get(status) or RESPONSES.get(status))
 
 
 def json_bytes(body: object) -> bytes:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import Map
 
 from klein import Klein
 from twisted.internet.defer import Deferred
@@ -98,7 +99,15 @@ def route_template(family: ApiFamily, path: str, method: str) -> str:
     (C{/api/v1/sessions/:id}), for metric labels; C{unmatched} for a path
     no route serves.
     """
-    adapter = family.app.url_map.bind("localhost")
+    return _cached_template(family.app.url_map, path, method)
+
+
+# Matching costs more than the rest of a small request's routing: the
+# templates of recently seen paths are kept (a bounded number, since paths
+# with ids are many).
+@functools.lru_cache(maxsize=1024)
+def _cached_template(url_map: Map, path: str, method: str) -> str:
+    adapter = url_map.bind("localhost")
     try:
         rule, _ = adapter.match(path, method=method, return_rule=True)
     except MethodNotAllowed as e:

@@ -96,9 +96,8 @@ class ClinvkRoot(Resource):
             return guards.cors.answer_preflight(request)
         guards.cors.decorate(request)
         try:
-            _check_routable(request)
-            guards.check(request, _router_path(request), client)
-            path = _router_path(request)
+            path = _check_routable(request)
+            guards.check(request, path, client)
             self._record(request, family, path)
             if self._in_flight.draining and path != "/health":
                 raise ShuttingDown("server is shutting down")
@@ -131,9 +130,11 @@ def _router_path(request: IRequest, encoding: str = "utf-8") -> str:
     return "/" + "/".join(segment.decode(encoding) for segment in request.postpath)
 
 
-def _check_routable(request: IRequest) -> None:
+def _check_routable(request: IRequest) -> str:
     """
     Refuse, in the family's dialect, what the router would mishandle.
+
+    @return: The path the router sees (L{_router_path}).
 
     @raise RouteNotFound: For a path with a doubled leading slash (Twisted
         would hand the router C{/x} for C{//x}, and paths match exactly) or
@@ -141,18 +142,17 @@ def _check_routable(request: IRequest) -> None:
         critical error).
     @raise InvalidRequest: For a C{Host} header that is not UTF-8.
     """
-    method = request.method.decode("latin-1")
-    raw_path = request.path.decode("latin-1")
     try:
-        _router_path(request)
+        path = _router_path(request)
     except UnicodeDecodeError:
-        raise route_not_found(method, raw_path) from None
+        raise route_not_found(request.method.decode("latin-1"), request.path.decode("latin-1")) from None
     if len(request.postpath) > 1 and request.postpath[0] == b"":
-        raise route_not_found(method, raw_path)
+        raise route_not_found(request.method.decode("latin-1"), request.path.decode("latin-1"))
     try:
         (request.getHeader(b"host") or b"").decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidRequest("the Host header is not UTF-8") from None
+    return path
 
 
 def _head_error(request: IRequest, family: ApiFamily) -> ClinvkError:
