@@ -24,6 +24,7 @@ from twisted.internet.interfaces import (
 from twisted.logger import Logger
 
 from clinvk.process.protocol import CLIProcessProtocol, ExitStatus, ICapture
+from clinvk.process.reaper import GroupReaper
 from clinvk.process.spawn import KILL, TERMINATE, Launcher
 
 log = Logger()
@@ -291,6 +292,12 @@ class ProcessRunner:
         self._launcher = launcher
         self._signal_group = signal_group
         self._kill_grace = kill_grace
+
+    def group_reaper(self) -> GroupReaper | None:
+        """The group reaper of the launcher, not started yet; L{None} when it has none."""
+        if not self._launcher.reaper:
+            return None
+        return GroupReaper(self._spawner, self._clock, self._launcher.reaper)
 
     def start(self, spec: ProcessSpec, capture: ICapture) -> RunningProcess:
         """

@@ -8,19 +8,20 @@ launched through programs that each C{exec} the next, keeping one pid:
 
   1. C{setsid} makes the child the leader of a new session and process
      group, so one signal reaches it and everything it starts;
-  2. a few lines of C{sh} start a I{watcher} in that group, then C{exec}
-     the CLI through C{setpriv --pdeathsig KILL}, so the kernel kills the
-     CLI if the server dies, even by SIGKILL;
-  3. the watcher, itself started with C{--pdeathsig USR1}, is told when its
-     parent — the CLI — dies; it then waits the grace period and kills what
-     is left of the group, grandchildren included.  It ignores TERM so that
-     it outlives a normal stop, and holds none of the CLI's pipes.
+  2. C{setpriv --pdeathsig KILL} has the kernel kill the CLI if the server
+     dies, even by SIGKILL.
 
 The CLI is thus the group leader and the server's direct child: its exit
 status and signal dispositions are its own, exactly as if it were spawned
-directly.  Where C{setpriv} is missing, children are still started in
-their own group (and stopped with it), but do not die with a killed
-server; where C{setsid} is missing, a Python one-liner replaces it.
+directly.  What the CLI leaves in its group when the server dies is ended
+by the server's one group reaper (L{clinvk.process.reaper}), which the
+launcher also describes.  Where C{setpriv} is missing, children do not get
+the parent-death signal, but the reaper still ends their groups; where
+C{setsid} is missing, a Python one-liner replaces it.
+
+Each program in the chain costs one C{exec} on every run, so the chain is
+kept as short as the guarantees allow: an earlier version also started a
+shell and a watcher process per run.
 """
 
 from __future__ import annotations
@@ -33,24 +34,7 @@ from collections.abc import Callable, Sequence
 
 from attrs import frozen
 
-# The watcher: $0 is the grace period, $1 the CLI's pid.  "sleep & wait"
-# keeps it interruptible by the USR1 that announces the CLI's death; a CLI
-# that died before the watcher could ask for that signal is caught by
-# comparing the watcher's parent with the CLI.
-WATCHER_SCRIPT = (
-    'trap : TERM INT HUP; trap "sleep $0; kill -KILL 0" USR1; '
-    '[ "$PPID" = "$1" ] || kill -USR1 $$; '
-    "while :; do sleep 3600 & wait $!; done"
-)
-
-# The group leader until it becomes the CLI.  Arguments: setpriv, the grace
-# period, the watcher script, then the CLI's argv.
-LEADER_SCRIPT = """\
-setpriv=$1 grace=$2 watcher=$3
-shift 3
-"$setpriv" --pdeathsig USR1 /bin/sh -c "$watcher" "$grace" "$$" </dev/null >/dev/null 2>&1 &
-exec "$setpriv" --pdeathsig KILL -- "$@"
-"""
+from clinvk.process.reaper import REAPER_SCRIPT
 
 _PYTHON_SETSID = "import os, sys; os.setsid(); os.execv(sys.argv[1], sys.argv[1:])"
 
@@ -62,9 +46,12 @@ class Launcher:
 
     @ivar prefix: Put before the command's argv; empty to run it directly
         (tests with a fake process reactor).
+    @ivar reaper: The command line of the server's group reaper
+        (L{clinvk.process.reaper.GroupReaper}), or empty for none.
     """
 
     prefix: tuple[str, ...] = ()
+    reaper: tuple[str, ...] = ()
 
     def wrap(self, argv: Sequence[str]) -> list[str]:
         """The full argv to spawn for C{argv}."""
@@ -81,15 +68,19 @@ class Launcher:
         """
         The best launcher this machine allows (looked up once, at start-up).
 
-        @param kill_grace: How long the watcher gives the group between the
-            CLI's death and its own KILL.
+        @param kill_grace: How long the reaper gives the groups of a dead
+            server between TERM and KILL.
         """
         setsid = which("setsid")
-        prefix = [setsid] if setsid else [python, "-I", "-S", "-c", _PYTHON_SETSID]
+        session = [setsid] if setsid else [python, "-I", "-S", "-c", _PYTHON_SETSID]
+        prefix = list(session)
         setpriv = which("setpriv")
         if setpriv:
-            prefix += [shell, "-c", LEADER_SCRIPT, "clinvk-run", setpriv, f"{kill_grace:g}", WATCHER_SCRIPT]
-        return cls(tuple(prefix))
+            prefix += [setpriv, "--pdeathsig", "KILL", "--"]
+        # The reaper runs in a session of its own, so that a signal to the
+        # server's process group (a terminal's Ctrl-C) does not reach it.
+        reaper = [*session, shell, "-c", REAPER_SCRIPT, "clinvk-reaper", f"{kill_grace:g}"]
+        return cls(tuple(prefix), tuple(reaper))
 
 
 def signal_group(pgid: int, signum: int) -> bool:

@@ -1,6 +1,8 @@
 # -*- test-case-name: tests.process.test_supervisor -*-
 """
-The service that owns every live child process.
+The service that owns every live child process, and the group reaper that
+ends their process groups should the server die without doing it
+(L{clinvk.process.reaper}).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from twisted.logger import Logger
 
 from clinvk.errors import ShuttingDown
 from clinvk.process.protocol import ICapture
+from clinvk.process.reaper import GroupReaper
 from clinvk.process.runner import ProcessRunner, ProcessSpec, RunningProcess, StopReason
 
 log = Logger()
@@ -23,7 +26,8 @@ class ProcessSupervisor(Service):
     Starts runs through a L{ProcessRunner}, keeps a registry of the live
     ones (until their whole process group is gone), refuses new runs once
     stopping, and on stop ends all of them (TERM, grace, KILL) and waits
-    until they are really gone.
+    until they are really gone.  While it runs, the runner's group reaper
+    (if its launcher has one) knows every live group.
     """
 
     name = "process-supervisor"
@@ -33,6 +37,7 @@ class ProcessSupervisor(Service):
         self._live: dict[int, RunningProcess] = {}
         self._ids = itertools.count(1)
         self._stopping = False
+        self._reaper: GroupReaper | None = None
 
     @property
     def live(self) -> int:
@@ -56,9 +61,14 @@ class ProcessSupervisor(Service):
         log.debug(
             "Started run run_id={run_id} pid={pid} label={label}", run_id=run_id, pid=run.pid, label=label
         )
+        reaper, group = self._reaper, run.pid
+        if reaper is not None and group > 1:
+            reaper.add(group)
 
         def forget(ignored: None) -> None:
             self._live.pop(run_id, None)
+            if reaper is not None and group > 1:
+                reaper.remove(group)
 
         run.finished.addCallback(forget)
         return run
@@ -66,6 +76,9 @@ class ProcessSupervisor(Service):
     def startService(self) -> None:
         self._stopping = False
         super().startService()
+        self._reaper = self._runner.group_reaper()
+        if self._reaper is not None:
+            self._reaper.start()
 
     def stopService(self) -> Deferred[None]:
         """Stop every live run; fire once all of them have ended."""
@@ -82,4 +95,8 @@ class ProcessSupervisor(Service):
         done: Deferred[None] = DeferredList([run.finished for run in runs], consumeErrors=True).addCallback(
             lambda _: None
         )
+        reaper, self._reaper = self._reaper, None
+        if reaper is not None:
+            # Every group is gone: the reaper has nothing left to end.
+            done.addCallback(lambda _: reaper.stop())
         return done

@@ -174,6 +174,14 @@ def _live_processes() -> list[tuple[int, list[str]]]:
     return processes
 
 
+def group_reaper(pid: int) -> bool:
+    """Whether C{pid} is a server's process group reaper (L{clinvk.process.reaper}), not a CLI."""
+    try:
+        return b"clinvk-reaper" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 def live_process_groups() -> set[int]:
     """The process groups of every live process."""
     return {int(fields[2]) for _, fields in _live_processes()}

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from clinvk.process.spawn import LEADER_SCRIPT, WATCHER_SCRIPT, Launcher, signal_group
+from clinvk.process.reaper import REAPER_SCRIPT
+from clinvk.process.spawn import Launcher, signal_group
 from tests.helpers import fake_which
 
 
@@ -15,39 +16,46 @@ class LauncherTests(SynchronousTestCase):
     """Launcher.detect picks the best chain the machine allows."""
 
     def test_util_linux(self) -> None:
-        """With setsid and setpriv: setsid, then the leader script with the watcher and the grace period."""
+        """
+        With setsid and setpriv: setsid, then setpriv with the parent-death
+        signal, then the CLI; the reaper is a shell in its own session with
+        the grace period.
+        """
         launcher = Launcher.detect(kill_grace=2.5, which=fake_which({"setsid", "setpriv"}), python="/py")
         self.assertEqual(
             launcher.wrap(["/bin/claude", "--print"]),
             [
                 "/usr/local/bin/setsid",
-                "/bin/sh",
-                "-c",
-                LEADER_SCRIPT,
-                "clinvk-run",
                 "/usr/local/bin/setpriv",
-                "2.5",
-                WATCHER_SCRIPT,
+                "--pdeathsig",
+                "KILL",
+                "--",
                 "/bin/claude",
                 "--print",
             ],
         )
-        self.assertIn('exec "$setpriv" --pdeathsig KILL -- "$@"', LEADER_SCRIPT)
+        self.assertEqual(
+            launcher.reaper,
+            ("/usr/local/bin/setsid", "/bin/sh", "-c", REAPER_SCRIPT, "clinvk-reaper", "2.5"),
+        )
 
     def test_without_setpriv(self) -> None:
-        """Without setpriv the CLI is started in its own group, without the watcher."""
+        """Without setpriv the CLI is started in its own group, without the parent-death signal."""
         launcher = Launcher.detect(which=fake_which({"setsid"}), python="/py")
         self.assertEqual(launcher.wrap(["/bin/gemini"]), ["/usr/local/bin/setsid", "/bin/gemini"])
+        self.assertEqual(launcher.reaper[:2], ("/usr/local/bin/setsid", "/bin/sh"))
 
     def test_without_setsid(self) -> None:
-        """Without setsid a Python one-liner starts the session."""
+        """Without setsid a Python one-liner starts the session, of the CLI and of the reaper."""
         launcher = Launcher.detect(which=fake_which(()), python="/py")
         self.assertEqual(launcher.prefix[:4], ("/py", "-I", "-S", "-c"))
         self.assertIn("os.setsid()", launcher.prefix[4])
+        self.assertEqual(launcher.reaper[:5], launcher.prefix[:5])
 
     def test_direct(self) -> None:
-        """An empty launcher runs the command as it is."""
+        """An empty launcher runs the command as it is, without a reaper."""
         self.assertEqual(Launcher().wrap(["a", "b"]), ["a", "b"])
+        self.assertEqual(Launcher().reaper, ())
 
 
 class SignalGroupTests(SynchronousTestCase):
