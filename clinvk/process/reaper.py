@@ -82,6 +82,7 @@ class GroupReaper:
         self._transport: IProcessTransport | None = None
         self._restart: IDelayedCall | None = None
         self._stopping = False
+        self._started = False
 
     @property
     def groups(self) -> frozenset[int]:
@@ -89,11 +90,16 @@ class GroupReaper:
         return frozenset(self._groups)
 
     def start(self) -> None:
-        """Start the helper."""
+        """
+        Be ready: the helper itself is started with the first group, so
+        that a server (or an embedding program) that never runs a CLI runs
+        no helper either.
+        """
         self._stopping = False
-        self._start_helper()
+        self._started = False
 
     def _start_helper(self) -> None:
+        self._started = True
         self._restart = None
         helper = _Helper()
         try:
@@ -128,7 +134,11 @@ class GroupReaper:
     def add(self, pgid: int) -> None:
         """A run's process group C{pgid} now exists."""
         self._groups.add(pgid)
-        self._tell(f"+ {pgid}")
+        if not self._started and not self._stopping:
+            # Told every known group, this one included, once it runs.
+            self._start_helper()
+        else:
+            self._tell(f"+ {pgid}")
 
     def remove(self, pgid: int) -> None:
         """Process group C{pgid} is gone."""

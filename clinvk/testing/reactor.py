@@ -34,6 +34,9 @@ class FakeProcessTransport:
         C{"ignore"}, or a number of seconds after which it dies.
     @ivar lingering: Whether something the child started (a grandchild)
         stays in its process group, holding its pipes, after it exits.
+    @ivar exits_with_stdin: Whether the child exits (0) once its stdin is
+        closed, as the server's group reaper (L{clinvk.process.reaper})
+        does; set for children spawned as one.
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class FakeProcessTransport:
         self.paused = False
         self.on_term: str | float = "exit"
         self.lingering = False
+        self.exits_with_stdin = "clinvk-reaper" in self.argv
         self.exited = False
         self.ended = False
         self._status: Failure | None = None
@@ -65,6 +69,8 @@ class FakeProcessTransport:
 
     def closeStdin(self) -> None:
         self.stdin_closed = True
+        if self.exits_with_stdin and not self.exited:
+            self.exit(0)
 
     def closeStdout(self) -> None:
         pass

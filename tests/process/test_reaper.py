@@ -24,23 +24,32 @@ class GroupReaperTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.reactor = FakeProcessReactor()
         self.reaper = GroupReaper(self.reactor, self.reactor, ARGV)
+        self.reaper.start()
+
+    def test_started_with_first_group(self) -> None:
+        """No helper runs until there is a group to watch."""
+        self.assertEqual(self.reactor.spawned, [])
+        self.reaper.add(4242)
+        [helper] = self.reactor.spawned
+        self.assertEqual(helper.argv, list(ARGV))
+        self.assertEqual(helper.stdin, b"+ 4242\n")
 
     def test_told(self) -> None:
         """Groups that start and end are written to the helper's stdin."""
-        self.reaper.start()
-        [helper] = self.reactor.spawned
-        self.assertEqual(helper.argv, list(ARGV))
         self.reaper.add(4242)
         self.reaper.add(4243)
         self.reaper.remove(4242)
         self.reaper.remove(9999)
+        [helper] = self.reactor.spawned
         self.assertEqual(helper.stdin, b"+ 4242\n+ 4243\n- 4242\n")
         self.assertEqual(self.reaper.groups, {4243})
 
     def test_stop(self) -> None:
         """Stopping closes the helper's stdin and fires once it has ended."""
-        self.reaper.start()
+        self.reaper.add(4242)
+        self.reaper.remove(4242)
         [helper] = self.reactor.spawned
+        helper.exits_with_stdin = False
         stopped = self.reaper.stop()
         self.assertTrue(helper.stdin_closed)
         self.assertNoResult(stopped)
@@ -49,22 +58,27 @@ class GroupReaperTests(SynchronousTestCase):
         self.reactor.advance(RESTART_DELAY * 2)
         self.assertEqual(len(self.reactor.spawned), 1)
 
+    def test_stop_unstarted(self) -> None:
+        """Stopping a reaper whose helper never started fires at once."""
+        self.successResultOf(self.reaper.stop())
+        self.reaper.add(4242)
+        self.assertEqual(self.reactor.spawned, [])
+
     def test_restart(self) -> None:
         """A helper that ends on its own is started again, and told the live groups."""
-        self.reaper.start()
         self.reaper.add(4242)
         self.reactor.spawned[0].die(9)
         self.assertEqual(len(self.reactor.spawned), 1)
         self.reactor.advance(RESTART_DELAY)
         self.assertEqual(len(self.reactor.spawned), 2)
         self.assertEqual(self.reactor.spawned[1].stdin, b"+ 4242\n")
-        self.flushLoggedErrors()
 
     def test_cannot_start(self) -> None:
         """A helper that cannot start is logged; runs go on without it."""
         self.reactor.spawn_error = OSError("no shell")
-        self.reaper.start()
         self.reaper.add(4242)
+        self.reaper.add(4243)
+        self.assertEqual(self.reactor.spawned, [])
         self.successResultOf(self.reaper.stop())
 
 
@@ -73,31 +87,30 @@ class SupervisedReaperTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.reactor = FakeProcessReactor()
+
+    def supervisor(self, launcher: Launcher) -> ProcessSupervisor:
         runner = ProcessRunner(
-            self.reactor, launcher=Launcher((), ARGV), signal_group=self.reactor.signal_group, kill_grace=5
+            self.reactor, launcher=launcher, signal_group=self.reactor.signal_group, kill_grace=5
         )
-        self.supervisor = ProcessSupervisor(runner)
-        self.supervisor.startService()
+        supervisor = ProcessSupervisor(runner)
+        supervisor.startService()
+        return supervisor
 
     def test_groups(self) -> None:
         """Each run's group is told when it starts and when it is gone; the reaper stops last."""
-        [helper] = self.reactor.spawned
-        run = self.supervisor.start(ProcessSpec(argv=["/bin/x"], env={}), BufferedCapture(10))
+        supervisor = self.supervisor(Launcher((), ARGV))
+        run = supervisor.start(ProcessSpec(argv=["/bin/x"], env={}), BufferedCapture(10))
+        cli, helper = self.reactor.spawned
         self.assertEqual(helper.stdin, f"+ {run.pid}\n".encode())
-        self.reactor.spawned[1].exit(0)
+        cli.exit(0)
         self.assertEqual(helper.stdin, f"+ {run.pid}\n- {run.pid}\n".encode())
-        stopped = self.supervisor.stopService()
-        self.assertTrue(helper.stdin_closed)
-        helper.exit(0)
-        self.successResultOf(stopped)
+        self.successResultOf(supervisor.stopService())
+        self.assertTrue(helper.stdin_closed and helper.ended)
 
     def test_without_reaper(self) -> None:
         """A launcher without a reaper starts none."""
-        supervisor = ProcessSupervisor(
-            ProcessRunner(
-                self.reactor, launcher=Launcher(), signal_group=self.reactor.signal_group, kill_grace=5
-            )
-        )
-        supervisor.startService()
-        self.assertEqual(len(self.reactor.spawned), 1)
+        supervisor = self.supervisor(Launcher())
+        supervisor.start(ProcessSpec(argv=["/bin/x"], env={}), BufferedCapture(10))
+        self.assertEqual([transport.argv for transport in self.reactor.spawned], [["/bin/x"]])
+        self.reactor.spawned[0].exit(0)
         self.successResultOf(supervisor.stopService())
