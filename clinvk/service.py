@@ -278,7 +278,7 @@ def _session_store(reactor: IClinvkReactor, home: str) -> tuple[ISessionStore, T
         return DiskSessionStore(files), None
     pool = ThreadPool(minthreads=1, maxthreads=1, name="clinvk-sessions")
     return DiskSessionStore(
-        files, run_blocking=in_thread_pool(cast("IReactorFromThreads", reactor), pool)
+        files, run_blocking=in_thread_pool(cast("IReactorFromThreads", reactor), pool), clock=reactor
     ), pool
 
 

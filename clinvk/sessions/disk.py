@@ -23,9 +23,10 @@ from typing import Any, Protocol, TypeVar
 
 from attrs import frozen
 
-from twisted.internet.defer import Deferred, fail, maybeDeferred
-from twisted.internet.interfaces import IReactorFromThreads
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
@@ -691,6 +692,10 @@ def _synchronously(work: Callable[[], _T], /) -> Deferred[_T]:
     return maybeDeferred(work)
 
 
+# How long a health check's answer is reused (see DiskSessionStore).
+HEALTH_MAX_AGE = 1.0
+
+
 @implementer(ISessionStore)
 class DiskSessionStore:
     """
@@ -701,14 +706,35 @@ class DiskSessionStore:
     @param run_blocking: Runs each blocking operation; for example
         L{in_thread_pool} with a one-thread pool.  By default the work runs
         at once in the calling thread, which suits tests.
+    @param clock: When given, a health check's answer is reused for
+        L{HEALTH_MAX_AGE} seconds, and concurrent checks share one look at
+        the files: a load balancer asking many times a second costs one
+        pass over the store, not one each.  A change made through this
+        store is seen at once; one made by another process (the
+        command-line tool) within that time.
     """
 
-    def __init__(self, files: SessionFiles, run_blocking: RunBlocking | None = None) -> None:
+    def __init__(
+        self,
+        files: SessionFiles,
+        run_blocking: RunBlocking | None = None,
+        *,
+        clock: IReactorTime | None = None,
+    ) -> None:
         self._files = files
         self._run: RunBlocking = run_blocking or _synchronously
+        self._clock = clock
+        self._health: tuple[float, StoreHealth] | None = None
+        self._health_waiters: list[Deferred[StoreHealth]] | None = None
+
+    def _changed(self, result: _T) -> _T:
+        # Whatever health was read, or is being read, may predate the change.
+        self._health = None
+        self._health_waiters = None
+        return result
 
     def create(self, record: SessionRecord) -> Deferred[None]:
-        return self._run(lambda: self._files.create(record))
+        return self._run(lambda: self._files.create(record)).addBoth(self._changed)
 
     def get(self, session_id: str) -> Deferred[SessionRecord]:
         return self._run(lambda: self._files.get(session_id))
@@ -719,7 +745,7 @@ class DiskSessionStore:
     def update(
         self, session_id: str, change: Callable[[SessionRecord], SessionRecord]
     ) -> Deferred[SessionRecord]:
-        return self._run(lambda: self._files.update(session_id, change))
+        return self._run(lambda: self._files.update(session_id, change)).addBoth(self._changed)
 
     def list(
         self, *, backend: str = "", status: str = "", limit: int = 0, offset: int = 0
@@ -727,10 +753,33 @@ class DiskSessionStore:
         return self._run(lambda: self._files.list(backend=backend, status=status, limit=limit, offset=offset))
 
     def delete(self, prefix: str) -> Deferred[str]:
-        return self._run(lambda: self._files.delete(prefix))
+        return self._run(lambda: self._files.delete(prefix)).addBoth(self._changed)
 
     def clean(self, older_than: datetime) -> Deferred[int]:
-        return self._run(lambda: self._files.clean(older_than))
+        return self._run(lambda: self._files.clean(older_than)).addBoth(self._changed)
 
     def health(self) -> Deferred[StoreHealth]:
-        return self._run(self._files.health)
+        if self._clock is None:
+            return self._run(self._files.health)
+        now = self._clock.seconds()
+        if self._health is not None and now - self._health[0] < HEALTH_MAX_AGE:
+            return succeed(self._health[1])
+        waiter: Deferred[StoreHealth] = Deferred()
+        if self._health_waiters is not None:
+            self._health_waiters.append(waiter)
+            return waiter
+        waiters = self._health_waiters = [waiter]
+
+        def deliver(result: StoreHealth | Failure) -> None:
+            if self._health_waiters is waiters:
+                self._health_waiters = None
+                if isinstance(result, StoreHealth):
+                    self._health = (now, result)
+            for each in waiters:
+                if isinstance(result, Failure):
+                    each.errback(result)
+                else:
+                    each.callback(result)
+
+        self._run(self._files.health).addBoth(deliver)
+        return waiter

@@ -17,10 +17,17 @@ from attrs import evolve
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorFromThreads
+from twisted.internet.task import Clock
 from twisted.python.threadpool import ThreadPool
 from twisted.trial.unittest import SynchronousTestCase
 
-from clinvk.sessions.disk import DiskSessionStore, SessionFiles, in_thread_pool, sessions_directory
+from clinvk.sessions.disk import (
+    HEALTH_MAX_AGE,
+    DiskSessionStore,
+    SessionFiles,
+    in_thread_pool,
+    sessions_directory,
+)
 from clinvk.sessions.record import (
     COMPLETED,
     SessionNotFound,
@@ -561,3 +568,73 @@ class DiskSessionStoreTests(SynchronousTestCase):
         pool.stop()
         run = in_thread_pool(cast("IReactorFromThreads", object()), pool)
         self.failureResultOf(run(lambda: 42), StoreError)
+
+
+class HealthReuseTests(SynchronousTestCase):
+    """With a clock, health checks share and reuse one look at the files."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.pending: list[tuple[Callable[[], object], Deferred[object]]] = []
+
+        def run(work: Callable[[], _T], /) -> Deferred[_T]:
+            waiting: Deferred[Any] = Deferred()
+            self.pending.append((work, waiting))
+            return waiting
+
+        self.directory = sessions_directory(self.mktemp())
+        self.store = DiskSessionStore(SessionFiles(self.directory), run, clock=self.clock)
+
+    def finish(self) -> None:
+        """Run the queued work, in order, as the one-thread pool would."""
+        while self.pending:
+            work, waiting = self.pending.pop(0)
+            waiting.callback(work())
+
+    def test_shared_and_reused(self) -> None:
+        """Concurrent checks share one pass; within the age limit, its answer is reused."""
+        first, second = self.store.health(), self.store.health()
+        self.assertEqual(len(self.pending), 1)
+        self.finish()
+        self.assertEqual(self.successResultOf(first), self.successResultOf(second))
+        self.clock.advance(HEALTH_MAX_AGE / 2)
+        self.successResultOf(self.store.health())
+        self.assertEqual(self.pending, [])
+        self.clock.advance(HEALTH_MAX_AGE)
+        later = self.store.health()
+        self.assertEqual(len(self.pending), 1)
+        self.finish()
+        self.successResultOf(later)
+
+    def test_own_changes_seen(self) -> None:
+        """A change made through the store is counted by the next check."""
+        checked = self.store.health()
+        self.finish()
+        self.assertEqual(self.successResultOf(checked).session_count, 0)
+        created = self.store.create(record(1))
+        self.finish()
+        self.successResultOf(created)
+        recounted = self.store.health()
+        self.finish()
+        self.assertEqual(self.successResultOf(recounted).session_count, 1)
+
+    def test_check_during_change(self) -> None:
+        """A check that began before a change is not reused after it."""
+        before = self.store.health()
+        created = self.store.create(record(1))
+        self.finish()
+        self.assertEqual(self.successResultOf(before).session_count, 0)
+        self.successResultOf(created)
+        after = self.store.health()
+        self.finish()
+        self.assertEqual(self.successResultOf(after).session_count, 1)
+
+    def test_failure_not_kept(self) -> None:
+        """A check that fails fails every waiter, and is not reused."""
+        first, second = self.store.health(), self.store.health()
+        _, waiting = self.pending.pop()
+        waiting.errback(RuntimeError("broken pool"))
+        self.failureResultOf(first, RuntimeError)
+        self.failureResultOf(second, RuntimeError)
+        self.store.health()
+        self.assertEqual(len(self.pending), 1)
