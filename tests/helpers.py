@@ -29,7 +29,7 @@ from clinvk.testing.reactor import FakeProcessReactor
 from clinvk.web.guards import Guards
 from clinvk.web.inflight import InFlight
 from clinvk.web.meta import Uptime
-from clinvk.web.root import ClinvkRoot, build_root
+from clinvk.web.root import ClinvkRoot, build_root, build_site
 
 BASE = "http://localhost:8080"
 
@@ -145,6 +145,18 @@ class Response:
             if key.lower() == name.lower().encode("ascii"):
                 return values[0].decode("latin-1")
         return None
+
+
+def stub_over_site(root: IResource) -> Any:
+    """
+    A L{StubTreq} whose requests go through the server's own site
+    (L{build_site}) rather than the default C{Site} treq builds, so that
+    they are parsed as the server parses them.
+    """
+    stub: Any = StubTreq(root)
+    agent = stub._agent
+    agent._serverFactory = build_site(root, agent._memoryReactor)
+    return stub
 
 
 def call(

@@ -256,4 +256,9 @@ def build_site(
     than C{read_limits} allow gets 408.
     """
     factory = limited_request(max_body, read_limits)
-    return ClinvkSite(root, reactor=reactor, requestFactory=factory, timeout=idle_timeout)
+    # Bodies are read by the routes, as JSON.  Twisted's own parsing of form
+    # uploads would answer a malformed multipart body with a bare 400 before
+    # any route runs; without it, such a body gets the route's 415.
+    return ClinvkSite(
+        root, reactor=reactor, requestFactory=factory, timeout=idle_timeout, parsePOSTFormSubmission=False
+    )

@@ -3,7 +3,7 @@ Fuzzing every route with malformed and hostile requests: the server must
 answer each with a client error or a success, never a server error (5xx)
 nor a logged traceback, and must always finish its answer.
 
-The requests go through L{StubTreq} to the real root resource of
+The requests go through L{StubTreq}, over the server's own site, to the real root resource of
 L{tests.helpers.Server} (the real orchestration on a fake process
 reactor): no sockets, no real children, deterministic.  Every child the
 server spawns is played at once by the fake CLIs of
@@ -40,13 +40,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import treq
-from treq.testing import StubTreq
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from clinvk.testing import fake_cli
 from clinvk.testing.reactor import FakeProcessReactor, FakeProcessTransport
-from tests.helpers import BASE, Server
+from tests.helpers import BASE, Server, stub_over_site
 
 # Derandomized and without a database: CI tries the same inputs every run.
 FUZZ = settings(
@@ -631,7 +630,7 @@ class FuzzTestCase(SynchronousTestCase):
         self.server = Server(reactor=StrictProcessReactor())
         self.reactor = self.server.reactor
         self.reactor.advance(1_750_000_000)
-        self.stub: Any = StubTreq(self.server.root)
+        self.stub: Any = stub_over_site(self.server.root)
         document = self.exchange("GET", "/openapi.json")
         self.assertEqual(document.code, 200, document.describe())
         self.document: dict[str, Any] = json.loads(document.body_received)

@@ -319,6 +319,20 @@ class ReadTimeoutTests(SynchronousTestCase):
         self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 OK"))
         self.assertEqual([c for c in clock.getDelayedCalls() if "too_slow" in repr(c)], [])
 
+    def test_form_uploads_reach_the_route(self) -> None:
+        """
+        A malformed multipart body is the route's to refuse (415, with a
+        problem body), not Twisted's form parser's (a bare 400).
+        """
+        protocol, transport, _ = self.connect()
+        protocol.dataReceived(
+            b"POST /api/v1/prompt HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 1\r\n\r\n\x00"
+        )
+        head, _, body = transport.value().partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 415 "), head)
+        self.assertEqual(json.loads(body)["status"], 415)
+
     def test_response_deadline(self) -> None:
         """A response not written within the response limit loses its connection."""
         server = Server()

@@ -112,7 +112,10 @@ async def main(reactor, port, config_file):
     services.startService()
     reactor.addSystemEventTrigger("before", "shutdown", services.stopService)
 
-    listening = await TCP4ServerEndpoint(reactor, port, interface="127.0.0.1").listen(Site(root))
+    # clinvk reads request bodies itself, as JSON: Twisted's parsing of form
+    # uploads would only get in the way (a bare 400 for a malformed one).
+    site = Site(root, parsePOSTFormSubmission=False)
+    listening = await TCP4ServerEndpoint(reactor, port, interface="127.0.0.1").listen(site)
     print(f"Serving on http://127.0.0.1:{listening.getHost().port}/", flush=True)
     await Deferred()  # until Ctrl+C or SIGTERM stops the reactor
 
