@@ -19,6 +19,7 @@ under twistd, L{json_observer} is a factory for C{twistd --logger}::
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from datetime import UTC, datetime
@@ -41,11 +42,12 @@ def logfmt_value(value: object) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def _split_fields(log_format: str) -> tuple[str, list[str]] | None:
+@functools.lru_cache(maxsize=256)
+def _split_fields(log_format: str) -> tuple[str, tuple[str, ...]] | None:
     """
     Split a format string of the form C{"<message> a={a} b={b}"} into the
     message and the field names, or return L{None} when it has another
-    shape.
+    shape.  Cached: a program logs few distinct format strings, many times.
     """
     try:
         parts = list(Formatter().parse(log_format))
@@ -66,7 +68,7 @@ def _split_fields(log_format: str) -> tuple[str, list[str]] | None:
         if literal != f" {field}=":
             return None
         fields.append(field)
-    return message, fields
+    return message, tuple(fields)
 
 
 def format_logfmt(event: LogEvent) -> str | None:
