@@ -126,6 +126,18 @@ class MountTests(SynchronousTestCase):
         self.assertEqual(response.code, 200)
         health = json.loads(self.successResultOf(response.content()))
         self.assertIn("uptime", health)
+        # The schema it names is below the mount point too, and is served there.
+        self.assertEqual(
+            health["$schema"], "https://example.invalid/tools/clinvk/schemas/HealthResponseBody.json"
+        )
+        self.assertEqual(
+            response.headers.getRawHeaders(b"link"),
+            [b'</tools/clinvk/schemas/HealthResponseBody.json>; rel="describedBy"'],
+        )
+        for path in ("/tools/clinvk/schemas/HealthResponseBody.json", "/tools/clinvk/docs"):
+            response = self.successResultOf(client.get("http://example.invalid" + path))
+            self.assertEqual(response.code, 200, path)
+            self.successResultOf(response.content())
 
         response = self.successResultOf(client.get("http://example.invalid/tools/clinvk/openai/v1/models"))
         self.assertEqual(response.code, 200)

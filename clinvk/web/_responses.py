@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Mapping
+from urllib.parse import quote
 
 # Bound once: attributes of twisted.web.http are read through a
 # deprecation proxy, which costs on every request.
@@ -126,6 +127,10 @@ def json_response(
     return bytes_response(request, json_bytes(body), content_type)
 
 
+# The request attribute where L{remember_mount_path} notes the mount path.
+_MOUNT_PATH = "_clinvk_mount_path"
+
+
 def schema_url(request: IRequest, type_name: str) -> str:
     """
     The absolute URL of the schema of C{type_name} as seen by this client.
@@ -145,12 +150,35 @@ def schema_url(request: IRequest, type_name: str) -> str:
         host = host_header.decode("utf-8", "replace")
     local = host.startswith(("localhost", "127.0.0.1"))
     scheme = "http" if local and not request.isSecure() else "https"
-    return f"{scheme}://{host}/schemas/{type_name}.json"
+    return f"{scheme}://{host}{mount_path(request)}/schemas/{type_name}.json"
 
 
 def described_by(request: IRequest, type_name: str) -> None:
     """Add the C{Link: </schemas/<type>.json>; rel="describedBy"} header."""
-    request.setHeader(b"Link", f'</schemas/{type_name}.json>; rel="describedBy"'.encode())
+    request.setHeader(
+        b"Link", f'<{mount_path(request)}/schemas/{type_name}.json>; rel="describedBy"'.encode()
+    )
+
+
+def remember_mount_path(request: IRequest) -> None:
+    """
+    Note where clinvk's root is mounted, for L{mount_path}: called by the
+    root as it receives C{request}, while C{request.prepath} still holds
+    exactly the segments the site traversed to reach it (Klein's routing
+    moves more segments there later).
+    """
+    path = "".join("/" + quote(segment, safe="") for segment in request.prepath)
+    setattr(request, _MOUNT_PATH, path)
+
+
+def mount_path(request: IRequest) -> str:
+    """
+    The path clinvk's root is mounted at, as a client writes it: C{""} at
+    the root of the site, C{"/clinvk"} where a program embedding clinvk
+    put it there.
+    """
+    path: str = getattr(request, _MOUNT_PATH, "")
+    return path
 
 
 def typed_response(request: IRequest, type_name: str, body: Mapping[str, object], status: int = 200) -> bytes:

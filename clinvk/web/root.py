@@ -29,6 +29,7 @@ from clinvk.metrics import Metrics
 from clinvk.orchestration import Orchestrator
 from clinvk.schemas import SchemaSet
 from clinvk.web._errors import error_from_failure, method_not_allowed, render_error, route_not_found
+from clinvk.web._responses import remember_mount_path
 from clinvk.web._routing import ApiFamily, allowed_methods, route_template
 from clinvk.web._wrappers import AccessLog, RequestIds
 from clinvk.web.anthropic import AnthropicApi
@@ -85,6 +86,7 @@ class ClinvkRoot(Resource):
         return self._fallback
 
     def render(self, request: IRequest) -> bytes | int:
+        remember_mount_path(request)
         request_id = self._request_ids.assign(request)
         guards = self._guards
         client = guards.clients.of(request)
