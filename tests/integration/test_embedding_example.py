@@ -21,7 +21,7 @@ from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 
-from tests.integration._processes import TIMEOUT, alive, get_json, python_command, reactor
+from tests.integration._processes import TIMEOUT, alive, get_json, process_exit, python_command, reactor
 from tests.integration.test_native_api import post_json
 
 from ._server import ServerTestCase
@@ -141,6 +141,24 @@ class EmbeddingExampleTests(ServerTestCase):
         )
         self.assertEqual(completion, "gemini answers: Hi there")
 
+    async def test_ask_disconnect(self) -> None:
+        """
+        When a client of C{/ask} goes away, its CLI is stopped, and the
+        application logs no unhandled error.
+        """
+        client = TextClient("/ask?q=" + quote("Wait for it\n#fake hang"))
+        await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", self.port), client)
+        await self.eventually(lambda: len(self.records_of("claude")) == 1)
+        [record] = self.records_of("claude")
+        assert client.transport is not None
+        client.transport.loseConnection()
+        await process_exit(record["pid"])
+        status, answer = await post_json(
+            self.url("/clinvk/api/v1/prompt"), {"backend": "gemini", "prompt": "Next", "ephemeral": True}
+        )
+        self.assertEqual((status, answer["output"]), (200, "gemini answers: Next"), answer)
+        self.assertNotIn("Unhandled error", self.server_output())
+
     async def test_shared_slots_and_cancellation(self) -> None:
         """
         A direct run and the HTTP APIs share the admission slots: while
@@ -161,7 +179,7 @@ class EmbeddingExampleTests(ServerTestCase):
 
         assert client.transport is not None
         client.transport.loseConnection()
-        await self.eventually(lambda: not alive(record["pid"]))
+        await process_exit(record["pid"])
         status, answer = await post_json(
             self.url("/clinvk/api/v1/prompt"), {"backend": "gemini", "prompt": "Me too", "ephemeral": True}
         )

@@ -13,13 +13,13 @@ import argparse
 import os
 
 from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import react
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
-from clinvk.embed import Clinvk, RunRequest, load_config
+from clinvk.embed import Clinvk, NotRunning, RunRequest, load_config
 
 
 class Home(Resource):
@@ -32,6 +32,17 @@ class Home(Resource):
 
 def question_of(request):
     return request.args.get(b"q", [b""])[0].decode("utf-8")
+
+
+def failed(reason, request):
+    """Answer a failure of clinvk (not running, say), unless the client has gone."""
+    if reason.check(CancelledError):
+        return  # the client went away, and cancelling stopped the CLI
+    if not request.startedWriting:
+        request.setResponseCode(503 if reason.check(NotRunning) else 500)
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        request.write(reason.getErrorMessage().encode("utf-8") + b"\n")
+    request.finish()
 
 
 class Ask(Resource):
@@ -55,7 +66,7 @@ class Ask(Resource):
             request.write((outcome.output if outcome.succeeded else outcome.error).encode("utf-8") + b"\n")
             request.finish()
 
-        running.addCallback(answered)
+        running.addCallbacks(answered, failed, errbackArgs=(request,))
         # If the client goes away, cancelling stops the CLI.
         request.notifyFinish().addErrback(lambda _: running.cancel())
         return NOT_DONE_YET
@@ -71,7 +82,7 @@ class Stream(Resource):
         self.clinvk = clinvk
 
     def render_GET(self, request):
-        Deferred.fromCoroutine(self.stream(request))
+        Deferred.fromCoroutine(self.stream(request)).addErrback(failed, request)
         return NOT_DONE_YET
 
     async def stream(self, request):
