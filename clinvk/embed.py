@@ -26,7 +26,9 @@ from typing import Any
 
 from twisted.application.service import IService
 from twisted.internet.defer import Deferred, fail
+from twisted.internet.interfaces import IReactorTime
 from twisted.web.resource import IResource
+from twisted.web.server import Site
 
 from clinvk.backends.model import RunRequest, TokenUsage, UnifiedEvent
 from clinvk.config import ClinvkConfig, ConfigError, config_from_mapping, load_config
@@ -40,7 +42,7 @@ from clinvk.orchestration import (
     PromptStream,
     StepOutcome,
 )
-from clinvk.service import ClinvkService, build_core
+from clinvk.service import ClinvkService, build_core, configured_site
 from clinvk.types import IClinvkReactor, provides_clinvk_reactor
 
 __all__ = [
@@ -91,10 +93,11 @@ class Clinvk:
         API is at C{/clinvk/openai/v1}.
     """
 
-    def __init__(self, service: ClinvkService, config: ClinvkConfig) -> None:
+    def __init__(self, service: ClinvkService, config: ClinvkConfig, reactor: IReactorTime) -> None:
         if service.root is None:
             raise ValueError("the service was built without a root resource")
         self._service = service
+        self._reactor = reactor
         self.config = config
         self.service: IService = service
         self.resource: IResource = service.root
@@ -118,7 +121,23 @@ class Clinvk:
             config = config_from_mapping(None, {}, source=None)
         # A failure of clinvk's own (its API keys cannot be loaded) must not
         # stop the program's reactor; requests are refused with 503 instead.
-        return cls(build_core(config, reactor, stop_reactor_on_failure=False), config)
+        return cls(build_core(config, reactor, stop_reactor_on_failure=False), config, reactor)
+
+    def site(self, root: IResource) -> Site:
+        """
+        A C{Site} serving the program's own resource tree C{root} (with
+        L{resource} mounted somewhere in it) the way the clinvk server
+        serves its own: request bodies over C{server.max_request_body_bytes}
+        are dropped as they arrive, a client too slow to send its request
+        gets 408 (C{server.read_timeout_secs}), a response not written in
+        time and an idle connection are closed, and form uploads are left
+        for the routes to read.  These apply to every page of the site.
+
+        A plain C{twisted.web.server.Site} works too, without those
+        protections: its requests are read whole before any resource sees
+        them.
+        """
+        return configured_site(root, self.config, self._reactor)
 
     @property
     def failure(self) -> str | None:

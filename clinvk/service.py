@@ -297,6 +297,27 @@ def admission_of(config: ClinvkConfig, clock: IReactorTime, metrics: Metrics | N
     return admission
 
 
+def configured_site(root: IResource, config: ClinvkConfig, reactor: IReactorTime) -> Site:
+    """
+    The HTTP factory serving C{root} with the configured protections of
+    requests as they arrive: the body size limit, the read and write
+    timeouts and the idle-connection timeout (middleware.md 4 and 7).
+    """
+    server = config.server
+    return build_site(
+        root,
+        reactor,
+        server.max_request_body_bytes,
+        idle_timeout=float(server.idle_timeout_secs),
+        read_limits=ReadLimits(
+            reactor,
+            request=float(server.read_timeout_secs),
+            # The request deadline plus time to write its error (middleware.md 7).
+            response=float(max(server.write_timeout_secs, server.request_timeout_secs + 5)),
+        ),
+    )
+
+
 def build_service(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequence[str] = ()) -> ClinvkService:
     """
     Build the whole service tree of the server.  This only creates
@@ -371,18 +392,7 @@ def build_core(
         in_flight=in_flight,
         metrics=metrics,
     )
-    site = build_site(
-        root,
-        reactor,
-        config.server.max_request_body_bytes,
-        idle_timeout=float(config.server.idle_timeout_secs),
-        read_limits=ReadLimits(
-            reactor,
-            request=float(config.server.read_timeout_secs),
-            # The request deadline plus time to write its error (middleware.md 7).
-            response=float(max(config.server.write_timeout_secs, config.server.request_timeout_secs + 5)),
-        ),
-    )
+    site = configured_site(root, config, reactor)
     service = ClinvkService(
         uptime,
         runtime,

@@ -13,7 +13,9 @@ import os
 from typing import Any, cast
 
 from treq.testing import StubTreq
+from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
@@ -98,16 +100,55 @@ class LifecycleTests(SynchronousTestCase):
         self.assertEqual(self.reactor.tcpServers, [])
 
     def test_failure_keeps_the_reactor(self) -> None:
-        """A fatal failure of clinvk's own is recorded, but the program's reactor keeps running."""
-        self.clinvk.service.startService()
-        self.addCleanup(self.clinvk.service.stopService)
-        self.clinvk._service.fail("the API keys could not be loaded")
-        self.assertEqual(self.clinvk.failure, "the API keys could not be loaded")
+        """
+        When clinvk gives up (its API keys come from gopass, which is not
+        installed), the failure is recorded and its APIs answer 503, but
+        the program's reactor keeps running.
+        """
+        os.environ["PATH"] = os.path.join(os.environ["HOME"], "bin")
+        config = config_from_mapping({"server": {"api_keys_gopass_path": "clinvk/keys"}}, {}, source=None)
+        clinvk = build(self.reactor, config)
+        clinvk.service.startService()
+        self.addCleanup(clinvk.service.stopService)
+        self.assertIn("gopass", clinvk.failure or "")
         self.assertFalse(self.reactor.hasStopped)
+        client: Any = StubTreq(clinvk.resource)
+        response = self.successResultOf(client.get("http://example.invalid/api/v1/backends"))
+        self.assertEqual(response.code, 503)
+        self.successResultOf(response.content())
 
 
 class MountTests(SynchronousTestCase):
     """The resource serves every API below wherever it is mounted."""
+
+    def test_site(self) -> None:
+        """
+        L{Clinvk.site} serves the program's tree with the server's
+        protections: its idle timeout, its body limit as requests arrive,
+        and no form parsing (a malformed upload is the route's 415).
+        """
+        isolate_home(self)
+        config = config_from_mapping(
+            {"server": {"idle_timeout_secs": 42, "max_request_body_bytes": 1000}}, {}, source=None
+        )
+        clinvk = build(FakeProcessReactor(), config)
+        clinvk.service.startService()
+        self.addCleanup(clinvk.service.stopService)
+        root = Resource()
+        root.putChild(b"clinvk", clinvk.resource)
+        site = clinvk.site(root)
+        self.assertEqual(site.timeOut, 42)
+        self.assertEqual(site.requestFactory.max_body, 1000)  # type: ignore[attr-defined]
+
+        protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5555))
+        assert protocol is not None
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        protocol.dataReceived(
+            b"POST /clinvk/api/v1/prompt HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 1\r\n\r\n\x00"
+        )
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 415 "), transport.value())
 
     def test_under_a_prefix(self) -> None:
         """Mounted at C{/tools/clinvk}, C{/health} and the OpenAI models are below it."""

@@ -17,7 +17,7 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import react
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Site
+from twisted.web.server import NOT_DONE_YET
 
 from clinvk.embed import Clinvk, NotRunning, RunRequest, load_config
 
@@ -123,9 +123,9 @@ async def main(reactor, port, config_file):
     services.startService()
     reactor.addSystemEventTrigger("before", "shutdown", services.stopService)
 
-    # clinvk reads request bodies itself, as JSON: Twisted's parsing of form
-    # uploads would only get in the way (a bare 400 for a malformed one).
-    site = Site(root, parsePOSTFormSubmission=False)
+    # A Site with clinvk's protections of requests as they arrive (body size
+    # limit, read timeouts); a plain twisted.web Site(root) works too.
+    site = clinvk.site(root)
     listening = await TCP4ServerEndpoint(reactor, port, interface="127.0.0.1").listen(site)
     print(f"Serving on http://127.0.0.1:{listening.getHost().port}/", flush=True)
     await Deferred()  # until Ctrl+C or SIGTERM stops the reactor
