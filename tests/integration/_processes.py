@@ -3,8 +3,10 @@ Helpers for the real-process tests: run a command, wait for a line or for
 its end, talk HTTP to it, and watch a process that is not our child.
 
 Every wait is event-driven (output arriving, a process ending, a pidfd
-becoming readable) and bounded by a timeout on the reactor, so a broken
-server fails a test instead of hanging it.
+becoming readable), or a poll on the reactor clock where there is no event
+to wait for (L{eventually}), and bounded by a timeout on the reactor, so a
+broken server fails a test instead of hanging it.  L{require_tool} finds
+the system tools some tests drive.
 """
 
 from __future__ import annotations
@@ -12,19 +14,22 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 from treq.client import HTTPClient
 from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.error import ProcessDone, ProcessExitedAlready, ProcessTerminated
 from twisted.internet.interfaces import IReadDescriptor
 from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
+from twisted.trial.unittest import FailTest, SkipTest
 from twisted.web.client import Agent, HTTPConnectionPool
 from zope.interface import implementer
 
@@ -32,6 +37,13 @@ from zope.interface import implementer
 reactor: Any = _reactor
 
 TIMEOUT = 30.0
+
+# Set to 1 where the system tools some tests drive must be installed (CI
+# installs them): a test that needs a missing one then fails, not skips.
+REQUIRE_SYSTEM_TOOLS = "CLINVK_REQUIRE_SYSTEM_TOOLS"
+
+# Where system tools live besides PATH (a non-root PATH often lacks them).
+_SYSTEM_DIRECTORIES = ("/usr/sbin", "/sbin")
 
 
 def free_port() -> int:
@@ -96,12 +108,65 @@ class CommandProtocol(ProcessProtocol):
             self.ended.callback(value.exitCode if value.exitCode is not None else -value.signal)
 
 
-def spawn(command: Sequence[str], env: dict[str, str], path: str) -> tuple[CommandProtocol, Any]:
-    """Start C{command}; return its protocol and process transport."""
+def spawn(
+    command: Sequence[str], env: dict[str, str], path: str, timeout: float = TIMEOUT
+) -> tuple[CommandProtocol, Any]:
+    """
+    Start C{command}; return its protocol and process transport.
+
+    The command has C{timeout} seconds to end: then its C{ended} fails with
+    a timeout and the process is killed, so that it does not outlive the
+    test.
+    """
     protocol = CommandProtocol()
     transport = reactor.spawnProcess(protocol, command[0], list(command), env=env, path=path)
-    protocol.ended.addTimeout(TIMEOUT, reactor)
+
+    def kill(reason: Failure) -> Failure:
+        try:
+            transport.signalProcess("KILL")
+        except ProcessExitedAlready:
+            pass
+        return reason
+
+    protocol.ended.addTimeout(timeout, reactor).addErrback(kill)
     return protocol, transport
+
+
+async def eventually(probe: Callable[[], bool], what: str, within: float = TIMEOUT) -> None:
+    """
+    Poll C{probe} until it is true, for at most C{within} seconds on the
+    reactor clock; then fail, saying C{what} did not happen.
+    """
+    deadline = reactor.seconds() + within
+    while not probe():
+        if reactor.seconds() > deadline:
+            raise FailTest(f"not within {within}s: {what}")
+        await deferLater(reactor, 0.05)
+
+
+def require_tool(names: str | Sequence[str], install: str) -> str:
+    """
+    The path of a system tool that a test drives: the first of C{names}
+    found on C{PATH} or in the system's C{sbin} directories.
+
+    Without it the test is skipped, with a reason that says how to install
+    it (C{install}); but where C{CLINVK_REQUIRE_SYSTEM_TOOLS=1} says the
+    machine must have it, as on CI, the test fails instead, so that a tool
+    missing there cannot pass for a passing test.
+
+    @raise SkipTest: When none is installed.
+    @raise FailTest: When none is installed and tools are required.
+    """
+    names = [names] if isinstance(names, str) else list(names)
+    search = os.pathsep.join([os.environ.get("PATH", os.defpath), *_SYSTEM_DIRECTORIES])
+    for name in names:
+        found = shutil.which(name, path=search)
+        if found is not None:
+            return found
+    reason = f"{' or '.join(names)} is not installed ({install})"
+    if os.environ.get(REQUIRE_SYSTEM_TOOLS) == "1":
+        raise FailTest(f"{reason}, and {REQUIRE_SYSTEM_TOOLS}=1 requires it")
+    raise SkipTest(reason)
 
 
 async def get_json(url: str) -> tuple[int, Any]:

@@ -16,7 +16,6 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ProcessExitedAlready
-from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import TestCase
@@ -26,6 +25,7 @@ from tests.integration._processes import (
     TIMEOUT,
     CommandProtocol,
     alive,
+    eventually,
     free_port,
     live_process_groups,
     process_exit,
@@ -131,11 +131,7 @@ class ServerTestCase(TestCase):
 
     async def eventually(self, probe: Callable[[], bool], within: float = TIMEOUT) -> None:
         """Poll C{probe} until it is true, for at most C{within} seconds."""
-        deadline = reactor.seconds() + within
-        while not probe():
-            if reactor.seconds() > deadline:
-                self.fail(f"the condition did not come true within {within}s")
-            await deferLater(reactor, 0.05)
+        await eventually(probe, "the condition came true", within)
 
     def records_of(self, name: str | None = None) -> list[dict[str, Any]]:
         """What every run of the fake C{name} (of all fakes if C{None}) recorded."""

@@ -18,7 +18,8 @@ to the server itself.  The browser resolves no host name but the server's
 address, so nothing can leave the loopback interface even by mistake.
 
 The tests are skipped only when no Chromium is installed (Debian: C{apt-get
-install chromium}).
+install chromium}), and fail instead where C{CLINVK_REQUIRE_SYSTEM_TOOLS=1}
+says it must be (CI).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,14 +37,12 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 
-from tests.integration._processes import TIMEOUT, get_json, reactor
+from tests.integration._processes import TIMEOUT, get_json, reactor, require_tool
 from tests.integration._sdk_server import SDKServerTestCase
 from tests.integration.test_native_api import post_json
 
 # Debian and most distributions call it chromium; some older ones chromium-browser.
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-NO_CHROMIUM = "Chromium is not installed: apt-get install chromium"
+CHROMIUM_NAMES = ("chromium", "chromium-browser")
 
 # How long the page may take to reach a state the test waits for (its own
 # timer inside the page; the reactor's TIMEOUT is the backstop).
@@ -288,16 +286,14 @@ class ExplorerBrowserTestCase(SDKServerTestCase):
     every host name but the server's address fails to resolve.
     """
 
-    if CHROMIUM is None:
-        skip = NO_CHROMIUM
-
     async def setUp(self) -> None:  # type: ignore[override] # trial waits for it
+        # Skipped without Chromium, or failed where it is required (CI).
+        chromium = require_tool(CHROMIUM_NAMES, "apt-get install chromium")
         await super().setUp()
-        assert CHROMIUM is not None
         profile = FilePath(self.mktemp())
         profile.makedirs()
         arguments = [
-            CHROMIUM,
+            chromium,
             "--headless",
             # Tests run as root in CI containers, where the sandbox cannot start.
             "--no-sandbox",
@@ -327,7 +323,7 @@ class ExplorerBrowserTestCase(SDKServerTestCase):
         self.browser = BrowserProcess()
         self.browser_transport = reactor.spawnProcess(
             self.browser,
-            CHROMIUM,
+            chromium,
             arguments,
             env=environment,
             path=profile.path,
