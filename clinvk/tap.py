@@ -49,6 +49,10 @@ def banner(server: ServerConfig) -> str:
     return BANNER.format(host=server.host, port=server.port)
 
 
+class _ConfigurationError(usage.UsageError):
+    """The configuration, not the command line, is what is wrong."""
+
+
 class _ServerOptions(usage.Options):
     """The options every way of starting the server shares."""
 
@@ -65,14 +69,15 @@ class _ServerOptions(usage.Options):
         Load and validate the configuration, then apply C{--host} and
         C{--port} over it.
 
-        @raise usage.UsageError: With a one-line reason when it is unusable.
+        @raise usage.UsageError: With a one-line reason when it is unusable
+            (a L{_ConfigurationError}, which runners may report apart).
         """
         try:
             self.config = load_config(self["config"], os.environ).with_server_overrides(
                 host=self["host"], port=self["port"]
             )
         except ConfigError as e:
-            raise usage.UsageError(str(e)) from None
+            raise _ConfigurationError(str(e)) from None
 
 
 class Options(_ServerOptions):
@@ -81,7 +86,7 @@ class Options(_ServerOptions):
     synopsis = "[--host HOST] [--port|-p PORT] [--listen ENDPOINT]... [--config FILE]"
     longdesc = (
         "Serve the Claude Code, Codex and Gemini CLIs as one HTTP API. "
-        "--listen takes any Twisted server endpoint (tcp:8080:interface=::1, "
+        "--listen takes any Twisted server endpoint (tcp:8080:interface=\\:\\:1, "
         "unix:/run/clinvk.sock, ssl:8443:privateKey=...) and may be repeated; "
         "without it clinvk listens on the configured host and port."
     )
@@ -104,9 +109,22 @@ class Options(_ServerOptions):
         self["listen"].append(description)
 
     def postOptions(self) -> None:
+        """
+        Check C{--listen} against C{--host} and C{--port}, then load the
+        configuration.
+
+        @raise usage.UsageError: When the options contradict each other.
+        @raise SystemExit: With C{Error: <reason>} when the configuration
+            is unusable: C{twist} and C{twistd} then print that one line on
+            stderr and exit 1, as C{clinvk serve} does, rather than add
+            their usage text to a mistake that is not in the command line.
+        """
         if self["listen"] and (self["host"] or self["port"]):
             raise usage.UsageError("--listen replaces --host and --port; give one or the other")
-        super().postOptions()
+        try:
+            super().postOptions()
+        except _ConfigurationError as e:
+            raise SystemExit(f"Error: {e}") from None
 
 
 class ServeOptions(_ServerOptions):
@@ -279,6 +297,8 @@ def _handle_hangup(reactor: IClinvkReactor, log_file: BaseLogFile | None) -> Non
     between still go to the renamed file, and the reopen creates a new one
     at the original path.  The reopen runs on the reactor thread, where
     clinvk writes its log lines, so none is lost or split across the two.
+    When the new file cannot be opened, the reason is logged and logging
+    goes on in the old file.
     """
 
     def reopen() -> None:
@@ -286,17 +306,37 @@ def _handle_hangup(reactor: IClinvkReactor, log_file: BaseLogFile | None) -> Non
             log.info("Received SIGHUP, no log file to reopen")
             return
         log.info("Received SIGHUP, reopening the log file path={path}", path=log_file.path)
-        if not os.access(log_file.directory, os.W_OK):
-            # LogFile.reopen closes before it opens: keep writing to the
-            # old file rather than to none.
+        try:
+            _reopen_or_keep(log_file)
+        except OSError as e:
             log.error(
-                "Cannot reopen the log file: its directory is not writable path={path}", path=log_file.path
+                "Cannot reopen the log file, still logging to the old one path={path} reason={reason}",
+                path=log_file.path,
+                reason=_reason(e),
             )
             return
-        log_file.reopen()
         log.info("Reopened the log file path={path}", path=log_file.path)
 
     def handler(signum: int, frame: FrameType | None) -> None:
         reactor.callFromThread(reopen)  # type: ignore[attr-defined]
 
     signal.signal(signal.SIGHUP, handler)
+
+
+def _reopen_or_keep(log_file: BaseLogFile) -> None:
+    """
+    Reopen C{log_file} at its path; if that fails, raise L{OSError} and
+    leave C{log_file} writing to the file it has open.
+
+    L{BaseLogFile.reopen} closes the old file before it opens the new one,
+    so a new file that cannot be opened (a missing directory, a file or
+    directory without write permission, no descriptor left, no space)
+    would leave the server logging nowhere.  This runs the same opening
+    step, C{_openFile}, first: it makes and opens the new file (with the
+    mode the log file keeps) and replaces the open file only once that
+    has succeeded.  The old file is closed after.  C{tests.test_tap}
+    checks that Twisted's C{_openFile} still behaves so.
+    """
+    previous = log_file._file
+    log_file._openFile()
+    previous.close()

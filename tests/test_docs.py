@@ -9,7 +9,11 @@ The documentation's rules, checked without Sphinx:
     C{docs/examples/}) in a test module, the mechanical proxy for "a test
     runs it";
   - every other C{sh} block of the README is contained verbatim in a file
-    that a test or CI runs (under C{docs/examples/} or C{.ci/});
+    that a test or CI runs (under C{docs/examples/} or C{.ci/}), and every
+    C{python} block of the README in a file under C{docs/examples/};
+  - the YAML, JSON and TOML files C{docs/configuration.md} shows as the
+    same settings load, with clinvk's own loader, into the same
+    configuration;
   - the configuration reference (C{docs/_ext/clinvk_config_reference.py})
     documents every key of the configuration schema.
 """
@@ -25,15 +29,19 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from attrs import evolve
+
+from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
-from clinvk.config import BACKEND_NAMES, ENVIRONMENT_OVERRIDES, config_schema
+from clinvk.config import BACKEND_NAMES, ENVIRONMENT_OVERRIDES, config_schema, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 EXAMPLES = DOCS / "examples"
 README = ROOT / "README.md"
 QUICKSTART = DOCS / "quickstart.md"
+CONFIGURATION = DOCS / "configuration.md"
 TESTS = ROOT / "tests"
 
 # Languages of commands and programs: shown only through literalinclude.
@@ -146,7 +154,20 @@ def rst_directives(fence: Fence) -> Iterator[tuple[str, str]]:
 
 def readme_sh_blocks(readme: str) -> list[str]:
     """The bodies of README's C{sh} blocks, in order (as C{.ci/run} reads them)."""
-    return [fence.body for fence in fences(readme) if fence.info == "sh"]
+    return readme_blocks(readme, "sh")
+
+
+def readme_blocks(readme: str, language: str) -> list[str]:
+    """The bodies of README's blocks of C{language}, in order."""
+    return [fence.body for fence in fences(readme) if fence.info == language]
+
+
+def section(page: str, heading: str) -> str:
+    """The text of the C{## heading} section of C{page}, up to the next such heading."""
+    match = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", page, re.S | re.M)
+    if match is None:
+        raise ValueError(f"no section {heading!r}")
+    return match.group(1)
 
 
 def inline_program_problems(page: str, text: str, allowed: Iterable[str] = ()) -> list[str]:
@@ -305,6 +326,45 @@ class DocsRulesTests(SynchronousTestCase):
         ]
         self.assertEqual(missing, [], "not contained verbatim in any file under docs/examples/ or .ci/")
 
+    def test_readme_programs_are_run(self) -> None:
+        """Every C{python} block of the README is contained verbatim in a file under docs/examples/."""
+        texts = run_place_texts((EXAMPLES,))
+        blocks = readme_blocks(README.read_text("utf-8"), "python")
+        self.assertNotEqual(
+            blocks, [], "README shows no Python program any more: is this check still needed?"
+        )
+        missing = [
+            f"README python block {number}, starting {block.splitlines()[0]!r}"
+            for number, block in enumerate(blocks, start=1)
+            if not any(block.strip() in text for text in texts.values())
+        ]
+        self.assertEqual(missing, [], "not contained verbatim in any file under docs/examples/")
+
+    def test_configuration_formats(self) -> None:
+        """
+        The YAML, JSON and TOML files that docs/configuration.md shows as
+        the same settings load, with clinvk's own loader and each from a
+        file named for its format, into the same configuration, and it
+        holds the settings they show.
+        """
+        shown = [
+            fence
+            for fence in fences(section(CONFIGURATION.read_text("utf-8"), "Where clinvk reads it from"))
+            if fence.language in ("yaml", "json", "toml")
+        ]
+        self.assertEqual([fence.language for fence in shown], ["yaml", "json", "toml"])
+        loaded = []
+        for fence in shown:
+            path = FilePath(self.mktemp() + f".{fence.language}")
+            path.setContent(fence.body.encode("utf-8"))
+            loaded.append(evolve(load_config(path.path, {}), source=None))
+        self.assertEqual(loaded[1:], loaded[:1] * 2)
+        [config, *_] = loaded
+        self.assertEqual(
+            (config.server.port, config.server.trusted_proxies, config.backends.claude.model),
+            (9000, ("10.0.0.0/8",), "sonnet"),
+        )
+
     def test_quickstart_install_and_test(self) -> None:
         """
         The quickstart's C{sh} blocks are README's install and test
@@ -404,6 +464,14 @@ class CheckerTests(SynchronousTestCase):
         """README's sh blocks are found in order; other languages are not."""
         readme = "# R\n```sh\none\n```\n```python\nx\n```\n```sh\ntwo\nlines\n```\n"
         self.assertEqual(readme_sh_blocks(readme), ["one\n", "two\nlines\n"])
+        self.assertEqual(readme_blocks(readme, "python"), ["x\n"])
+
+    def test_section(self) -> None:
+        """A section runs from its heading to the next of the same level, or to the end."""
+        page = "# P\n## A\na\n### A.1\nb\n## B\nc\n"
+        self.assertEqual(section(page, "A"), "a\n### A.1\nb\n")
+        self.assertEqual(section(page, "B"), "c\n")
+        self.assertRaises(ValueError, section, page, "C")
 
 
 class ConfigReferenceTests(SynchronousTestCase):

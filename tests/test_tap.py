@@ -5,7 +5,10 @@ banner, and SIGHUP.
 
 from __future__ import annotations
 
+import os
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, cast
 
 from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
@@ -91,13 +94,25 @@ class OptionsTests(_ConfigFileMixin):
         self.assertRaises(UsageError, self.parse, "--listen", "tcp:8080", "--port", "9000")
 
     def test_bad_config(self) -> None:
-        """A bad configuration is a usage error with the one-line reason."""
-        with self.assertRaises(UsageError) as raised:
+        """
+        A bad configuration ends twist and twistd with C{Error: <reason>}
+        alone (SystemExit: one line on stderr, status 1), not with a usage
+        error, which would add their usage text.
+        """
+        with self.assertRaises(SystemExit) as raised:
             self.parse(content="unified_flags:\n  approval_mode: sometimes\n")
-        self.assertIn(
-            'configuration has 1 error(s): config validation: unified_flags.approval_mode: invalid mode "sometimes"',
-            str(raised.exception),
+        self.assertRegex(
+            str(raised.exception.code),
+            r"^Error: configuration has 1 error\(s\): config validation: unified_flags\.approval_mode: "
+            r'invalid mode "sometimes" .*\[config file: .*\]$',
         )
+
+    def test_bad_config_under_serve(self) -> None:
+        """clinvk serve gets the same reason as a usage error, which it prints as C{Error: <reason>}."""
+        options = tap.ServeOptions()
+        with self.assertRaises(UsageError) as raised:
+            options.parseOptions(["--config", self.config_file("unified_flags:\n  approval_mode: x\n")])
+        self.assertIn("config validation: unified_flags.approval_mode: invalid mode", str(raised.exception))
 
     def test_bad_port_flag(self) -> None:
         """A non-numeric port is a usage error."""
@@ -232,6 +247,34 @@ class _CallsAtOnce:
         f(*args)
 
 
+# Whom the permission tests act as when they run as root, whom no file
+# permission stops.
+NOBODY = 65534
+
+
+def permission_tested_user() -> int:
+    """The user whose permissions the tests check: nobody under root, else the tests' own user."""
+    return NOBODY if os.geteuid() == 0 else os.geteuid()
+
+
+@contextmanager
+def acting_as(uid: int) -> Iterator[None]:
+    """
+    Run the block as user C{uid} (real and effective), so that file
+    permissions apply to it; as root only, which stays the saved user id
+    and so is taken back after.  Without root the tests are already
+    C{uid}.
+    """
+    if os.geteuid() != 0:
+        yield
+        return
+    os.setresuid(uid, uid, 0)
+    try:
+        yield
+    finally:
+        os.setresuid(0, 0, 0)
+
+
 class HangupTests(SynchronousTestCase):
     """SIGHUP reopens twistd's log file, for logrotate; otherwise it is only logged."""
 
@@ -246,6 +289,8 @@ class HangupTests(SynchronousTestCase):
     def log_file(self) -> LogFile:
         directory = FilePath(self.mktemp())
         directory.makedirs()
+        # mktemp's private parent, opened up to the user of the permission tests.
+        directory.parent().chmod(0o755)
         log_file = LogFile("clinvk.log", directory.path)
         self.addCleanup(log_file.close)
         return log_file
@@ -259,6 +304,22 @@ class HangupTests(SynchronousTestCase):
 
     def messages(self) -> list[str]:
         return [formatEvent(event) for event in self.events if event.get("log_namespace") == "clinvk.tap"]
+
+    def assert_kept(self, log_file: LogFile, moved: FilePath[str], reason: str) -> None:
+        """
+        SIGHUP could not reopen C{log_file}: it logged why, and what is
+        written next still reaches the old file, now at C{moved}.
+        """
+        log_file.write("still logged\n")
+        self.assertEqual(moved.getContent(), b"before\nstill logged\n")
+        failure = self.messages()[-1]
+        self.assertTrue(
+            failure.startswith(
+                f"Cannot reopen the log file, still logging to the old one path={log_file.path} reason="
+            ),
+            failure,
+        )
+        self.assertIn(reason, failure)
 
     def test_finds_twistd_log_file(self) -> None:
         """
@@ -306,18 +367,71 @@ class HangupTests(SynchronousTestCase):
             ],
         )
 
-    def test_unwritable_directory(self) -> None:
-        """When no new file can be made, logging goes on in the old one."""
+    def test_missing_directory(self) -> None:
+        """When the log file's directory is gone, logging goes on in the old file."""
         log_file = self.log_file()
+        log_file.write("before\n")
         directory = FilePath(log_file.directory)
         directory.moveTo(directory.sibling("elsewhere"))
         self.hangup(log_file)
-        log_file.write("still logged\n")
-        self.assertEqual(directory.sibling("elsewhere").child("clinvk.log").getContent(), b"still logged\n")
-        self.assertEqual(
-            self.messages()[-1],
-            f"Cannot reopen the log file: its directory is not writable path={log_file.path}",
+        self.assert_kept(
+            log_file, directory.sibling("elsewhere").child("clinvk.log"), "No such file or directory"
         )
+
+    def test_read_only_file(self) -> None:
+        """
+        When the path holds a file the server may not write (its directory
+        writable), logging goes on in the old file.
+        """
+        user = permission_tested_user()
+        log_file = self.log_file()
+        log_file.write("before\n")
+        os.chown(log_file.directory, user, -1)
+        moved = FilePath(log_file.path + ".1")
+        FilePath(log_file.path).moveTo(moved)
+        read_only = FilePath(log_file.path)
+        read_only.setContent(b"")
+        os.chown(read_only.path, user, -1)
+        read_only.chmod(0o444)
+        with acting_as(user):
+            # The directory is no obstacle: only the file is.
+            FilePath(log_file.directory).child("made").touch()
+            self.hangup(log_file)
+        self.assert_kept(log_file, moved, "Permission denied")
+        self.assertEqual(read_only.getContent(), b"")
+
+    def test_path_is_a_directory(self) -> None:
+        """When the path holds something that is not a file, logging goes on in the old file."""
+        log_file = self.log_file()
+        log_file.write("before\n")
+        moved = FilePath(log_file.path + ".1")
+        FilePath(log_file.path).moveTo(moved)
+        FilePath(log_file.path).makedirs()
+        self.hangup(log_file)
+        self.assert_kept(log_file, moved, "Is a directory")
+
+    def test_writable_file_in_read_only_directory(self) -> None:
+        """
+        A file the server may write, in a directory where it may not make
+        one (say, made by the rotation tool), is reopened.
+        """
+        user = permission_tested_user()
+        log_file = self.log_file()
+        log_file.write("before\n")
+        moved = FilePath(log_file.path + ".1")
+        FilePath(log_file.path).moveTo(moved)
+        fresh = FilePath(log_file.path)
+        fresh.setContent(b"")
+        os.chown(fresh.path, user, -1)
+        fresh.chmod(0o644)
+        directory = FilePath(log_file.directory)
+        directory.chmod(0o555)
+        self.addCleanup(directory.chmod, 0o755)
+        with acting_as(user):
+            self.hangup(log_file)
+        log_file.write("after\n")
+        self.assertEqual((moved.getContent(), fresh.getContent()), (b"before\n", b"after\n"))
+        self.assertEqual(self.messages()[-1], f"Reopened the log file path={log_file.path}")
 
     def test_without_log_file(self) -> None:
         """Under twist or clinvk serve SIGHUP is logged, and the process lives on."""

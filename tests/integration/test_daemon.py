@@ -16,51 +16,68 @@ running.
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
 import stat
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from treq.client import HTTPClient
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from twisted.internet.endpoints import (
+    TCP4ClientEndpoint,
+    TCP6ClientEndpoint,
+    UNIXClientEndpoint,
+    wrapClientTLS,
+)
 from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import DatagramProtocol
-from twisted.internet.task import deferLater
+from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.python.filepath import FilePath
-from twisted.trial.unittest import TestCase
-from twisted.web.client import Agent, HTTPConnectionPool
-from twisted.web.http_headers import Headers
+from twisted.trial.unittest import SkipTest
+from twisted.web.client import URI, Agent, HTTPConnectionPool, readBody
+from twisted.web.iweb import IAgentEndpointFactory
+from zope.interface import implementer
 
 from clinvk.testing.fake_cli import install
+from tests.integration._daemon import (
+    ACCESS_LINE,
+    BIN,
+    CLINVK,
+    TWIST,
+    TWISTD,
+    DaemonHarness,
+    background,
+    fetch,
+    text_of,
+    until_serving,
+)
 from tests.integration._processes import (
     TIMEOUT,
     CommandProtocol,
     alive,
+    eventually,
     free_port,
     process_exit,
     reactor,
     spawn,
 )
 
-# The Twisted runners of the environment running the tests.
-BIN = Path(sys.executable).parent
-TWISTD = str(BIN / "twistd")
-TWIST = str(BIN / "twist")
-CLINVK = str(BIN / "clinvk")
-
 # Short grace periods, so that a stop takes seconds.
 SERVER = {"host": "127.0.0.1", "kill_grace_secs": 2, "shutdown_timeout_secs": 5}
-
-ACCESS_LINE = (
-    r"request method={method} path={path} status={status} bytes=\d+ duration_ms=\d+ request_id={request_id}\b"
-)
 
 
 def server_environment(home: str, fakes: Path, records: str) -> dict[str, str]:
@@ -84,103 +101,23 @@ def with_umask(umask: str, command: list[str]) -> list[str]:
     return ["/bin/sh", "-c", f'umask {umask} && exec "$@"', "sh", *command]
 
 
-def background(
-    test: TestCase, command: list[str], env: Mapping[str, str], path: str, stop: int = signal.SIGTERM
-) -> tuple[CommandProtocol, Any]:
-    """
-    Start C{command}, a process that runs until told to stop (a server in
-    the foreground, nginx).  Unlike L{spawn}, its end is not bounded: the
-    test's own timeout bounds its waits.  Cleanup sends it C{stop} if it
-    still runs, and C{SIGKILL} if it lingers, so that nothing outlives the
-    test.
-    """
-    protocol = CommandProtocol()
-    transport = reactor.spawnProcess(protocol, command[0], command, env=dict(env), path=path)
-
-    async def stop_it() -> None:
-        if transport.pid is None:
-            return
-        transport.signalProcess(stop)
-        overdue = reactor.callLater(TIMEOUT, lambda: transport.pid and transport.signalProcess("KILL"))
-        try:
-            await protocol.ended
-        finally:
-            if overdue.active():
-                overdue.cancel()
-
-    test.addCleanup(stop_it)
-    return protocol, transport
-
-
-async def eventually(probe: Callable[[], bool], what: str, within: float = TIMEOUT) -> None:
-    """Poll C{probe} until it is true, for at most C{within} seconds on the reactor clock."""
-    deadline = reactor.seconds() + within
-    while not probe():
-        if reactor.seconds() > deadline:
-            raise AssertionError(f"not within {within}s: {what}")
-        await deferLater(reactor, 0.05)
-
-
-async def fetch(
-    url: str, method: str = "GET", body: Any = None, request_id: str | None = None
-) -> tuple[int, bytes]:
-    """
-    Send one request with a non-persistent client, with C{body} as JSON
-    and our own C{X-Request-Id}; return the status and the body.
-    """
-    client = HTTPClient(Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False)))
-    headers = Headers({b"Content-Type": [b"application/json"]})
-    if request_id is not None:
-        headers.addRawHeader(b"X-Request-Id", request_id.encode())
-    data = None if body is None else json.dumps(body).encode()
-    response = await client.request(method, url, data=data, headers=headers).addTimeout(TIMEOUT, reactor)
-    content: bytes = await response.content()
-    return response.code, content
-
-
-async def until_serving(url: str) -> None:
-    """Wait until C{url} answers 200, retrying refused connections for a bounded time."""
-    deadline = reactor.seconds() + TIMEOUT
-    while True:
-        try:
-            code, _ = await fetch(url)
-        except ConnectionRefusedError:
-            if reactor.seconds() > deadline:
-                raise
-            await deferLater(reactor, 0.05)
-            continue
-        if code != 200:
-            raise AssertionError(f"{url} answered {code}")
-        return
-
-
 def file_mode(path: FilePath[str]) -> int:
     return stat.S_IMODE(os.stat(path.path).st_mode)
 
 
-def text_of(path: FilePath[str]) -> str:
-    """The content of C{path}, or nothing while it does not exist."""
-    try:
-        return path.getContent().decode("utf-8")
-    except FileNotFoundError:
-        return ""
-
-
-class DaemonTestCase(TestCase):
+class DaemonTestCase(DaemonHarness):
     """
     The harness: a directory per test with the fakes, C{HOME}, the
     configuration and twistd's run directory (where its pidfile and log
     file go), and the means to start, query and stop daemons there.
     """
 
-    timeout = 120
-
     def setUp(self) -> None:
         self.base = FilePath(self.mktemp())
         self.base.makedirs()
         self.bin = install(self.base.child("bin").path)
-        self.records = self.base.child("records")
-        self.records.makedirs()
+        self.records_dir = self.base.child("records")
+        self.records_dir.makedirs()
         self.home = self.base.child("home")
         self.home.makedirs()
         self.run_dir = self.base.child("run")
@@ -191,12 +128,9 @@ class DaemonTestCase(TestCase):
         self.port = free_port()
         self.pidfile = self.run_dir.child("clinvk.pid")
         self.logfile = self.run_dir.child("clinvk.log")
-        self.env = server_environment(self.home.path, self.bin, self.records.path)
-        self.daemons: list[int] = []
+        self.env = server_environment(self.home.path, self.bin, self.records_dir.path)
+        self.daemons = []
         self.addCleanup(self.leave_nothing_behind)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
 
     def twistd_command(self, *twistd_options: str, umask: str = "022") -> list[str]:
         """C{twistd <twistd_options> clinvk} on our port and configuration, from a shell with C{umask}."""
@@ -233,39 +167,6 @@ class DaemonTestCase(TestCase):
         await process_exit(pid)
         self.assertFalse(self.pidfile.exists())
         self.assertEqual([p for p in self.fake_pids() if alive(p)], [])
-
-    async def prompt(
-        self, text: str, request_id: str | None = None, ephemeral: bool = True
-    ) -> Mapping[str, Any]:
-        """Run C{text} through the fake claude; the answer must be a success."""
-        body = {"backend": "claude", "prompt": text, "ephemeral": ephemeral}
-        code, content = await fetch(self.url("/api/v1/prompt"), "POST", body, request_id)
-        self.assertEqual(code, 200, content)
-        answer: Mapping[str, Any] = json.loads(content)
-        self.assertEqual(answer["output"], f"claude answers: {text}")
-        return answer
-
-    async def log_shows(self, pattern: str, log: FilePath[str] | None = None) -> re.Match[str]:
-        """Wait until the log file (or C{log}) has a match of C{pattern}; return it."""
-        path = log or self.logfile
-        await eventually(lambda: re.search(pattern, text_of(path)) is not None, f"{pattern!r} in {path.path}")
-        match = re.search(pattern, text_of(path))
-        assert match is not None
-        return match
-
-    def fake_pids(self) -> set[int]:
-        """Every process the fakes started, grandchildren included."""
-        pids = set()
-        for record in Path(self.records.path).glob("*.json"):
-            data = json.loads(record.read_text())
-            pids |= {data["pid"], *data["grandchildren"]}
-        return pids
-
-    def leave_nothing_behind(self) -> None:
-        """Kill any daemon or fake a failed test left running."""
-        for pid in [*self.daemons, *self.fake_pids()]:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
 
 
 class DaemonTests(DaemonTestCase):
@@ -332,19 +233,21 @@ class DaemonTests(DaemonTestCase):
     async def test_bad_configuration(self) -> None:
         """
         A configuration the server rejects stops twistd before it forks:
-        status 1, the reason on the last line, no pidfile and no log file.
+        status 1, the reason as the one line on stderr, nothing on stdout,
+        no pidfile and no log file.
         """
         self.config.setContent(b"unified_flags:\n  approval_mode: sometimes\n")
         launcher = await self.launch(
             self.twistd_command("--pidfile", self.pidfile.path, "--logfile", self.logfile.path)
         )
         self.assertEqual(launcher.ended.result, 1)
-        last = launcher.stdout.decode().strip().splitlines()[-1]
-        self.assertIn(
-            'configuration has 1 error(s): config validation: unified_flags.approval_mode: invalid mode "sometimes"',
-            last,
+        self.assertEqual(
+            launcher.stderr.decode(),
+            "Error: configuration has 1 error(s): config validation: unified_flags.approval_mode: "
+            'invalid mode "sometimes" (valid: default, auto, none, always) '
+            f"[config file: {self.config.path}]\n",
         )
-        self.assertIn(f"[config file: {self.config.path}]", last)
+        self.assertEqual(launcher.stdout, b"")
         self.assertEqual(self.run_dir.listdir(), [])
 
     async def test_port_in_use(self) -> None:
@@ -639,5 +542,188 @@ class ForegroundTests(DaemonTestCase):
         transport.signalProcess("HUP")
         await protocol.wait_for('msg="Received SIGHUP, no log file to reopen"')
         await self.prompt("after a hangup")
+        transport.signalProcess("TERM")
+        self.assertEqual(await protocol.ended, 0, protocol.stderr)
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def running_it() -> str:
+    """The "Running it" section of the README."""
+    match = re.search(r"^## Running it\n(.*?)^## ", README.read_text("utf-8"), re.S | re.M)
+    assert match is not None, "README has no 'Running it' section"
+    return match.group(1)
+
+
+def readme_command(how: str) -> str:
+    """The command of the row C{how} of the README's table of ways to run clinvk."""
+    [command] = [
+        match.group(1) for match in re.finditer(rf"^\| {re.escape(how)} \| `([^`]+)` \|$", running_it(), re.M)
+    ]
+    return command
+
+
+def listen_examples() -> list[str]:
+    """The endpoints the README gives as examples of C{--listen}."""
+    match = re.search(r"`--listen` takes any Twisted server endpoint \((.*?)\)", running_it(), re.S)
+    assert match is not None, "README no longer gives --listen examples"
+    return re.findall(r"`([^`]+)`", match.group(1))
+
+
+def free_ipv6_port() -> int:
+    """A TCP port that was free on ::1 a moment ago; skip the test without IPv6 loopback."""
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+            port: int = probe.getsockname()[1]
+            return port
+    except OSError as e:
+        raise SkipTest(f"no IPv6 loopback (::1) here: {e}") from None
+
+
+def write_self_signed(key: FilePath[str], certificate: FilePath[str]) -> None:
+    """A key and a certificate for 127.0.0.1, signed by that key, for a day."""
+    private_key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    signed = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .sign(private_key, hashes.SHA256())
+    )
+    key.setContent(
+        private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    certificate.setContent(signed.public_bytes(serialization.Encoding.PEM))
+
+
+@implementer(IAgentEndpointFactory)
+class _OneEndpoint:
+    """Sends every request of an L{Agent} to one endpoint."""
+
+    def __init__(self, endpoint: IStreamClientEndpoint) -> None:
+        self._endpoint = endpoint
+
+    def endpointForURI(self, uri: URI) -> IStreamClientEndpoint:  # noqa: N802 - Twisted's name
+        return self._endpoint
+
+
+async def health_through(endpoint: IStreamClientEndpoint, url: bytes) -> dict[str, Any]:
+    """GET C{url} through C{endpoint}; the answer must be a 200 with a JSON body."""
+    agent = Agent.usingEndpointFactory(
+        reactor, _OneEndpoint(endpoint), pool=HTTPConnectionPool(reactor, persistent=False)
+    )
+    response = await agent.request(b"GET", url).addTimeout(TIMEOUT, reactor)
+    body = await readBody(response)
+    if response.code != 200:
+        raise AssertionError(f"{url!r} answered {response.code}: {body!r}")
+    health: dict[str, Any] = json.loads(body)
+    return health
+
+
+class ReadmeRunningItTests(DaemonTestCase):
+    """
+    The commands of the README's "Running it" section, as written but for
+    the ports: its daemon command, and each of its C{--listen} examples.
+    """
+
+    async def test_daemon_command(self) -> None:
+        """
+        The daemon command, run in a directory of its own with C{HOME} set
+        and no configuration file: twistd returns 0, the daemon writes
+        clinvk.pid and clinvk.log there, serves, and on SIGTERM stops and
+        removes its pidfile.
+        """
+        shown = readme_command("As a daemon")
+        command, replaced = re.subn(r"--port 8080\b", f"--port {self.port}", shown)
+        self.assertEqual(replaced, 1, shown)
+        launcher = await self.launch(shlex.split(command))
+        self.assertEqual(launcher.ended.result, 0, (launcher.stdout + launcher.stderr).decode())
+        self.assertEqual(sorted(self.run_dir.listdir()), ["clinvk.log", "clinvk.pid"])
+        pid = int(self.pidfile.getContent())
+        self.daemons.append(pid)
+        await until_serving(self.url("/health"))
+        await self.prompt("from the README", request_id="readme-1")
+        await self.log_shows(
+            ACCESS_LINE.format(method="POST", path="/api/v1/prompt", status=200, request_id="readme-1")
+        )
+        self.assertIn(f"Listening endpoint=tcp:{self.port}:interface=127.0.0.1", text_of(self.logfile))
+        await self.stop_daemon(pid)
+        self.assertIn("Server stopped", text_of(self.logfile))
+
+    def listen_example(self, kind: str) -> str:
+        """The README's C{--listen} example of endpoint type C{kind}."""
+        [endpoint] = [e for e in listen_examples() if e.startswith(f"{kind}:")]
+        return endpoint
+
+    async def serve_on(self, endpoints: list[str], directory: FilePath[str]) -> tuple[CommandProtocol, Any]:
+        """Start C{twist clinvk} with a C{--listen} for each of C{endpoints}, in C{directory}; wait until it listens on all."""
+        command = [TWIST, "--log-format", "text", "clinvk", "--config", self.config.path]
+        for endpoint in endpoints:
+            command += ["--listen", endpoint]
+        protocol, transport = background(self, command, self.env, directory.path)
+        for endpoint in endpoints:
+            await protocol.wait_for(re.escape(f"Listening endpoint={endpoint} "))
+        return protocol, transport
+
+    async def test_listen_unix_and_ssl(self) -> None:
+        """
+        The unix: and ssl: examples, both at once (C{--listen} repeats):
+        a socket file at a path of ours instead of /run, and TLS with
+        key.pem and cert.pem of the current directory, as written; each
+        serves /health, and SIGTERM stops the server with status 0.
+        """
+        unix = self.listen_example("unix")
+        ssl = self.listen_example("ssl")
+        self.assertEqual(unix, "unix:/run/clinvk.sock")
+        # AF_UNIX paths are short; trial's temporary directory may be too deep.
+        short = tempfile.mkdtemp(prefix="clinvk-listen-")
+        self.addCleanup(shutil.rmtree, short)
+        socket_path = os.path.join(short, "clinvk.sock")
+        tls_port = free_port()
+        local_ssl, replaced = re.subn(r"^ssl:8443:", f"ssl:{tls_port}:", ssl)
+        self.assertEqual(replaced, 1, ssl)
+        directory = self.base.child("tls")
+        directory.makedirs()
+        write_self_signed(directory.child("key.pem"), directory.child("cert.pem"))
+        self.assertIn("privateKey=key.pem:certKey=cert.pem", local_ssl)
+
+        protocol, transport = await self.serve_on([f"unix:{socket_path}", local_ssl], directory)
+        through_unix = await health_through(
+            UNIXClientEndpoint(reactor, socket_path), b"http://localhost/health"
+        )
+        trust = Certificate.loadPEM(directory.child("cert.pem").getContent())
+        tls = wrapClientTLS(
+            optionsForClientTLS("127.0.0.1", trustRoot=trust),
+            TCP4ClientEndpoint(reactor, "127.0.0.1", tls_port),
+        )
+        through_tls = await health_through(tls, f"https://127.0.0.1:{tls_port}/health".encode())
+        self.assertEqual((through_unix["version"], through_tls["version"]), ("1.0.0", "1.0.0"))
+        transport.signalProcess("TERM")
+        self.assertEqual(await protocol.ended, 0, protocol.stderr)
+        self.assertFalse(os.path.exists(socket_path))
+
+    async def test_listen_ipv6(self) -> None:
+        """The tcp: example on ::1 (where there is IPv6 loopback) serves /health."""
+        port = free_ipv6_port()
+        tcp = self.listen_example("tcp")
+        local_tcp, replaced = re.subn(r"^tcp:8080:", f"tcp:{port}:", tcp)
+        self.assertEqual((replaced, local_tcp), (1, f"tcp:{port}:interface=\\:\\:1"))
+        protocol, transport = await self.serve_on([local_tcp], self.run_dir)
+        health = await health_through(
+            TCP6ClientEndpoint(reactor, "::1", port), f"http://[::1]:{port}/health".encode()
+        )
+        self.assertEqual(health["version"], "1.0.0")
         transport.signalProcess("TERM")
         self.assertEqual(await protocol.ended, 0, protocol.stderr)

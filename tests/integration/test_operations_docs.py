@@ -11,8 +11,10 @@ installed where the systemd unit looks for the service account's CLIs
 (C{/var/lib/clinvk/.local/bin}), and the scripts run with the system
 C{PATH} plus that directory only, so they work from their absolute paths.
 
-nginx, logrotate and systemd-analyze are used when installed; the tests
-that need them say so when they skip.
+nginx, openssl, logrotate and systemd-analyze are used when installed;
+the tests that need them say so when they skip.  CI installs nginx,
+openssl and logrotate and sets C{CLINVK_REQUIRE_SYSTEM_TOOLS=1}: there
+the tests that need them fail rather than skip without them.
 """
 
 from __future__ import annotations
@@ -39,18 +41,28 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.threads import deferToThread
 from twisted.python.filepath import FilePath
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import FailTest, SkipTest, SynchronousTestCase
 
 from clinvk.testing.fake_cli import install
-from tests.integration._processes import CommandProtocol, alive, free_port, process_exit, spawn
-from tests.integration.test_daemon import (
+from tests.integration._daemon import (
     ACCESS_LINE,
     BIN,
+    DaemonHarness,
     background,
-    eventually,
     fetch,
     text_of,
     until_serving,
+)
+from tests.integration._processes import (
+    REQUIRE_SYSTEM_TOOLS,
+    TIMEOUT,
+    CommandProtocol,
+    alive,
+    eventually,
+    free_port,
+    process_exit,
+    require_tool,
+    spawn,
 )
 
 T = TypeVar("T")
@@ -75,6 +87,21 @@ NGINX = "operations/nginx.conf"
 
 # How long a client waits for one answer through the proxy.
 CLIENT_TIMEOUT = 20.0
+
+# How long the answer in flight during a restart takes: far longer than
+# stop.sh takes to arrive, however slow the machine, and shorter than the
+# drain (server.shutdown_timeout_secs, 30 seconds by default).
+SLOW_ANSWER_SECS = 20
+
+# How long stop.sh may take to find that no daemon runs: it only reads
+# the pidfile and tries one signal.
+STALE_STOP_SECS = 10
+
+# The pause between the pieces of a streamed answer through nginx: the
+# first piece must arrive more than this before the end, which a buffered
+# answer never does (all of it arrives at the end) and an unbuffered one
+# always does (twice this passes between its first piece and its end).
+CHUNK_DELAY = 1.0
 
 
 def example(name: str) -> str:
@@ -134,20 +161,18 @@ class Installation:
         return env
 
 
-class OperationsTestCase(TestCase):
+class OperationsTestCase(DaemonHarness):
     """An installation per test, its configuration the example's, and the means to run the examples."""
-
-    timeout = 120
 
     def setUp(self) -> None:
         self.port = free_port()
         self.installed = Installation(FilePath(self.mktemp()), self.port)
         self.installed.config.setContent(self.installed.localize(example(CONFIG)).encode())
         self.env = self.installed.environment()
+        self.records_dir = self.installed.records
+        self.logfile = self.installed.logfile
+        self.daemons = []
         self.addCleanup(self.leave_nothing_behind)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
 
     def script(self, name: str) -> FilePath[str]:
         """The example C{name}, localized, as a file of the installation."""
@@ -155,15 +180,17 @@ class OperationsTestCase(TestCase):
         path.setContent(self.installed.localize(example(name)).encode())
         return path
 
-    async def run_command(self, command: list[str], env: Mapping[str, str] | None = None) -> CommandProtocol:
-        """Run C{command} in the account's home until it ends."""
-        protocol, _ = spawn(command, dict(env or self.env), self.installed.home.path)
+    async def run_command(
+        self, command: list[str], env: Mapping[str, str] | None = None, within: float = TIMEOUT
+    ) -> CommandProtocol:
+        """Run C{command} in the account's home until it ends, for at most C{within} seconds."""
+        protocol, _ = spawn(command, dict(env or self.env), self.installed.home.path, within)
         await protocol.ended
         return protocol
 
-    async def run_script(self, name: str) -> CommandProtocol:
-        """Run the example script C{name} with sh until it ends."""
-        return await self.run_command(["/bin/sh", self.script(name).path])
+    async def run_script(self, name: str, within: float = TIMEOUT) -> CommandProtocol:
+        """Run the example script C{name} with sh until it ends, for at most C{within} seconds."""
+        return await self.run_command(["/bin/sh", self.script(name).path], within=within)
 
     def start(self, name: str) -> tuple[CommandProtocol, Any]:
         """Start the example script C{name}, a foreground server, in the background of the test."""
@@ -179,7 +206,7 @@ class OperationsTestCase(TestCase):
         """Start the daemon with C{script}; return its pid once it serves."""
         await self.succeeds(script)
         pid = int(self.installed.pidfile.getContent())
-        self.daemon = pid
+        self.daemons.append(pid)
         await until_serving(self.url("/health"))
         return pid
 
@@ -189,30 +216,6 @@ class OperationsTestCase(TestCase):
         await process_exit(pid)
         self.assertFalse(self.installed.pidfile.exists())
 
-    async def prompt(self, text: str, *, url: str | None = None, **fields: Any) -> Mapping[str, Any]:
-        """Run C{text} through the fake claude; the answer must be a success."""
-        body = {"backend": "claude", "prompt": text, "ephemeral": True, **fields}
-        code, content = await fetch(url or self.url("/api/v1/prompt"), "POST", body)
-        self.assertEqual(code, 200, content)
-        answer: Mapping[str, Any] = json.loads(content)
-        return answer
-
-    async def log_shows(self, pattern: str, log: FilePath[str] | None = None) -> None:
-        path = log or self.installed.logfile
-        await eventually(lambda: re.search(pattern, text_of(path)) is not None, f"{pattern!r} in {path.path}")
-
-    def records(self) -> list[dict[str, Any]]:
-        return [json.loads(path.read_text()) for path in Path(self.installed.records.path).glob("*.json")]
-
-    def leave_nothing_behind(self) -> None:
-        """Kill any daemon or fake a failed test left running."""
-        pids = [getattr(self, "daemon", 0)]
-        for record in self.records():
-            pids += [record["pid"], *record["grandchildren"]]
-        for pid in pids:
-            if pid and alive(pid):
-                os.kill(pid, signal.SIGKILL)
-
 
 class DaemonScriptTests(OperationsTestCase):
     """start.sh, stop.sh, reopen-log.sh, rotate-log.sh and syslog.sh."""
@@ -220,8 +223,7 @@ class DaemonScriptTests(OperationsTestCase):
     async def test_start_and_stop(self) -> None:
         """start.sh returns once the daemon serves; stop.sh once it has exited."""
         pid = await self.start_daemon()
-        answer = await self.prompt("hello operations")
-        self.assertEqual(answer["output"], "claude answers: hello operations")
+        await self.prompt("hello operations")
         await self.log_shows(
             ACCESS_LINE.format(method="POST", path="/api/v1/prompt", status=200, request_id=r"\S+")
         )
@@ -259,19 +261,29 @@ class DaemonScriptTests(OperationsTestCase):
         refused at once, the request in flight still gets its answer, and
         a session made before the restart continues after it.
         """
+        self.assertLess(SLOW_ANSWER_SECS, config_default("shutdown_timeout_secs"))
         pid = await self.start_daemon()
         first = await self.prompt("remember me", ephemeral=False)
         slow: Deferred[tuple[int, bytes]] = Deferred.fromCoroutine(
             fetch(
                 self.url("/api/v1/prompt"),
                 "POST",
-                {"backend": "claude", "prompt": "#fake delay=2\nslow answer", "ephemeral": True},
+                {
+                    "backend": "claude",
+                    "prompt": f"#fake delay={SLOW_ANSWER_SECS}\nslow answer",
+                    "ephemeral": True,
+                },
             )
         )
         await eventually(
             lambda: any("slow answer" in record["stdin"] for record in self.records()), "the slow CLI runs"
         )
-        stopping, _ = spawn(["/bin/sh", self.script(STOP).path], self.env, self.installed.home.path)
+        stopping, _ = spawn(
+            ["/bin/sh", self.script(STOP).path],
+            self.env,
+            self.installed.home.path,
+            SLOW_ANSWER_SECS + TIMEOUT,
+        )
         # The listener is closed before the drain begins.
         await self.log_shows("Draining requests count=1")
         with self.assertRaises(ConnectionRefusedError):
@@ -282,30 +294,56 @@ class DaemonScriptTests(OperationsTestCase):
         self.assertEqual(await stopping.ended, 0, stopping.stderr)
         await process_exit(pid)
 
-        await self.start_daemon()
+        again_pid = await self.start_daemon()
         again = await self.prompt("still there?", session_id=first["session_id"], ephemeral=False)
         self.assertEqual(again["session_id"], first["session_id"])
-        await self.stop_daemon(self.daemon)
+        await self.stop_daemon(again_pid)
 
     async def test_bad_configuration(self) -> None:
         """
         A configuration the new version rejects: start.sh exits 1 with the
-        reason on its last line, and starts nothing.
+        line the page shows as all it prints, on stderr, and starts
+        nothing.
         """
         self.installed.config.setContent(b"server:\n  metrics_enabled: sometimes\n")
         protocol = await self.run_script(START)
         self.assertEqual(protocol.ended.result, 1)
-        last = protocol.stdout.decode().strip().splitlines()[-1]
-        self.assertIn("configuration has 1 error(s): config validation: server.metrics_enabled", last)
-        self.assertIn(f"[config file: {self.installed.config.path}]", last)
-        # The page shows this very line.
         page = (DOCS / "operations.md").read_text()
-        [shown] = [
-            line for line in page.splitlines() if line.startswith("/opt/clinvk/bin/twistd --pidfile: ")
-        ]
-        self.assertEqual(self.installed.localize(shown), last)
+        [shown] = [line for line in page.splitlines() if line.startswith("Error: configuration has ")]
+        self.assertEqual(
+            (protocol.stdout.decode(), protocol.stderr.decode()), ("", self.installed.localize(shown) + "\n")
+        )
         self.assertFalse(self.installed.pidfile.exists())
         self.assertFalse(self.installed.logfile.exists())
+
+    async def assert_stop_refused(self) -> None:
+        """stop.sh exits 1 within seconds, saying that clinvk is not running."""
+        protocol = await self.run_script(STOP, within=STALE_STOP_SECS)
+        self.assertEqual(protocol.ended.result, 1)
+        self.assertIn(
+            f"clinvk is not running: no process for the pid in {self.installed.pidfile.path}\n",
+            protocol.stderr.decode(),
+        )
+
+    async def test_stop_stale_pidfile(self) -> None:
+        """
+        After the daemon was killed with SIGKILL, its pidfile stays behind:
+        stop.sh says no daemon runs and exits 1 at once, rather than wait
+        for the pidfile to go; the next start replaces the pidfile.
+        """
+        pid = await self.start_daemon()
+        os.kill(pid, signal.SIGKILL)
+        # Gone, not only exited: a zombie still takes signals.
+        await eventually(lambda: not Path(f"/proc/{pid}").exists(), "the killed daemon is reaped")
+        self.assertEqual(self.installed.pidfile.getContent(), str(pid).encode())
+        await self.assert_stop_refused()
+        again = await self.start_daemon()
+        self.assertNotEqual(again, pid)
+        await self.stop_daemon(again)
+
+    async def test_stop_without_pidfile(self) -> None:
+        """Without a pidfile, stop.sh says no daemon runs and exits 1."""
+        await self.assert_stop_refused()
 
     async def test_unknown_key_ignored(self) -> None:
         """A key the version does not know is ignored, as the page warns: the daemon starts."""
@@ -368,9 +406,7 @@ class LogrotateTests(OperationsTestCase):
 
     async def test_logrotate(self) -> None:
         """logrotate with the example configuration rotates the file, and the daemon reopens it."""
-        logrotate = shutil.which("logrotate") or shutil.which("/usr/sbin/logrotate")
-        if logrotate is None:
-            self.skipTest("logrotate is not installed (apt-get install logrotate)")
+        logrotate = require_tool("logrotate", "apt-get install logrotate")
         pid = await self.start_daemon()
         await fetch(self.url("/health"), request_id="before")
         await self.log_shows("request_id=before")
@@ -390,6 +426,37 @@ class LogrotateTests(OperationsTestCase):
         self.assertIn("request_id=before", text_of(rotated))
         self.assertNotIn("request_id=after", text_of(rotated))
         await self.stop_daemon(pid)
+
+
+class RequireToolTests(SynchronousTestCase):
+    """L{require_tool}: a missing tool skips a test, or fails it where tools are required."""
+
+    def environment(self, **variables: str) -> None:
+        environ = {key: value for key, value in os.environ.items() if key != REQUIRE_SYSTEM_TOOLS}
+        self.patch(os, "environ", {**environ, **variables})
+
+    def test_found(self) -> None:
+        """The first of the names that is installed is found, by its path."""
+        self.environment()
+        self.assertEqual(require_tool(["clinvk-no-such-tool", "sh"], "never needed"), shutil.which("sh"))
+
+    def test_missing_skips(self) -> None:
+        """Without the tool the test is skipped, saying how to install it."""
+        self.environment()
+        with self.assertRaises(SkipTest) as raised:
+            require_tool("clinvk-no-such-tool", "apt-get install it")
+        self.assertEqual(str(raised.exception), "clinvk-no-such-tool is not installed (apt-get install it)")
+
+    def test_missing_fails_where_required(self) -> None:
+        """With CLINVK_REQUIRE_SYSTEM_TOOLS=1 a missing tool fails the test instead."""
+        self.environment(**{REQUIRE_SYSTEM_TOOLS: "1"})
+        with self.assertRaises(FailTest) as raised:
+            require_tool(("clinvk-no-such-tool", "clinvk-nor-this"), "apt-get install it")
+        self.assertEqual(
+            str(raised.exception),
+            "clinvk-no-such-tool or clinvk-nor-this is not installed (apt-get install it), "
+            "and CLINVK_REQUIRE_SYSTEM_TOOLS=1 requires it",
+        )
 
 
 def unit_settings(text: str) -> dict[str, dict[str, list[str]]]:
@@ -496,6 +563,27 @@ class ForegroundScriptTests(OperationsTestCase):
         transport.signalProcess(service.get("KillSignal", ["SIGTERM"])[0].removeprefix("SIG"))
         self.assertEqual(await protocol.ended, 0, protocol.stderr)
 
+    async def test_systemd_unit_bad_configuration(self) -> None:
+        """
+        With a configuration it cannot use, the unit's ExecStart exits at
+        once with the status the page's notes give, and writes the reason
+        as one line on stderr, for the journal.
+        """
+        notes = " ".join((DOCS / "operations.md").read_text().split())
+        status = re.search(r"A configuration error makes it exit with status (\d+) at once", notes)
+        assert status is not None, "the page no longer says how a configuration error ends the unit"
+        self.installed.config.setContent(b"server:\n  metrics_enabled: sometimes\n")
+        service = unit_settings(self.installed.localize(example(SYSTEMD_UNIT)))["Service"]
+        environment = dict(setting.partition("=")[::2] for setting in service["Environment"])
+        [command] = service["ExecStart"]
+        protocol = await self.run_command(shlex.split(command), {**self.env, **environment})
+        self.assertEqual(protocol.ended.result, int(status.group(1)))
+        self.assertEqual(protocol.stdout, b"")
+        self.assertRegex(
+            protocol.stderr.decode(),
+            r"\AError: configuration has 1 error\(s\): .*server\.metrics_enabled.*\n\Z",
+        )
+
     async def test_systemd_unit_verifies(self) -> None:
         """systemd-analyze verify finds nothing to report in the unit."""
         analyze = shutil.which("systemd-analyze")
@@ -567,20 +655,16 @@ class NginxTests(OperationsTestCase):
 
     def setUp(self) -> Deferred[None]:  # type: ignore[override] # trial waits for it
         super().setUp()
-        self.nginx_binary = shutil.which("nginx") or shutil.which("/usr/sbin/nginx")
-        if self.nginx_binary is None:
-            self.skipTest("nginx is not installed (apt-get install nginx-light or nginx)")
-        if shutil.which("openssl") is None:
-            self.skipTest("openssl is not installed (apt-get install openssl), nginx needs a certificate")
+        self.nginx_binary = require_tool("nginx", "apt-get install nginx-light or nginx")
+        self.openssl = require_tool("openssl", "apt-get install openssl; nginx needs a certificate")
         return Deferred.fromCoroutine(self.start_proxy())
 
     async def start_proxy(self) -> None:
-        await self.start_daemon()
-        self.addCleanup(self.stop_daemon, self.daemon)
+        self.addCleanup(self.stop_daemon, await self.start_daemon())
         tls = self.installed.tls
         certificate = await self.run_command(
             [
-                "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                self.openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
                 "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
                 "-keyout", tls.child("clinvk.key").path, "-out", tls.child("clinvk.crt").path,
             ]
@@ -618,7 +702,7 @@ http {{
 """.encode()
         )
         command = [
-            self.nginx_binary or "nginx", "-p", nginx_dir.path, "-e", nginx_dir.child("error.log").path,
+            self.nginx_binary, "-p", nginx_dir.path, "-e", nginx_dir.child("error.log").path,
             "-c", nginx_dir.child("nginx.conf").path,
         ]  # fmt: skip
         # QUIT: nginx's graceful stop.
@@ -688,7 +772,7 @@ http {{
         self.assertEqual(len(pieces), 3, arrivals)
         first_at, cli_running = pieces[0]
         self.assertTrue(cli_running, arrivals)
-        self.assertGreater(end - first_at, 0.5, arrivals)
+        self.assertGreater(end - first_at, CHUNK_DELAY, arrivals)
 
     async def test_sse_stream(self) -> None:
         """An OpenAI stream comes through nginx event by event, not at the end."""
@@ -696,7 +780,7 @@ http {{
         body = {
             "model": "claude",
             "stream": True,
-            "messages": [{"role": "user", "content": f"#fake chunks=3 chunk_delay=0.5\n{marker}"}],
+            "messages": [{"role": "user", "content": f"#fake chunks=3 chunk_delay={CHUNK_DELAY}\n{marker}"}],
         }
         arrivals = await self.off_reactor(lambda: self.stream("/openai/v1/chat/completions", body, marker))
         pieces, text = [], ""
@@ -719,7 +803,7 @@ http {{
         marker = "ndjson through nginx"
         body = {
             "backend": "claude",
-            "prompt": f"#fake chunks=3 chunk_delay=0.5\n{marker}",
+            "prompt": f"#fake chunks=3 chunk_delay={CHUNK_DELAY}\n{marker}",
             "output_format": "stream-json",
             "ephemeral": True,
         }
