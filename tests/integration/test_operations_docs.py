@@ -41,7 +41,6 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.threads import deferToThread
 from twisted.python.filepath import FilePath
-from twisted.trial.unittest import FailTest, SkipTest, SynchronousTestCase
 
 from clinvk.testing.fake_cli import install
 from tests.integration._daemon import (
@@ -54,7 +53,6 @@ from tests.integration._daemon import (
     until_serving,
 )
 from tests.integration._processes import (
-    REQUIRE_SYSTEM_TOOLS,
     TIMEOUT,
     CommandProtocol,
     alive,
@@ -426,37 +424,6 @@ class LogrotateTests(OperationsTestCase):
         self.assertIn("request_id=before", text_of(rotated))
         self.assertNotIn("request_id=after", text_of(rotated))
         await self.stop_daemon(pid)
-
-
-class RequireToolTests(SynchronousTestCase):
-    """L{require_tool}: a missing tool skips a test, or fails it where tools are required."""
-
-    def environment(self, **variables: str) -> None:
-        environ = {key: value for key, value in os.environ.items() if key != REQUIRE_SYSTEM_TOOLS}
-        self.patch(os, "environ", {**environ, **variables})
-
-    def test_found(self) -> None:
-        """The first of the names that is installed is found, by its path."""
-        self.environment()
-        self.assertEqual(require_tool(["clinvk-no-such-tool", "sh"], "never needed"), shutil.which("sh"))
-
-    def test_missing_skips(self) -> None:
-        """Without the tool the test is skipped, saying how to install it."""
-        self.environment()
-        with self.assertRaises(SkipTest) as raised:
-            require_tool("clinvk-no-such-tool", "apt-get install it")
-        self.assertEqual(str(raised.exception), "clinvk-no-such-tool is not installed (apt-get install it)")
-
-    def test_missing_fails_where_required(self) -> None:
-        """With CLINVK_REQUIRE_SYSTEM_TOOLS=1 a missing tool fails the test instead."""
-        self.environment(**{REQUIRE_SYSTEM_TOOLS: "1"})
-        with self.assertRaises(FailTest) as raised:
-            require_tool(("clinvk-no-such-tool", "clinvk-nor-this"), "apt-get install it")
-        self.assertEqual(
-            str(raised.exception),
-            "clinvk-no-such-tool or clinvk-nor-this is not installed (apt-get install it), "
-            "and CLINVK_REQUIRE_SYSTEM_TOOLS=1 requires it",
-        )
 
 
 def unit_settings(text: str) -> dict[str, dict[str, list[str]]]:
