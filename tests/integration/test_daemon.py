@@ -2,7 +2,8 @@
 clinvk as a daemon, with real processes (DECISIONS D7): C{twistd} with
 C{--pidfile}, C{--logfile}, C{--umask}, C{--reactor} and C{--syslog};
 stale pidfiles; SIGHUP reopening the log file and SIGUSR1 rotating it;
-C{twist --log-format json}; and SIGHUP under the foreground runners.
+C{twist --log-format json}; SIGHUP under the foreground runners; and the
+commands of the README's "Running it" section, as written.
 
 Every daemon runs the venv's C{twistd} in a directory of its own, with
 C{HOME} in a temporary directory and the fake CLIs first on its C{PATH},
