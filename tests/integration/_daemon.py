@@ -26,7 +26,15 @@ from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.http_headers import Headers
 
-from tests.integration._processes import TIMEOUT, CommandProtocol, alive, eventually, reactor
+from tests.integration._processes import (
+    TIMEOUT,
+    CommandProtocol,
+    alive,
+    eventually,
+    fake_pids,
+    fake_records,
+    reactor,
+)
 
 # The Twisted runners of the environment running the tests.
 BIN = Path(sys.executable).parent
@@ -154,11 +162,11 @@ class DaemonHarness(TestCase):
 
     def records(self) -> list[dict[str, Any]]:
         """What every run of a fake CLI recorded."""
-        return [json.loads(path.read_text()) for path in Path(self.records_dir.path).glob("*.json")]
+        return fake_records(self.records_dir)
 
     def fake_pids(self) -> set[int]:
         """Every process the fakes started, grandchildren included."""
-        return {pid for record in self.records() for pid in (record["pid"], *record["grandchildren"])}
+        return fake_pids(self.records())
 
     def leave_nothing_behind(self) -> None:
         """Kill any daemon or fake a failed test left running."""

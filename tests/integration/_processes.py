@@ -1,6 +1,7 @@
 """
 Helpers for the real-process tests: run a command, wait for a line or for
-its end, talk HTTP to it, and watch a process that is not our child.
+its end, talk HTTP to it, read what the fake CLIs recorded, and watch a
+process that is not our child.
 
 Every wait is event-driven (output arriving, a process ending, a pidfd
 becoming readable), or a poll on the reactor clock where there is no event
@@ -29,8 +30,10 @@ from twisted.internet.interfaces import IReadDescriptor
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
+from twisted.python.filepath import FilePath
 from twisted.trial.unittest import FailTest, SkipTest
 from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.http_headers import Headers
 from zope.interface import implementer
 
 # Integration tests run on trial's real reactor.
@@ -175,6 +178,30 @@ async def get_json(url: str) -> tuple[int, Any]:
     response = await client.get(url).addTimeout(TIMEOUT, reactor)
     body = await response.content()
     return response.code, json.loads(body)
+
+
+async def post_json(url: str, body: Any) -> tuple[int, Any]:
+    """POST C{body} as JSON with a non-persistent client; return status and JSON body."""
+    client = HTTPClient(Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False)))
+    response = await client.post(
+        url, data=json.dumps(body).encode(), headers=Headers({b"Content-Type": [b"application/json"]})
+    ).addTimeout(TIMEOUT, reactor)
+    content = await response.content()
+    return response.code, json.loads(content)
+
+
+def fake_records(directory: FilePath[str], name: str | None = None) -> list[dict[str, Any]]:
+    """
+    What every run of the fake CLI C{name} (of all fakes if C{None})
+    recorded in C{directory}, their C{CLINVK_FAKE_RECORD}.
+    """
+    found = [json.loads(path.read_text()) for path in Path(directory.path).glob("*.json")]
+    return [record for record in found if name is None or record["name"] == name]
+
+
+def fake_pids(records: Sequence[dict[str, Any]]) -> set[int]:
+    """Every process the fakes of C{records} started, grandchildren included."""
+    return {pid for record in records for pid in (record["pid"], *record["grandchildren"])}
 
 
 @implementer(IReadDescriptor)

@@ -9,13 +9,10 @@ runs in a thread (L{off_reactor}): the reactor stays free to read the
 server's log, to time the test out and to stop the server afterwards.
 Async clients run with C{asyncio.run} in that thread.
 
-After each test the server is stopped with SIGTERM; it must exit 0 and no
-fake CLI it started (nor a grandchild of one) may still run.
-
-A test class changes the server it gets with L{SDKServerTestCase.installed}
-(which fakes exist), L{SDKServerTestCase.server_environment} (extra
-environment variables, such as C{CLINVK_API_KEYS}) and
-L{SDKServerTestCase.server_config} (configuration merged into L{CONFIG}).
+Starting and stopping the server, and the checks after each test, are
+L{tests.integration._server.ServerTestCase}'s, and so are the hooks with
+which a test class changes the server it gets (C{installed},
+C{server_config}, C{server_environment}).
 """
 
 from __future__ import annotations
@@ -23,22 +20,17 @@ from __future__ import annotations
 import functools
 import http.client
 import json
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 import anthropic
 import openai
-import yaml
 
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
-from twisted.python.filepath import FilePath
-from twisted.trial.unittest import TestCase
 
-from clinvk.testing.fake_cli import NAMES, install
-from tests.integration._processes import CommandProtocol, free_port, process_exit, python_command, reactor
+from clinvk.testing.fake_cli import NAMES
+from tests.integration._server import SERVER_CONFIG, Config, ServerTestCase
 
 Case = TypeVar("Case", bound="SDKServerTestCase")
 
@@ -46,20 +38,9 @@ Case = TypeVar("Case", bound="SDKServerTestCase")
 # under a second, the slowest (keep-alive) a few.
 CLIENT_TIMEOUT = 20.0
 
-# How long the server may take to stop: its shutdown_timeout_secs and
-# kill_grace_secs below, and a margin.
-STOP_WITHIN = 15
-
-# The configuration of every server, which a test class adds to with
-# SDKServerTestCase.server_config.
-CONFIG: Mapping[str, Mapping[str, Any]] = {
-    "server": {
-        "host": "127.0.0.1",
-        "stream_keepalive_secs": 1,
-        "kill_grace_secs": 2,
-        "shutdown_timeout_secs": 5,
-    },
-}
+# What the SDK servers add to the harness's configuration: keep-alives
+# that the keep-alive tests see within a second, and a short shutdown.
+SDK_CONFIG: Config = {"server": {"stream_keepalive_secs": 1, "shutdown_timeout_secs": 5}}
 
 # The API keys the client factories present unless told otherwise; a server
 # without CLINVK_API_KEYS accepts any.
@@ -94,18 +75,6 @@ def pieces(answer: str, count: int) -> list[str]:
     return [answer[i : i + size] for i in range(0, len(answer), size)]
 
 
-def config_yaml(*layers: Mapping[str, Mapping[str, Any]]) -> str:
-    """
-    The configuration file made of C{layers}, merged section by section and
-    key by key: a later layer's key replaces an earlier one's.
-    """
-    merged: dict[str, dict[str, Any]] = {}
-    for layer in layers:
-        for section, settings in layer.items():
-            merged.setdefault(section, {}).update(settings)
-    return yaml.safe_dump(merged, sort_keys=False)
-
-
 def off_reactor(test: Callable[[Case], None]) -> Callable[[Case], Deferred[None]]:
     """
     Run the test method C{test} in a thread, so that the blocking SDK
@@ -124,77 +93,17 @@ def sse_lines(body: bytes) -> list[str]:
     return [line for line in body.decode("utf-8").split("\n") if line]
 
 
-class SDKServerTestCase(TestCase):
+class SDKServerTestCase(ServerTestCase):
     """
-    A real clinvk server per test, with the fakes of L{installed} on its
-    C{PATH}, and factories of SDK clients that talk to it.
-
-    @cvar installed: The fake CLIs the server finds; the others are not
-        installed (their backends are unavailable).
-    @cvar server_environment: Environment variables of the server process
-        beyond the harness's own (which drops the caller's C{CLINVK_*}
-        variables), e.g. C{{"CLINVK_API_KEYS": "k1,k2"}}.
-    @cvar server_config: Configuration merged into L{CONFIG} section by
-        section and key by key, e.g. C{{"server": {"rate_limit_enabled":
-        True}}}.
+    A real clinvk server per test (L{ServerTestCase}), with a short
+    keep-alive interval and shutdown timeout (L{SDK_CONFIG}), and
+    factories of SDK clients that talk to it.
     """
 
     timeout = 60
-    installed: Sequence[str] = NAMES
-    server_environment: ClassVar[Mapping[str, str]] = {}
-    server_config: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
-    def setUp(self) -> Deferred[None]:  # type: ignore[override] # trial waits for it
-        base = FilePath(self.mktemp())
-        self.bin = install(base.child("bin").path)
-        for name in NAMES:
-            if name not in self.installed:
-                (self.bin / name).unlink()
-        self.records = base.child("records")
-        self.records.makedirs()
-        self.home = base.child("home")
-        self.home.makedirs()
-        self.config = base.child("config.yaml")
-        self.config.setContent(config_yaml(CONFIG, self.server_config).encode())
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        # Nothing of the caller's clinvk settings reaches the server.
-        env = {key: value for key, value in os.environ.items() if not key.startswith("CLINVK_")}
-        env.update(
-            HOME=self.home.path,
-            PATH=f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}",
-            CLINVK_FAKE_RECORD=self.records.path,
-        )
-        env.update(self.server_environment)
-        command = python_command(
-            "-m", "twisted", "clinvk", "--port", str(self.port), "--config", self.config.path
-        )
-        self.server = CommandProtocol()
-        self.transport = reactor.spawnProcess(self.server, command[0], command, env=env, path=self.home.path)
-        self.addCleanup(self.stop_server)
-        waiting = self.server.wait_for(rf"address[=\": ]+127\.0\.0\.1:{self.port}\b")
-        return waiting.addCallback(lambda _: None)
-
-    def server_output(self) -> str:
-        return (self.server.stdout + self.server.stderr).decode("utf-8", "replace")
-
-    async def stop_server(self) -> None:
-        """
-        SIGTERM the server: it must exit 0 within L{STOP_WITHIN} seconds
-        (it is killed otherwise), and every fake CLI it ran, with any
-        grandchild, must be gone.
-        """
-        if not self.server.ended.called:
-            self.transport.signalProcess("TERM")
-        overdue = reactor.callLater(STOP_WITHIN, self.transport.signalProcess, "KILL")
-        status = await self.server.ended
-        if not overdue.active():
-            self.fail(f"the server did not stop within {STOP_WITHIN}s of SIGTERM:\n{self.server_output()}")
-        overdue.cancel()
-        for record in self.records_of():
-            for pid in (record["pid"], *record["grandchildren"]):
-                await process_exit(pid)
-        self.assertEqual(status, 0, self.server_output())
+    def config_layers(self) -> list[Config]:
+        return [SERVER_CONFIG, SDK_CONFIG, self.server_config]
 
     # -- clients
 
@@ -281,15 +190,6 @@ class SDKServerTestCase(TestCase):
             connection.close()
 
     # -- what the fakes recorded
-
-    def records_of(self, name: str | None = None) -> list[dict[str, Any]]:
-        """What every run of the fake C{name} (of all fakes if C{None}) recorded."""
-        found = [json.loads(path.read_text()) for path in Path(self.records.path).glob("*.json")]
-        return [record for record in found if name is None or record["name"] == name]
-
-    def runs(self, name: str | None = None) -> list[dict[str, Any]]:
-        """L{records_of} without the C{gemini --delete-session} clean-up runs."""
-        return [record for record in self.records_of(name) if "--delete-session" not in record["argv"]]
 
     def run_with(self, name: str, marker: str) -> dict[str, Any]:
         """The one recorded run of fake C{name} whose stdin contains C{marker}."""

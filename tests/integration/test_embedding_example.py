@@ -21,8 +21,15 @@ from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 
-from tests.integration._processes import TIMEOUT, alive, get_json, process_exit, python_command, reactor
-from tests.integration.test_native_api import post_json
+from tests.integration._processes import (
+    TIMEOUT,
+    alive,
+    get_json,
+    post_json,
+    process_exit,
+    python_command,
+    reactor,
+)
 
 from ._server import ServerTestCase
 
@@ -78,7 +85,7 @@ async def get_text(port: int, path: str) -> tuple[bytes, bytes]:
 class EmbeddingExampleTests(ServerTestCase):
     """The example application, with one run at a time and no queue."""
 
-    server_config = {"max_concurrent_runs": 1, "max_queued_runs": 0}
+    server_config = {"server": {"max_concurrent_runs": 1, "max_queued_runs": 0}}
 
     def server_command(self, config_file: str) -> list[str]:
         return python_command(str(EXAMPLE), "--port", str(self.port), "--config", config_file)

@@ -37,9 +37,8 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 
-from tests.integration._processes import TIMEOUT, get_json, reactor, require_tool
+from tests.integration._processes import TIMEOUT, get_json, post_json, reactor, require_tool
 from tests.integration._sdk_server import SDKServerTestCase
-from tests.integration.test_native_api import post_json
 
 # Debian and most distributions call it chromium; some older ones chromium-browser.
 CHROMIUM_NAMES = ("chromium", "chromium-browser")

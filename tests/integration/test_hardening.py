@@ -31,10 +31,10 @@ from tests.integration._processes import (
     group_reaper,
     live_children,
     live_process_groups,
+    post_json,
     reactor,
 )
-from tests.integration._server import KILL_GRACE, SHUTDOWN_TIMEOUT, ServerTestCase
-from tests.integration.test_native_api import NDJSONClient, post_json
+from tests.integration._server import KILL_GRACE, SHUTDOWN_TIMEOUT, NDJSONClient, ServerTestCase
 
 T = TypeVar("T")
 
@@ -149,7 +149,7 @@ def parse_response(raw: bytes) -> tuple[int, dict[str, str], bytes]:
 class AdmissionTests(ServerTestCase):
     """At most C{max_concurrent_runs} CLIs at once; the others wait their turn (D4)."""
 
-    server_config = {"max_concurrent_runs": 2}
+    server_config = {"server": {"max_concurrent_runs": 2}}
 
     async def test_ten_prompts_two_slots(self) -> None:
         """
@@ -272,7 +272,7 @@ class BodyLimitTests(ServerTestCase):
 class ShutdownTests(ServerTestCase):
     """SIGTERM while streams run: they get C{shutdown_timeout_secs}, then their CLIs are stopped (D6)."""
 
-    server_config = {"shutdown_timeout_secs": SHUTDOWN_TIMEOUT}
+    server_config = {"server": {"shutdown_timeout_secs": SHUTDOWN_TIMEOUT}}
 
     async def test_sigterm_during_streams(self) -> None:
         """

@@ -18,202 +18,25 @@ import json
 import os
 import stat
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
-from treq.client import HTTPClient
-from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-from twisted.internet.error import ProcessExitedAlready
-from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.task import deferLater
-from twisted.python.failure import Failure
-from twisted.python.filepath import FilePath
-from twisted.trial.unittest import TestCase
-from twisted.web.client import Agent, HTTPConnectionPool
-from twisted.web.http_headers import Headers
 
-from clinvk.testing.fake_cli import install
-from tests.integration._processes import (
-    TIMEOUT,
-    CommandProtocol,
-    alive,
-    free_port,
-    get_json,
-    live_process_groups,
-    process_exit,
-    python_command,
-    reactor,
-)
+from tests.integration._processes import TIMEOUT, alive, get_json, post_json, process_exit, reactor
+from tests.integration._server import KILL_GRACE, NDJSONClient, ServerTestCase
 
 T = TypeVar("T")
 
 SESSION_ID = r"^[0-9a-f]{32}$"
 
-KILL_GRACE = 2
 
-# How long the server may take to stop: its shutdown_timeout_secs and
-# kill_grace_secs, and a margin.
-STOP_WITHIN = 15
-
-CONFIG = f"""\
-server:
-  host: 127.0.0.1
-  kill_grace_secs: {KILL_GRACE}
-  shutdown_timeout_secs: 5
-""".encode()
-
-
-async def post_json(url: str, body: Any) -> tuple[int, Any]:
-    """POST C{body} as JSON with a non-persistent client; return status and JSON body."""
-    client = HTTPClient(Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False)))
-    response = await client.post(
-        url, data=json.dumps(body).encode(), headers=Headers({b"Content-Type": [b"application/json"]})
-    ).addTimeout(TIMEOUT, reactor)
-    content = await response.content()
-    return response.code, json.loads(content)
-
-
-class NDJSONClient(Protocol):
-    """
-    Sends one HTTP/1.0 request by hand and parses the NDJSON body as it
-    arrives, so a test can read part of a stream and then walk away.
-    (HTTP/1.0: the body comes unchunked and the connection ends with it.)
-
-    @ivar events: The events received so far.
-    @ivar closed: Fires once the connection is gone.
-    """
-
-    def __init__(self, request: bytes) -> None:
-        self._request = request
-        self._buffer = b""
-        self.head: bytes | None = None
-        self.events: list[dict[str, Any]] = []
-        self._waiting: list[tuple[Callable[[dict[str, Any]], bool], Deferred[dict[str, Any]]]] = []
-        self.closed: Deferred[None] = Deferred()
-
-    @classmethod
-    def post(cls, path: str, port: int, body: Any) -> NDJSONClient:
-        data = json.dumps(body).encode()
-        head = (
-            f"POST {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
-        )
-        return cls(head.encode() + data)
-
-    def connectionMade(self) -> None:
-        self.transport.write(self._request)  # type: ignore[union-attr]
-
-    def dataReceived(self, data: bytes) -> None:
-        self._buffer += data
-        if self.head is None:
-            head, separator, rest = self._buffer.partition(b"\r\n\r\n")
-            if not separator:
-                return
-            self.head, self._buffer = head, rest
-        *lines, self._buffer = self._buffer.split(b"\n")
-        for line in lines:
-            event = json.loads(line)
-            self.events.append(event)
-            for entry in list(self._waiting):
-                matches, waiting = entry
-                if matches(event):
-                    self._waiting.remove(entry)
-                    waiting.callback(event)
-
-    def wait_for(self, event_type: str) -> Deferred[dict[str, Any]]:
-        """Fire with the first event of C{event_type}, received already or to come."""
-        waiting: Deferred[dict[str, Any]] = Deferred()
-        for event in self.events:
-            if event["type"] == event_type:
-                waiting.callback(event)
-                return waiting
-        self._waiting.append((lambda event: event["type"] == event_type, waiting))
-        return waiting.addTimeout(TIMEOUT, reactor)
-
-    def abort(self) -> None:
-        """Drop the connection at once, as a client that crashed or gave up."""
-        self.transport.abortConnection()  # type: ignore[union-attr]
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        for _, waiting in self._waiting:
-            waiting.errback(reason)
-        self._waiting.clear()
-        self.closed.callback(None)
-
-
-class NativeApiTestCase(TestCase):
-    """A real clinvk server per test, with the fake CLIs on its PATH."""
+class NativeApiTestCase(ServerTestCase):
+    """A real clinvk server per test (L{ServerTestCase}), and the native API's requests."""
 
     timeout = 90
 
-    def setUp(self) -> Deferred[None]:  # type: ignore[override] # trial waits for it
-        base = FilePath(self.mktemp())
-        self.bin = install(base.child("bin").path)
-        self.records = base.child("records")
-        self.records.makedirs()
-        self.home = base.child("home")
-        self.home.makedirs()
-        self.config = base.child("config.yaml")
-        self.config.setContent(CONFIG)
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        env = {
-            **os.environ,
-            "HOME": self.home.path,
-            "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}",
-            "CLINVK_FAKE_RECORD": self.records.path,
-        }
-        env.pop("CLINVK_FAKE", None)
-        command = python_command(
-            "-m", "twisted", "clinvk", "--port", str(self.port), "--config", self.config.path
-        )
-        # Not spawn(): its 30-second limit on the whole life of the process
-        # is for commands, not for a server; stop_server bounds the stop.
-        self.server = CommandProtocol()
-        self.transport = reactor.spawnProcess(self.server, command[0], command, env=env, path=self.home.path)
-        self.addCleanup(self.stop_server)
-        waiting = self.server.wait_for(rf"address[=\": ]+127\.0\.0\.1:{self.port}\b")
-
-        def not_started(reason: Failure) -> None:
-            self.fail(f"the server did not start: {reason.getErrorMessage()}\n{self.server_output()}")
-
-        return waiting.addCallbacks(lambda _: None, not_started)
-
-    def signal_server(self, name: str) -> None:
-        try:
-            self.transport.signalProcess(name)
-        except ProcessExitedAlready:
-            pass
-
-    def server_output(self) -> str:
-        return (self.server.stdout + self.server.stderr).decode("utf-8", "replace")
-
-    async def stop_server(self) -> None:
-        """
-        SIGTERM the server: it must exit 0 within L{STOP_WITHIN} seconds
-        (it is killed otherwise) and leave nothing of its CLIs behind.
-        """
-        self.signal_server("TERM")
-        overdue = reactor.callLater(STOP_WITHIN, self.signal_server, "KILL")
-        status = await self.server.ended
-        if not overdue.active():
-            self.fail(f"the server did not stop within {STOP_WITHIN}s of SIGTERM:\n{self.server_output()}")
-        overdue.cancel()
-        self.assertEqual(status, 0, self.server_output())
-        await self.all_gone()
-        # Nor anything else of their process groups (the launcher's watchers).
-        groups = {record["pgid"] for record in self.records_of()}
-
-        async def emptied() -> bool | None:
-            return None if groups & live_process_groups() else True
-
-        await self.eventually(emptied)
-
-    # -- talking to the server
-
-    def url(self, path: str) -> str:
-        return self.base_url + path
+    server_config = {"server": {"shutdown_timeout_secs": 5}}
 
     async def post(self, path: str, body: Any) -> Any:
         """POST C{body} to C{path}; the JSON answer, which must be a 200."""
@@ -227,7 +50,7 @@ class NativeApiTestCase(TestCase):
         self.assertEqual(code, 200, answer)
         return answer
 
-    async def eventually(self, probe: Callable[[], Awaitable[T | None]]) -> T:
+    async def found_eventually(self, probe: Callable[[], Awaitable[T | None]]) -> T:
         """Poll C{probe} until it returns something, for at most L{TIMEOUT} seconds."""
         deadline = reactor.seconds() + TIMEOUT
         while True:
@@ -237,20 +60,6 @@ class NativeApiTestCase(TestCase):
             if reactor.seconds() > deadline:
                 self.fail("the condition did not come true in time")
             await deferLater(reactor, 0.05)
-
-    # -- what the fakes recorded
-
-    def records_of(self, name: str | None = None) -> list[dict[str, Any]]:
-        """What every run of the fake C{name} (of all fakes if C{None}) recorded."""
-        found = [json.loads(path.read_text()) for path in Path(self.records.path).glob("*.json")]
-        return [record for record in found if name is None or record["name"] == name]
-
-    def runs(self, name: str | None = None) -> list[dict[str, Any]]:
-        """
-        The prompt runs among L{records_of}: without the C{gemini
-        --delete-session} runs that clean up after ephemeral prompts.
-        """
-        return [record for record in self.records_of(name) if "--delete-session" not in record["argv"]]
 
     def run_of(self, prompt: str) -> dict[str, Any]:
         """The one recorded run whose stdin was C{prompt}."""
@@ -262,10 +71,6 @@ class NativeApiTestCase(TestCase):
         for pid in (record["pid"], *record["grandchildren"]):
             await process_exit(pid)
             self.assertFalse(alive(pid), f"{record['name']} process {pid} is still running")
-
-    async def all_gone(self) -> None:
-        for record in self.records_of():
-            await self.gone(record)
 
 
 class PromptTests(NativeApiTestCase):
@@ -361,7 +166,7 @@ class AbandonedStreamTests(NativeApiTestCase):
             session: dict[str, Any] = await self.get(f"/api/v1/sessions/{session_id}")
             return None if session["status"] == "active" else session
 
-        session = await self.eventually(settled)
+        session = await self.found_eventually(settled)
         self.assertEqual((session["status"], session["turn_count"]), ("error", 1))
 
 
