@@ -172,12 +172,18 @@ def require_tool(names: str | Sequence[str], install: str) -> str:
     raise SkipTest(reason)
 
 
-async def get_json(url: str) -> tuple[int, Any]:
-    """GET C{url} with a non-persistent client; return status and JSON body."""
+async def get_bytes(url: str) -> tuple[int, bytes]:
+    """GET C{url} with a non-persistent client; return status and body."""
     client = HTTPClient(Agent(reactor, pool=HTTPConnectionPool(reactor, persistent=False)))
     response = await client.get(url).addTimeout(TIMEOUT, reactor)
-    body = await response.content()
-    return response.code, json.loads(body)
+    body: bytes = await response.content()
+    return response.code, body
+
+
+async def get_json(url: str) -> tuple[int, Any]:
+    """GET C{url} with a non-persistent client; return status and JSON body."""
+    code, body = await get_bytes(url)
+    return code, json.loads(body)
 
 
 async def post_json(url: str, body: Any) -> tuple[int, Any]:

@@ -34,6 +34,7 @@ from tests.integration._processes import (
     fake_pids,
     fake_records,
     free_port,
+    get_bytes,
     live_process_groups,
     process_exit,
     python_command,
@@ -100,6 +101,10 @@ class ServerTestCase(TestCase):
         """The command that starts the server on L{port} with C{config_file}."""
         return python_command("-m", "twisted", "clinvk", "--port", str(self.port), "--config", config_file)
 
+    # A path the server answers once it runs (with any status); None to
+    # send nothing, for tests that count every request.
+    ready_path: str | None = "/health"
+
     def started_pattern(self) -> str:
         """What the server writes once it listens on L{port}."""
         return rf"address[=\": ]+127\.0\.0\.1:{self.port}\b"
@@ -137,12 +142,20 @@ class ServerTestCase(TestCase):
         self.server.ended.addCallback(self._ended)
         self.signalled_by_test = False
         self.addCleanup(self.cleanup)
-        waiting = self.server.wait_for(self.started_pattern())
+        return Deferred.fromCoroutine(self._until_serving())
 
-        def not_started(reason: Failure) -> None:
-            self.fail(f"the server did not start: {reason.getErrorMessage()}\n{self.server_output()}")
-
-        return waiting.addCallbacks(lambda _: None, not_started)
+    async def _until_serving(self) -> None:
+        """
+        Wait until the server listens, then until it answers L{ready_path}:
+        a server that answers runs its reactor, with its signal handlers in
+        place, so a SIGTERM from then on is a clean stop.
+        """
+        try:
+            await self.server.wait_for(self.started_pattern())
+            if self.ready_path is not None:
+                await get_bytes(self.url(self.ready_path))
+        except Exception as e:
+            self.fail(f"the server did not start: {e!r}\n{self.server_output()}")
 
     def _ended(self, status: int) -> int:
         self.server_status = status

@@ -90,6 +90,8 @@ class EmbeddingExampleTests(ServerTestCase):
     def server_command(self, config_file: str) -> list[str]:
         return python_command(str(EXAMPLE), "--port", str(self.port), "--config", config_file)
 
+    ready_path = "/"
+
     def started_pattern(self) -> str:
         return rf"Serving on http://127\.0\.0\.1:{self.port}/"
 
