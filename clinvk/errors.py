@@ -113,13 +113,6 @@ class MethodNotAllowed(ClinvkError):
         self.allowed = tuple(allowed)
 
 
-class RequestTimeout(ClinvkError):
-    """The request body did not arrive in time (408)."""
-
-    status = 408
-    code = "request_timeout"
-
-
 class Conflict(ClinvkError):
     """The request conflicts with the current state (409)."""
 

@@ -125,7 +125,6 @@ class RunningProcess:
         self._idle_timeout: float | None = None
         self._stop_reason: StopReason | None = None
         self._paused = False
-        self._killed = False
         self._transport: IProcessTransport | None = None
         self.pid = 0
         self.ended: Deferred[ProcessOutcome] = Deferred()
@@ -254,7 +253,6 @@ class RunningProcess:
             self._kill_timer = self._clock.callLater(self._kill_grace, self._kill)
 
     def _kill(self) -> None:
-        self._killed = True
         self._signal(KILL)
         if self.ended.called:
             self._finish()
