@@ -10,12 +10,10 @@ but real, because they are what is being tested.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
 import sys
-from pathlib import Path
 from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred, gatherResults
@@ -31,7 +29,7 @@ from clinvk.process.runner import ProcessRunner
 from clinvk.process.spawn import Launcher, signal_group
 from clinvk.process.supervisor import ProcessSupervisor
 from clinvk.testing.fake_cli import install
-from tests.integration._processes import TIMEOUT, alive, process_exit, reactor, spawn
+from tests.integration._processes import TIMEOUT, alive, fake_records, process_exit, reactor, spawn
 
 BACKENDS = ("claude", "codex", "gemini")
 KILL_GRACE = 0.5
@@ -70,8 +68,7 @@ class _RuntimeTestCase(TestCase):
         return Deferred.fromCoroutine(runtime.run(RunRequest(**request))).addTimeout(TIMEOUT, reactor)
 
     def records_of(self, name: str | None = None) -> list[dict[str, Any]]:
-        found = [json.loads(path.read_text()) for path in Path(self.records.path).glob("*.json")]
-        return [record for record in found if name is None or record["name"] == name]
+        return fake_records(self.records, name)
 
     async def first_event(self, stream: EventStream) -> UnifiedEvent:
         async for event in stream:
