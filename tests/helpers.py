@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from treq.testing import StubTreq
+from twisted.internet.error import CannotListenError
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import IResource
@@ -51,6 +52,13 @@ def isolate_home(case: SynchronousTestCase) -> str:
     os.makedirs(home)
     case.patch(os, "environ", {**os.environ, "HOME": home})
     return home
+
+
+class RefusingReactor(FakeProcessReactor):
+    """A reactor on which every TCP port is taken."""
+
+    def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
+        raise CannotListenError(interface, port, OSError(98, "Address already in use"))
 
 
 class Server:

@@ -18,7 +18,7 @@ from clinvk.service import ClinvkService, Listener, build_service, default_liste
 from clinvk.testing.reactor import FakeProcessReactor
 from clinvk.types import IClinvkReactor
 from clinvk.web.root import ClinvkSite
-from tests.helpers import isolate_home
+from tests.helpers import RefusingReactor, isolate_home
 
 CONFIG = config_from_mapping(None, {}, source=None)
 
@@ -27,13 +27,6 @@ def build(
     reactor: FakeProcessReactor, listen: list[str] | None = None, config: Any = CONFIG
 ) -> ClinvkService:
     return build_service(config, cast("IClinvkReactor", reactor), listen or [])
-
-
-class RefusingReactor(FakeProcessReactor):
-    """A reactor on which every TCP port is taken."""
-
-    def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
-        raise CannotListenError(interface, port, OSError(98, "Address already in use"))
 
 
 class _IsolatedHome(SynchronousTestCase):

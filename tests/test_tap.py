@@ -23,8 +23,7 @@ from clinvk.cli import CommandLineOptions
 from clinvk.service import ClinvkService
 from clinvk.testing.reactor import FakeProcessReactor
 from clinvk.types import IClinvkReactor
-from tests.helpers import isolate_home
-from tests.test_service import RefusingReactor
+from tests.helpers import RefusingReactor, isolate_home
 
 EXPECTED_BANNER = """\
 clinvk API server starting on http://127.0.0.1:8080

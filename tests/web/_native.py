@@ -1,6 +1,7 @@
 """
 Helpers for the native API tests: requests whose responses may wait for
-a fake child, and the canned outputs of the CLIs.
+a fake child, the canned outputs of the CLIs, and the SSE frames of the
+OpenAI and Anthropic streams.
 """
 
 from __future__ import annotations
@@ -42,6 +43,22 @@ def claude_result(text: str = "4", native_id: str = CLAUDE_NATIVE_ID, **usage: i
         "usage": usage or {"input_tokens": 3, "output_tokens": 7},
     }
     return json.dumps(result).encode() + b"\n"
+
+
+def frames(chunks: list[bytes]) -> list[str]:
+    """The SSE frames received so far, keepalive comments included."""
+    return [f for f in b"".join(chunks).decode().split("\n\n") if f]
+
+
+def named_events(chunks: list[bytes]) -> list[tuple[str, Any]]:
+    """The C{(event, data)} pairs received so far, keepalive comments left out."""
+    received = []
+    for frame in frames(chunks):
+        if frame.startswith(":"):
+            continue
+        event_line, data_line = frame.split("\n")
+        received.append((event_line.removeprefix("event: "), json.loads(data_line.removeprefix("data: "))))
+    return received
 
 
 class NativeTestCase(SynchronousTestCase):

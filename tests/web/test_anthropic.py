@@ -8,8 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.web._native import NativeTestCase, claude_result
-from tests.web.test_openai import frames
+from tests.web._native import NativeTestCase, claude_result, named_events
 
 MESSAGES = "/anthropic/v1/messages"
 
@@ -29,17 +28,6 @@ def delta(text: str) -> bytes:
     """A Claude partial-message line carrying C{text} (D9)."""
     event = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}
     return json.dumps({"type": "stream_event", "event": event}).encode() + b"\n"
-
-
-def named_events(chunks: list[bytes]) -> list[tuple[str, Any]]:
-    """The C{(event, data)} pairs received so far, keepalive comments left out."""
-    received = []
-    for frame in frames(chunks):
-        if frame.startswith(":"):
-            continue
-        event_line, data_line = frame.split("\n")
-        received.append((event_line.removeprefix("event: "), json.loads(data_line.removeprefix("data: "))))
-    return received
 
 
 class MessagesTests(NativeTestCase):

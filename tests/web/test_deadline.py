@@ -8,9 +8,7 @@ from __future__ import annotations
 import json
 import signal
 
-from tests.web._native import NativeTestCase
-from tests.web.test_anthropic import named_events
-from tests.web.test_openai import frames
+from tests.web._native import NativeTestCase, frames, named_events
 
 PROMPT = {"backend": "claude", "prompt": "x"}
 

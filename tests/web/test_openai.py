@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.web._native import NativeTestCase, claude_result
+from tests.web._native import NativeTestCase, claude_result, frames
 
 CHAT = "/openai/v1/chat/completions"
 ASSISTANT = b'{"type":"assistant","message":{"content":[{"type":"text","text":"Hel"}]}}\n'
@@ -16,11 +16,6 @@ ASSISTANT = b'{"type":"assistant","message":{"content":[{"type":"text","text":"H
 
 def body(*turns: tuple[str, Any], model: str = "claude", **extra: Any) -> dict[str, Any]:
     return {"model": model, "messages": [{"role": r, "content": c} for r, c in turns], **extra}
-
-
-def frames(chunks: list[bytes]) -> list[str]:
-    """The SSE frames received so far, keepalive comments included."""
-    return [f for f in b"".join(chunks).decode().split("\n\n") if f]
 
 
 class OpenAITestCase(NativeTestCase):
