@@ -11,10 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.defer import Deferred
-from twisted.internet.error import ProcessDone
-from twisted.internet.protocol import ProcessProtocol
-from twisted.python.failure import Failure
+from benchmarks.harness import WatchedProcess
 
 NAMES = ("claude", "codex", "gemini")
 SOURCE = Path(__file__).with_name("fastcli.c")
@@ -22,26 +19,6 @@ SOURCE = Path(__file__).with_name("fastcli.c")
 
 class BuildFailed(Exception):
     """The fake could not be compiled."""
-
-
-class _Collect(ProcessProtocol):
-    def __init__(self) -> None:
-        self.output = b""
-        self.ended: Deferred[None] = Deferred()
-
-    def outReceived(self, data: bytes) -> None:
-        self.output += data
-
-    def errReceived(self, data: bytes) -> None:
-        self.output += data
-
-    def processEnded(self, reason: Failure) -> None:
-        if reason.check(ProcessDone):
-            self.ended.callback(None)
-        else:
-            self.ended.errback(
-                BuildFailed(f"{reason.getErrorMessage()}\n{self.output.decode(errors='replace')}")
-            )
 
 
 async def build(reactor: Any, directory: Path) -> Path:
@@ -58,9 +35,11 @@ async def build(reactor: Any, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     binary = directory / "fastcli"
     command = [compiler, "-O2", "-o", str(binary), str(SOURCE)]
-    collect = _Collect()
-    reactor.spawnProcess(collect, command[0], command, env=dict(os.environ))
-    await collect.ended
+    compiling = WatchedProcess()
+    reactor.spawnProcess(compiling, command[0], command, env=dict(os.environ))
+    status = await compiling.ended
+    if status != 0:
+        raise BuildFailed(f"{compiler} exited with status {status}:\n{compiling.text()}")
     for name in NAMES:
         (directory / name).symlink_to(binary.name)
     return directory

@@ -11,7 +11,7 @@ import json
 import os
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -207,9 +207,6 @@ class Server:
             overdue.cancel()
         return status
 
-    def log_path(self) -> Path:
-        return self.home.parent / f"{self.name}.log"
-
 
 @define
 class Bench:
@@ -367,7 +364,11 @@ async def closed_loop(
                 check(response)
 
     try:
-        await gatherResults([Deferred.fromCoroutine(run(connection)) for connection in connections])
+        # consumeErrors: once one client has failed, the others fail too
+        # as their connections close; the first failure is the one raised.
+        await gatherResults(
+            [Deferred.fromCoroutine(run(connection)) for connection in connections], consumeErrors=True
+        )
     finally:
         for connection in connections:
             connection.close()
@@ -382,13 +383,3 @@ def expect_status(status: int) -> Callable[[Response], None]:
             raise AssertionError(f"status {response.status}, not {status}: {response.body[:500]!r}")
 
     return check
-
-
-async def all_of(awaitables: Sequence[Awaitable[Any]]) -> list[Any]:
-    """Await every one of C{awaitables} concurrently."""
-
-    async def wrap(item: Awaitable[Any]) -> Any:
-        return await item
-
-    results: list[Any] = await gatherResults([Deferred.fromCoroutine(wrap(item)) for item in awaitables])
-    return results

@@ -23,6 +23,7 @@ from attrs import frozen
 
 from twisted.internet.defer import Deferred
 
+from benchmarks.client import Response, build_request
 from benchmarks.harness import WatchedProcess, closed_loop
 from benchmarks.stats import percentile
 
@@ -106,15 +107,13 @@ async def run_load(
 
 
 async def _generate(reactor: Any, url: str, connections: int, seconds: float, headers: Sequence[str]) -> None:
-    from benchmarks.client import build_request
-
     parts = urlsplit(url)
     port = parts.port or 80
     header_map = dict(header.split(": ", 1) for header in headers)
     request = build_request("GET", parts.path or "/", port=port, headers=header_map)
     errors = 0
 
-    def check(response: Any) -> None:
+    def check(response: Response) -> None:
         nonlocal errors
         if not 200 <= response.status < 400:
             errors += 1

@@ -5,10 +5,10 @@ arguments and stdin directly with C{reactor.spawnProcess} in a loop, in
 the benchmark's own process.
 
 The server starts every CLI through the launcher of
-L{clinvk.process.spawn} (its own process group, a parent-death signal and
-a watcher for the group); that chain is also measured on its own, spawned
-the same way as the direct baseline, so the table shows how much of the
-server's added latency it accounts for.
+L{clinvk.process.spawn} (C{setsid} for its own process group, then
+C{setpriv} for a parent-death signal); that chain is also measured on its
+own, spawned the same way as the direct baseline, so the table shows how
+much of the server's added latency it accounts for.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from clinvk.process.spawn import Launcher
 CONCURRENT = 16
 ADDED_LATENCY_TARGET = 0.002
 THROUGHPUT_TARGET = 0.7
-KILL_GRACE = 2.0  # the servers' kill_grace_secs (benchmarks.harness.BASE_CONFIG)
 
 # What the server runs for the request below (clinvk.backends.claude).
 CLAUDE_FLAGS = ("--print", "--no-session-persistence", "--output-format", "json")
@@ -98,7 +97,7 @@ async def spawn_loop(
             if b'"is_error":false' not in b"".join(run.output):
                 raise AssertionError(f"unexpected output: {b''.join(run.output)[:300]!r}")
 
-    await gatherResults([Deferred.fromCoroutine(loop()) for _ in range(clients)])
+    await gatherResults([Deferred.fromCoroutine(loop()) for _ in range(clients)], consumeErrors=True)
     return latencies, (now_ns() - started) / 1e9
 
 
@@ -119,7 +118,7 @@ async def run(bench: Bench) -> list[Line]:
     request = json_request("POST", "/api/v1/prompt", port=port, document=body, headers=AUTHORIZATION)
     env = bench.environment(server.home)
     argv = [bench.fake_path("claude"), *CLAUDE_FLAGS]
-    launched = Launcher.detect(kill_grace=KILL_GRACE).wrap(argv)
+    launched = Launcher.detect().wrap(argv)
     stdin = PROMPT.encode()
 
     async def served(clients: int, **limit: Any) -> tuple[list[float], float]:

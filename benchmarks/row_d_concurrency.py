@@ -7,9 +7,11 @@ most 64 KiB per request in flight, and must be at most 80 MB when idle.
 
 from __future__ import annotations
 
+from twisted.internet.defer import gatherResults
+
 from benchmarks import fake
 from benchmarks.client import HTTPConnection, connect, json_request
-from benchmarks.harness import AUTHORIZATION, Bench, all_of, children_of
+from benchmarks.harness import AUTHORIZATION, Bench, children_of
 from benchmarks.report import Line, verdict
 from benchmarks.stats import KiB, kib, mib
 
@@ -71,7 +73,7 @@ async def run(bench: Bench) -> list[Line]:
         if not all_started_at_rss and all(counter.messages for counter in counters):
             all_started_at_rss = server.rss()
         await bench.sleep(0.1)
-    responses = await all_of(waiting)
+    responses = await gatherResults(waiting, consumeErrors=True)
     peak = server.peak() if exact_peak else sampled_peak
     for connection in connections:
         connection.close()
