@@ -132,18 +132,6 @@ def documented_keys(sections: Iterable[Section]) -> list[str]:
     return [key for section in sections for setting in section.settings for key in setting.concrete_keys()]
 
 
-def schema_keys(schema: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """Every dotted key of a setting (a property that is not an object) in C{schema}."""
-    keys = []
-    for key, sub in schema.get("properties", {}).items():
-        dotted = f"{prefix}{key}"
-        if _is_object(sub):
-            keys.extend(schema_keys(sub, f"{dotted}."))
-        else:
-            keys.append(dotted)
-    return keys
-
-
 def environment_overrides(overrides: Mapping[str, Sequence[str]]) -> list[tuple[str, str]]:
     """The rows (variable, dotted key) of the environment table."""
     return [(variable, ".".join(path)) for variable, path in overrides.items()]
@@ -308,12 +296,6 @@ def _literal(text: str) -> nodes.Node:
     from docutils import nodes
 
     return nodes.literal(text, text) if text else nodes.Text("")
-
-
-def _text(text: str) -> nodes.Node:
-    from docutils import nodes
-
-    return nodes.Text(text)
 
 
 def _schema_path() -> str:
