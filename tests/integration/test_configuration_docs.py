@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import TestCase
 
+from tests._docs import CONFIGURATION, section
 from tests.integration._daemon import BIN, CLINVK, TWIST, TWISTD
 from tests.integration._processes import CommandProtocol, spawn
-from tests.test_docs import CONFIGURATION, section
 
 # Each command of the table, as the test runs it; twistd with a pidfile
 # and a log file in its working directory.

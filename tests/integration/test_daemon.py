@@ -54,6 +54,7 @@ from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
 
 from clinvk.testing.fake_cli import install
+from tests._docs import README, section
 from tests.integration._daemon import (
     ACCESS_LINE,
     BIN,
@@ -547,14 +548,9 @@ class ForegroundTests(DaemonTestCase):
         self.assertEqual(await protocol.ended, 0, protocol.stderr)
 
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-
-
 def running_it() -> str:
     """The "Running it" section of the README."""
-    match = re.search(r"^## Running it\n(.*?)^## ", README.read_text("utf-8"), re.S | re.M)
-    assert match is not None, "README has no 'Running it' section"
-    return match.group(1)
+    return section(README.read_text("utf-8"), "Running it")
 
 
 def readme_command(how: str) -> str:

@@ -30,11 +30,9 @@ import attrs
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests._docs import DOCS, EXAMPLES
 from tests.integration._processes import TIMEOUT, CommandProtocol, get_json, reactor
 from tests.integration._sdk_server import SDKServerTestCase, output_tokens, sse_lines
-
-DOCS = Path(__file__).resolve().parents[2] / "docs"
-EXAMPLES = DOCS / "examples"
 
 # The guide that shows the examples of each directory.
 PAGES = {"native": "native-api.md", "openai": "openai-api.md", "anthropic": "anthropic-api.md"}

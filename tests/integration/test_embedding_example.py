@@ -10,7 +10,6 @@ L{ServerTestCase}; afterwards no process of any fake may be left.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from urllib.parse import quote
 
 import openai
@@ -21,6 +20,7 @@ from twisted.internet.protocol import Protocol, connectionDone
 from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 
+from tests._docs import EXAMPLES
 from tests.integration._processes import (
     TIMEOUT,
     alive,
@@ -30,10 +30,9 @@ from tests.integration._processes import (
     python_command,
     reactor,
 )
+from tests.integration._server import ServerTestCase
 
-from ._server import ServerTestCase
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "embedding" / "app.py"
+EXAMPLE = EXAMPLES / "embedding" / "app.py"
 
 
 class TextClient(Protocol):

@@ -43,6 +43,7 @@ from twisted.internet.threads import deferToThread
 from twisted.python.filepath import FilePath
 
 from clinvk.testing.fake_cli import install
+from tests._docs import DOCS, EXAMPLES, ROOT
 from tests.integration._daemon import (
     ACCESS_LINE,
     BIN,
@@ -64,9 +65,6 @@ from tests.integration._processes import (
 )
 
 T = TypeVar("T")
-
-DOCS = Path(__file__).resolve().parents[2] / "docs"
-EXAMPLES = DOCS / "examples"
 
 # The files of docs/examples/operations/, named as the docs checker wants.
 CONFIG = "operations/config.yaml"
@@ -444,9 +442,7 @@ def unit_settings(text: str) -> dict[str, dict[str, list[str]]]:
 
 def config_default(key: str) -> Any:
     """The default of C{server.<key>} in the configuration schema."""
-    schema = json.loads(
-        (Path(__file__).resolve().parents[2] / "clinvk" / "schemas" / "config.json").read_text()
-    )
+    schema = json.loads((ROOT / "clinvk" / "schemas" / "config.json").read_text())
     return schema["properties"]["server"]["properties"][key]["default"]
 
 

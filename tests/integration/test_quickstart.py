@@ -26,10 +26,8 @@ from pathlib import Path
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import TestCase
 
+from tests._docs import DOCS, EXAMPLES, QUICKSTART, fences
 from tests.integration._processes import free_port, live_children, spawn
-from tests.test_docs import QUICKSTART, fences
-
-DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 # The page's steps, as paths relative to docs/examples.
 SERVE = "quickstart/serve-with-fakes.sh"
@@ -86,13 +84,13 @@ class QuickstartTests(TestCase):
         )
 
         server, server_transport = spawn(
-            ["bash", "-e", str(DOCS / "examples" / SERVE)], client_environment(HOME=home.path), checkout.path
+            ["bash", "-e", str(EXAMPLES / SERVE)], client_environment(HOME=home.path), checkout.path
         )
         await server.wait_for(rf"^clinvk API server starting on http://127\.0\.0\.1:{port}$")
         self.assertTrue(checkout.child("fakebin").child("claude").exists())
 
         client, _ = spawn(
-            ["bash", "-e", str(DOCS / "examples" / STREAM)],
+            ["bash", "-e", str(EXAMPLES / STREAM)],
             client_environment(
                 CLINVK_URL=f"http://127.0.0.1:{port}", PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1"
             ),
