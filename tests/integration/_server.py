@@ -123,14 +123,7 @@ class ServerTestCase(TestCase):
         self.config.setContent(config_yaml(*self.config_layers()).encode())
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        # Nothing of the caller's clinvk settings reaches the server.
-        env = {key: value for key, value in os.environ.items() if not key.startswith("CLINVK_")}
-        env.update(
-            HOME=self.home.path,
-            PATH=f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}",
-            CLINVK_FAKE_RECORD=self.records.path,
-        )
-        env.update(self.server_environment)
+        env = self.environment()
         command = self.server_command(self.config.path)
         # Not spawn(): its limit on the whole life of a command does not
         # suit a server; cleanup bounds the stop.
@@ -143,6 +136,20 @@ class ServerTestCase(TestCase):
         self.signalled_by_test = False
         self.addCleanup(self.cleanup)
         return Deferred.fromCoroutine(self._until_serving())
+
+    def environment(self) -> dict[str, str]:
+        """
+        The server's environment: the caller's without its C{CLINVK_*}
+        settings, C{HOME} and C{PATH} as above, and L{server_environment}.
+        """
+        env = {key: value for key, value in os.environ.items() if not key.startswith("CLINVK_")}
+        env.update(
+            HOME=self.home.path,
+            PATH=f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}",
+            CLINVK_FAKE_RECORD=self.records.path,
+        )
+        env.update(self.server_environment)
+        return env
 
     async def _until_serving(self) -> None:
         """
