@@ -27,11 +27,13 @@ import re
 import uuid
 from collections import deque
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 from attrs import field, frozen
 
+from twisted.internet.address import IPv4Address
 from twisted.internet.interfaces import IListeningPort, IReactorTCP, IReactorTime
+from twisted.internet.protocol import ServerFactory
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
@@ -66,8 +68,9 @@ class Reply:
     @ivar tool_call: A tool call made instead of (after) the text.
     @ivar status: An HTTP error status to answer with instead (400, 401,
         429, 500, ...), with C{message} as the error's message.
-    @ivar drop_after: Drop the connection after this many deltas, before
-        the stream completes.
+    @ivar drop_after: Drop the connection after this many deltas of the
+        text, and never later than before its last one, so that the stream
+        never completes.
     @ivar first_byte_delay: Seconds before the first byte of the answer.
     @ivar input_tokens: The input tokens reported.
     """
@@ -113,7 +116,10 @@ def failure(status: int, message: str = "") -> Reply:
 
 
 def dropped(answer: str, chunks: int = 4, after: int = 1) -> Reply:
-    """A stream that breaks after C{after} of its C{chunks} deltas."""
+    """
+    A stream that breaks after C{after} of its C{chunks} deltas (at most
+    all but the last), without its final event.
+    """
     return Reply(text=answer, chunks=chunks, drop_after=after)
 
 
@@ -219,11 +225,12 @@ class ModelServer:
 
     def listen(self, reactor: IReactorTCP | None = None) -> int:
         """Listen on a free port of 127.0.0.1; return the port."""
-        site = Site(_Root(self))
+        listening = reactor or self._reactor
+        site = Site(_Root(self), reactor=listening)
         site.displayTracebacks = False
         site.noisy = False
-        self._port = (reactor or self._reactor).listenTCP(0, site, interface="127.0.0.1")
-        return int(self._port.getHost().port)
+        self._port = listening.listenTCP(0, cast("ServerFactory", site), interface="127.0.0.1")
+        return _port_number(self._port)
 
     def stop(self) -> Any:
         """Stop listening; returns what C{stopListening} returns."""
@@ -233,7 +240,7 @@ class ModelServer:
     @property
     def url(self) -> str:
         assert self._port is not None, "the model server is not listening"
-        return f"http://127.0.0.1:{self._port.getHost().port}"
+        return f"http://127.0.0.1:{_port_number(self._port)}"
 
     # -- answering
 
@@ -272,7 +279,7 @@ class ModelServer:
         if kind == "openai.models":
             return _json(request, {"object": "list", "data": []})
         if kind == "gemini.housekeeping":
-            config = body.get("generationConfig") or {}
+            config = (body.get("generationConfig") if isinstance(body, dict) else None) or {}
             answer = json.dumps(_sample(config.get("responseJsonSchema") or config.get("responseSchema")))
             return _json(
                 request, _gemini_response(model, Reply(text=answer), [_gemini_text_part(answer)], True)
@@ -282,10 +289,20 @@ class ModelServer:
             return _json(request, _error_body(vendor, 404, f"no such route: {method} {path}"))
         writer = _Writer(self._reactor, request, vendor, kind, model, reply, body)
         if reply.first_byte_delay:
-            self._reactor.callLater(reply.first_byte_delay, writer.write)
+            delayed = self._reactor.callLater(reply.first_byte_delay, writer.write)
+            # A client that gives up first gets nothing (writing to its lost
+            # connection would raise, in the reactor, when the delay ends).
+            request.notifyFinish().addErrback(lambda _: delayed.cancel() if delayed.active() else None)
         else:
             writer.write()
         return NOT_DONE_YET
+
+
+def _port_number(port: IListeningPort) -> int:
+    """The number of the TCP port C{port} listens on."""
+    host = port.getHost()
+    assert isinstance(host, IPv4Address), host
+    return host.port
 
 
 def _classify(method: str, path: str) -> tuple[str, str, str]:
@@ -309,6 +326,7 @@ def _classify(method: str, path: str) -> tuple[str, str, str]:
             return "gemini", "gemini.generate", model
         if call == "countTokens":
             return "gemini", "gemini.count_tokens", model
+        return "gemini", "unknown", model
     return "anthropic", "unknown", ""
 
 
@@ -423,11 +441,19 @@ class _Writer:
             "openai": self._openai_events,
             "gemini": self._gemini_events,
         }[self._vendor]()
+        # A dropped stream breaks before its last delta at the latest, so
+        # that it never completes.
+        drop_at = None if reply.drop_after is None else min(reply.drop_after, len(reply.pieces()) - 1)
         for name, data in events:
             if name == "delta":
-                if reply.drop_after is not None and self._deltas >= reply.drop_after:
+                if drop_at is not None and self._deltas >= drop_at:
                     # Gone mid-stream: no terminating chunk, no final event.
-                    request.channel.transport.abortConnection()  # type: ignore[union-attr]
+                    # The response's head goes out even if no event did,
+                    # and the connection is closed after what was written
+                    # is sent (aborting it would throw that away, so that
+                    # the client would see no response at all).
+                    request.write(b"")
+                    request.loseConnection()
                     return
                 self._deltas += 1
                 continue
@@ -438,7 +464,7 @@ class _Writer:
         request.finish()
 
     # Each generator yields (event name, data); ("delta", None) marks the
-    # point after each text delta, where a dropped stream breaks.
+    # point before each text delta, where a dropped stream breaks.
 
     def _whole(self) -> dict[str, Any]:
         reply = self._reply
@@ -469,7 +495,7 @@ class _Writer:
 
     def _anthropic_events(self) -> Iterator[tuple[str, Any]]:
         reply = self._reply
-        message = {
+        message: dict[str, Any] = {
             "id": "msg_" + uuid.uuid4().hex[:24],
             "type": "message",
             "role": "assistant",
@@ -486,9 +512,9 @@ class _Writer:
             yield "content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}
             yield "ping", {"type": "ping"}
             for piece in reply.pieces():
+                yield "delta", None
                 delta = {"type": "text_delta", "text": piece}
                 yield "content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}
-                yield "delta", None
             yield "content_block_stop", {"type": "content_block_stop", "index": 0}
             index = 1
         if reply.tool_call:
@@ -567,6 +593,7 @@ class _Writer:
                 },
             )
             for piece in reply.pieces():
+                yield "delta", None
                 yield (
                     "response.output_text.delta",
                     {
@@ -576,7 +603,6 @@ class _Writer:
                         "delta": piece,
                     },
                 )
-                yield "delta", None
             yield (
                 "response.output_text.done",
                 {
@@ -665,8 +691,8 @@ class _Writer:
         pieces = reply.pieces() if reply.text or not reply.tool_call else []
         for number, piece in enumerate(pieces):
             last = number == len(pieces) - 1 and not reply.tool_call
-            yield "data", _gemini_response(self._model, reply, [_gemini_text_part(piece)], last)
             yield "delta", None
+            yield "data", _gemini_response(self._model, reply, [_gemini_text_part(piece)], last)
         if reply.tool_call:
             call = {"functionCall": {"name": reply.tool_call.name, "args": reply.tool_call.arguments}}
             yield "data", _gemini_response(self._model, reply, [call], True)
@@ -698,8 +724,10 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     server = ModelServer(default_reactor)
     site = Site(_Root(server))
-    port = default_reactor.listenTCP(int(args[0]) if args else 0, site, interface="127.0.0.1")
-    print(f"model server on http://127.0.0.1:{port.getHost().port}", flush=True)
+    port = default_reactor.listenTCP(
+        int(args[0]) if args else 0, cast("ServerFactory", site), interface="127.0.0.1"
+    )
+    print(f"model server on http://127.0.0.1:{_port_number(port)}", flush=True)
     original = server.handle
 
     def handle(request: Request) -> bytes | int:
