@@ -24,6 +24,10 @@ class IBackend(Interface):
     merges_stderr = Attribute(
         "Whether the CLI's stderr is read as part of its stdout (Claude, backends.md 6.1)."
     )
+    reports_running_usage = Attribute(
+        "Whether the CLI reports, for a resumed conversation, the tokens of the whole "
+        "conversation so far rather than of the turn (Codex)."
+    )
     allowed_flags = Attribute(
         "The lowercase flag names a request's C{extra} list may use (backends.md 2.3), "
         "besides the common short ones."

@@ -63,6 +63,7 @@ class ClaudeBackend:
 
     name = "claude"
     merges_stderr = True
+    reports_running_usage = False
     allowed_flags = ALLOWED_FLAGS
 
     def command(self, executable: str, options: UnifiedOptions, resume_id: str) -> list[str]:
@@ -149,6 +150,19 @@ def result_error(result: dict[str, Any]) -> str:
     return subtype or "error"
 
 
+def result_error_code(result: dict[str, Any]) -> str:
+    """
+    The code of a failed result object: C{api_error_<status>} when the API
+    refused the request (C{api_error_status}), else its C{subtype} unless
+    that is C{"success"} (which a failed result can still say), else C{""}.
+    """
+    status = result.get("api_error_status")
+    if isinstance(status, int) and not isinstance(status, bool):
+        return f"api_error_{status}"
+    subtype = as_str(result.get("subtype"))
+    return "" if subtype == "success" else subtype
+
+
 def parse_response(raw: str) -> ParsedResponse | None:
     """
     Claude's C{--output-format json} output (backends.md 6.3), or L{None}
@@ -167,12 +181,33 @@ def parse_response(raw: str) -> ParsedResponse | None:
     content = result.get("result")
     if content is not None and not isinstance(content, str):
         return None
+    error = result_error(result)
     return ParsedResponse(
-        content=content or "",
+        # A failed result's text is its error, not an answer.
+        content="" if error else content or "",
         session_id=session_id,
         usage=_usage(result),
-        error=result_error(result),
+        error=error,
     )
+
+
+def _retry_text(line: dict[str, Any]) -> str:
+    """
+    What a C{system/api_retry} line says: the API's status and error, and
+    which retry of how many this is, as far as the line has them.
+    """
+    parts = []
+    status = as_int(line.get("error_status"))
+    error = as_str(line.get("error"))
+    if status:
+        parts.append(f"API error {status}" + (f" ({error})" if error else ""))
+    elif error:
+        parts.append(f"API error ({error})")
+    attempt = as_int(line.get("attempt"))
+    if attempt:
+        limit = as_int(line.get("max_retries"))
+        parts.append(f"retry {attempt}" + (f" of {limit}" if limit else ""))
+    return ", ".join(parts)
 
 
 @implementer(IStreamParser)
@@ -184,6 +219,12 @@ class ClaudeStreamParser:
     arrives first as deltas and then again in the complete message; the
     complete message's text and thinking blocks are dropped when deltas of
     that kind were seen for it (DECISIONS D9).
+
+    On an API error the CLI makes up an assistant message holding the
+    error text (model C{<synthetic>}, a top-level C{error}); it is no
+    answer and is dropped, since the C{result} line that follows reports
+    the error. A retried request (C{system/api_retry}) is a C{retrying}
+    progress event.
     """
 
     def __init__(self) -> None:
@@ -203,6 +244,8 @@ class ClaudeStreamParser:
             return self._delta(data, sequence)
         if kind == "system":
             subtype = data.get("subtype")
+            if subtype == "api_retry":
+                return [events.progress("retrying", sequence, message_text=_retry_text(data))]
             if subtype not in (None, "init"):
                 return []
             return [
@@ -214,7 +257,12 @@ class ClaudeStreamParser:
                 )
             ]
         if kind == "assistant":
-            return self._assistant(as_dict(data.get("message")), sequence)
+            message = as_dict(data.get("message"))
+            if data.get("error") or message.get("model") == "<synthetic>":
+                # The CLI made this message up to show an API error; the
+                # result line that follows reports that error.
+                return []
+            return self._assistant(message, sequence)
         if kind == "user":
             return self._tool_results(as_dict(data.get("message")), sequence)
         if kind == "tool_result":
@@ -232,7 +280,7 @@ class ClaudeStreamParser:
             found: list[UnifiedEvent] = []
             failure = result_error(data)
             if failure:
-                found.append(events.error(failure, sequence, code=as_str(data.get("subtype"))))
+                found.append(events.error(failure, sequence, code=result_error_code(data)))
             found.append(events.done(sequence, _usage(data)))
             return found
         return []

@@ -15,7 +15,7 @@ from typing import Any
 from zope.interface import implementer
 
 from clinvk.backends import events
-from clinvk.backends.events import NOT_JSON, as_dict, as_int, as_str, compact, loads
+from clinvk.backends.events import NOT_JSON, as_dict, as_int, as_str, compact, loads, readable
 from clinvk.backends.flags import FlagTable, mapped_flags
 from clinvk.backends.model import ParsedResponse, TokenUsage, UnifiedEvent, UnifiedOptions
 from clinvk.backends.options import prompt_with_system, resolve_model
@@ -49,6 +49,8 @@ class CodexBackend:
 
     name = "codex"
     merges_stderr = False
+    # turn.completed.usage of a resumed thread is the thread's running total.
+    reports_running_usage = True
     allowed_flags = ALLOWED_FLAGS
 
     def command(self, executable: str, options: UnifiedOptions, resume_id: str) -> list[str]:
@@ -150,10 +152,25 @@ def _usage(event: dict[str, Any]) -> TokenUsage:
     )
 
 
+# Codex's notice, as a top-level error event, that it retries a stream
+# that broke ("Reconnecting... 1/5 (stream disconnected ...)"): the turn
+# goes on, and may well succeed.
+RECONNECTING = "Reconnecting..."
+
+# Codex's notice, as an error item, on every run with a model outside its
+# catalogue: not the client's business.
+MODEL_METADATA_NOTICE = re.compile(r"^Model metadata for .* not found")
+
+
+def _is_retry(event: dict[str, Any]) -> bool:
+    return event.get("type") == "error" and as_str(event.get("message")).startswith(RECONNECTING)
+
+
 def parse_response(raw: str) -> ParsedResponse:
     """
     C{codex exec --json} output (backends.md 6.3); it never fails, and
-    usage is summed over every turn.
+    usage is summed over every turn.  Reconnection notices are no error:
+    a turn that recovers ends with C{turn.completed}.
     """
     session_id = ""
     messages: list[str] = []
@@ -167,11 +184,13 @@ def parse_response(raw: str) -> ParsedResponse:
             messages.extend(_agent_messages(iter([event])))
         elif kind == "turn.completed":
             usage += _usage(event)
-        elif kind == "error":
+        elif kind == "error" and not _is_retry(event):
             error = as_str(event.get("message")) or error
         elif kind == "turn.failed":
             error = as_str(as_dict(event.get("error")).get("message")) or error
-    return ParsedResponse(content="\n".join(messages), session_id=session_id, usage=usage, error=error)
+    return ParsedResponse(
+        content="\n".join(messages), session_id=session_id, usage=usage, error=readable(error)
+    )
 
 
 def _command_failed(item: dict[str, Any]) -> bool:
@@ -182,6 +201,10 @@ def _command_failed(item: dict[str, Any]) -> bool:
 @implementer(IStreamParser)
 class CodexStreamParser:
     """C{codex exec --json} lines (backends.md 7.2)."""
+
+    def __init__(self) -> None:
+        # The text of the last error event, which a turn.failed repeats.
+        self._last_error = ""
 
     def feed(self, line: str, sequence: int) -> list[UnifiedEvent]:
         data = loads(line)
@@ -209,9 +232,17 @@ class CodexStreamParser:
         if kind == "turn.completed":
             return [events.done(sequence, _usage(data))]
         if kind == "turn.failed":
-            return [events.error(as_str(as_dict(data.get("error")).get("message")), sequence)]
+            message = as_str(as_dict(data.get("error")).get("message"))
+            if message and message == self._last_error:
+                # Said already by the error event before it.
+                return []
+            return [events.error(message, sequence)]
         if kind == "error":
-            return [events.error(as_str(data.get("message")), sequence, code=as_str(data.get("code")))]
+            message = as_str(data.get("message"))
+            if message.startswith(RECONNECTING):
+                return [events.progress("reconnecting", sequence, message_text=message)]
+            self._last_error = message
+            return [events.error(message, sequence, code=as_str(data.get("code")))]
         if kind == "reasoning":
             return [events.thinking(as_str(data.get("text")), sequence)]
         if kind == "event_msg":
@@ -253,7 +284,10 @@ class CodexStreamParser:
                 )
             ]
         if kind == "error":
-            return [events.error(as_str(item.get("message")), sequence, code="warning", warning=True)]
+            message = as_str(item.get("message"))
+            if MODEL_METADATA_NOTICE.match(message):
+                return []
+            return [events.error(message, sequence, code="warning", warning=True)]
         # The legacy item shapes the reference understood.
         if kind == "message":
             content = item.get("content")

@@ -8,6 +8,7 @@ parsers share.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from clinvk.backends.model import TokenUsage, UnifiedEvent
@@ -81,11 +82,11 @@ def tool_result(
 def error(
     message_text: str, sequence: int, *, code: str = "", details: Any = None, warning: bool = False
 ) -> UnifiedEvent:
-    """An C{error} event; a C{warning} one does not fail the run."""
+    """An C{error} event (its text made L{readable}); a C{warning} one does not fail the run."""
     content: dict[str, Any] = {}
     if code:
         content["code"] = code
-    content["message"] = message_text
+    content["message"] = readable(message_text)
     if details:
         content["details"] = details
     return UnifiedEvent("error", content, sequence, warning=warning)
@@ -110,6 +111,32 @@ def token_usage(usage: TokenUsage, sequence: int) -> UnifiedEvent:
 
 
 NOT_JSON = object()
+
+
+_DECODER = json.JSONDecoder()
+
+# A terminal's colour and cursor sequences (CSI), which CLIs print even
+# into pipes.
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
+
+
+def readable(text: str) -> str:
+    """
+    An error text as a client should read it: without terminal colour
+    codes, and when it is a vendor's JSON error body (as Codex and Gemini
+    report an API's refusal), that body's message.
+    """
+    text = _ANSI.sub("", text).strip()
+    start = text.find('{"error"')
+    if start >= 0:
+        try:
+            body, _ = _DECODER.raw_decode(text, start)
+        except (ValueError, RecursionError):
+            body = None
+        message = as_str(as_dict(as_dict(body).get("error")).get("message"))
+        if message:
+            return message
+    return text
 
 
 def loads(text: str) -> Any:

@@ -6,13 +6,14 @@ Gemini CLI (C{gemini}): flags, command lines and output parsing
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 from zope.interface import implementer
 
 from clinvk.backends import events
-from clinvk.backends.events import NOT_JSON, as_dict, as_int, as_str, loads
+from clinvk.backends.events import NOT_JSON, as_dict, as_int, as_str, loads, readable
 from clinvk.backends.flags import FlagTable, mapped_flags
 from clinvk.backends.model import ParsedResponse, TokenUsage, UnifiedEvent, UnifiedOptions
 from clinvk.backends.options import prompt_with_system, resolve_model
@@ -55,6 +56,7 @@ class GeminiBackend:
 
     name = "gemini"
     merges_stderr = False
+    reports_running_usage = False
     allowed_flags = ALLOWED_FLAGS
 
     def command(self, executable: str, options: UnifiedOptions, resume_id: str) -> list[str]:
@@ -96,9 +98,25 @@ def strip_credentials_line(text: str) -> str:
 
 
 def _model_usage(stats: dict[str, Any]) -> TokenUsage:
-    usage = TokenUsage()
+    """
+    The tokens of C{stats.models}, without the CLI's own calls: a model
+    entry that splits its tokens by C{roles} counts only the roles that are
+    not C{utility_*} (the model router, for one, is C{utility_router}); an
+    entry without roles (older releases) counts whole.
+    """
+    counted = []
     for model in as_dict(stats.get("models")).values():
-        tokens = as_dict(as_dict(model).get("tokens"))
+        roles = as_dict(as_dict(model).get("roles"))
+        if not roles:
+            counted.append(as_dict(as_dict(model).get("tokens")))
+            continue
+        counted += [
+            as_dict(as_dict(role).get("tokens"))
+            for name, role in roles.items()
+            if not name.startswith("utility")
+        ]
+    usage = TokenUsage()
+    for tokens in counted:
         prompt = tokens.get("prompt")
         usage += TokenUsage(
             input_tokens=(
@@ -116,7 +134,7 @@ def _model_usage(stats: dict[str, Any]) -> TokenUsage:
 def _from_object(data: dict[str, Any]) -> ParsedResponse | None:
     session_id = as_str(data.get("session_id"))
     error = as_dict(data.get("error"))
-    message = as_str(error.get("message"))
+    message = readable(as_str(error.get("message")))
     if message:
         # The code may be a string or a number (6.3 fix); either way it is an error.
         return ParsedResponse(session_id=session_id, error=message)
@@ -128,15 +146,48 @@ def _from_object(data: dict[str, Any]) -> ParsedResponse | None:
     )
 
 
+_DECODER = json.JSONDecoder()
+
+# The members of the object Gemini's json format prints.
+_OUTPUT_MEMBERS = ("session_id", "response", "error")
+
+
+def _output_object(raw: str) -> dict[str, Any] | None:
+    """
+    The last JSON object in C{raw} that starts a line and holds a member
+    of Gemini's output: a failed run writes warnings and a JavaScript
+    stack trace (itself holding JSON) to stderr before it.
+    """
+    found = None
+    position = 0
+    while position < len(raw):
+        end = raw.find("\n", position)
+        end = len(raw) if end < 0 else end
+        start = position
+        while start < end and raw[start] in " \t\r":
+            start += 1
+        if start < end and raw[start] == "{":
+            try:
+                value, stop = _DECODER.raw_decode(raw, start)
+            except (ValueError, RecursionError):
+                value = None
+            else:
+                if isinstance(value, dict) and any(member in value for member in _OUTPUT_MEMBERS):
+                    found = value
+                    # Go on after the object: a multi-line object's own lines start no other.
+                    end = raw.find("\n", stop)
+                    end = len(raw) if end < 0 else end
+        position = end + 1
+    return found
+
+
 def parse_response(raw: str) -> ParsedResponse | None:
     """
     Gemini's C{--output-format json} output (backends.md 6.3), or L{None}
     when there is nothing to report.
     """
-    start = raw.find("{")
-    clean = raw[start:] if start > 0 else raw
-    data = loads(clean)
-    if isinstance(data, dict):
+    data = _output_object(raw)
+    if data is not None:
         return _from_object(data)
     remaining = strip_credentials_line(raw)
     if not remaining:
@@ -215,6 +266,10 @@ class GeminiStreamParser:
             error = as_dict(data.get("error"))
             found.append(events.error(as_str(error.get("message")), sequence, code=as_str(error.get("type"))))
         stats = as_dict(data.get("stats"))
+        # Unlike the json format's, these totals include the CLI's own
+        # model-router call: stats.models has per-model counts but no roles
+        # (and the init line's model is "auto"), so the router's model
+        # cannot be told from the main one.
         if "input_tokens" in stats or "output_tokens" in stats:
             usage = TokenUsage(
                 as_int(stats.get("input_tokens")),

@@ -26,6 +26,10 @@ class RunRequest:
         C{json} or C{stream-json}); validated by pre-flight.
     @ivar resume_id: The native session id to continue (DECISIONS D3), or
         C{""} for a new conversation.
+    @ivar resumed_usage: The tokens the conversation of C{resume_id} has
+        used so far, when known: a CLI that reports a resumed
+        conversation's running total (Codex) has it taken off, so that a
+        turn reports its own.
     """
 
     backend: str
@@ -43,6 +47,7 @@ class RunRequest:
     ephemeral: bool = False
     extra: tuple[str, ...] = field(default=(), converter=_strings)
     resume_id: str = ""
+    resumed_usage: TokenUsage | None = None
 
 
 @frozen
@@ -85,6 +90,15 @@ class TokenUsage:
             self.output_tokens + other.output_tokens,
             self.cached_tokens + other.cached_tokens,
             self.reasoning_tokens + other.reasoning_tokens,
+        )
+
+    def since(self, earlier: TokenUsage) -> TokenUsage:
+        """What was used after C{earlier}, a running total this one continues (never below zero)."""
+        return TokenUsage(
+            max(0, self.input_tokens - earlier.input_tokens),
+            max(0, self.output_tokens - earlier.output_tokens),
+            max(0, self.cached_tokens - earlier.cached_tokens),
+            max(0, self.reasoning_tokens - earlier.reasoning_tokens),
         )
 
     def as_dict(self) -> dict[str, int]:

@@ -78,7 +78,14 @@ def finish_response(
     usage = None
     # The fallback is only worked out when the parser found no answer: it
     # may parse the whole output a second time.
-    output = parsed.content if parsed is not None and parsed.content else backend.text_fallback(raw)
+    if parsed is not None and parsed.content:
+        output = parsed.content
+    elif parsed is not None and parsed.error:
+        # The CLI said why it failed: what else it printed (Gemini's
+        # warnings and stack trace) is no answer.
+        output = ""
+    else:
+        output = backend.text_fallback(raw)
     if parsed is not None:
         native_id = parsed.session_id
         usage = parsed.usage

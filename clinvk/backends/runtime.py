@@ -13,17 +13,19 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import attrs
 from attrs import frozen
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from clinvk.backends import events
 from clinvk.backends.availability import BackendAvailability
 from clinvk.backends.flags import check_extra_flags
-from clinvk.backends.model import RunRequest, RunResult, UnifiedEvent, UnifiedOptions
+from clinvk.backends.model import RunRequest, RunResult, TokenUsage, UnifiedEvent, UnifiedOptions
 from clinvk.backends.options import REQUESTED_FORMATS, unified_options
 from clinvk.backends.results import Finished, StreamOutcome, finish_response
 from clinvk.backends.workdir import check_workdir
@@ -117,6 +119,7 @@ class BackendRuntime:
         self._admission = admission or Admission.unlimited(clock)
         self._observe_execution = observe_execution
         self._warned_allowed_tools: set[str] = set()
+        self._cleanups: set[Deferred[None]] = set()
 
     # -- pre-flight
 
@@ -251,7 +254,7 @@ class BackendRuntime:
         )
         result = _result(finished, prepared, self._clock.seconds(), start_failed=start_failed)
         if prepared.request.ephemeral and finished.native_session_id:
-            await self._clean_up(prepared, finished.native_session_id)
+            self._clean_up_later(prepared, finished.native_session_id)
         return result
 
     # -- streaming
@@ -291,6 +294,7 @@ class BackendRuntime:
                 return
             sequence += 1
             for event in parser.feed(line, sequence):
+                event = _turn_usage_event(prepared, event)
                 outcome_watch.observe(event)
                 stream._push(event)
 
@@ -311,10 +315,33 @@ class BackendRuntime:
         start_failed = outcome.reason is StopReason.START_FAILED
         result = _result(finished, prepared, self._clock.seconds(), start_failed=start_failed)
         if prepared.request.ephemeral and finished.native_session_id:
-            await self._clean_up(prepared, finished.native_session_id)
+            self._clean_up_later(prepared, finished.native_session_id)
         return result
 
     # -- ephemeral clean-up
+
+    def _clean_up_later(self, prepared: PreparedRun, native_id: str) -> None:
+        """
+        Clean up after the run without holding its answer back: Gemini's
+        C{--delete-session} is a CLI start of its own, seconds long.  The
+        clean-up is kept until it ends (L{cleanups}).
+        """
+        cleanup = Deferred.fromCoroutine(self._clean_up(prepared, native_id))
+        self._cleanups.add(cleanup)
+
+        def done(result: object) -> None:
+            self._cleanups.discard(cleanup)
+            if isinstance(result, Failure):
+                log.failure(
+                    "Native session clean-up failed backend={backend}", result, backend=prepared.backend.name
+                )
+
+        cleanup.addBoth(done)
+
+    @property
+    def cleanups(self) -> int:
+        """How many clean-ups of ephemeral native sessions are under way."""
+        return len(self._cleanups)
 
     async def _clean_up(self, prepared: PreparedRun, native_id: str) -> None:
         """Remove the native session an ephemeral run left (backends.md 6.5)."""
@@ -387,6 +414,34 @@ def _stop_error(outcome: ProcessOutcome, config: ClinvkConfig, limit: int) -> st
     return ""
 
 
+def _turn_usage(prepared: PreparedRun, usage: TokenUsage | None) -> TokenUsage | None:
+    """
+    The tokens of this turn alone, from what the CLI reported: for a CLI
+    that reports a resumed conversation's running total, the total less
+    what the conversation had used before.
+    """
+    before = prepared.request.resumed_usage
+    if usage is None or before is None or not prepared.backend.reports_running_usage:
+        return usage
+    return usage.since(before)
+
+
+def _turn_usage_event(prepared: PreparedRun, event: UnifiedEvent) -> UnifiedEvent:
+    """A C{done} event with L{_turn_usage}; any other event as it is."""
+    usage = event.content.get("token_usage") if event.type == "done" else None
+    if usage is None or prepared.request.resumed_usage is None or not prepared.backend.reports_running_usage:
+        return event
+    reported = TokenUsage(
+        usage.get("input_tokens", 0),
+        usage.get("output_tokens", 0),
+        usage.get("cached_tokens", 0),
+        usage.get("reasoning_tokens", 0),
+    )
+    own = _turn_usage(prepared, reported)
+    assert own is not None
+    return attrs.evolve(event, content={**event.content, "token_usage": own.as_dict()})
+
+
 def _result(
     finished: Finished, prepared: PreparedRun, parsed_at: float, *, start_failed: bool = False
 ) -> RunResult:
@@ -397,7 +452,7 @@ def _result(
         output=finished.output,
         error=finished.error,
         native_session_id=finished.native_session_id,
-        usage=finished.usage,
+        usage=_turn_usage(prepared, finished.usage),
         command=prepared.command,
     )
 

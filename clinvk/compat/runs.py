@@ -38,7 +38,12 @@ def failure_text(result: RunResult, streamed: str = "") -> str:
 
     @param streamed: The text a stream delivered, when the run streamed.
     """
-    said = [text for text in (result.error, (result.output or streamed).strip()) if text]
+    error = result.error.strip()
+    output = (result.output or streamed).strip()
+    if error and error in output:
+        # The CLI's complaint is (in) its output too (Claude): say it once.
+        output = ""
+    said = [text for text in (error, output) if text]
     return ": ".join(said) or f"backend exited with status {result.exit_code}"
 
 

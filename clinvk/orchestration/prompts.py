@@ -14,10 +14,12 @@ import attrs
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from clinvk.backends import events
 from clinvk.backends.model import RunRequest, RunResult, UnifiedEvent
 from clinvk.backends.runtime import BackendRuntime, EventStream, PreflightError, PreparedRun
+from clinvk.errors import ClinvkError
 from clinvk.orchestration.outcomes import Outcome
 from clinvk.orchestration.turns import DISCONNECTED, SessionTurns
 from clinvk.sessions import SessionRecord
@@ -257,6 +259,9 @@ class PromptStream:
         self._waiting: Deferred[None] | None = None
         self._outcome: Outcome | None = None
         self._outcome_waiters: list[Deferred[Outcome]] = []
+        # None until the CLI runs or cannot; then True, or the refusal.
+        self._start: bool | Failure | None = None
+        self._start_waiters: list[Deferred[None]] = []
 
     def _wake(self) -> None:
         waiting, self._waiting = self._waiting, None
@@ -265,7 +270,46 @@ class PromptStream:
 
     def _attach(self, running: EventStream) -> None:
         self._running = running
+        running.started().addCallbacks(lambda _: self._started(None), self._started)
         self._wake()
+
+    def _started(self, refusal: Failure | None) -> None:
+        """
+        The CLI runs (C{None}), or its run ended before it ran: with a
+        refusal that the client must see as an HTTP error (a
+        L{ClinvkError}: no free run slot, the server shutting down), or
+        another failure, which the stream's events report.
+        """
+        if self._start is not None:
+            return
+        if refusal is not None and refusal.check(ClinvkError):
+            self._start = refusal
+        else:
+            self._start = True
+        waiters, self._start_waiters = self._start_waiters, []
+        for waiter in waiters:
+            self._fire_started(waiter)
+
+    def _fire_started(self, waiter: Deferred[None]) -> None:
+        if isinstance(self._start, Failure):
+            waiter.errback(self._start)
+        else:
+            waiter.callback(None)
+
+    def started(self) -> Deferred[None]:
+        """
+        A Deferred firing once the CLI runs, or once the stream has ended
+        without it (its events say why: a pre-flight failure, say), and
+        failing with the L{ClinvkError} that refused the run (no free run
+        slot, the server shutting down), so that the refusal can be an
+        HTTP error before anything is streamed.
+        """
+        waiter: Deferred[None] = Deferred()
+        if self._start is None:
+            self._start_waiters.append(waiter)
+        else:
+            self._fire_started(waiter)
+        return waiter
 
     def _add(self, event: UnifiedEvent) -> None:
         self._added.append(attrs.evolve(event, timestamp=self._clock.seconds()))
@@ -274,6 +318,7 @@ class PromptStream:
     def _finish(self, outcome: Outcome) -> None:
         self._finished = True
         self._outcome = outcome
+        self._started(None)
         self._wake()
         waiters, self._outcome_waiters = self._outcome_waiters, []
         for waiter in waiters:

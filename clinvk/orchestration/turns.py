@@ -106,13 +106,18 @@ class SessionTurns:
 
     @staticmethod
     def continuing(request: RunRequest, record: SessionRecord) -> RunRequest:
-        """C{request} as a new turn of C{record}: its backend, directory and native conversation."""
+        """
+        C{request} as a new turn of C{record}: its backend, directory and
+        native conversation, and the tokens that conversation has used
+        (the sum of its turns', when the store keeps them).
+        """
         return attrs.evolve(
             request,
             backend=record.backend,
             workdir=record.working_dir,
             model=request.model or record.model,
             resume_id=record.backend_session_id,
+            resumed_usage=record.token_usage,
         )
 
     def claim(self, session_id: str) -> None:

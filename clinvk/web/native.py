@@ -207,6 +207,13 @@ class NativeApi:
         metadata = body.get("metadata") or {}
         if effective_format(run.output_format, self._config) == "stream-json":
             stream = await self._orchestrator.stream_prompt(run, metadata=metadata, session_id=session_id)
+            try:
+                # A run refused a slot is a 429 like any other, not a 200
+                # with the refusal in the stream.
+                await stream.started()
+            except BaseException:
+                stream.cancel()
+                raise
             await stream_ndjson(request, stream, self.deadline)
             return None
         try:

@@ -122,10 +122,25 @@ class ParseResponseTests(SynchronousTestCase):
         self.assertEqual(parsed.content, "")
 
     def test_is_error(self) -> None:
-        """is_error with result text: that text is the error (and the content)."""
+        """is_error with result text: that text is the error, and not an answer."""
         parsed = parse_response(sample("claude/auth_error.json"))
         assert parsed is not None
         self.assertEqual(parsed.error, "Invalid API key · Please run /login")
+        self.assertEqual(parsed.content, "")
+
+    def test_recorded_api_error(self) -> None:
+        """
+        The recorded API error (C{"subtype": "success"} with C{"is_error":
+        true}) is an error with its session and usage, and no content.
+        """
+        self.assertEqual(
+            parse_response(sample("recordings/claude-error-json.stdout")),
+            ParsedResponse(
+                session_id="<uuid-1>",
+                usage=TokenUsage(input_tokens=0, output_tokens=0, cached_tokens=0),
+                error="API Error: 400 scripted bad request",
+            ),
+        )
 
     def test_subtype_alone(self) -> None:
         """Without result or errors the subtype is the error."""
@@ -208,6 +223,36 @@ class StreamTests(SynchronousTestCase):
             stream('{"type":"system","session_id":"x"}'), [("init", {"backend_session_id": "x"}, 1)]
         )
 
+    def test_recorded_retry(self) -> None:
+        """
+        The recorded C{system/api_retry} line is a C{retrying} progress event
+        saying the attempt and the status; the answer that follows is
+        delivered as usual.
+        """
+        self.assertEqual(
+            stream(sample("recordings/claude-retry-stream-json.stdout"))[1:],
+            [
+                (
+                    "progress",
+                    {"stage": "retrying", "message": "API error 529 (overloaded), retry 1 of 10"},
+                    3,
+                ),
+                ("message", {"text": "Hello after a retry.", "role": "assistant", "is_partial": True}, 6),
+                ("done", {"token_usage": {"input_tokens": 20, "output_tokens": 5}}, 11),
+            ],
+        )
+
+    def test_retry_without_details(self) -> None:
+        """An C{api_retry} line without attempt or status is still a progress event."""
+        self.assertEqual(
+            stream('{"type":"system","subtype":"api_retry","session_id":"x"}'),
+            [("progress", {"stage": "retrying"}, 1)],
+        )
+        self.assertEqual(
+            stream('{"type":"system","subtype":"api_retry","attempt":2,"session_id":"x"}'),
+            [("progress", {"stage": "retrying", "message": "retry 2"}, 1)],
+        )
+
     def test_error_result(self) -> None:
         """An error result gives an error event, then done."""
         self.assertEqual(
@@ -216,6 +261,57 @@ class StreamTests(SynchronousTestCase):
                 ("error", {"code": "error_max_turns", "message": "Reached maximum number of turns (3)"}),
                 ("done", {"token_usage": {"input_tokens": 30, "output_tokens": 120}}),
             ],
+        )
+
+    def test_recorded_api_error(self) -> None:
+        """
+        The recorded API error: the made-up C{<synthetic>} assistant message
+        is not delivered as answer text, and the result line is an error
+        whose code is the API's status (not the result's C{"success"}
+        subtype).
+        """
+        self.assertEqual(
+            stream(sample("recordings/claude-error-stream-json.stdout"))[1:],
+            [
+                ("error", {"code": "api_error_400", "message": "API Error: 400 scripted bad request"}, 4),
+                ("done", {"token_usage": {"input_tokens": 0, "output_tokens": 0}}, 4),
+            ],
+        )
+
+    def test_error_codes(self) -> None:
+        """
+        An error result's code is C{api_error_<status>} when the API's status
+        is known, else its subtype unless that is C{"success"}, else none.
+        """
+        base = '"type":"result","is_error":true,"result":"boom","session_id":"s"'
+        for extra, content in [
+            (',"subtype":"success","api_error_status":529', {"code": "api_error_529", "message": "boom"}),
+            (
+                ',"subtype":"error_during_execution","api_error_status":null',
+                {"code": "error_during_execution", "message": "boom"},
+            ),
+            (',"subtype":"success","api_error_status":null', {"message": "boom"}),
+            ("", {"message": "boom"}),
+        ]:
+            [(kind, found, _), _done] = stream("{" + base + extra + "}")
+            self.assertEqual((kind, found), ("error", content), extra)
+
+    def test_synthetic_error_message(self) -> None:
+        """
+        An assistant line the CLI made up for an error (top-level C{error},
+        or the C{<synthetic>} model) is no answer; a real one is.
+        """
+        text = '[{"type":"text","text":"API Error: 529 overloaded"}]'
+        self.assertEqual(
+            stream('{"type":"assistant","message":{"model":"m","content":' + text + '},"error":"unknown"}'),
+            [],
+        )
+        self.assertEqual(
+            stream('{"type":"assistant","message":{"model":"<synthetic>","content":' + text + "}}"), []
+        )
+        self.assertEqual(
+            stream('{"type":"assistant","message":{"model":"m","content":' + text + '},"error":null}'),
+            [("message", {"text": "API Error: 529 overloaded", "role": "assistant"}, 1)],
         )
 
     def test_legacy_shapes(self) -> None:

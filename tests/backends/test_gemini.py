@@ -94,6 +94,31 @@ class ParseResponseTests(SynchronousTestCase):
             parsed.usage, TokenUsage(input_tokens=170, output_tokens=8, cached_tokens=20, reasoning_tokens=5)
         )
 
+    def test_recorded_router_not_counted(self) -> None:
+        """
+        The CLI's own model-router call (a model whose only role is
+        C{utility_router}) is not the run's usage: only the main model's
+        tokens count, with and without a tool call.
+        """
+        parsed = parse_response(sample("recordings/gemini-json.stdout"))
+        assert parsed is not None
+        self.assertEqual(parsed.content, "Hello there.")
+        self.assertEqual(parsed.usage, TokenUsage(input_tokens=20, output_tokens=3))
+        parsed = parse_response(sample("recordings/gemini-tool-json.stdout"))
+        assert parsed is not None
+        self.assertEqual(parsed.usage, TokenUsage(input_tokens=40, output_tokens=6))
+
+    def test_roles_of_one_model(self) -> None:
+        """
+        A model serving both the main role and a utility one counts the
+        main role's tokens only.
+        """
+        parsed = parse_response(sample("gemini/shared_model_roles.json"))
+        assert parsed is not None
+        self.assertEqual(
+            parsed.usage, TokenUsage(input_tokens=100, output_tokens=7, cached_tokens=10, reasoning_tokens=2)
+        )
+
     def test_error_with_string_code(self) -> None:
         """An error object with a string code is an error (the reference missed it)."""
         self.assertEqual(
@@ -161,6 +186,17 @@ class StreamTests(SynchronousTestCase):
                 ("error", {"code": "QuotaExceeded", "message": "Quota exceeded for model"}),
                 ("done", {"token_usage": {"input_tokens": 0, "output_tokens": 0}}),
             ],
+        )
+
+    def test_recorded_stream_usage(self) -> None:
+        """
+        The recorded C{stream-json} result: its per-model stats carry no
+        roles (and the init line names the model C{auto}), so the router's
+        call cannot be told from the main model's; the totals are kept.
+        """
+        self.assertEqual(
+            stream(sample("recordings/gemini-stream-json.stdout"))[-1],
+            ("done", {"token_usage": {"input_tokens": 40, "output_tokens": 17}}),
         )
 
     def test_legacy_camel_case(self) -> None:

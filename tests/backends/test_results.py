@@ -7,6 +7,7 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 
 from clinvk.backends import build_backends, events
+from clinvk.backends.claude import ClaudeStreamParser
 from clinvk.backends.model import TokenUsage
 from clinvk.backends.results import StreamOutcome, exit_error, finish_response
 from tests.backends.helpers import sample
@@ -41,6 +42,20 @@ class FinishResponseTests(SynchronousTestCase):
             BACKENDS["claude"], stdout=sample("claude/auth_error.json"), stderr="", exit_code=0
         )
         self.assertEqual((finished.exit_code, finished.error), (1, "Invalid API key · Please run /login"))
+
+    def test_claude_api_error(self) -> None:
+        """
+        A recorded claude API error (C{--output-format json}, exit 1) fails
+        with the API's text as its error, once: the output is not that text
+        again, nor the raw result object.
+        """
+        finished = finish_response(
+            BACKENDS["claude"], stdout=sample("recordings/claude-error-json.stdout"), stderr="", exit_code=1
+        )
+        self.assertEqual(
+            (finished.exit_code, finished.output, finished.error, finished.native_session_id),
+            (1, "", "API Error: 400 scripted bad request", "<uuid-1>"),
+        )
 
     def test_codex_stderr_surfaces(self) -> None:
         """A codex usage error on stderr becomes the error (2.2 and 6.4 fixes)."""
@@ -156,6 +171,26 @@ class StreamOutcomeTests(SynchronousTestCase):
         """A non-zero exit without an error event takes stderr, else the status."""
         self.assertEqual(StreamOutcome().finish(2, "bad flag\n").error, "bad flag")
         self.assertEqual(StreamOutcome().finish(-1, "").error, "backend process was terminated")
+
+    def test_claude_recorded_api_error(self) -> None:
+        """
+        A recorded claude C{stream-json} API error: no answer text is
+        delivered, the run fails with the API's text and its session id.
+        """
+        outcome = StreamOutcome()
+        parser = ClaudeStreamParser()
+        found = []
+        lines = sample("recordings/claude-error-stream-json.stdout").splitlines()
+        for number, line in enumerate(lines, 1):
+            for event in parser.feed(line, number):
+                outcome.observe(event)
+                found.append(event.type)
+        self.assertNotIn("message", found)
+        finished = outcome.finish(1, "")
+        self.assertEqual(
+            (finished.exit_code, finished.error, finished.native_session_id),
+            (1, "API Error: 400 scripted bad request", "<uuid-1>"),
+        )
 
     def test_server_error_wins(self) -> None:
         """A failure the server saw wins over the CLI's own error events."""

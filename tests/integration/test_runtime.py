@@ -29,7 +29,15 @@ from clinvk.process.runner import ProcessRunner
 from clinvk.process.spawn import Launcher, signal_group
 from clinvk.process.supervisor import ProcessSupervisor
 from clinvk.testing.fake_cli import install
-from tests.integration._processes import TIMEOUT, alive, fake_records, process_exit, reactor, spawn
+from tests.integration._processes import (
+    TIMEOUT,
+    alive,
+    eventually,
+    fake_records,
+    process_exit,
+    reactor,
+    spawn,
+)
 
 BACKENDS = ("claude", "codex", "gemini")
 KILL_GRACE = 0.5
@@ -170,8 +178,9 @@ class ResultTests(_RuntimeTestCase):
         self.assertIn("unexpected argument '--ask-for-approval'", result.error)
 
     async def test_ephemeral_gemini_cleanup(self) -> None:
-        """An ephemeral gemini run deletes its native session with --delete-session."""
+        """An ephemeral gemini run deletes its native session with --delete-session, after its result."""
         result = await self.run_request(backend="gemini", prompt="#fake session=abc-123\nhi", ephemeral=True)
+        await eventually(lambda: self.runtime.cleanups == 0, "the clean-up ended")
         deletions = [r for r in self.records_of("gemini") if "--delete-session" in r["argv"]]
         self.assertEqual([r["argv"][-1] for r in deletions], ["abc-123"])
         self.assertEqual(result.native_session_id, "abc-123")

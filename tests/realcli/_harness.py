@@ -156,7 +156,6 @@ class RealCLITestCase(SDKServerTestCase):
                 "OPENAI_API_KEY": "sk-realcli-test",
                 "GEMINI_API_KEY": "realcli-test",
                 "GOOGLE_GEMINI_BASE_URL": self.model.url,
-                "NO_COLOR": "1",
             }
         )
         env.update(self.extra_environment())
