@@ -252,6 +252,8 @@ class BackendRuntime:
             start_error=stopped if start_failed else "",
             stop_error="" if start_failed else stopped,
         )
+        # (A stream's done event is made the turn's own as it passes.)
+        finished = attrs.evolve(finished, usage=_turn_usage(prepared, finished.usage))
         result = _result(finished, prepared, self._clock.seconds(), start_failed=start_failed)
         if prepared.request.ephemeral and finished.native_session_id:
             self._clean_up_later(prepared, finished.native_session_id)
@@ -452,7 +454,7 @@ def _result(
         output=finished.output,
         error=finished.error,
         native_session_id=finished.native_session_id,
-        usage=_turn_usage(prepared, finished.usage),
+        usage=finished.usage,
         command=prepared.command,
     )
 

@@ -6,6 +6,7 @@ samples under tests/data/codex.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import attrs
@@ -261,3 +262,55 @@ class StreamTests(SynchronousTestCase):
             stream("Reading prompt from stdin..."),
             [("message", {"text": "Reading prompt from stdin...", "role": "assistant"})],
         )
+
+
+class RealShapesTests(SynchronousTestCase):
+    """Shapes of codex 0.171.0 that only the real CLI showed (tests/data/recordings)."""
+
+    RECONNECT = (
+        '{"type":"error","message":"Reconnecting... 1/5 (stream disconnected before completion: '
+        'Transport error: network error: error decoding response body)"}'
+    )
+    RECOVERED = "\n".join(
+        [
+            '{"type":"thread.started","thread_id":"t"}',
+            '{"type":"turn.started"}',
+            RECONNECT,
+            '{"type":"item.completed","item":{"id":"item_0","type":"agent_message","text":"Kept."}}',
+            '{"type":"turn.completed","usage":{"input_tokens":20,"cached_input_tokens":0,"output_tokens":1}}',
+        ]
+    )
+
+    def test_reconnect_is_no_error(self) -> None:
+        """A turn that reconnected and then completed has its answer and no error."""
+        parsed = parse_response(self.RECOVERED)
+        self.assertEqual((parsed.content, parsed.error), ("Kept.", ""))
+
+    def test_reconnect_is_progress(self) -> None:
+        """In a stream, a reconnection is progress, not an error."""
+        self.assertEqual(
+            stream(self.RECONNECT),
+            [("progress", {"stage": "reconnecting", "message": json.loads(self.RECONNECT)["message"]})],
+        )
+
+    def test_api_error_body(self) -> None:
+        """An API's refusal, given as its JSON body, is its message, said once in a stream."""
+        body = '{\\"error\\": {\\"message\\": \\"Refused.\\", \\"type\\": \\"invalid_request_error\\"}}'
+        lines = (
+            f'{{"type":"error","message":"{body}"}}\n{{"type":"turn.failed","error":{{"message":"{body}"}}}}'
+        )
+        self.assertEqual(parse_response(lines).error, "Refused.")
+        self.assertEqual(stream(lines), [("error", {"message": "Refused."})])
+
+    def test_model_metadata_notice(self) -> None:
+        """The notice about a model outside codex's catalogue is no event."""
+        line = (
+            '{"type":"item.completed","item":{"id":"item_0","type":"error","message":'
+            '"Model metadata for `gpt-4o` not found. Defaulting to fallback metadata; this can degrade '
+            'performance and cause issues."}}'
+        )
+        self.assertEqual(stream(line), [])
+
+    def test_reports_running_usage(self) -> None:
+        """Codex reports a resumed thread's running total; the runtime takes the earlier turns off."""
+        self.assertTrue(CodexBackend.reports_running_usage)

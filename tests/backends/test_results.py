@@ -8,6 +8,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from clinvk.backends import build_backends, events
 from clinvk.backends.claude import ClaudeStreamParser
+from clinvk.backends.events import readable
 from clinvk.backends.model import TokenUsage
 from clinvk.backends.results import StreamOutcome, exit_error, finish_response
 from tests.backends.helpers import sample
@@ -200,3 +201,26 @@ class StreamOutcomeTests(SynchronousTestCase):
             outcome.finish(-1, "", "backend command timed out after 5s").error,
             "backend command timed out after 5s",
         )
+
+
+class ReadableTests(SynchronousTestCase):
+    """Error texts as clients read them (events.readable)."""
+
+    def test_colour_codes(self) -> None:
+        """Terminal colour and cursor sequences go."""
+        self.assertEqual(readable("\x1b[31mERROR\x1b[0m: \x1b[1mbad\x1b[22m thing\n"), "ERROR: bad thing")
+
+    def test_vendor_body(self) -> None:
+        """A vendor's JSON error body, alone or after a prefix, is its message."""
+        body = '{"error": {"message": "Refused.", "type": "invalid_request_error"}}'
+        self.assertEqual(readable(body), "Refused.")
+        self.assertEqual(readable(f"_ApiError: {body}\n    at throwErrorIfNotOK (x.js:1:2)"), "Refused.")
+
+    def test_other_text(self) -> None:
+        """Other text, braces included, stays as it is."""
+        self.assertEqual(readable('bad value {"error": 3}'), 'bad value {"error": 3}')
+        self.assertEqual(readable("plain"), "plain")
+
+    def test_error_events(self) -> None:
+        """Error events carry readable messages."""
+        self.assertEqual(events.error("\x1b[31mboom\x1b[0m", 1).content["message"], "boom")

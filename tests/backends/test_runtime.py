@@ -454,3 +454,41 @@ class SessionFilesTests(TestCase):
         reactor.advance(0)
         self.successResultOf(deleting)
         self.assertFalse(os.path.exists(target.path))
+
+
+class ResumedUsageTests(_RuntimeTestCase):
+    """A CLI that reports a resumed conversation's running total (codex) has the earlier turns taken off."""
+
+    RESUMED = (
+        '{"type":"thread.started","thread_id":"t"}\n'
+        '{"type":"turn.completed","usage":{"input_tokens":60,"cached_input_tokens":10,"output_tokens":9}}\n'
+    )
+
+    def test_run(self) -> None:
+        """A resumed codex turn reports its own tokens."""
+        running = self.run_request(backend="codex", resume_id="t", resumed_usage=TokenUsage(40, 6, 4))
+        self.child().emit_stdout(self.RESUMED.encode())
+        self.child().exit(0)
+        self.assertEqual(self.successResultOf(running).usage, TokenUsage(20, 3, 6))
+
+    def test_stream(self) -> None:
+        """The done event of a resumed codex stream carries the turn's own tokens."""
+        prepared = self.runtime.prepare(
+            RunRequest(backend="codex", prompt="p", resume_id="t", resumed_usage=TokenUsage(40, 6, 4)),
+            streaming=True,
+        )
+        stream = self.runtime.stream(prepared)
+        self.child().emit_stdout(self.RESUMED.encode())
+        self.child().exit(0)
+        found = self.successResultOf(Deferred.fromCoroutine(collect(stream)))
+        self.assertEqual(
+            found[-1].content["token_usage"], {"input_tokens": 20, "output_tokens": 3, "cached_tokens": 6}
+        )
+        self.assertEqual(self.successResultOf(stream.result()).usage, TokenUsage(20, 3, 6))
+
+    def test_other_backends_unchanged(self) -> None:
+        """Claude reports a turn's own tokens: nothing is taken off."""
+        running = self.run_request(backend="claude", resume_id="s", resumed_usage=TokenUsage(40, 6, 4))
+        self.child().emit_stdout(sample("claude/result.json").encode())
+        self.child().exit(0)
+        self.assertEqual(self.successResultOf(running).usage, TokenUsage(12, 42, 13250))

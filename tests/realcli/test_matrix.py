@@ -144,15 +144,60 @@ class MatrixMixin:
         self.assertEqual(final.stop_reason, "end_turn")
 
 
-class ClaudeMatrixTests(MatrixMixin, RealCLITestCase):
+# Each CLI's shell tool and the request options that let it run unasked.
+SHELL_TOOLS = {
+    "claude": (
+        "Bash",
+        {"command": "echo hi-from-tool", "description": "Print a word"},
+        {"approval_mode": "none"},
+    ),
+    "codex": ("exec_command", {"cmd": "echo hi-from-tool"}, {"sandbox_mode": "full"}),
+    "gemini": (
+        "run_shell_command",
+        {"command": "echo hi-from-tool", "description": "Print a word"},
+        {"approval_mode": "none"},
+    ),
+}
+
+
+class ToolMixin:
+    backend: ClassVar[str]
+
+    @off_reactor
+    def test_builtin_tool(self: Any) -> None:
+        """
+        The model calls the CLI's own shell tool: the CLI runs it, the
+        stream shows the call and its result, and the model gets the
+        command's output before it answers.
+        """
+        name, arguments, options = SHELL_TOOLS[self.backend]
+        self.model.script(
+            self.backend, model_server.tool_call(name, arguments), model_server.text("It printed hi.")
+        )
+        status, _, raw = self.post_raw(
+            "/api/v1/prompt",
+            {"backend": self.backend, "prompt": "Run it", "output_format": "stream-json", **options},
+        )
+        self.assertEqual(status, 200)
+        events = [json.loads(line) for line in raw.decode().splitlines() if line]
+        kinds = [event["type"] for event in events]
+        self.assertIn("tool_use", kinds, events)
+        results = [event["content"] for event in events if event["type"] == "tool_result"]
+        self.assertTrue(any("hi-from-tool" in str(result.get("output")) for result in results), events)
+        self.assertEqual(kinds[-1], "done", events)
+        self.assertNotIn("error", kinds, events)
+        self.assertIn("hi-from-tool", json.dumps(self.model.turns(self.backend)[-1].body))
+
+
+class ClaudeMatrixTests(MatrixMixin, ToolMixin, RealCLITestCase):
     backend = "claude"
 
 
-class CodexMatrixTests(MatrixMixin, RealCLITestCase):
+class CodexMatrixTests(MatrixMixin, ToolMixin, RealCLITestCase):
     backend = "codex"
 
 
-class GeminiMatrixTests(MatrixMixin, RealCLITestCase):
+class GeminiMatrixTests(MatrixMixin, ToolMixin, RealCLITestCase):
     backend = "gemini"
 
 

@@ -137,3 +137,32 @@ class StreamTests(NativeTestCase):
         child.exit(0)
         events = self.lines(chunks)
         self.assertEqual([e["sequence"] for e in events if e["type"] == "message"], list(range(1, 101)))
+
+
+class AdmissionTests(NativeTestCase):
+    """A streamed prompt refused a run slot is refused as any request is (DECISIONS D4)."""
+
+    config = {"server": {"max_concurrent_runs": 1, "max_queued_runs": 0}}
+
+    def test_refused_is_429(self) -> None:
+        """With the only slot taken, an NDJSON prompt gets 429 and Retry-After, not a 200 stream."""
+        holder, _ = self.stream(self.start("POST", "/api/v1/prompt", STREAM))
+        self.assertEqual(holder.code, 200)
+        refused = self.request("POST", "/api/v1/prompt", STREAM)
+        self.assertEqual(refused.code, 429, refused.body)
+        self.assertTrue(refused.header("Retry-After"))
+        self.assertEqual(len(self.reactor.spawned), 1)
+
+    def test_queued_stream_waits_for_its_slot(self) -> None:
+        """A queued NDJSON prompt answers once its CLI runs."""
+        self.use_server(config={"server": {"max_concurrent_runs": 1, "max_queued_runs": 1}})
+        self.stream(self.start("POST", "/api/v1/prompt", STREAM))
+        queued = self.start("POST", "/api/v1/prompt", STREAM)
+        self.stub.flush()
+        self.assertNoResult(queued)
+        first = self.child()
+        first.emit_stdout(RESULT)
+        first.exit(0)
+        response, _ = self.stream(queued)
+        self.assertEqual(response.code, 200)
+        self.assertEqual(len(self.reactor.spawned), 2)
