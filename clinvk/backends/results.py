@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from attrs import frozen
 
+from clinvk.backends.events import readable
 from clinvk.backends.gemini import strip_credentials_line
 from clinvk.backends.model import ParsedResponse, TokenUsage, UnifiedEvent
 from clinvk.interfaces import IBackend
@@ -30,7 +31,7 @@ def exit_error(exit_code: int, stderr: str) -> str:
     The error of a run that failed without saying why (6.4 fix): its
     stderr, else its status.
     """
-    text = strip_credentials_line(stderr)
+    text = readable(strip_credentials_line(stderr))
     if text:
         return text
     if exit_code == -1:
@@ -95,8 +96,15 @@ def finish_response(
     if stop_error:
         error = stop_error
     if exit_code != 0 and not error:
-        error = exit_error(exit_code, stderr)
+        # A CLI whose stderr is merged into its output (Claude) says why it
+        # failed on its output's last line.
+        error = exit_error(exit_code, _last_line(stdout) if backend.merges_stderr else stderr)
     return Finished(exit_code, output, error, native_id, usage)
+
+
+def _last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else ""
 
 
 def _says_anything(parsed: ParsedResponse | None) -> bool:

@@ -23,10 +23,12 @@ assert what the CLI sent.
 from __future__ import annotations
 
 import json
+import os
 import re
 import uuid
 from collections import deque
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, cast
 
 from attrs import field, frozen
@@ -187,6 +189,49 @@ _ERROR_KINDS = {
 }
 
 
+# How each CLI is pointed at a model server (docs/backends.md, "The
+# real-CLI suite"): codex reads its provider from $CODEX_HOME/config.toml,
+# gemini its choice of API-key authentication from ~/.gemini/settings.json.
+_CODEX_CONFIG = """\
+model_provider = "clinvk-test"
+
+[model_providers.clinvk-test]
+name = "clinvk test model server"
+base_url = "{url}/v1"
+wire_api = "responses"
+env_key = "OPENAI_API_KEY"
+"""
+
+_GEMINI_SETTINGS = '{"security": {"auth": {"selectedType": "gemini-api-key"}}}'
+
+
+def cli_environment(url: str, home: str | os.PathLike[str]) -> dict[str, str]:
+    """
+    The environment variables that make the real CLIs talk to the model
+    server at C{url} without a login, and nothing else beyond loopback;
+    the files they also need are written under C{home}, which becomes
+    their C{HOME} (and holds C{CODEX_HOME}).
+    """
+    home = Path(home)
+    (home / ".gemini").mkdir(parents=True, exist_ok=True)
+    (home / ".gemini" / "settings.json").write_text(_GEMINI_SETTINGS)
+    codex_home = home / ".codex"
+    codex_home.mkdir(exist_ok=True)
+    (codex_home / "config.toml").write_text(_CODEX_CONFIG.format(url=url))
+    return {
+        "HOME": str(home),
+        "ANTHROPIC_BASE_URL": url,
+        "ANTHROPIC_API_KEY": "sk-ant-model-server",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "CODEX_HOME": str(codex_home),
+        "OPENAI_API_KEY": "sk-model-server",
+        "GEMINI_API_KEY": "model-server",
+        "GOOGLE_GEMINI_BASE_URL": url,
+    }
+
+
 class ModelServer:
     """
     The model server: a script of replies per vendor, and a record of
@@ -198,6 +243,7 @@ class ModelServer:
     def __init__(self, reactor: Any) -> None:
         self._reactor = reactor
         self._scripts: dict[str, deque[Reply]] = {vendor: deque() for vendor in VENDORS}
+        self._always: dict[str, Reply] = {}
         self.requests: list[RecordedRequest] = []
         self._port: IListeningPort | None = None
 
@@ -210,14 +256,28 @@ class ModelServer:
         """
         self._scripts[VENDOR_OF.get(vendor, vendor)].extend(replies)
 
+    def always(self, vendor: str, reply: Reply | None) -> None:
+        """
+        Answer every turn request of C{vendor} (or backend) that finds its
+        queue empty with C{reply}, or again with L{Reply.default} when
+        C{reply} is L{None}: for an API that refuses whatever a CLI
+        retries (how often differs from one CLI version to the next).
+        """
+        vendor = VENDOR_OF.get(vendor, vendor)
+        if reply is None:
+            self._always.pop(vendor, None)
+        else:
+            self._always[vendor] = reply
+
     def turns(self, vendor: str | None = None) -> list[RecordedRequest]:
         """The turn requests received, of C{vendor} (or backend) if given."""
         wanted = VENDOR_OF.get(vendor, vendor) if vendor else None
         return [request for request in self.requests if request.turn and wanted in (None, request.vendor)]
 
     def reset(self) -> None:
-        """Forget the record and any reply not taken."""
+        """Forget the record, any reply not taken and every L{always}."""
         self.requests.clear()
+        self._always.clear()
         for queue in self._scripts.values():
             queue.clear()
 
@@ -248,6 +308,8 @@ class ModelServer:
         queue = self._scripts[vendor]
         if queue:
             return queue.popleft()
+        if vendor in self._always:
+            return self._always[vendor]
         texts = list(_user_texts(vendor, body))
         return Reply.default(texts[-1] if texts else "")
 

@@ -58,6 +58,16 @@ class FinishResponseTests(SynchronousTestCase):
             (1, "", "API Error: 400 scripted bad request", "<uuid-1>"),
         )
 
+    def test_claude_text_error(self) -> None:
+        """
+        A recorded claude API error in text mode (exit 1, the complaint on
+        its merged output) has that complaint as its error.
+        """
+        finished = finish_response(
+            BACKENDS["claude"], stdout=sample("recordings/claude-error-text.stdout"), stderr="", exit_code=1
+        )
+        self.assertEqual((finished.exit_code, finished.error), (1, "API Error: 400 scripted bad request"))
+
     def test_codex_stderr_surfaces(self) -> None:
         """A codex usage error on stderr becomes the error (2.2 and 6.4 fixes)."""
         finished = finish_response(

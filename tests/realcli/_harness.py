@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import FailTest, SkipTest
 
-from clinvk.testing.model_server import ModelServer
+from clinvk.testing.model_server import ModelServer, cli_environment
 from tests.integration._processes import alive, reactor
 from tests.integration._sdk_server import SDKServerTestCase
 from tests.integration._server import Config
@@ -53,16 +53,6 @@ HEADLESS_CONFIG: Config = {
         "gemini": {"extra_flags": ["--skip-trust"]},
     }
 }
-
-CODEX_CONFIG = """\
-model_provider = "clinvk-test"
-
-[model_providers.clinvk-test]
-name = "clinvk test model server"
-base_url = "{url}/v1"
-wire_api = "responses"
-env_key = "OPENAI_API_KEY"
-"""
 
 
 def real_clis() -> Path:
@@ -108,8 +98,8 @@ class RealCLITestCase(SDKServerTestCase):
     L{model}, a model server of this process.
 
     @ivar model: The model server; script it before the request.
-    @ivar workdir: The server's working directory, where the CLIs run
-        unless a request names another.
+    @ivar token: The marker's value in the environment of every process
+        of the test's server.
     """
 
     # A CLI's start costs seconds (Gemini's up to six on a busy machine);
@@ -132,30 +122,14 @@ class RealCLITestCase(SDKServerTestCase):
 
     def environment(self) -> dict[str, str]:
         env = super().environment()
-        home = Path(self.home.path)
-        (home / ".gemini").mkdir(exist_ok=True)
-        (home / ".gemini" / "settings.json").write_text(
-            '{"security": {"auth": {"selectedType": "gemini-api-key"}}}'
-        )
-        codex_home = home / ".codex"
-        codex_home.mkdir(exist_ok=True)
-        (codex_home / "config.toml").write_text(CODEX_CONFIG.format(url=self.model.url))
         env.pop("CLINVK_FAKE_RECORD", None)
         for name in ("ANTHROPIC_BASE_URL", "OPENAI_BASE_URL", "GOOGLE_GEMINI_BASE_URL", "GEMINI_API_KEY"):
             env.pop(name, None)
+        env.update(cli_environment(self.model.url, self.home.path))
         env.update(
             {
                 "PATH": f"{self.clis}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
                 MARKER: self.token,
-                "ANTHROPIC_BASE_URL": self.model.url,
-                "ANTHROPIC_API_KEY": "sk-ant-realcli-test",
-                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-                "DISABLE_TELEMETRY": "1",
-                "DISABLE_AUTOUPDATER": "1",
-                "CODEX_HOME": str(codex_home),
-                "OPENAI_API_KEY": "sk-realcli-test",
-                "GEMINI_API_KEY": "realcli-test",
-                "GOOGLE_GEMINI_BASE_URL": self.model.url,
             }
         )
         env.update(self.extra_environment())
@@ -164,10 +138,6 @@ class RealCLITestCase(SDKServerTestCase):
     def extra_environment(self) -> Mapping[str, str]:
         """What a test class adds to the server's environment."""
         return {}
-
-    @property
-    def workdir(self) -> str:
-        return self.home.path
 
     async def check_nothing_left(self) -> None:
         """No process that the test's server started may outlive it."""

@@ -121,7 +121,7 @@ class GeminiTests(RealCLITestCase):
         of the stack trace is the output, and the session keeps gemini's
         session id.
         """
-        self.model.script("gemini", model_server.failure(400, "The request was refused."))
+        self.model.always("gemini", model_server.failure(400, "The request was refused."))
         _, _, body = self.prompt("gemini", "Break")
         self.assertNotEqual(body["exit_code"], 0, body)
         self.assertEqual(body["error"], "The request was refused.")
@@ -189,7 +189,7 @@ class CompatErrorTests(RealCLITestCase):
     def test_error_text_is_said_once(self) -> None:
         """A CLI failure reaches the SDK once, not as "X: X", and without colour codes."""
         for backend in ("claude", "codex", "gemini"):
-            self.model.script(backend, model_server.failure(400, "Refused by the model."))
+            self.model.always(backend, model_server.failure(400, "Refused by the model."))
         for backend in ("claude", "codex", "gemini"):
             with self.assertRaises(openai.APIStatusError) as raised:
                 self.openai_client().chat.completions.create(
@@ -201,7 +201,7 @@ class CompatErrorTests(RealCLITestCase):
 
     @off_reactor
     def test_anthropic_error_text_is_said_once(self) -> None:
-        self.model.script("claude", model_server.failure(400, "Refused by the model."))
+        self.model.always("claude", model_server.failure(400, "Refused by the model."))
         with self.assertRaises(anthropic.APIStatusError) as raised:
             self.anthropic_client().messages.create(
                 model="claude", max_tokens=10, messages=[{"role": "user", "content": "Fail"}]

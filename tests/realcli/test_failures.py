@@ -29,7 +29,7 @@ class APIErrorTests(RealCLITestCase):
     def test_refused_request(self) -> None:
         """A 400 from the model API fails the run with the API's message, on every backend."""
         for backend in BACKENDS:
-            self.model.script(backend, model_server.failure(400, "Your request was malformed."))
+            self.model.always(backend, model_server.failure(400, "Your request was malformed."))
             _, _, body = self.prompt(backend, "Fail please")
             self.assertNotEqual(body["exit_code"], 0, (backend, body))
             self.assertIn("Your request was malformed.", body["error"], backend)
@@ -39,7 +39,7 @@ class APIErrorTests(RealCLITestCase):
     def test_refused_stream(self) -> None:
         """A streamed run the API refuses ends with one error event carrying the API's message."""
         for backend in BACKENDS:
-            self.model.script(backend, model_server.failure(400, "Your request was malformed."))
+            self.model.always(backend, model_server.failure(400, "Your request was malformed."))
             _, _, raw = self.post_raw(
                 "/api/v1/prompt",
                 {"backend": backend, "prompt": "Fail please", "output_format": "stream-json"},

@@ -839,8 +839,25 @@ class ScriptTests(ModelServerCase):
             [(r.method, r.turn) for r in self.server.requests], [("GET", False), ("HEAD", False)]
         )
 
+    def test_always(self) -> None:
+        """
+        L{ModelServer.always} answers every turn that finds its queue empty,
+        after the queue's replies, until it is taken back.
+        """
+        self.server.script("claude", text("First."))
+        self.server.always("claude", failure(400, "No."))
+        self.assertEqual(stream_texts("anthropic", self.turn("anthropic", "hi").body), ["First."])
+        for _ in range(3):
+            self.assertEqual(self.turn("anthropic", "hi").code, 400)
+        self.assertEqual(stream_texts("openai", self.turn("openai", "hi").body), ["Model answer to: hi"])
+        self.server.always("claude", None)
+        self.assertEqual(
+            stream_texts("anthropic", self.turn("anthropic", "hi").body), ["Model answer to: hi"]
+        )
+
     def test_reset(self) -> None:
         """L{ModelServer.reset} forgets the record and every reply not taken."""
+        self.server.always("gemini", failure(500))
         self.server.script("claude", text("Gone."))
         self.server.script("gemini", text("Gone too."))
         self.turn("openai", "hi")

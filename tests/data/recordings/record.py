@@ -48,15 +48,6 @@ HERE = Path(__file__).resolve().parent
 # all in its static type).
 reactor: Any = global_reactor
 
-CODEX_CONFIG = """\
-model_provider = "clinvk-test"
-
-[model_providers.clinvk-test]
-name = "clinvk test model server"
-base_url = "{url}/v1"
-wire_api = "responses"
-env_key = "OPENAI_API_KEY"
-"""
 
 PROMPT = "Say hello"
 
@@ -339,26 +330,10 @@ class Normalizer:
 
 def environment(home: Path, url: str, clis: Path) -> dict[str, str]:
     """What makes the CLIs run headless against the model server at C{url}."""
-    (home / ".gemini").mkdir(parents=True, exist_ok=True)
-    (home / ".gemini" / "settings.json").write_text(
-        '{"security": {"auth": {"selectedType": "gemini-api-key"}}}'
-    )
-    codex_home = home / ".codex"
-    codex_home.mkdir(exist_ok=True)
-    (codex_home / "config.toml").write_text(CODEX_CONFIG.format(url=url))
     return {
+        **model_server.cli_environment(url, home),
         "PATH": f"{clis}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
-        "HOME": str(home),
         "LANG": "C.UTF-8",
-        "ANTHROPIC_BASE_URL": url,
-        "ANTHROPIC_API_KEY": "sk-ant-recording",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "DISABLE_TELEMETRY": "1",
-        "DISABLE_AUTOUPDATER": "1",
-        "CODEX_HOME": str(codex_home),
-        "OPENAI_API_KEY": "sk-recording",
-        "GEMINI_API_KEY": "recording",
-        "GOOGLE_GEMINI_BASE_URL": url,
         "NO_COLOR": "1",
     }
 
