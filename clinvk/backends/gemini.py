@@ -174,9 +174,9 @@ def _output_object(raw: str) -> dict[str, Any] | None:
             else:
                 if isinstance(value, dict) and any(member in value for member in _OUTPUT_MEMBERS):
                     found = value
-                    # Go on after the object: a multi-line object's own lines start no other.
-                    end = raw.find("\n", stop)
-                    end = len(raw) if end < 0 else end
+                # Go on after the value: each part of the output is read once.
+                end = raw.find("\n", stop)
+                end = len(raw) if end < 0 else end
         position = end + 1
     return found
 

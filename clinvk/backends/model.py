@@ -92,6 +92,16 @@ class TokenUsage:
             self.reasoning_tokens + other.reasoning_tokens,
         )
 
+    @classmethod
+    def from_wire(cls, counts: dict[str, int]) -> TokenUsage:
+        """The usage of an event's C{token_usage} (the inverse of L{as_dict})."""
+        return cls(
+            counts.get("input_tokens", 0),
+            counts.get("output_tokens", 0),
+            counts.get("cached_tokens", 0),
+            counts.get("reasoning_tokens", 0),
+        )
+
     def since(self, earlier: TokenUsage) -> TokenUsage:
         """What was used after C{earlier}, a running total this one continues (never below zero)."""
         return TokenUsage(

@@ -134,13 +134,7 @@ class StreamOutcome:
             self.failure_seen = True
             self.last_error = str(content.get("message", "")) or self.last_error
         elif event.type == "done" and "token_usage" in content:
-            usage = content["token_usage"]
-            self.usage = TokenUsage(
-                usage.get("input_tokens", 0),
-                usage.get("output_tokens", 0),
-                usage.get("cached_tokens", 0),
-                usage.get("reasoning_tokens", 0),
-            )
+            self.usage = TokenUsage.from_wire(content["token_usage"])
 
     def finish(self, exit_code: int, stderr: str, error: str = "") -> Finished:
         """

@@ -431,15 +431,9 @@ def _turn_usage(prepared: PreparedRun, usage: TokenUsage | None) -> TokenUsage |
 def _turn_usage_event(prepared: PreparedRun, event: UnifiedEvent) -> UnifiedEvent:
     """A C{done} event with L{_turn_usage}; any other event as it is."""
     usage = event.content.get("token_usage") if event.type == "done" else None
-    if usage is None or prepared.request.resumed_usage is None or not prepared.backend.reports_running_usage:
+    if usage is None or prepared.request.resumed_usage is None:
         return event
-    reported = TokenUsage(
-        usage.get("input_tokens", 0),
-        usage.get("output_tokens", 0),
-        usage.get("cached_tokens", 0),
-        usage.get("reasoning_tokens", 0),
-    )
-    own = _turn_usage(prepared, reported)
+    own = _turn_usage(prepared, TokenUsage.from_wire(usage))
     assert own is not None
     return attrs.evolve(event, content={**event.content, "token_usage": own.as_dict()})
 
