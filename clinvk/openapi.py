@@ -19,10 +19,10 @@ from typing import Any
 import yaml
 from attrs import field, frozen
 
+from clinvk._version import API_VERSION
 from clinvk.schemas import SchemaSet
 
 TITLE = "clinvoker API"
-VERSION = "1.0.0"
 DESCRIPTION = "Unified AI CLI wrapper API for multiple backends"
 
 _PATH_PARAMETER = re.compile(r"\{(\w+)\}")
@@ -181,7 +181,7 @@ def build_document(operations: Iterable[Operation], schemas: SchemaSet) -> dict[
             tags.append(operation.tag)
     return {
         "openapi": "3.1.0",
-        "info": {"title": TITLE, "version": VERSION, "description": DESCRIPTION},
+        "info": {"title": TITLE, "version": API_VERSION, "description": DESCRIPTION},
         "tags": [{"name": tag} for tag in tags],
         "paths": paths,
         "components": {"schemas": {name: _component(schemas.schema(name)) for name in schemas.names}},

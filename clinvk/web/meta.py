@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.iweb import IRequest
 
+from clinvk._version import API_VERSION
 from clinvk.backends.availability import BackendAvailability
 from clinvk.metrics import Metrics
 from clinvk.openapi import Operation, build_document, downgrade_to_30, to_yaml
@@ -39,8 +40,6 @@ HEALTH = Operation(
     response_schema="HealthResponseBody",
 )
 
-# The version of the API contract, not of the package (middleware.md 11).
-API_VERSION = "1.0.0"
 
 _OPENAPI_JSON = b"application/vnd.oai.openapi+json"
 _OPENAPI_YAML = b"application/vnd.oai.openapi+yaml"
