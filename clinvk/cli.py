@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.test_cli -*-
 """
-The C{clinvk} command: C{clinvk serve} and C{clinvk --version}.
+The C{clinvk} command: C{clinvk serve}, C{clinvk doctor} and C{clinvk
+--version}.
 """
 
 from __future__ import annotations
@@ -11,22 +12,24 @@ from typing import NoReturn
 
 from twisted.python import usage
 
-from clinvk import __version__
-from clinvk.tap import ServeOptions, serve
+from clinvk.tap import DoctorOptions, ServeOptions, doctor, serve, version_line
 
 
 class CommandLineOptions(usage.Options):
     """The options of the C{clinvk} command."""
 
-    synopsis = "clinvk [--config FILE] serve [--host HOST] [--port|-p PORT] [--config FILE]"
+    synopsis = "Usage: clinvk [--config FILE] COMMAND [OPTIONS]"
     optParameters = [
         ["config", None, None, "Configuration file [default: ~/.clinvk/config.yaml]."],
     ]
-    subCommands = [["serve", None, ServeOptions, "Run the HTTP API server in the foreground."]]
+    subCommands = [
+        ["serve", None, ServeOptions, "Run the HTTP API server in the foreground."],
+        ["doctor", None, DoctorOptions, "Check the configuration and the backend CLIs; spends no tokens."],
+    ]
 
     def opt_version(self) -> NoReturn:
         """Print the version and exit."""
-        print(f"clinvk {__version__}")
+        print(version_line())
         raise SystemExit(0)
 
     def parseArgs(self, *args: str) -> None:
@@ -35,7 +38,7 @@ class CommandLineOptions(usage.Options):
 
     def postOptions(self) -> None:
         if self.subCommand is None:
-            raise usage.UsageError("a command is required: clinvk serve")
+            raise usage.UsageError("a command is required: clinvk serve, or clinvk doctor")
 
 
 def run(argv: Sequence[str]) -> int:
@@ -50,6 +53,8 @@ def run(argv: Sequence[str]) -> int:
     except usage.UsageError as e:
         print(f"Error: {e}", file=sys.stderr)
         return 1
+    if options.subCommand == "doctor":
+        return doctor(options.subOptions)
     return serve(options.subOptions)
 
 

@@ -16,6 +16,7 @@ both agree.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import os
@@ -220,6 +221,10 @@ class ClinvkConfig:
     The whole configuration, immutable.
 
     @ivar source: The file it was read from, or L{None} when none was.
+    @ivar unknown_keys: One message per key of the file that no setting
+        has, with the key's dotted path and the nearest known key, in file
+        order: the runners warn about them (config.md says unknown keys are
+        ignored; a typo ignored in silence is worse).
     """
 
     default_backend: str
@@ -230,6 +235,7 @@ class ClinvkConfig:
     parallel: ParallelConfig
     server: ServerConfig
     source: str | None = None
+    unknown_keys: tuple[str, ...] = ()
 
     def with_server_overrides(self, host: str | None = None, port: int | None = None) -> ClinvkConfig:
         """
@@ -295,7 +301,7 @@ def default_config_path(environ: Mapping[str, str]) -> str:
     return os.path.join(home, ".clinvk", "config.yaml")
 
 
-def load_config(path: str | None, environ: Mapping[str, str]) -> ClinvkConfig:
+def load_config(path: str | None, environ: Mapping[str, str], *, strict: bool = False) -> ClinvkConfig:
     """
     Read, validate and freeze the configuration.
 
@@ -306,6 +312,8 @@ def load_config(path: str | None, environ: Mapping[str, str]) -> ClinvkConfig:
         L{None} for the default file, which may be missing.
     @param environ: The environment, for the overrides of config.md
         section 3.
+    @param strict: Whether an unknown key is an error rather than a
+        warning (see L{ClinvkConfig.unknown_keys}).
     @raise ConfigError: If the file cannot be read or parsed, or if any
         value is invalid.
     """
@@ -320,10 +328,12 @@ def load_config(path: str | None, environ: Mapping[str, str]) -> ClinvkConfig:
         return config_from_mapping(None, environ, source=None)
     except OSError as e:
         raise ConfigError(source, [e.strerror or str(e)], loading=True) from None
-    return parse_config(data, source, environ)
+    return parse_config(data, source, environ, strict=strict)
 
 
-def parse_config(data: bytes, source: str, environ: Mapping[str, str]) -> ClinvkConfig:
+def parse_config(
+    data: bytes, source: str, environ: Mapping[str, str], *, strict: bool = False
+) -> ClinvkConfig:
     """
     Parse configuration file content, choosing the format by the file
     name's extension (C{.json}, C{.toml}, anything else is YAML).
@@ -343,7 +353,7 @@ def parse_config(data: bytes, source: str, environ: Mapping[str, str]) -> Clinvk
         raise ConfigError(
             source, [f"expected a mapping of keys at the top level, got {_json_type(raw)}"], loading=True
         )
-    return config_from_mapping(raw, environ, source=source)
+    return config_from_mapping(raw, environ, source=source, strict=strict)
 
 
 def _parser_for(source: str) -> Callable[[str], Any]:
@@ -368,6 +378,7 @@ def config_from_mapping(
     environ: Mapping[str, str],
     *,
     source: str | None,
+    strict: bool = False,
 ) -> ClinvkConfig:
     """
     Build the configuration from an already parsed file.
@@ -375,11 +386,17 @@ def config_from_mapping(
     @param raw: The top-level mapping of the file, or L{None} for none.
     @param environ: The environment, for the overrides.
     @param source: The file name, for error messages.
-    @raise ConfigError: If any value is invalid.
+    @param strict: Whether an unknown key is an error.
+    @raise ConfigError: If any value is invalid, or with C{strict}, if a
+        key is unknown.
     """
     schema = config_schema()
     problems: list[str] = []
-    values = _normalise(raw or {}, schema, (), problems)
+    unknown: list[str] = []
+    values = _normalise(raw or {}, schema, (), problems, unknown)
+    if strict:
+        problems.extend(f"config validation: {text}" for text in unknown)
+        unknown = []
     for variable, key_path in ENVIRONMENT_OVERRIDES.items():
         value = environ.get(variable, "")
         if value:
@@ -395,40 +412,60 @@ def config_from_mapping(
     problems.extend(_semantic_problems(full))
     if problems:
         raise ConfigError(source, problems)
-    return _freeze(_apply_unset_defaults(full, schema), source)
+    return attrs.evolve(_freeze(_apply_unset_defaults(full, schema), source), unknown_keys=tuple(unknown))
 
 
 def _normalise(
-    raw: Mapping[Any, Any], schema: Mapping[str, Any], path: tuple[str, ...], problems: list[str]
+    raw: Mapping[Any, Any],
+    schema: Mapping[str, Any],
+    path: tuple[str, ...],
+    problems: list[str],
+    unknown: list[str],
 ) -> dict[str, Any]:
     """
     Keep the keys the schema knows (matched case-insensitively) and convert
     scalars leniently towards the declared types.  Values that cannot be
     converted are kept as they are, for jsonschema to report; a key given
-    twice in different cases is a problem.
+    twice in different cases is a problem; a key the schema does not know
+    is described in C{unknown}.
     """
     properties: Mapping[str, Any] = schema.get("properties", {})
     result: dict[str, Any] = {}
     for key, value in raw.items():
         name = str(key).lower()
         if name not in properties:
+            unknown.append(_unknown_key(path, str(key), properties))
             continue
         if name in result:
             where = _dotted((*path, name))
             problems.append(f"config validation: {where}: given more than once (keys are case-insensitive)")
-        result[name] = _coerce(value, properties[name], (*path, name), problems)
+        result[name] = _coerce(value, properties[name], (*path, name), problems, unknown)
     return result
 
 
-def _coerce(value: Any, schema: Mapping[str, Any], path: tuple[str, ...], problems: list[str]) -> Any:
+def _unknown_key(path: tuple[str, ...], key: str, known: Iterable[str]) -> str:
+    """
+    The message for C{key}, unknown at C{path}: its dotted path, and the
+    known key at the same level that it most resembles, if any does.
+    """
+    text = f"{_dotted((*path, key))}: unknown key"
+    nearest = difflib.get_close_matches(key.lower(), list(known), n=1, cutoff=0.6)
+    if nearest:
+        text += f"; did you mean {_dotted((*path, nearest[0]))}?"
+    return text
+
+
+def _coerce(
+    value: Any, schema: Mapping[str, Any], path: tuple[str, ...], problems: list[str], unknown: list[str]
+) -> Any:
     kind = schema.get("type")
     if kind == "object":
-        return _normalise(value, schema, path, problems) if isinstance(value, Mapping) else value
+        return _normalise(value, schema, path, problems, unknown) if isinstance(value, Mapping) else value
     if kind == "array":
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         if isinstance(value, list):
-            return [_coerce(item, schema.get("items", {}), path, problems) for item in value]
+            return [_coerce(item, schema.get("items", {}), path, problems, unknown) for item in value]
         return value
     if kind == "integer":
         return _to_int(value)

@@ -35,6 +35,7 @@ from twisted.web.server import Site
 
 from clinvk.backends import build_backends
 from clinvk.backends.availability import BackendAvailability
+from clinvk.backends.installed import InstalledCLI
 from clinvk.backends.runtime import BackendRuntime
 from clinvk.backends.workdir import dropped_builtin_blocks
 from clinvk.config import ClinvkConfig, ServerConfig
@@ -182,6 +183,12 @@ class ClinvkService(MultiService):
 
     def startService(self) -> None:
         self._uptime.restart()
+        for text in self._config.unknown_keys:
+            log.warn(
+                "Ignoring an unknown configuration key problem={problem} file={file}",
+                problem=text,
+                file=self._config.source,
+            )
         dropped = dropped_builtin_blocks(self._config.server.blocked_workdir_prefixes)
         if dropped:
             log.warn(
@@ -246,6 +253,47 @@ class ClinvkService(MultiService):
         except defer.TimeoutError:
             log.warn(
                 "Shutdown timeout reached, cancelling requests count={count}", count=self._in_flight.count
+            )
+
+
+class InstalledCLIAnnouncement(Service):
+    """
+    Say at start-up which backend CLIs are installed, at which versions;
+    when none is, say what to do.  The command-line runners add it; a
+    program that embeds clinvk need not.
+
+    @param runtime: Finds the CLIs; it must be started first (it runs
+        C{--version} as supervised children).
+    @param try_fakes: The command that starts clinvk with its fake CLIs.
+    """
+
+    def __init__(self, runtime: BackendRuntime, try_fakes: str) -> None:
+        self._runtime = runtime
+        self._try_fakes = try_fakes
+        self.announced: Deferred[None] | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        self.announced = self._runtime.installed().addCallback(self._announce)
+        self.announced.addErrback(lambda f: log.failure("Could not look for the backend CLIs", f))
+
+    def _announce(self, clis: list[InstalledCLI]) -> None:
+        for cli in clis:
+            if cli.path is None:
+                log.info("Backend CLI not found backend={backend}", backend=cli.name)
+            else:
+                log.info(
+                    "Found backend CLI backend={backend} version={version} path={path} note={note}",
+                    backend=cli.name,
+                    version=cli.version or "unknown",
+                    path=cli.path,
+                    note=cli.describe(),
+                )
+        if all(cli.path is None for cli in clis):
+            log.warn(
+                "No backend CLI is installed, so every prompt will fail: install and log in to "
+                "claude, codex or gemini, or try clinvk with its fake CLIs try={command}",
+                command=self._try_fakes,
             )
 
 

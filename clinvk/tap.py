@@ -15,18 +15,22 @@ import signal
 import sys
 from collections.abc import Sequence
 from types import FrameType
-from typing import IO, Any, cast
+from typing import IO, Any, NoReturn, cast
 
 from twisted.application.service import IService, MultiService
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import ReactorNotRunning
 from twisted.logger import Logger, globalLogBeginner
 from twisted.python import usage
+from twisted.python.failure import Failure
 from twisted.python.logfile import BaseLogFile
 
+from clinvk._version import API_VERSION, __version__
 from clinvk.config import ClinvkConfig, ConfigError, ServerConfig, load_config
+from clinvk.doctor import Diagnosis, diagnose, report, try_fakes_command
 from clinvk.logs import logfmt_observer
-from clinvk.service import build_service
+from clinvk.service import InstalledCLIAnnouncement, build_service
 from clinvk.types import IClinvkReactor, provides_clinvk_reactor
 
 log = Logger()
@@ -38,31 +42,75 @@ Available endpoints:
   Custom API:     /api/v1/prompt, /api/v1/parallel, /api/v1/chain, /api/v1/compare
   OpenAI:         /openai/v1/models, /openai/v1/chat/completions
   Anthropic:      /anthropic/v1/messages
-  Docs:           /openapi.json
+  Docs:           /docs, /openapi.json
   Health:         /health
-
+{metrics}
 Press Ctrl+C to stop"""
+
+# The command that starts clinvk with its fake CLIs, for a machine with
+# no real one (the README's tour works with it).
+TRY_FAKES = 'python -m clinvk.testing.fake_cli install fakebin && PATH="$PWD/fakebin:$PATH" clinvk serve'
 
 
 def banner(server: ServerConfig) -> str:
-    """The start-up banner of config.md 6.1, with the host as given."""
-    return BANNER.format(host=server.host, port=server.port)
+    """
+    The start-up banner of config.md 6.1, with the host as given, the
+    explorer at C{/docs} beside the document, and C{/metrics} when on.
+    """
+    metrics = "  Metrics:        /metrics\n" if server.metrics_enabled else ""
+    return BANNER.format(host=server.host, port=server.port, metrics=metrics)
+
+
+def version_line() -> str:
+    """What C{--version} prints, whichever way clinvk is started."""
+    return f"clinvk {__version__} (API {API_VERSION})"
 
 
 class _ConfigurationError(usage.UsageError):
     """The configuration, not the command line, is what is wrong."""
 
 
-class _ServerOptions(usage.Options):
+class _ConfigOptions(usage.Options):
+    """The options of every command that reads the configuration."""
+
+    optFlags = [
+        [
+            "strict-config",
+            None,
+            "Refuse a configuration with unknown keys (by default they are warned about).",
+        ],
+    ]
+    optParameters = [
+        ["config", None, None, "Configuration file [default: ~/.clinvk/config.yaml]."],
+    ]
+
+    def opt_version(self) -> NoReturn:
+        """Print the version and exit."""
+        print(version_line())
+        raise SystemExit(0)
+
+
+class _ServerOptions(_ConfigOptions):
     """The options every way of starting the server shares."""
 
     optParameters = [
         ["host", None, None, "Bind address [default: server.host, 127.0.0.1]."],
-        ["port", "p", None, "Listen port [default: server.port, 8080].", int],
-        ["config", None, None, "Configuration file [default: ~/.clinvk/config.yaml]."],
     ]
 
     config: ClinvkConfig
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["port"] = None
+
+    def opt_port(self, value: str) -> None:
+        """Listen port [default: server.port, 8080]."""
+        try:
+            self["port"] = int(value)
+        except ValueError:
+            raise usage.UsageError(f"--port: expected a port number from 0 to 65535, got {value!r}") from None
+
+    opt_p = opt_port
 
     def postOptions(self) -> None:
         """
@@ -73,9 +121,9 @@ class _ServerOptions(usage.Options):
             (a L{_ConfigurationError}, which runners may report apart).
         """
         try:
-            self.config = load_config(self["config"], os.environ).with_server_overrides(
-                host=self["host"], port=self["port"]
-            )
+            self.config = load_config(
+                self["config"], os.environ, strict=self["strict-config"]
+            ).with_server_overrides(host=self["host"], port=self["port"])
         except ConfigError as e:
             raise _ConfigurationError(str(e)) from None
 
@@ -130,20 +178,32 @@ class Options(_ServerOptions):
 class ServeOptions(_ServerOptions):
     """
     Options of C{clinvk serve}.  The clinvk tool's other global flags are
-    accepted and ignored, as the reference does.
+    accepted and ignored, as the reference does (config.md 6), and left
+    out of the help, since they do nothing here.
     """
 
-    synopsis = "[--host HOST] [--port|-p PORT] [--config FILE]"
+    synopsis = "[--host HOST] [--port|-p PORT] [--config FILE] [--strict-config]"
     optFlags = [
-        ["dry-run", None, "Accepted and ignored by serve."],
-        ["ephemeral", None, "Accepted and ignored by serve."],
+        ["dry-run", None, "Ignored."],
+        ["ephemeral", None, "Ignored."],
     ]
     optParameters = [
-        ["backend", "b", None, "Accepted and ignored by serve."],
-        ["model", "m", None, "Accepted and ignored by serve."],
-        ["workdir", "w", None, "Accepted and ignored by serve."],
-        ["output-format", "o", None, "Accepted and ignored by serve."],
+        ["backend", "b", None, "Ignored."],
+        ["model", "m", None, "Ignored."],
+        ["workdir", "w", None, "Ignored."],
+        ["output-format", "o", None, "Ignored."],
     ]
+    _IGNORED = frozenset(["dry-run", "ephemeral", "backend", "model", "workdir", "output-format"])
+
+    def getSynopsis(self) -> str:  # noqa: N802 (usage.Options' name)
+        return f"Usage: clinvk serve {self.synopsis}"
+
+    def getUsage(self, width: int | None = None) -> str:  # noqa: N802 (usage.Options' name)
+        shown, self.longOpt = self.longOpt, [o for o in self.longOpt if o.rstrip("=") not in self._IGNORED]
+        try:
+            return super().getUsage(width)
+        finally:
+            self.longOpt = shown
 
     def postOptions(self) -> None:
         # The tool's --config is global: `clinvk --config F serve` works too.
@@ -201,6 +261,10 @@ def service_for(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequence[
     service = build_service(config, reactor, listen)
     service.setName("clinvk")
     service.setServiceParent(container)
+    # After the service, whose supervisor runs each CLI's --version.
+    announcement = InstalledCLIAnnouncement(service.runtime, try_fakes_command())
+    announcement.setName("installed-clis")
+    announcement.setServiceParent(container)
     return container
 
 
@@ -246,6 +310,54 @@ def serve(options: ServeOptions, out: IO[str] | None = None, err: IO[str] | None
         print(f"Error: {failure}", file=err, flush=True)
         return 1
     return 0
+
+
+class DoctorOptions(_ConfigOptions):
+    """Options of C{clinvk doctor}."""
+
+    synopsis = "[--config FILE] [--strict-config]"
+
+    def getSynopsis(self) -> str:  # noqa: N802 (usage.Options' name)
+        return f"Usage: clinvk doctor {self.synopsis}"
+
+    def postOptions(self) -> None:
+        parent = getattr(self, "parent", None)
+        if self["config"] is None and parent is not None:
+            self["config"] = parent["config"]
+
+
+def doctor(options: DoctorOptions, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
+    """
+    Run C{clinvk doctor}: report what L{diagnose} finds, on the global
+    reactor, which runs only until the CLIs have told their versions.
+
+    @return: 0 when the server would start and some backend can serve,
+        else 1.
+    """
+    from twisted.internet import reactor
+
+    clinvk_reactor = cast("IClinvkReactor", reactor)
+    out = out or sys.stdout
+    err = err or sys.stderr
+    outcome: list[Diagnosis | Failure] = []
+
+    def examine() -> None:
+        found = Deferred.fromCoroutine(
+            diagnose(
+                clinvk_reactor, options["config"], os.environ, os.getcwd(), strict=options["strict-config"]
+            )
+        )
+        found.addBoth(outcome.append)
+        found.addBoth(lambda ignored: clinvk_reactor.stop())
+
+    clinvk_reactor.callWhenRunning(examine)
+    clinvk_reactor.run()
+    diagnosis = outcome[0] if outcome else Failure(RuntimeError("interrupted"))
+    if isinstance(diagnosis, Failure):
+        print(f"Error: doctor could not finish: {diagnosis.getErrorMessage()}", file=err, flush=True)
+        return 1
+    report(diagnosis, out)
+    return 0 if diagnosis.healthy else 1
 
 
 def _handle_stop_signals(reactor: IClinvkReactor) -> None:

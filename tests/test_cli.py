@@ -10,6 +10,7 @@ import sys
 from twisted.trial.unittest import SynchronousTestCase
 
 from clinvk import __version__, cli
+from clinvk._version import API_VERSION
 
 
 class CommandTests(SynchronousTestCase):
@@ -26,12 +27,31 @@ class CommandTests(SynchronousTestCase):
         with self.assertRaises(SystemExit) as raised:
             cli.run(["--version"])
         self.assertEqual(raised.exception.code, 0)
-        self.assertEqual(self.out.getvalue(), f"clinvk {__version__}\n")
+        self.assertEqual(self.out.getvalue(), f"clinvk {__version__} (API {API_VERSION})\n")
 
     def test_no_command(self) -> None:
         """Without a command clinvk explains and exits 1."""
         self.assertEqual(cli.run([]), 1)
-        self.assertEqual(self.err.getvalue(), "Error: a command is required: clinvk serve\n")
+        self.assertEqual(
+            self.err.getvalue(), "Error: a command is required: clinvk serve, or clinvk doctor\n"
+        )
+
+    def test_help(self) -> None:
+        """The help has one usage line and names both commands."""
+        with self.assertRaises(SystemExit):
+            cli.run(["--help"])
+        text = self.out.getvalue()
+        self.assertTrue(text.startswith("Usage: clinvk [--config FILE] COMMAND [OPTIONS]\n"))
+        self.assertEqual(text.count("Usage:"), 1)
+        self.assertRegex(text, r"\n +doctor +Check the configuration")
+        self.assertRegex(text, r"\n +serve +Run the HTTP API server")
+
+    def test_bad_port(self) -> None:
+        """A port that is not a number is one line naming the option and what it takes."""
+        self.assertEqual(cli.run(["serve", "--port", "abc"]), 1)
+        self.assertEqual(
+            self.err.getvalue(), "Error: --port: expected a port number from 0 to 65535, got 'abc'\n"
+        )
 
     def test_unknown_command(self) -> None:
         """An unknown command is an error."""

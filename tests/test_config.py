@@ -100,7 +100,7 @@ class DefaultsTests(SynchronousTestCase):
             "parallel": ParallelConfig,
             "server": ServerConfig,
         }
-        top = {f.name for f in attrs.fields(ClinvkConfig)} - {"source"}
+        top = {f.name for f in attrs.fields(ClinvkConfig)} - {"source", "unknown_keys"}
         self.assertEqual(top, set(schema))
         for name, cls in sections.items():
             fields = {f.name for f in attrs.fields(cls)}
@@ -167,9 +167,67 @@ class LenienceTests(SynchronousTestCase):
         )
 
     def test_unknown_keys_ignored(self) -> None:
-        """Unknown keys and sections for unknown backends are ignored."""
+        """Unknown keys and sections for unknown backends are ignored, apart from being named."""
         config = build({"nope": 1, "backends": {"llama": {"model": "x"}}, "server": {"colour": "red"}})
-        self.assertEqual(config, build())
+        self.assertEqual(attrs.evolve(config, unknown_keys=()), build())
+
+
+class UnknownKeyTests(SynchronousTestCase):
+    """
+    A key no setting has is named, with the nearest known key: a warning
+    by default, an error when strict.
+    """
+
+    def test_typo_names_the_nearest_key(self) -> None:
+        """A misspelt key is named by its path, with the key it resembles."""
+        config = build({"server": {"prot": 9000}, "sever": {"port": 1}})
+        self.assertEqual(
+            config.unknown_keys,
+            (
+                "server.prot: unknown key; did you mean server.port?",
+                "sever: unknown key; did you mean server?",
+            ),
+        )
+        self.assertEqual(config.server.port, 8080)
+
+    def test_nothing_near(self) -> None:
+        """A key like no known one is named without a suggestion."""
+        self.assertEqual(
+            build({"backends": {"llama": {"model": "x"}}}).unknown_keys,
+            ("backends.llama: unknown key",),
+        )
+
+    def test_case_is_kept(self) -> None:
+        """The unknown key is shown as written; known keys as the schema spells them."""
+        self.assertEqual(
+            build({"Server": {"Rate_Limit_RPSS": 3}}).unknown_keys,
+            ("server.Rate_Limit_RPSS: unknown key; did you mean server.rate_limit_rps?",),
+        )
+
+    def test_known_keys_only(self) -> None:
+        """A file of known keys has none to report."""
+        self.assertEqual(
+            build({"server": {"port": 9000}, "backends": {"claude": {"model": "x"}}}).unknown_keys, ()
+        )
+
+    def test_strict(self) -> None:
+        """With strict, unknown keys are errors beside the others."""
+        with self.assertRaises(ConfigError) as raised:
+            config_from_mapping({"server": {"prot": 9000, "port": -5}}, {}, source="test.yaml", strict=True)
+        self.assertEqual(
+            raised.exception.problems,
+            (
+                "config validation: server.prot: unknown key; did you mean server.port?",
+                "config validation: server.port: port must be between 0 and 65535, got -5",
+            ),
+        )
+
+    def test_strict_through_load(self) -> None:
+        """load_config passes strict on to the file's checks."""
+        path = FilePath(self.mktemp())
+        path.setContent(b"server:\n  prot: 9000\n")
+        self.assertEqual(len(load_config(path.path, {}).unknown_keys), 1)
+        self.assertRaises(ConfigError, load_config, path.path, {}, strict=True)
 
     def test_unset_means_default(self) -> None:
         """Keys whose 0, negative or empty value means the default get the default."""

@@ -5,21 +5,25 @@ banner, and SIGHUP.
 
 from __future__ import annotations
 
+import io
 import os
 import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
-from twisted.logger import ILogObserver, LogEvent, formatEvent, globalLogPublisher
+from twisted.logger import ILogObserver, LogEvent, LogLevel, formatEvent, globalLogPublisher
 from twisted.python.filepath import FilePath
 from twisted.python.logfile import LogFile
 from twisted.python.usage import UsageError
 from twisted.scripts._twistd_unix import UnixAppLogger
 from twisted.trial.unittest import SynchronousTestCase
 
-from clinvk import tap
+from clinvk import __version__, tap
+from clinvk._version import API_VERSION
 from clinvk.cli import CommandLineOptions
+from clinvk.doctor import try_fakes_command
 from clinvk.service import ClinvkService
 from clinvk.testing.reactor import FakeProcessReactor
 from clinvk.types import IClinvkReactor
@@ -32,7 +36,7 @@ Available endpoints:
   Custom API:     /api/v1/prompt, /api/v1/parallel, /api/v1/chain, /api/v1/compare
   OpenAI:         /openai/v1/models, /openai/v1/chat/completions
   Anthropic:      /anthropic/v1/messages
-  Docs:           /openapi.json
+  Docs:           /docs, /openapi.json
   Health:         /health
 
 Press Ctrl+C to stop"""
@@ -114,8 +118,39 @@ class OptionsTests(_ConfigFileMixin):
         self.assertIn("config validation: unified_flags.approval_mode: invalid mode", str(raised.exception))
 
     def test_bad_port_flag(self) -> None:
-        """A non-numeric port is a usage error."""
-        self.assertRaises(UsageError, self.parse, "--port", "http")
+        """A non-numeric port is a one-line usage error naming the option and what it takes."""
+        for flag in ("--port", "-p"):
+            with self.assertRaises(UsageError) as raised:
+                self.parse(flag, "http")
+            self.assertEqual(
+                str(raised.exception), "--port: expected a port number from 0 to 65535, got 'http'"
+            )
+
+    def test_unknown_key_warned(self) -> None:
+        """An unknown configuration key is kept for the start-up warning."""
+        options = self.parse(content="server:\n  prot: 9000\n")
+        self.assertEqual(
+            options.config.unknown_keys, ("server.prot: unknown key; did you mean server.port?",)
+        )
+
+    def test_strict_config(self) -> None:
+        """With --strict-config an unknown key stops start-up like an invalid value."""
+        with self.assertRaises(SystemExit) as raised:
+            self.parse("--strict-config", content="sever:\n  port: 9000\n")
+        self.assertRegex(
+            str(raised.exception.code),
+            r"^Error: configuration has 1 error\(s\): config validation: sever: unknown key; "
+            r"did you mean server\? \[config file: .*\]$",
+        )
+
+    def test_version(self) -> None:
+        """twist clinvk --version gives clinvk's version, not Twisted's."""
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
+        with self.assertRaises(SystemExit) as raised:
+            tap.Options().parseOptions(["--version"])
+        self.assertEqual(raised.exception.code, 0)
+        self.assertEqual(out.getvalue(), f"clinvk {__version__} (API {API_VERSION})\n")
 
 
 class ServiceForTests(_ConfigFileMixin):
@@ -136,6 +171,81 @@ class ServiceForTests(_ConfigFileMixin):
         self.assertEqual(reactor.tcpServers, [])
         service.privilegedStartService()
         self.assertEqual([(p, i) for p, _, _, i in reactor.tcpServers], [(8080, "127.0.0.1")])
+
+    def path_with(self, *names: str) -> str:
+        """
+        Put a directory holding executables named C{names} alone on
+        C{PATH}; return the directory.
+        """
+        bin_dir: FilePath[str] = FilePath(self.mktemp())
+        bin_dir.makedirs()
+        for name in names:
+            bin_dir.child(name).setContent(b"#!/bin/sh\n")
+            bin_dir.child(name).chmod(0o755)
+        self.patch(os, "environ", {**os.environ, "PATH": bin_dir.path})
+        return bin_dir.path
+
+    def started(self, reactor: FakeProcessReactor) -> list[LogEvent]:
+        """Start the tree C{twist} runs on C{reactor}; return what it logs."""
+        events: list[LogEvent] = []
+        observer = cast("ILogObserver", events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        service = self.service(reactor, "--port", "8080")
+        service.startService()
+        self.addCleanup(service.stopService)
+        return events
+
+    def test_announces_installed_clis(self) -> None:
+        """At start-up each CLI is named with its version, or as missing."""
+        bin_dir = self.path_with("claude")
+        reactor = FakeProcessReactor()
+        events = self.started(reactor)
+        [probe] = [t for t in reactor.spawned if "clinvk-reaper" not in t.argv]
+        self.assertEqual(probe.argv[-1], "--version")
+        probe.emit_stdout(b"2.1.197 (Claude Code)\n")
+        probe.exit(0)
+        said = [formatEvent(e) for e in events if "backend cli" in e.get("log_format", "").lower()]
+        self.assertEqual(
+            said[0],
+            f"Found backend CLI backend=claude version=2.1.197 path={bin_dir}/claude "
+            "note=2.1.197, proven by the real-CLI suite",
+        )
+        self.assertEqual(
+            said[1:], ["Backend CLI not found backend=codex", "Backend CLI not found backend=gemini"]
+        )
+        self.assertFalse([e for e in events if e["log_level"] is LogLevel.warn])
+
+    def test_no_cli_says_what_to_do(self) -> None:
+        """With no CLI at all, a warning says to install one or try the fakes, and how."""
+        self.path_with()
+        events = self.started(FakeProcessReactor())
+        [warning] = [e for e in events if e["log_level"] is LogLevel.warn]
+        self.assertIn("No backend CLI is installed", formatEvent(warning))
+        self.assertEqual(warning["command"], try_fakes_command())
+
+    def test_unknown_keys_logged(self) -> None:
+        """Each unknown configuration key is warned about at start-up, with the file."""
+        self.path_with("claude")
+        config = self.config_file("server:\n  prot: 9000\nsever: {}\n")
+        events: list[LogEvent] = []
+        observer = cast("ILogObserver", events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        options = tap.Options()
+        options.parseOptions(["--config", config, "--port", "8080"])
+        service = tap.service_for(options.config, cast("IClinvkReactor", FakeProcessReactor()))
+        service.startService()
+        self.addCleanup(service.stopService)
+        warned = [formatEvent(e) for e in events if "unknown configuration key" in e.get("log_format", "")]
+        self.assertEqual(
+            warned,
+            [
+                "Ignoring an unknown configuration key "
+                f"problem=server.prot: unknown key; did you mean server.port? file={config}",
+                f"Ignoring an unknown configuration key problem=sever: unknown key; did you mean server? file={config}",
+            ],
+        )
 
     def test_listen_endpoints(self) -> None:
         """Every --listen endpoint is listened on."""
@@ -181,6 +291,19 @@ class BannerTests(SynchronousTestCase):
         path.setContent(b"")
         options.parseOptions(["--config", path.path])
         self.assertEqual(tap.banner(options.config.server), EXPECTED_BANNER)
+
+    def test_metrics(self) -> None:
+        """With metrics on, the banner lists /metrics."""
+        options = tap.ServeOptions()
+        path = FilePath(self.mktemp())
+        path.setContent(b"server:\n  metrics_enabled: true\n")
+        options.parseOptions(["--config", path.path])
+        self.assertEqual(
+            tap.banner(options.config.server),
+            EXPECTED_BANNER.replace(
+                "  Health:         /health\n", "  Health:         /health\n  Metrics:        /metrics\n"
+            ),
+        )
 
     def test_host_as_given(self) -> None:
         """The host is printed exactly as given, brackets or not."""
@@ -237,6 +360,37 @@ class ServeOptionsTests(_ConfigFileMixin):
         )
         self.assertEqual(options.config.server.port, 8080)
         self.assertFalse(options.config.unified_flags.dry_run)
+
+    def test_help(self) -> None:
+        """
+        The help has one usage line and lists only the options that do
+        something: not the ignored global flags.
+        """
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
+        options = CommandLineOptions()
+        with self.assertRaises(SystemExit):
+            options.parseOptions(["serve", "--help"])
+        text = out.getvalue()
+        self.assertEqual(text.count("Usage:"), 1)
+        self.assertTrue(
+            text.startswith(
+                "Usage: clinvk serve [--host HOST] [--port|-p PORT] [--config FILE] [--strict-config]\n"
+            )
+        )
+        for shown in ("--host=", "--port=", "--config=", "--strict-config", "--version"):
+            self.assertIn(shown, text)
+        for hidden in ("--backend", "--model", "--workdir", "--dry-run", "--output-format", "--ephemeral"):
+            self.assertNotIn(hidden, text)
+
+    def test_version(self) -> None:
+        """clinvk serve --version gives clinvk's version, as clinvk --version does."""
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
+        with self.assertRaises(SystemExit) as raised:
+            CommandLineOptions().parseOptions(["serve", "--version"])
+        self.assertEqual(raised.exception.code, 0)
+        self.assertEqual(out.getvalue(), f"{tap.version_line()}\n")
 
 
 class _CallsAtOnce:

@@ -25,6 +25,7 @@ from twisted.python.failure import Failure
 from clinvk.backends import events
 from clinvk.backends.availability import BackendAvailability
 from clinvk.backends.flags import check_extra_flags
+from clinvk.backends.installed import InstalledCLI, find_installed
 from clinvk.backends.model import RunRequest, RunResult, TokenUsage, UnifiedEvent, UnifiedOptions
 from clinvk.backends.options import REQUESTED_FORMATS, unified_options
 from clinvk.backends.results import Finished, StreamOutcome, finish_response
@@ -120,6 +121,12 @@ class BackendRuntime:
         self._observe_execution = observe_execution
         self._warned_allowed_tools: set[str] = set()
         self._cleanups: set[Deferred[None]] = set()
+
+    def installed(self) -> Deferred[list[InstalledCLI]]:
+        """Which of the backends' CLIs are on C{PATH}, at which versions."""
+        return Deferred.fromCoroutine(
+            find_installed(tuple(self._backends), self._availability, self._supervisor, self._environ)
+        )
 
     # -- pre-flight
 

@@ -11,7 +11,8 @@ three executables into a directory to put on C{PATH}.
 
 A test steers a fake through directives: lines of the prompt, or of the
 C{CLINVK_FAKE} environment variable, of the form C{#fake key=value ...}.
-A line C{#fake-answer <text>} sets the answer verbatim.
+A line C{#fake-answer <text>} sets the answer verbatim.  C{--version}
+prints the real CLI's version line, marked as a fake.
 
   - C{delay=S}: wait S seconds before answering;
   - C{silent=S}: print nothing for S seconds first;
@@ -779,9 +780,20 @@ def _now() -> str:
 
 COMMANDS = {"claude": claude, "codex": codex, "gemini": gemini}
 
+# What C{--version} prints: the real CLI's line for the version the fakes
+# follow, marked as a fake (clinvk.backends.installed.FAKE_MARK).
+VERSIONS = {
+    "claude": "2.1.197 (Claude Code) (clinvk fake)",
+    "codex": "codex-cli 0.171.0 (clinvk fake)",
+    "gemini": "0.61.0 (clinvk fake)",
+}
+
 
 def main(name: str, args: list[str]) -> int:
     """Run fake C{name} with C{args}; return its exit status."""
+    if args == ["--version"]:
+        print(VERSIONS[name])
+        return 0
     stdin = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
     try:
         return COMMANDS[name](args, stdin)
