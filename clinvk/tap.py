@@ -47,10 +47,6 @@ Available endpoints:
 {metrics}
 Press Ctrl+C to stop"""
 
-# The command that starts clinvk with its fake CLIs, for a machine with
-# no real one (the README's tour works with it).
-TRY_FAKES = 'python -m clinvk.testing.fake_cli install fakebin && PATH="$PWD/fakebin:$PATH" clinvk serve'
-
 
 def banner(server: ServerConfig) -> str:
     """
@@ -131,7 +127,7 @@ class _ServerOptions(_ConfigOptions):
 class Options(_ServerOptions):
     """Options of C{twist clinvk} and C{twistd clinvk}."""
 
-    synopsis = "[--host HOST] [--port|-p PORT] [--listen ENDPOINT]... [--config FILE]"
+    synopsis = "[--host HOST] [--port|-p PORT] [--listen ENDPOINT]... [--config FILE] [--strict-config]"
     longdesc = (
         "Serve the Claude Code, Codex and Gemini CLIs as one HTTP API. "
         "--listen takes any Twisted server endpoint (tcp:8080:interface=\\:\\:1, "
