@@ -6,8 +6,9 @@ Each API family has its own error dialect:
 
   - the native API and the meta routes use the reference's families
     (errors.md): problem documents, the C{{"error", "message"}} bodies of
-    the middleware (401, 413, 429) and the router's plain-text 404 and
-    empty 405;
+    the middleware (401, 413, 429) and the router's empty 405; an unknown
+    path is a plain-text 404 outside the API prefixes (the meta dialect)
+    and a problem document under C{/api/v1/};
   - C{/openai/} answers C{{"error": {"message", "type", "param", "code"}}};
   - C{/anthropic/} answers C{{"type": "error", "error": {"type",
     "message"}}} (DECISIONS D2).
@@ -52,6 +53,9 @@ class Dialect(Enum):
     """The error dialect of an API family."""
 
     NATIVE = "native"
+    # The native dialect, except that an unknown path is the router's
+    # plain-text 404: the paths outside the API prefixes.
+    META = "meta"
     OPENAI = "openai"
     ANTHROPIC = "anthropic"
 
@@ -124,13 +128,13 @@ def render_error(request: IRequest, dialect: Dialect, error: ClinvkError) -> byt
         return _openai(request, error)
     if dialect is Dialect.ANTHROPIC:
         return _anthropic(request, error)
+    if dialect is Dialect.META and isinstance(error, RouteNotFound):
+        request.setResponseCode(404)
+        return bytes_response(request, b"404 page not found\n", b"text/plain; charset=utf-8")
     return _native(request, error)
 
 
 def _native(request: IRequest, error: ClinvkError) -> bytes:
-    if isinstance(error, RouteNotFound):
-        request.setResponseCode(404)
-        return bytes_response(request, b"404 page not found\n", b"text/plain; charset=utf-8")
     if isinstance(error, MethodNotAllowed):
         request.setResponseCode(405)
         # An empty body with no content type, as the reference's router.

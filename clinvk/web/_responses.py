@@ -139,18 +139,25 @@ def schema_url(request: IRequest, type_name: str) -> str:
     starts with C{localhost} or C{127.0.0.1}, otherwise C{https}: the
     reference's rule, kept because clients see it (api-rest.md 0.2).
     """
+    host = request_host(request)
+    local = host.startswith(("localhost", "127.0.0.1"))
+    scheme = "http" if local and not request.isSecure() else "https"
+    return f"{scheme}://{host}{mount_path(request)}/schemas/{type_name}.json"
+
+
+def request_host(request: IRequest) -> str:
+    """
+    The host (and port) this client asked for: its C{Host} header, else
+    the address it reached.
+    """
     host_header = request.getHeader(b"host")
     if host_header is None:
         address = request.getHost()
         name = str(getattr(address, "host", "localhost"))
         host = f"[{name}]" if ":" in name else name
-        host += f":{getattr(address, 'port', 80)}"
-    else:
-        # The root has already refused Host headers that are not UTF-8.
-        host = host_header.decode("utf-8", "replace")
-    local = host.startswith(("localhost", "127.0.0.1"))
-    scheme = "http" if local and not request.isSecure() else "https"
-    return f"{scheme}://{host}{mount_path(request)}/schemas/{type_name}.json"
+        return host + f":{getattr(address, 'port', 80)}"
+    # The root has already refused Host headers that are not UTF-8.
+    return str(host_header.decode("utf-8", "replace"))
 
 
 def described_by(request: IRequest, type_name: str) -> None:

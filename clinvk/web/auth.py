@@ -14,9 +14,11 @@ from twisted.web.iweb import IRequest
 from clinvk.errors import KeysUnavailable, Unauthorized
 
 # Paths anyone may read, so that health checks and the documentation work
-# (the /openapi.* variants and /schemas/* too: /docs loads them).
+# (the /openapi.* variants and /schemas/* too: /docs loads them), and the
+# index at / that points at them.
 PUBLIC_PATHS = frozenset(
     {
+        "/",
         "/health",
         "/docs",
         "/openapi.json",

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.web.test_meta -*-
 """
-The meta routes: C{/health}, the OpenAPI documents, C{/docs} and
-C{/schemas/<name>} (middleware.md 11 and 12).
+The meta routes: the index at C{/}, C{/health}, the OpenAPI documents,
+C{/docs} and C{/schemas/<name>} (middleware.md 11 and 12).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from clinvk.openapi import Operation, build_document, downgrade_to_30, to_yaml
 from clinvk.schemas import SchemaSet
 from clinvk.sessions import ISessionStore
 from clinvk.web._errors import Dialect, route_not_found
-from clinvk.web._responses import bytes_response, json_bytes, json_response, typed_response
+from clinvk.web._responses import bytes_response, json_bytes, json_response, mount_path, typed_response
 from clinvk.web._routing import family_app, route
 from clinvk.web.explorer import ExplorerPage
 from clinvk.web.inflight import InFlight
@@ -89,7 +89,7 @@ class MetaApi:
         the OpenAPI document.
     """
 
-    dialect: ClassVar[Dialect] = Dialect.NATIVE
+    dialect: ClassVar[Dialect] = Dialect.META
     operations: ClassVar[tuple[Operation, ...]] = (HEALTH,)
     app = family_app(dialect)
 
@@ -120,6 +120,24 @@ class MetaApi:
             "3.0.json": json_bytes(legacy),
             "3.0.yaml": to_yaml(legacy),
         }
+
+    @app.route("/", methods=["GET"], strict_slashes=False)
+    def index(self, request: IRequest) -> bytes:
+        # Where a client (or someone with a browser) that only knows the
+        # server's address goes next; paths below the mount point.
+        mount = mount_path(request)
+        body = {
+            "name": "clinvk",
+            "docs": f"{mount}/docs",
+            "openapi": f"{mount}/openapi.json",
+            "health": f"{mount}/health",
+            "apis": {
+                "native": f"{mount}/api/v1",
+                "openai": f"{mount}/openai/v1",
+                "anthropic": f"{mount}/anthropic/v1",
+            },
+        }
+        return json_response(request, body)
 
     @route(app, HEALTH)
     async def health(self, request: IRequest) -> bytes:

@@ -28,7 +28,8 @@ from clinvk.errors import ClinvkError, InvalidRequest, ShuttingDown
 from clinvk.metrics import Metrics
 from clinvk.orchestration import Orchestrator
 from clinvk.schemas import SchemaSet
-from clinvk.web._errors import error_from_failure, method_not_allowed, render_error, route_not_found
+from clinvk.web._errors import Dialect, error_from_failure, method_not_allowed, render_error, route_not_found
+from clinvk.web._misdirected import Sdk, misdirected, sdk_of
 from clinvk.web._responses import remember_mount_path
 from clinvk.web._routing import ApiFamily, allowed_methods, route_template
 from clinvk.web._wrappers import AccessLog, RequestIds
@@ -97,18 +98,26 @@ class ClinvkRoot(Resource):
         if guards.cors.is_preflight(request):
             return guards.cors.answer_preflight(request)
         guards.cors.decorate(request)
+        dialect = family.dialect
         try:
             path = _check_routable(request)
+            sdk = _misdirected_sdk(request, family, path)
+            if sdk is not None and dialect is Dialect.META:
+                # Outside the API prefixes, answer the SDK in its own
+                # dialect (refusals too), so that it shows the message.
+                dialect = sdk.dialect
             guards.check(request, path, client)
             self._record(request, family, path)
             if self._in_flight.draining and path != "/health":
                 raise ShuttingDown("server is shutting down")
             self._in_flight.track(cast("Request", request))
+            if sdk is not None:
+                raise misdirected(request, sdk)
             if request.method == b"HEAD":
                 raise _head_error(request, family)
             result: bytes | int = resource.render(request)
         except Exception:
-            return render_error(request, family.dialect, error_from_failure(Failure(), request))
+            return render_error(request, dialect, error_from_failure(Failure(), request))
         return result
 
     def _record(self, request: IRequest, family: ApiFamily, path: str) -> None:
@@ -155,6 +164,18 @@ def _check_routable(request: IRequest) -> str:
     except UnicodeDecodeError:
         raise InvalidRequest("the Host header is not UTF-8") from None
     return path
+
+
+def _misdirected_sdk(request: IRequest, family: ApiFamily, path: str) -> Sdk | None:
+    """
+    The SDK whose request for an endpoint of its API arrived at C{path}
+    instead, because its base URL is wrong; L{None} for any other request,
+    and for every path a route of C{family} serves.
+    """
+    sdk = sdk_of(path, request, family.dialect)
+    if sdk is None or allowed_methods(family, path):
+        return None
+    return sdk
 
 
 def _head_error(request: IRequest, family: ApiFamily) -> ClinvkError:

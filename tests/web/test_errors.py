@@ -82,7 +82,7 @@ def make_root() -> ClinvkRoot:
             ("/openai", raising_family("/openai/v1", Dialect.OPENAI)),
             ("/anthropic", raising_family("/anthropic/v1", Dialect.ANTHROPIC)),
         ],
-        fallback=raising_family("", Dialect.NATIVE),
+        fallback=raising_family("", Dialect.META),
         request_ids=RequestIds("test-host", "AAAAAAAAAA"),
         access_log=AccessLog(Clock()),
     )
@@ -180,11 +180,15 @@ class NativeDialectTests(_DialectTests):
             self.assertEqual((body["status"], body["title"]), (status, reason_phrase(status)))
 
     def test_route_fallbacks(self) -> None:
-        """Unknown path: 404 text; wrong method: empty 405 with Allow."""
+        """Unknown path: 404 problem; wrong method: empty 405 with Allow."""
         missing = call(self, self.root, "GET", "/api/v1/nope")
         self.assertEqual(missing.code, 404)
-        self.assertEqual(missing.header("Content-Type"), "text/plain; charset=utf-8")
-        self.assertEqual(missing.body, b"404 page not found\n")
+        self.assertEqual(missing.header("Content-Type"), "application/problem+json")
+        self.assertEqual(
+            missing.body,
+            b'{"$schema":"http://localhost:8080/schemas/ErrorModel.json","title":"Not Found",'
+            b'"status":404,"detail":"Unknown request URL: GET /api/v1/nope"}\n',
+        )
         wrong = call(self, self.root, "GET", "/api/v1/raise/invalid")
         self.assertEqual(wrong.code, 405)
         self.assertEqual(wrong.body, b"")
@@ -192,7 +196,7 @@ class NativeDialectTests(_DialectTests):
         self.assertIsNone(wrong.header("Content-Type"))
 
     def test_meta_routes_are_native(self) -> None:
-        """Paths outside the API prefixes use the native dialect too."""
+        """Paths outside the API prefixes use the native dialect too, but for the plain-text 404."""
         self.assertEqual(call(self, self.root, "GET", "/nope").body, b"404 page not found\n")
         self.assertEqual(self.json(call(self, self.root, "POST", "/raise/invalid"))["status"], 400)
 

@@ -14,11 +14,89 @@ import yaml
 from openapi_spec_validator import validate
 
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.resource import Resource
 
 from clinvk.schemas import SchemaSet
 from clinvk.web.explorer import ExplorerPage
 from clinvk.web.meta import format_uptime
 from tests.helpers import call, make_root
+from tests.web._native import NativeTestCase
+
+INDEX = {
+    "name": "clinvk",
+    "docs": "/docs",
+    "openapi": "/openapi.json",
+    "health": "/health",
+    "apis": {"native": "/api/v1", "openai": "/openai/v1", "anthropic": "/anthropic/v1"},
+}
+
+
+class IndexTests(SynchronousTestCase):
+    """GET /: where to go next (issue 16)."""
+
+    def test_index(self) -> None:
+        """A small JSON index of the documentation, the health check and the APIs."""
+        root, _ = make_root()
+        response = call(self, root, "GET", "/")
+        self.assertEqual((response.code, response.header("Content-Type")), (200, "application/json"))
+        self.assertEqual(json.loads(response.body), INDEX)
+        self.assertIsNotNone(response.header("X-Request-Id"))
+
+    def test_links_are_served(self) -> None:
+        """Every link of the index answers (the API prefixes with their own routes)."""
+        root, _ = make_root()
+        index = json.loads(call(self, root, "GET", "/").body)
+        for name in ("docs", "openapi", "health"):
+            self.assertEqual(call(self, root, "GET", index[name]).code, 200, name)
+        apis = index["apis"]
+        self.assertEqual(call(self, root, "GET", apis["native"] + "/backends").code, 200)
+        self.assertEqual(call(self, root, "GET", apis["openai"] + "/models").code, 200)
+        # An empty request: refused by the route, which is there.
+        messages = call(self, root, "POST", apis["anthropic"] + "/messages", data=b"{}")
+        self.assertEqual(json.loads(messages.body)["error"]["type"], "invalid_request_error")
+
+    def test_mounted(self) -> None:
+        """Mounted below another path, with or without the trailing slash, the links include it."""
+        root, _ = make_root()
+        parent = Resource()
+        parent.putChild(b"clinvk", root)
+        for path in ("/clinvk/", "/clinvk"):
+            body = json.loads(call(self, parent, "GET", path).body)
+            self.assertEqual(body["docs"], "/clinvk/docs")
+            self.assertEqual(body["apis"]["openai"], "/clinvk/openai/v1")
+
+    def test_methods(self) -> None:
+        """Only GET: another method is the router's empty 405; // is no index."""
+        root, _ = make_root()
+        for method in ("POST", "HEAD"):
+            response = call(self, root, method, "/")
+            self.assertEqual((response.code, response.body, response.header("Allow")), (405, b"", "GET"))
+        self.assertEqual(call(self, root, "GET", "//").body, b"404 page not found\n")
+
+
+class IndexGuardsTests(NativeTestCase):
+    """The index needs no key, like the pages it links to, but is rate-limited."""
+
+    def setUp(self) -> None:
+        self.use_server(
+            api_keys=("k1",),
+            config={
+                "server": {
+                    "rate_limit_enabled": True,
+                    "rate_limit_rps": 1,
+                    "rate_limit_burst": 2,
+                    "cors_allowed_origins": ["http://localhost:3000"],
+                }
+            },
+        )
+
+    def test_public_limited_cors(self) -> None:
+        headers = {"Origin": "http://localhost:3000"}
+        response = self.request("GET", "/", headers=headers)
+        self.assertEqual(json.loads(response.body), INDEX)
+        self.assertEqual(response.header("Access-Control-Allow-Origin"), "http://localhost:3000")
+        self.assertEqual(self.request("GET", "/nope").code, 401)
+        self.assertEqual(self.request("GET", "/").code, 429)
 
 
 class HealthTests(SynchronousTestCase):
@@ -205,9 +283,10 @@ class OpenAPITests(SynchronousTestCase):
             path = template.replace("{id}", "0123abcd")
             for method in item:
                 response = call(self, self.root, method.upper(), path)
-                # Not the router's plain-text 404 (a 404 problem for an
-                # unknown session comes from the route itself).
+                # Not the router's 404, plain text or a problem (a 404
+                # problem for an unknown session comes from the route itself).
                 self.assertNotEqual(response.header("Content-Type"), "text/plain; charset=utf-8", path)
+                self.assertNotIn(b"Unknown request URL", response.body, path)
                 self.assertEqual(call(self, self.root, "PUT", path).code, 405, path)
 
 

@@ -112,8 +112,10 @@ class SessionsApiTests(NativeTestCase):
         )
 
     def test_empty_id_is_the_router_404(self) -> None:
+        """An empty id is no route: a 404 problem (issue 16; behaviours.md 3 said plain text)."""
         response = self.request("GET", "/api/v1/sessions/")
-        self.assertEqual((response.code, response.body), (404, b"404 page not found\n"))
+        self.assertEqual((response.code, response.header("Content-Type")), (404, "application/problem+json"))
+        self.assertEqual(json.loads(response.body)["detail"], "Unknown request URL: GET /api/v1/sessions/")
 
     def test_delete(self) -> None:
         """The answer echoes the id as sent; afterwards GET and DELETE are 404."""
@@ -184,7 +186,8 @@ class NativeRoutingTests(NativeTestCase):
     def test_exact_paths_and_methods(self) -> None:
         response = self.request("POST", "/api/v1/backends", {})
         self.assertEqual((response.code, response.body, response.header("Allow")), (405, b"", "GET"))
-        self.assertEqual(self.request("GET", "/api/v1/backends/").body, b"404 page not found\n")
+        trailing = self.request("GET", "/api/v1/backends/")
+        self.assertEqual((trailing.code, json.loads(trailing.body)["status"]), (404, 404))
         self.assertEqual(self.request("OPTIONS", "/api/v1/prompt").code, 405)
         self.assertEqual(self.request("GET", "/api/v1/prompt").header("Allow"), "POST")
 

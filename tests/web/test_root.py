@@ -107,7 +107,8 @@ class RoutingTests(SynchronousTestCase):
     def test_prefixes(self) -> None:
         """Each prefix answers unknown paths in its own dialect."""
         native = call(self, self.root, "GET", "/api/v1/nope")
-        self.assertEqual(native.body, b"404 page not found\n")
+        self.assertEqual((native.code, native.header("Content-Type")), (404, "application/problem+json"))
+        self.assertEqual(json.loads(native.body)["detail"], "Unknown request URL: GET /api/v1/nope")
         openai = json.loads(call(self, self.root, "GET", "/openai/v1/nope").body)
         self.assertEqual(openai["error"]["type"], "invalid_request_error")
         anthropic = json.loads(call(self, self.root, "GET", "/anthropic/v1/nope").body)
