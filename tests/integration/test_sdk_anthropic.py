@@ -17,7 +17,9 @@ import anthropic
 from anthropic.types import RawMessageStreamEvent, TextBlock
 
 from tests.integration._sdk_server import (
+    ANTHROPIC_KEY,
     ANTHROPIC_MODELS,
+    CLIENT_TIMEOUT,
     CRASH_TEXT,
     INPUT_TOKENS,
     SDKServerTestCase,
@@ -423,6 +425,25 @@ class AnthropicErrorTests(AnthropicErrorCase):
                 client.get("/v1/messages", cast_to=object)
             self.assertIs(type(caught.exception), anthropic.APIStatusError)
             self.assert_error(caught.exception, 405, "invalid_request_error", "")
+        # A base URL other than /anthropic (issue 16): the message names the right one.
+        right = f"set the SDK's base_url to {self.base_url}/anthropic"
+        for base_url in (self.base_url, f"{self.base_url}/anthropic/v1"):
+            with anthropic.Anthropic(
+                base_url=base_url,
+                api_key=ANTHROPIC_KEY,
+                max_retries=0,
+                timeout=CLIENT_TIMEOUT,
+                http_client=anthropic.DefaultHttpxClient(trust_env=False),
+            ) as client:
+                with self.assertRaises(anthropic.NotFoundError) as caught:
+                    client.messages.create(
+                        model="claude", max_tokens=16, messages=[{"role": "user", "content": "hi"}]
+                    )
+                self.assert_error(caught.exception, 404, "not_found_error", right)
+                with self.assertRaises(anthropic.NotFoundError) as caught:
+                    client.models.list()
+                self.assert_error(caught.exception, 404, "not_found_error", right)
+        self.assertEqual(self.runs(), [])
 
     @off_reactor
     def test_cli_failure(self) -> None:

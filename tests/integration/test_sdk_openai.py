@@ -18,8 +18,10 @@ from openai.types.chat import ChatCompletionChunk
 
 from clinvk.testing.fake_cli import NAMES
 from tests.integration._sdk_server import (
+    CLIENT_TIMEOUT,
     CRASH_TEXT,
     INPUT_TOKENS,
+    OPENAI_KEY,
     OPENAI_MODELS,
     SDKServerTestCase,
     off_reactor,
@@ -393,6 +395,25 @@ class OpenAIErrorTests(OpenAIErrorCase):
                 client.get("/chat/completions", cast_to=object)
             self.assertIs(type(caught.exception), openai.APIStatusError)
             self.assert_error(caught.exception, 405, "invalid_request_error", "")
+        # A base URL without /openai/v1 (issue 16): the message names the right one.
+        right = f"set the SDK's base_url to {self.base_url}/openai/v1"
+        for base_url in (self.base_url, f"{self.base_url}/v1"):
+            with openai.OpenAI(
+                base_url=base_url,
+                api_key=OPENAI_KEY,
+                max_retries=0,
+                timeout=CLIENT_TIMEOUT,
+                http_client=openai.DefaultHttpxClient(trust_env=False),
+            ) as client:
+                with self.assertRaises(openai.NotFoundError) as caught:
+                    client.chat.completions.create(
+                        model="claude", messages=[{"role": "user", "content": "hi"}]
+                    )
+                self.assert_error(caught.exception, 404, "invalid_request_error", right)
+                with self.assertRaises(openai.NotFoundError) as caught:
+                    client.models.list()
+                self.assert_error(caught.exception, 404, "invalid_request_error", right)
+        self.assertEqual(self.runs(), [])
 
     @off_reactor
     def test_cli_failure(self) -> None:
