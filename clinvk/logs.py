@@ -15,18 +15,35 @@ C{twistd}, or C{clinvk serve} with L{logfmt_observer}).  For JSON lines
 under twistd, L{json_observer} is a factory for C{twistd --logger}::
 
     twistd --nodaemon --logger=clinvk.logs.json_observer clinvk --port 8080
+
+Both observers write the C{info} level and above, as C{twist} does by
+default: the C{debug} lines (one per run started) only when asked for.
+
+Text from outside, such as what a failed CLI printed, passes through
+L{redact} before it is logged.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from string import Formatter
 from typing import IO, Any
 
-from twisted.logger import FileLogObserver, ILogObserver, LogEvent, eventAsJSON, formatEvent
+from twisted.logger import (
+    FileLogObserver,
+    FilteringLogObserver,
+    ILogObserver,
+    LogEvent,
+    LogLevel,
+    LogLevelFilterPredicate,
+    eventAsJSON,
+    formatEvent,
+)
 
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:/@+,[]")
 
@@ -102,11 +119,17 @@ def _field_value(event: LogEvent, field: str) -> Any:
     return formatEvent({"log_format": "{" + field + "}", **event})
 
 
-def logfmt_observer(out: IO[str]) -> ILogObserver:
+def _at_least(level: LogLevel, observer: ILogObserver) -> ILogObserver:
+    """C{observer}, given only the events of C{level} and above."""
+    return FilteringLogObserver(observer, [LogLevelFilterPredicate(defaultLogLevel=level)])
+
+
+def logfmt_observer(out: IO[str], level: LogLevel = LogLevel.info) -> ILogObserver:
     """
-    An observer writing L{format_logfmt} lines to C{out}.
+    An observer writing L{format_logfmt} lines to C{out}, for the events
+    of C{level} and above.
     """
-    return FileLogObserver(out, format_logfmt)
+    return _at_least(level, FileLogObserver(out, format_logfmt))
 
 
 def format_json(event: LogEvent) -> str:
@@ -141,11 +164,11 @@ def _text(value: object) -> str:
         return type(value).__name__
 
 
-def json_observer() -> ILogObserver:
+def json_observer(level: LogLevel = LogLevel.info) -> ILogObserver:
     """
     An observer writing one JSON object per line (L{format_json}) to
-    standard output: the zero-argument factory for
-    C{twistd --logger=clinvk.logs.json_observer}.
+    standard output, for the events of C{level} and above: called with no
+    argument, the factory for C{twistd --logger=clinvk.logs.json_observer}.
 
     twistd replaces C{--logfile} and C{--syslog} with the observer C{--logger}
     names, and a daemon's standard output is C{/dev/null}: use it with
@@ -153,4 +176,67 @@ def json_observer() -> ILogObserver:
     (systemd, a container runtime).  Standard output is taken when the
     factory is called, before twistd redirects it into the log.
     """
-    return FileLogObserver(sys.stdout, format_json)
+    return _at_least(level, FileLogObserver(sys.stdout, format_json))
+
+
+REDACTED = "[REDACTED]"
+
+# Environment variables whose values are secrets (ANTHROPIC_API_KEY,
+# GEMINI_API_KEY, GITHUB_TOKEN, CLINVK_API_KEYS, ...).
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.IGNORECASE)
+# Shorter values are too likely to occur in any text by chance.
+_SHORTEST_SECRET = 8
+
+# Secrets by their shape, wherever they come from.  Each pattern's first
+# group is kept; the rest of the match is replaced.
+_SECRET_PATTERNS = (
+    # name=value, name: value, "name": "value" (JSON), with an optional
+    # "Bearer": an API key, token, secret or password.
+    re.compile(
+        r"""((?:\b|_|-)(?:api[_-]?keys?|x-api-key|x-goog-api-key|[a-z]*[_-]?token|secret|client[_-]secret"""
+        r"""|password|passwd|authorization|credentials?)["']?\s*[:=]\s*["']?(?:bearer\s+)?)"""
+        r"""[^\s"',;&]+""",
+        re.IGNORECASE,
+    ),
+    # A key in a query string (Google's ?key=AIza...).
+    re.compile(r"([?&]key=)[^&\s\"']+", re.IGNORECASE),
+    # A bearer token anywhere else.
+    re.compile(r"(\bbearer\s+)(?=[A-Za-z0-9._~+/=-]*\d)[A-Za-z0-9._~+/=-]{16,}", re.IGNORECASE),
+    # Anthropic and OpenAI keys (sk-ant-..., sk-proj-..., sk-...), Google API keys.
+    re.compile(r"(\bsk-)[A-Za-z0-9_-]{8,}"),
+    re.compile(r"()\bAIza[0-9A-Za-z_-]{20,}"),
+    # The password of a URL (https://user:password@host).
+    re.compile(r"(://[^/\s:@]+:)[^/\s@]+(?=@)"),
+)
+
+
+def secret_values(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """
+    The values of the variables of C{environ} whose names say they are
+    secrets (C{*_API_KEY}, C{*_TOKEN}, ...), for L{redact}; the longest
+    first, so that a secret containing another is replaced whole.
+    """
+    values = {
+        value.strip()
+        for name, value in environ.items()
+        if _SECRET_NAME.search(name) and len(value.strip()) >= _SHORTEST_SECRET
+    }
+    # Comma-separated lists of keys (CLINVK_API_KEYS) hold several.
+    for value in list(values):
+        values.update(part.strip() for part in value.split(",") if len(part.strip()) >= _SHORTEST_SECRET)
+    return tuple(sorted(values, key=len, reverse=True))
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """
+    C{text} with what looks like a secret replaced by L{REDACTED}: the
+    C{secrets} given (from L{secret_values}) wherever they occur, API
+    keys and bearer tokens by their shape, the values of C{api_key=},
+    C{token:}, C{"password": ...} and the like, and passwords in URLs.
+    """
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(lambda match: match.group(1) + REDACTED, text)
+    return text

@@ -14,7 +14,16 @@ from twisted.python.failure import Failure
 from twisted.scripts._twistd_unix import ServerOptions
 from twisted.trial.unittest import SynchronousTestCase
 
-from clinvk.logs import format_json, format_logfmt, json_observer, logfmt_observer, logfmt_value
+from clinvk.logs import (
+    REDACTED,
+    format_json,
+    format_logfmt,
+    json_observer,
+    logfmt_observer,
+    logfmt_value,
+    redact,
+    secret_values,
+)
 
 TIME = 1741082400.123  # 2025-03-04T10:00:00.123Z
 
@@ -173,3 +182,92 @@ class JSONTests(SynchronousTestCase):
         options = ServerOptions()
         options.parseOptions(["--logger", "clinvk.logs.json_observer"])
         self.assertIs(options["logger"], json_observer)
+
+
+class LevelTests(SynchronousTestCase):
+    """Debug lines (one per run started) only when asked for (issue 16)."""
+
+    def log_each_level(self, observer: object) -> None:
+        logger = Logger(observer=LogPublisher(observer))  # type: ignore[arg-type]
+        logger.debug("Started run run_id={run_id}", run_id=1)
+        logger.info("Server stopped")
+        logger.warn("Backend run failed backend={backend}", backend="claude")
+
+    def test_logfmt_from_info(self) -> None:
+        """clinvk serve's observer writes info and above by default, debug when given that level."""
+        out = io.StringIO()
+        self.log_each_level(logfmt_observer(out))
+        self.assertEqual(
+            [line.split(" ", 2)[1] for line in out.getvalue().splitlines()], ["level=INFO", "level=WARN"]
+        )
+        out = io.StringIO()
+        self.log_each_level(logfmt_observer(out, LogLevel.debug))
+        self.assertIn('level=DEBUG msg="Started run" run_id=1', out.getvalue())
+
+    def test_json_from_info(self) -> None:
+        """So does the JSON observer of twistd --logger."""
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
+        self.log_each_level(json_observer())
+        levels = [json.loads(line)["log_level"]["name"] for line in out.getvalue().splitlines()]
+        self.assertEqual(levels, ["info", "warn"])
+        out.truncate(0)
+        out.seek(0)
+        self.log_each_level(json_observer(LogLevel.debug))
+        self.assertEqual(len(out.getvalue().splitlines()), 3)
+
+
+class RedactTests(SynchronousTestCase):
+    """redact, for what a CLI said before it is logged."""
+
+    def test_known_values(self) -> None:
+        """The values of secret-named variables are replaced wherever they occur, whole."""
+        secrets = secret_values(
+            {
+                "PATH": "/usr/local/bin:/usr/bin",
+                "ANTHROPIC_API_KEY": "k",
+                "MY_TOKEN": "opaque-value-42",
+                "CLINVK_API_KEYS": "first-key-1, second-key-2",
+            }
+        )
+        self.assertEqual(
+            set(secrets), {"opaque-value-42", "first-key-1, second-key-2", "first-key-1", "second-key-2"}
+        )
+        self.assertEqual(
+            redact("failed with opaque-value-42 and second-key-2 in /usr/local/bin:/usr/bin", secrets),
+            f"failed with {REDACTED} and {REDACTED} in /usr/local/bin:/usr/bin",
+        )
+
+    def test_shapes(self) -> None:
+        """Keys and tokens by their shape or their name; the rest of the message kept."""
+        for text, redacted in (
+            ("Invalid API key: sk-ant-api03-abcdefgh12", f"Invalid API key: sk-{REDACTED}"),
+            ("Authorization: Bearer eyJhbGciOi.J9abc123", f"Authorization: Bearer {REDACTED}"),
+            ("retry with bearer abcdefgh12345678xyz", f"retry with bearer {REDACTED}"),
+            (
+                '{"api_key": "hunter2", "max_tokens": 1000}',
+                f'{{"api_key": "{REDACTED}", "max_tokens": 1000}}',
+            ),
+            (
+                "access_token=ya29.a0Af; refresh_token=1//0g",
+                f"access_token={REDACTED}; refresh_token={REDACTED}",
+            ),
+            ("x-api-key: abc", f"x-api-key: {REDACTED}"),
+            (
+                "GET /v1/models?key=AIzaSyA1234567890abcdefghijk&alt=sse",
+                f"GET /v1/models?key={REDACTED}&alt=sse",
+            ),
+            ("key AIzaSyA1234567890abcdefghijk refused", f"key {REDACTED} refused"),
+            ("proxy https://me:p4ss@proxy:3128 refused", f"proxy https://me:{REDACTED}@proxy:3128 refused"),
+        ):
+            self.assertEqual(redact(text), redacted)
+
+    def test_ordinary_text_kept(self) -> None:
+        """Messages without secrets pass unchanged."""
+        for text in (
+            "unexpected status 401 Unauthorized: Missing bearer authentication in header",
+            "max_tokens: 1000 is too large; token limit reached",
+            "Error: fake claude crashed",
+            'API Error: 400 {"type":"error","error":{"message":"prompt is too long"}}',
+        ):
+            self.assertEqual(redact(text), text)

@@ -33,6 +33,7 @@ from clinvk.backends.workdir import check_workdir
 from clinvk.config import ClinvkConfig
 from clinvk.errors import ShuttingDown
 from clinvk.interfaces import IBackend
+from clinvk.logs import redact, secret_values
 from clinvk.process.admission import Admission
 from clinvk.process.protocol import BufferedCapture, ICapture, LineCapture
 from clinvk.process.runner import ProcessOutcome, ProcessSpec, RunningProcess, StopReason
@@ -46,6 +47,9 @@ STREAM_LOW_WATER = 16
 
 # How long the clean-up of a native session may take.
 CLEANUP_TIMEOUT = 30.0
+
+# How much of a failed CLI's message the log keeps (a stack trace may follow it).
+LOGGED_ERROR_LIMIT = 2000
 
 
 class PreflightError(Exception):
@@ -116,6 +120,7 @@ class BackendRuntime:
         self._availability = availability
         self._clock = clock
         self._environ = dict(environ)
+        self._secrets = secret_values(environ)
         self._home = home
         self._admission = admission or Admission.unlimited(clock)
         self._observe_execution = observe_execution
@@ -262,6 +267,7 @@ class BackendRuntime:
         # (A stream's done event is made the turn's own as it passes.)
         finished = attrs.evolve(finished, usage=_turn_usage(prepared, finished.usage))
         result = _result(finished, prepared, self._clock.seconds(), start_failed=start_failed)
+        self._log_failure(prepared, result, outcome)
         if prepared.request.ephemeral and finished.native_session_id:
             self._clean_up_later(prepared, finished.native_session_id)
         return result
@@ -323,9 +329,31 @@ class BackendRuntime:
             stream._push(events.error(finished.error, 0, code=f"exit_{finished.exit_code}"))
         start_failed = outcome.reason is StopReason.START_FAILED
         result = _result(finished, prepared, self._clock.seconds(), start_failed=start_failed)
+        self._log_failure(prepared, result, outcome)
         if prepared.request.ephemeral and finished.native_session_id:
             self._clean_up_later(prepared, finished.native_session_id)
         return result
+
+    def _log_failure(self, prepared: PreparedRun, result: RunResult, outcome: ProcessOutcome) -> None:
+        """
+        Log a failed run once, here, where every run of every API ends:
+        its backend, exit status, why it ended and what the CLI said, with
+        secrets redacted.  A run cancelled (its client gone) normally
+        raises instead of ending here; a cancelled or shut-down run is no
+        fault of the CLI either way (the runner logs why it stopped it).
+        """
+        if result.succeeded or outcome.reason in (StopReason.CANCELLED, StopReason.SHUTDOWN):
+            return
+        error = redact(result.error, self._secrets)
+        if len(error) > LOGGED_ERROR_LIMIT:
+            error = error[:LOGGED_ERROR_LIMIT] + "..."
+        log.warn(
+            "Backend run failed backend={backend} exit_code={exit_code} reason={reason} error={error}",
+            backend=prepared.backend.name,
+            exit_code=result.exit_code,
+            reason=outcome.reason.value,
+            error=error,
+        )
 
     # -- ephemeral clean-up
 

@@ -12,14 +12,20 @@ from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.testing import EventLoggingObserver
-from twisted.logger import globalLogPublisher
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from clinvk.backends import build_backends
 from clinvk.backends.availability import BackendAvailability
 from clinvk.backends.model import RunRequest, RunResult, TokenUsage, UnifiedEvent
-from clinvk.backends.runtime import STREAM_HIGH_WATER, BackendRuntime, EventStream, PreflightError
+from clinvk.backends.runtime import (
+    LOGGED_ERROR_LIMIT,
+    STREAM_HIGH_WATER,
+    BackendRuntime,
+    EventStream,
+    PreflightError,
+)
 from clinvk.errors import ShuttingDown
 from clinvk.process.runner import ProcessRunner
 from clinvk.process.spawn import Launcher
@@ -45,6 +51,8 @@ class _RuntimeTestCase(SynchronousTestCase):
         self.supervisor.startService()
         self.runtime = self.make_runtime()
 
+    environ = {"PATH": "/usr/local/bin", "ANTHROPIC_API_KEY": "k"}
+
     def make_runtime(self, raw: dict[str, Any] | None = None) -> BackendRuntime:
         return BackendRuntime(
             config=config(raw),
@@ -52,7 +60,7 @@ class _RuntimeTestCase(SynchronousTestCase):
             supervisor=self.supervisor,
             availability=BackendAvailability(self.reactor, which=fake_which(self.installed)),
             clock=self.reactor,
-            environ={"PATH": "/usr/local/bin", "ANTHROPIC_API_KEY": "k"},
+            environ=self.environ,
             home=self.home.path,
         )
 
@@ -422,6 +430,98 @@ class StreamTests(_RuntimeTestCase):
         self.assertIn((self.child().pid, signal.SIGTERM), self.reactor.signals)
         self.failureResultOf(stream.result(), CancelledError)
         self.assertEqual(self.successResultOf(Deferred.fromCoroutine(collect(stream))), [])
+
+
+class FailureLogTests(_RuntimeTestCase):
+    """
+    A failed run is logged once, at warning level, with what the CLI said
+    and its secrets redacted (issue 16).
+    """
+
+    environ = {"PATH": "/usr/local/bin", "GEMINI_API_KEY": "opaque-gemini-secret"}
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)  # type: ignore[arg-type]
+
+    def failures(self) -> list[dict[str, Any]]:
+        return [e for e in self.events if e.get("log_format", "").startswith("Backend run failed ")]
+
+    def test_failed_run(self) -> None:
+        """Backend, exit status, reason and message; the secrets in the message redacted."""
+        running = self.run_request(backend="codex")
+        self.child().emit_stderr(
+            b"error: 401 Unauthorized: Incorrect API key provided: sk-proj-abcdef123456 "
+            b"(key opaque-gemini-secret)\n"
+        )
+        self.child().exit(3)
+        result = self.successResultOf(running)
+        [event] = self.failures()
+        self.assertEqual(event["log_level"], LogLevel.warn)
+        self.assertEqual((event["backend"], event["exit_code"], event["reason"]), ("codex", 3, "exited"))
+        self.assertEqual(
+            event["error"],
+            "error: 401 Unauthorized: Incorrect API key provided: sk-[REDACTED] (key [REDACTED])",
+        )
+        # The result itself is what the CLI said.
+        self.assertIn("sk-proj-abcdef123456", result.error)
+        self.assertNotIn("opaque-gemini-secret", formatEvent(event))
+
+    def test_success_not_logged(self) -> None:
+        running = self.run_request(backend="claude")
+        self.child().emit_stdout(sample("claude/result.json").encode())
+        self.child().exit(0)
+        self.assertTrue(self.successResultOf(running).succeeded)
+        self.assertEqual(self.failures(), [])
+
+    def test_stopped_by_the_server(self) -> None:
+        """A timeout and a start failure are failures too, with their reason."""
+        runtime = self.make_runtime({"unified_flags": {"command_timeout_secs": 5}})
+        running = self.run_request(runtime, backend="gemini")
+        self.reactor.advance(5)
+        self.successResultOf(running)
+        self.reactor.spawn_error = PermissionError(13, "Permission denied")
+        self.successResultOf(self.run_request(backend="claude"))
+        self.assertEqual(
+            [(e["backend"], e["exit_code"], e["reason"], e["error"]) for e in self.failures()],
+            [
+                ("gemini", -1, "timeout", "backend command timed out after 5s"),
+                ("claude", 1, "start_failed", "[Errno 13] Permission denied"),
+            ],
+        )
+
+    def test_not_the_cli_fault(self) -> None:
+        """A run cancelled (its client gone) or stopped by a shutdown is not logged as failed."""
+        running = self.run_request(backend="claude")
+        running.cancel()
+        self.failureResultOf(running, CancelledError)
+        running = self.run_request(backend="claude")
+        self.supervisor.stopService()
+        self.reactor.advance(5)
+        self.assertEqual(self.successResultOf(running).error, "server is shutting down")
+        self.assertEqual(self.failures(), [])
+
+    def test_stream(self) -> None:
+        """A stream that fails is logged once too."""
+        prepared = self.runtime.prepare(RunRequest(backend="gemini", prompt="p"), streaming=True)
+        stream = self.runtime.stream(prepared)
+        self.child().emit_stdout(sample("gemini/stream_error.jsonl").encode())
+        self.child().exit(1)
+        self.successResultOf(Deferred.fromCoroutine(collect(stream)))
+        self.successResultOf(stream.result())
+        self.assertEqual(
+            [(e["backend"], e["exit_code"], e["error"]) for e in self.failures()],
+            [("gemini", 1, "Quota exceeded for model")],
+        )
+
+    def test_long_message(self) -> None:
+        """A long message is cut, so that one failure is one readable line."""
+        running = self.run_request(backend="codex")
+        self.child().emit_stderr(b"x" * (LOGGED_ERROR_LIMIT + 100))
+        self.child().exit(1)
+        self.successResultOf(running)
+        [event] = self.failures()
+        self.assertEqual(event["error"], "x" * LOGGED_ERROR_LIMIT + "...")
 
 
 class SessionFilesTests(TestCase):
