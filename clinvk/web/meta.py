@@ -7,7 +7,7 @@ C{/docs} and C{/schemas/<name>} (middleware.md 11 and 12).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -81,6 +81,45 @@ def format_uptime(milliseconds: int) -> str:
     return f"{seconds}s"
 
 
+class OpenAPIDocuments:
+    """
+    The OpenAPI document in the four forms it is served in (3.1 or 3.0,
+    JSON or YAML), each rendered on its first request and then kept.
+
+    Rendering YAML is the slow part of building the meta family, and most
+    servers (every test's among them) are never asked for it; a server
+    that is asked renders each form once, not once per request.
+
+    @param document: The OpenAPI 3.1 document (L{build_document}).
+    """
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self._document = document
+        self._legacy: dict[str, Any] | None = None
+        self._rendered: dict[tuple[str, str], bytes] = {}
+
+    def _variant(self, version: str) -> dict[str, Any]:
+        if version == "3.1":
+            return self._document
+        if self._legacy is None:
+            self._legacy = downgrade_to_30(self._document)
+        return self._legacy
+
+    def rendered(self, version: str, form: str) -> bytes:
+        """
+        @param version: C{"3.1"} or C{"3.0"}.
+        @param form: C{"json"} or C{"yaml"}.
+        @return: The document of C{version} in C{form}.
+        """
+        key = (version, form)
+        rendered = self._rendered.get(key)
+        if rendered is None:
+            document = self._variant(version)
+            rendered = json_bytes(document) if form == "json" else to_yaml(document)
+            self._rendered[key] = rendered
+        return rendered
+
+
 class MetaApi:
     """
     The meta family: everything outside the three API prefixes.
@@ -112,14 +151,9 @@ class MetaApi:
         self._metrics = metrics
         self._schemas = schemas
         self._explorer = explorer
-        document = build_document(operations, schemas)
-        legacy = downgrade_to_30(document)
-        self._documents = {
-            "3.1.json": json_bytes(document),
-            "3.1.yaml": to_yaml(document),
-            "3.0.json": json_bytes(legacy),
-            "3.0.yaml": to_yaml(legacy),
-        }
+        # Built now, so that an operation naming an unknown schema stops
+        # the start; rendered only when asked for (see OpenAPIDocuments).
+        self._documents = OpenAPIDocuments(build_document(operations, schemas))
 
     @app.route("/", methods=["GET"], strict_slashes=False)
     def index(self, request: IRequest) -> bytes:
@@ -178,24 +212,25 @@ class MetaApi:
             raise route_not_found("GET", "/metrics")
         return bytes_response(request, self._metrics.exposition(), CONTENT_TYPE_LATEST.encode("ascii"))
 
-    def _document(self, request: IRequest, key: str, content_type: bytes) -> bytes:
-        return bytes_response(request, self._documents[key], content_type)
+    def _document(self, request: IRequest, version: str, form: str) -> bytes:
+        content_type = _OPENAPI_JSON if form == "json" else _OPENAPI_YAML
+        return bytes_response(request, self._documents.rendered(version, form), content_type)
 
     @app.route("/openapi.json", methods=["GET"])
     def openapi_json(self, request: IRequest) -> bytes:
-        return self._document(request, "3.1.json", _OPENAPI_JSON)
+        return self._document(request, "3.1", "json")
 
     @app.route("/openapi.yaml", methods=["GET"])
     def openapi_yaml(self, request: IRequest) -> bytes:
-        return self._document(request, "3.1.yaml", _OPENAPI_YAML)
+        return self._document(request, "3.1", "yaml")
 
     @app.route("/openapi-3.0.json", methods=["GET"])
     def openapi_30_json(self, request: IRequest) -> bytes:
-        return self._document(request, "3.0.json", _OPENAPI_JSON)
+        return self._document(request, "3.0", "json")
 
     @app.route("/openapi-3.0.yaml", methods=["GET"])
     def openapi_30_yaml(self, request: IRequest) -> bytes:
-        return self._document(request, "3.0.yaml", _OPENAPI_YAML)
+        return self._document(request, "3.0", "yaml")
 
     @app.route("/docs", methods=["GET"])
     def docs(self, request: IRequest) -> bytes:

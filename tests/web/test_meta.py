@@ -16,9 +16,10 @@ from openapi_spec_validator import validate
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
+from clinvk.openapi import build_document, downgrade_to_30
 from clinvk.schemas import SchemaSet
 from clinvk.web.explorer import ExplorerPage
-from clinvk.web.meta import format_uptime
+from clinvk.web.meta import HEALTH, OpenAPIDocuments, format_uptime
 from tests.helpers import call, make_root
 from tests.web._native import NativeTestCase
 
@@ -288,6 +289,29 @@ class OpenAPITests(SynchronousTestCase):
                 self.assertNotEqual(response.header("Content-Type"), "text/plain; charset=utf-8", path)
                 self.assertNotIn(b"Unknown request URL", response.body, path)
                 self.assertEqual(call(self, self.root, "PUT", path).code, 405, path)
+
+
+class OpenAPIDocumentsTests(SynchronousTestCase):
+    """Each served form of the OpenAPI document is rendered on first use, once."""
+
+    def setUp(self) -> None:
+        self.document = build_document([HEALTH], SchemaSet.from_package())
+        self.documents = OpenAPIDocuments(self.document)
+
+    def test_forms(self) -> None:
+        """Each version and form is the document, or its 3.0 downgrade, in that syntax."""
+        legacy = downgrade_to_30(self.document)
+        self.assertEqual(json.loads(self.documents.rendered("3.1", "json")), self.document)
+        self.assertEqual(yaml.safe_load(self.documents.rendered("3.1", "yaml")), self.document)
+        self.assertEqual(json.loads(self.documents.rendered("3.0", "json")), legacy)
+        self.assertEqual(yaml.safe_load(self.documents.rendered("3.0", "yaml")), legacy)
+
+    def test_rendered_once(self) -> None:
+        """A second request for a form is answered with the text rendered for the first."""
+        for version in ("3.1", "3.0"):
+            for form in ("json", "yaml"):
+                first = self.documents.rendered(version, form)
+                self.assertIs(self.documents.rendered(version, form), first)
 
 
 class SchemasRouteTests(SynchronousTestCase):
