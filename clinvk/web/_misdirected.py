@@ -75,7 +75,8 @@ def sdk_of(path: str, request: IRequest, family: Dialect) -> Sdk | None:
     """
     The SDK that sent C{request} to C{path} (below the mount point)
     instead of to its API, or L{None} when C{path} does not look like a
-    base URL mistake.  Call it only for a path no route serves.
+    base URL mistake.  Whether a route serves C{path} after all is for
+    the caller to check.
 
     Both SDKs may ask for C{/v1/models}: the Anthropic SDK sends an
     C{anthropic-version} header on every request, and a path under
