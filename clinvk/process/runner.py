@@ -105,8 +105,9 @@ class RunningProcess:
         and its pipes are closed: the result is complete.  Never cancelled;
         callers use L{wait}.
     @ivar finished: Fires once nothing of the process group can be left: at
-        the same time as C{ended}, or, when members of the group outlived
-        the child, once they have had their grace period and been killed.
+        the same time as C{ended} when the group went with the child, or,
+        when members of the group outlived it, once they have had their
+        grace period and been killed.
     """
 
     def __init__(
@@ -150,6 +151,17 @@ class RunningProcess:
         """Signal the process group, if the child ever started."""
         return self.pid > 1 and self._signal_group(self.pid, signum)
 
+    def _group_alive(self) -> bool:
+        """
+        Whether anything is left in the process group (signal 0 tests for
+        it and sends nothing).  A group whose members cannot be signalled
+        counts as alive.
+        """
+        try:
+            return self._signal(0)
+        except PermissionError:
+            return True
+
     def _output(self) -> None:
         """Output arrived (or reading resumed): restart the idle watchdog."""
         if self._idle_timeout is None or self.ended.called or self._paused:
@@ -174,6 +186,11 @@ class RunningProcess:
         reason = self._stop_reason or StopReason.EXITED
         self.ended.callback(ProcessOutcome(status.code, status.signal, reason))
         if self._kill_timer is None or not self._kill_timer.active():
+            self._finish()
+        elif not self._group_alive():
+            # The group went with its leader: no grandchild is left to get
+            # the rest of the grace period, or the KILL after it.
+            self._kill_timer.cancel()
             self._finish()
 
     def _failed_to_start(self, error: BaseException) -> None:

@@ -34,6 +34,9 @@ class FakeProcessTransport:
         C{"ignore"}, or a number of seconds after which it dies.
     @ivar lingering: Whether something the child started (a grandchild)
         stays in its process group, holding its pipes, after it exits.
+    @ivar straggler: Whether something the child started stays in its
+        process group after it exits, without holding its pipes, until the
+        group is KILLed.
     @ivar exits_with_stdin: Whether the child exits (0) once its stdin is
         closed, as the server's group reaper (L{clinvk.process.reaper})
         does; set for children spawned as one.
@@ -59,6 +62,7 @@ class FakeProcessTransport:
         self.paused = False
         self.on_term: str | float = "exit"
         self.lingering = False
+        self.straggler = False
         self.exits_with_stdin = "clinvk-reaper" in self.argv
         self.exited = False
         self.ended = False
@@ -164,11 +168,17 @@ class FakeProcessTransport:
         self.proto.processEnded(self._status)
 
     def _signalled(self, signum: int) -> bool:
-        """React to a signal sent to the group; False when the group is gone."""
-        if self.ended or (self.exited and not self.lingering):
+        """
+        React to a signal sent to the group (signal 0 only tests that it
+        exists); False when the group is gone.
+        """
+        # The child, or a grandchild holding its pipes, or a straggler.
+        alive = (not self.ended and (not self.exited or self.lingering)) or self.straggler
+        if not alive:
             return False
         if signum == signal.SIGKILL:
             self.lingering = False
+            self.straggler = False
             if self.exited:
                 self._end()
             else:

@@ -232,6 +232,7 @@ class RunTests(_RuntimeTestCase):
     def test_cancel(self) -> None:
         """Cancelling the run (a client gone) stops the process group."""
         running = self.run_request(backend="claude")
+        self.child().straggler = True  # something the CLI started stays in its group
         running.cancel()
         self.failureResultOf(running, CancelledError)
         self.assertIn((self.child().pid, signal.SIGTERM), self.reactor.signals)

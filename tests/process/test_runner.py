@@ -78,14 +78,20 @@ class RunnerTests(SynchronousTestCase):
         )
 
     def test_term_obeyed(self) -> None:
-        """A child that dies of TERM within the grace period gets no KILL from the timer."""
+        """
+        A group that goes on TERM within the grace period gets no KILL,
+        and the run is finished as soon as its child has ended.
+        """
         run, child = self.start()
         child.on_term = 1.0
         run.stop()
         self.reactor.advance(1)
         self.assertEqual(self.successResultOf(run.ended).signal, TERM)
+        self.successResultOf(run.finished)
+        # Signal 0 found the group gone.
+        self.assertEqual(self.signals(), [TERM, 0])
         self.reactor.advance(10)
-        self.assertEqual(self.signals().count(KILL), 1)  # only the final sweep of the group
+        self.assertEqual(self.signals(), [TERM, 0])
 
     def test_timeout(self) -> None:
         """The overall deadline stops the run."""
@@ -165,22 +171,41 @@ class RunnerTests(SynchronousTestCase):
         self.assertEqual((outcome.exit_code, outcome.reported_exit_code), (0, -1))
 
     def test_grandchildren_get_their_grace(self) -> None:
-        """After a stop, the group is KILLed only after the grace period, even once the CLI is gone."""
-        run, _child = self.start()
+        """
+        After a stop, a group with members left is KILLed only after the
+        grace period, even once the CLI is gone.
+        """
+        run, child = self.start()
+        child.straggler = True
         run.stop()
         self.successResultOf(run.ended)
         self.assertNoResult(run.finished)
-        self.assertEqual(self.signals(), [TERM])
+        self.assertEqual(self.signals(), [TERM, 0])
+        self.reactor.advance(4.9)
+        self.assertNoResult(run.finished)
+        self.reactor.advance(0.1)
+        self.assertEqual(self.signals(), [TERM, 0, KILL])
+        self.successResultOf(run.finished)
+
+    def test_straggler_after_own_exit(self) -> None:
+        """A CLI that exits on its own leaving a member in its group: TERM, the grace period, KILL."""
+        run, child = self.start()
+        child.straggler = True
+        child.exit(0)
+        self.assertEqual(self.successResultOf(run.ended).reason, StopReason.EXITED)
+        self.assertNoResult(run.finished)
         self.reactor.advance(5)
-        self.assertEqual(self.signals(), [TERM, KILL])
+        self.assertEqual(self.signals(), [TERM, 0, KILL])
         self.successResultOf(run.finished)
 
     def test_kill_now(self) -> None:
         """kill_now skips the rest of the grace period."""
-        run, _child = self.start()
+        run, child = self.start()
+        child.straggler = True
         run.stop()
+        self.assertNoResult(run.finished)
         run.kill_now()
-        self.assertEqual(self.signals(), [TERM, KILL])
+        self.assertEqual(self.signals(), [TERM, 0, KILL])
         self.successResultOf(run.finished)
 
     def test_paused_reader_is_not_idle(self) -> None:

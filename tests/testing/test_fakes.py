@@ -49,6 +49,25 @@ class FakeProcessReactorTests(SynchronousTestCase):
         self.assertFalse(self.reactor.signal_group(pid, signal.SIGKILL))
         self.assertFalse(self.reactor.signal_group(99999, signal.SIGTERM))
 
+    def test_signal_zero(self) -> None:
+        """Signal 0 tells whether the group exists and changes nothing."""
+        pid = self.transport.pid or 0
+        self.assertTrue(self.reactor.signal_group(pid, 0))
+        self.assertFalse(self.transport.exited)
+        self.transport.exit(0)
+        self.assertFalse(self.reactor.signal_group(pid, 0))
+
+    def test_straggler(self) -> None:
+        """A straggler keeps the group alive, not the pipes open, after the child exits; KILL ends it."""
+        pid = self.transport.pid or 0
+        self.transport.straggler = True
+        self.transport.exit(0)
+        self.assertTrue(self.transport.ended)
+        self.assertTrue(self.reactor.signal_group(pid, signal.SIGTERM))
+        self.assertTrue(self.reactor.signal_group(pid, 0))
+        self.assertTrue(self.reactor.signal_group(pid, signal.SIGKILL))
+        self.assertFalse(self.reactor.signal_group(pid, 0))
+
     def test_delayed_term(self) -> None:
         """A child may take some seconds to obey TERM."""
         self.transport.on_term = 2.0
