@@ -33,7 +33,6 @@ from tests.integration._processes import (
     eventually,
     fake_pids,
     fake_records,
-    free_port,
     get_bytes,
     live_process_groups,
     process_exit,
@@ -73,7 +72,8 @@ def config_yaml(*layers: Config) -> str:
 
 class ServerTestCase(TestCase):
     """
-    A real clinvk server per test, listening on L{port} of 127.0.0.1.
+    A real clinvk server per test, listening on L{port} of 127.0.0.1 (a
+    port the system picked: no other test can hold it).
     Cleanup stops it if it still runs and checks that nothing any fake
     started is left.
 
@@ -98,16 +98,32 @@ class ServerTestCase(TestCase):
         return [SERVER_CONFIG, self.server_config]
 
     def server_command(self, config_file: str) -> list[str]:
-        """The command that starts the server on L{port} with C{config_file}."""
-        return python_command("-m", "twisted", "clinvk", "--port", str(self.port), "--config", config_file)
+        """
+        The command that starts the server with C{config_file}, on a port
+        of 127.0.0.1 that the system picks (port 0); L{started_pattern}
+        reads which.
+        """
+        return python_command("-m", "twisted", "clinvk", "--port", "0", "--config", config_file)
 
     # A path the server answers once it runs (with any status); None to
     # send nothing, for tests that count every request.
     ready_path: str | None = "/health"
 
     def started_pattern(self) -> str:
-        """What the server writes once it listens on L{port}."""
-        return rf"address[=\": ]+127\.0\.0\.1:{self.port}\b"
+        """
+        What the server writes once it listens, with the port it listens on
+        as the group C{port}.
+        """
+        return r"address[=\": ]+127\.0\.0\.1:(?P<port>\d+)\b"
+
+    def probed_pattern(self) -> str | None:
+        """
+        What the server writes once it has run C{--version} on every
+        backend CLI it looks for (gemini is the last); L{None} for a
+        server that does not look.  A test begins after it, so that those
+        runs neither outlive the test's server nor count among its CLIs.
+        """
+        return r"^(?=.*(?:backend=gemini\b|\"backend\": \"gemini\"))(?=.*(?:Found backend CLI|Backend CLI not found))"
 
     def setUp(self) -> Deferred[None]:  # type: ignore[override] # trial waits for it
         base = FilePath(self.mktemp())
@@ -121,8 +137,9 @@ class ServerTestCase(TestCase):
         self.home.makedirs()
         self.config = base.child("config.yaml")
         self.config.setContent(config_yaml(*self.config_layers()).encode())
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        # Known once the server says where it listens.
+        self.port = 0
+        self.base_url = ""
         env = self.environment()
         command = self.server_command(self.config.path)
         # Not spawn(): its limit on the whole life of a command does not
@@ -153,12 +170,19 @@ class ServerTestCase(TestCase):
 
     async def _until_serving(self) -> None:
         """
-        Wait until the server listens, then until it answers L{ready_path}:
-        a server that answers runs its reactor, with its signal handlers in
-        place, so a SIGTERM from then on is a clean stop.
+        Wait until the server listens (and read on which port), until it
+        has looked for the backend CLIs (L{probed_pattern}), then until it
+        answers L{ready_path}: a server that answers runs its reactor, with
+        its signal handlers in place, so a SIGTERM from then on is a clean
+        stop.
         """
         try:
-            await self.server.wait_for(self.started_pattern())
+            started = await self.server.wait_for(self.started_pattern())
+            self.port = int(started.group("port"))
+            self.base_url = f"http://127.0.0.1:{self.port}"
+            probed = self.probed_pattern()
+            if probed is not None:
+                await self.server.wait_for(probed)
             if self.ready_path is not None:
                 await get_bytes(self.url(self.ready_path))
         except Exception as e:

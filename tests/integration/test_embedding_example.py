@@ -87,12 +87,16 @@ class EmbeddingExampleTests(ServerTestCase):
     server_config = {"server": {"max_concurrent_runs": 1, "max_queued_runs": 0}}
 
     def server_command(self, config_file: str) -> list[str]:
-        return python_command(str(EXAMPLE), "--port", str(self.port), "--config", config_file)
+        return python_command(str(EXAMPLE), "--port", "0", "--config", config_file)
 
     ready_path = "/"
 
     def started_pattern(self) -> str:
-        return rf"Serving on http://127\.0\.0\.1:{self.port}/"
+        return r"Serving on http://127\.0\.0\.1:(?P<port>\d+)/"
+
+    def probed_pattern(self) -> None:
+        # An embedding application does not look for the CLIs at start-up.
+        return None
 
     async def test_own_page_and_direct_answer(self) -> None:
         """
