@@ -21,7 +21,7 @@ from twisted.application.service import IService, MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import ReactorNotRunning
-from twisted.logger import Logger, globalLogBeginner
+from twisted.logger import InvalidLogLevelError, Logger, LogLevel, globalLogBeginner
 from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.python.logfile import BaseLogFile
@@ -178,7 +178,7 @@ class ServeOptions(_ServerOptions):
     out of the help, since they do nothing here.
     """
 
-    synopsis = "[--host HOST] [--port|-p PORT] [--config FILE] [--strict-config]"
+    synopsis = "[--host HOST] [--port|-p PORT] [--config FILE] [--strict-config] [--log-level LEVEL]"
     optFlags = [
         ["dry-run", None, "Ignored."],
         ["ephemeral", None, "Ignored."],
@@ -190,6 +190,18 @@ class ServeOptions(_ServerOptions):
         ["output-format", "o", None, "Ignored."],
     ]
     _IGNORED = frozenset(["dry-run", "ephemeral", "backend", "model", "workdir", "output-format"])
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["log-level"] = LogLevel.info
+
+    def opt_log_level(self, value: str) -> None:
+        """The least level logged: debug, info, warn, error or critical [default: info]."""
+        try:
+            self["log-level"] = LogLevel.levelWithName(value.lower())
+        except InvalidLogLevelError:
+            names = ", ".join(level.name for level in LogLevel.iterconstants())
+            raise usage.UsageError(f"--log-level: expected one of {names}, got {value!r}") from None
 
     def getSynopsis(self) -> str:  # noqa: N802 (usage.Options' name)
         return f"Usage: clinvk serve {self.synopsis}"
@@ -286,7 +298,7 @@ def serve(options: ServeOptions, out: IO[str] | None = None, err: IO[str] | None
     out = out or sys.stdout
     err = err or sys.stderr
     config = options.config
-    globalLogBeginner.beginLoggingTo([logfmt_observer(out)], redirectStandardIO=False)
+    globalLogBeginner.beginLoggingTo([logfmt_observer(out, options["log-level"])], redirectStandardIO=False)
     service = service_for(config, clinvk_reactor)
     log.info("Starting server addr={addr}", addr=config.server.address)
     try:

@@ -375,13 +375,29 @@ class ServeOptionsTests(_ConfigFileMixin):
         self.assertEqual(text.count("Usage:"), 1)
         self.assertTrue(
             text.startswith(
-                "Usage: clinvk serve [--host HOST] [--port|-p PORT] [--config FILE] [--strict-config]\n"
+                "Usage: clinvk serve [--host HOST] [--port|-p PORT] [--config FILE] [--strict-config] "
+                "[--log-level LEVEL]\n"
             )
         )
-        for shown in ("--host=", "--port=", "--config=", "--strict-config", "--version"):
+        for shown in ("--host=", "--port=", "--config=", "--strict-config", "--log-level=", "--version"):
             self.assertIn(shown, text)
         for hidden in ("--backend", "--model", "--workdir", "--dry-run", "--output-format", "--ephemeral"):
             self.assertNotIn(hidden, text)
+
+    def test_log_level(self) -> None:
+        """--log-level takes Twisted's level names; info by default."""
+        options = tap.ServeOptions()
+        options.parseOptions(["--config", self.config_file()])
+        self.assertIs(options["log-level"], LogLevel.info)
+        options = tap.ServeOptions()
+        options.parseOptions(["--config", self.config_file(), "--log-level", "DEBUG"])
+        self.assertIs(options["log-level"], LogLevel.debug)
+        with self.assertRaises(UsageError) as raised:
+            tap.ServeOptions().parseOptions(["--log-level", "verbose"])
+        self.assertEqual(
+            str(raised.exception),
+            "--log-level: expected one of debug, info, warn, error, critical, got 'verbose'",
+        )
 
     def test_version(self) -> None:
         """clinvk serve --version gives clinvk's version, as clinvk --version does."""

@@ -31,7 +31,7 @@ UNUSABLE = b"unified_flags:\n  approval_mode: sometimes\n"
 
 # A mistake in the command line, and the reason every runner gives for it.
 MISTAKE = ["--port", "http"]
-MISTAKE_REASON = "Parameter type enforcement failed: invalid literal for int() with base 10: 'http'"
+MISTAKE_REASON = "--port: expected a port number from 0 to 65535, got 'http'"
 
 _ROW = re.compile(
     r"^\| `(?P<command>[^`]+)` \| (?P<configuration>[^|]+?) \| (?P<command_line>[^|]+?) \|$", re.M

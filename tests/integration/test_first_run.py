@@ -120,6 +120,14 @@ class ServeStartTests(_FirstRunTestCase):
             out,
         )
         self.assertNotIn("No backend CLI", out)
+        self.assertNotIn("level=DEBUG", out)
+
+    async def test_debug_when_asked(self) -> None:
+        """--log-level debug adds the per-run lines, here those of the --version runs."""
+        self.with_fakes()
+        out = await self.serve_until('msg="Found backend CLI" backend=gemini', "--log-level", "debug")
+        self.assertIn('level=DEBUG msg="Started run"', out)
+        self.assertIn('label="claude --version"', out)
 
     async def test_none_found(self) -> None:
         """Without any CLI a warning says what to do, before the banner."""
