@@ -15,6 +15,8 @@ A line C{#fake-answer <text>} sets the answer verbatim.  C{--version}
 prints the real CLI's version line, marked as a fake.
 
   - C{delay=S}: wait S seconds before answering;
+  - C{hold}: answer only once sent C{SIGUSR1}, which a test sends (to the
+    pid in the record) when it is ready for the answer;
   - C{silent=S}: print nothing for S seconds first;
   - C{chunks=N}, C{chunk_delay=S}: stream the answer in N pieces;
   - C{fail=auth|api|crash|usage}: fail the way the real CLI does (C{api}:
@@ -118,6 +120,10 @@ class FakeRun:
                 time.sleep(300)
                 os._exit(0)
             self.grandchildren.append(pid)
+        if "hold" in self.directives:
+            # Blocked before the record exists: a SIGUSR1 sent once it does
+            # waits for sigwait instead of ending the fake.
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
         self.record()
         if self.seconds("silent"):
             time.sleep(self.seconds("silent"))
@@ -128,6 +134,8 @@ class FakeRun:
             self.out("x" * int(self.directives["line"]) + "\n")
         if self.seconds("delay"):
             time.sleep(self.seconds("delay"))
+        if "hold" in self.directives:
+            signal.sigwait({signal.SIGUSR1})
 
     def pieces(self) -> list[str]:
         count = max(1, int(self.directives.get("chunks", "1") or 1))

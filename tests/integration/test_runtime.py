@@ -145,6 +145,17 @@ class ResultTests(_RuntimeTestCase):
             self.assertTrue(result.native_session_id)
             self.assertIsNotNone(result.usage)
 
+    async def test_held_answer(self) -> None:
+        """A fake told C{hold} answers only once it is sent SIGUSR1."""
+        running = self.run_request(backend="claude", prompt="#fake hold\nheld")
+        await eventually(lambda: bool(self.records_of("claude")), "the held fake has started")
+        [record] = self.records_of("claude")
+        self.assertFalse(running.called)
+        self.assertTrue(alive(record["pid"]))
+        os.kill(record["pid"], signal.SIGUSR1)
+        result = await running
+        self.assertEqual((result.exit_code, result.output), (0, "claude answers: held"))
+
     async def test_failures_in_each_dialect(self) -> None:
         """Each CLI's own failure output becomes the error."""
         expected = {
