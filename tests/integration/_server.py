@@ -100,10 +100,13 @@ class ServerTestCase(TestCase):
     def server_command(self, config_file: str) -> list[str]:
         """
         The command that starts the server with C{config_file}, on a port
-        of 127.0.0.1 that the system picks (port 0); L{started_pattern}
+        of 127.0.0.1 that the system picks (port 0 of a C{--listen}
+        endpoint: C{--port 0} means the configured port); L{started_pattern}
         reads which.
         """
-        return python_command("-m", "twisted", "clinvk", "--port", "0", "--config", config_file)
+        return python_command(
+            "-m", "twisted", "clinvk", "--listen", "tcp:0:interface=127.0.0.1", "--config", config_file
+        )
 
     # A path the server answers once it runs (with any status); None to
     # send nothing, for tests that count every request.
