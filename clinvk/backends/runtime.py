@@ -45,6 +45,10 @@ log = Logger()
 STREAM_HIGH_WATER = 64
 STREAM_LOW_WATER = 16
 
+# How many of a stream's last non-JSON lines are kept, to explain a
+# failure the CLI did not report as an event.
+UNPARSED_TAIL_LINES = 5
+
 # How long the clean-up of a native session may take.
 CLEANUP_TIMEOUT = 30.0
 
@@ -301,6 +305,9 @@ class BackendRuntime:
         parser = backend.stream_parser()
         outcome_watch = StreamOutcome()
         sequence = 0
+        # The last lines that were no JSON event: where stderr is merged
+        # into stdout (claude), a failure's plain-text reason is among them.
+        unparsed: deque[str] = deque(maxlen=UNPARSED_TAIL_LINES)
 
         def on_line(line: str) -> None:
             nonlocal sequence
@@ -308,6 +315,8 @@ class BackendRuntime:
             if not line:
                 return
             sequence += 1
+            if not line.startswith("{"):
+                unparsed.append(line)
             for event in parser.feed(line, sequence):
                 event = _turn_usage_event(prepared, event)
                 outcome_watch.observe(event)
@@ -323,7 +332,8 @@ class BackendRuntime:
             too_long = events.error(error, 0, code="stream_line_too_long")
             outcome_watch.observe(too_long)
             stream._push(too_long)
-        finished = outcome_watch.finish(outcome.reported_exit_code, capture.stderr_text(), error)
+        stderr = capture.stderr_text() or "\n".join(unparsed)
+        finished = outcome_watch.finish(outcome.reported_exit_code, stderr, error)
         if finished.exit_code != 0 and not outcome_watch.failure_seen:
             # Every failure is visible in the stream (api-rest.md 1.4 fix).
             stream._push(events.error(finished.error, 0, code=f"exit_{finished.exit_code}"))

@@ -406,6 +406,19 @@ class StreamTests(_RuntimeTestCase):
             ],
         )
 
+    def test_merged_plain_text_failure(self) -> None:
+        """
+        A CLI whose stderr is merged into its stream (claude) and that fails
+        in plain text has that text as its error, not only its status.
+        """
+        stream = self.start("claude")
+        self.child().emit_stdout(b'{"type":"system","subtype":"init","session_id":"s"}\n')
+        self.child().emit_stderr(b"Error: \x1b[31mInvalid model name\x1b[0m\n")
+        self.child().exit(1)
+        found = self.successResultOf(Deferred.fromCoroutine(collect(stream)))
+        self.assertEqual(dict(found[-1].content), {"code": "exit_1", "message": "Error: Invalid model name"})
+        self.assertEqual(self.successResultOf(stream.result()).error, "Error: Invalid model name")
+
     def test_error_event_not_repeated(self) -> None:
         """When the CLI reported its failure, no second error event is added."""
         stream = self.start("gemini")
