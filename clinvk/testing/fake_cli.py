@@ -16,7 +16,8 @@ prints the real CLI's version line, marked as a fake.
 
   - C{delay=S}: wait S seconds before answering;
   - C{hold}: answer only once sent C{SIGUSR1}, which a test sends (to the
-    pid in the record) when it is ready for the answer;
+    pid in the record) when it is ready for the answer; C{hold=rest}:
+    stream the first piece of the answer at once, the rest once released;
   - C{silent=S}: print nothing for S seconds first;
   - C{chunks=N}, C{chunk_delay=S}: stream the answer in N pieces;
   - C{fail=auth|api|crash|usage}: fail the way the real CLI does (C{api}:
@@ -134,7 +135,7 @@ class FakeRun:
             self.out("x" * int(self.directives["line"]) + "\n")
         if self.seconds("delay"):
             time.sleep(self.seconds("delay"))
-        if "hold" in self.directives:
+        if self.directives.get("hold") == "1":
             signal.sigwait({signal.SIGUSR1})
 
     def pieces(self) -> list[str]:
@@ -143,6 +144,10 @@ class FakeRun:
         return [self.answer[i : i + size] for i in range(0, len(self.answer), size)] or [""]
 
     def pause_between_pieces(self) -> None:
+        if self.directives.get("hold") == "rest":
+            # Once, after the first piece.
+            self.directives["hold"] = "released"
+            signal.sigwait({signal.SIGUSR1})
         if self.seconds("chunk_delay"):
             time.sleep(self.seconds("chunk_delay"))
 

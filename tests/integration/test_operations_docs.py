@@ -88,11 +88,11 @@ CLIENT_TIMEOUT = 20.0
 # the pidfile and tries one signal.
 STALE_STOP_SECS = 10
 
-# The pause between the pieces of a streamed answer through nginx: the
-# first piece must arrive more than this before the end, which a buffered
-# answer never does (all of it arrives at the end) and an unbuffered one
-# always does (twice this passes between its first piece and its end).
-CHUNK_DELAY = 1.0
+# How a streamed answer through nginx is made: the fake CLI sends its
+# first piece, then holds the rest back until the client has received that
+# piece (and releases it).  An unbuffered proxy passes the piece on at
+# once; a buffering one never would, as the answer does not end first.
+HELD_STREAM = "#fake chunks=3 hold=rest"
 
 
 def example(name: str) -> str:
@@ -695,13 +695,16 @@ http {{
         finally:
             connection.close()
 
-    def stream(self, path: str, body: Any, marker: str) -> list[Arrival]:
+    def stream(self, path: str, body: Any, marker: str, first_piece: Callable[[str], bool]) -> list[Arrival]:
         """
         POST C{body} to C{path} and read the answer line by line as it
         arrives; for each line note when it came and whether the fake CLI
-        whose prompt holds C{marker} was still running.
+        whose prompt holds C{marker} (and L{HELD_STREAM}) was still
+        running.  Once a line is the answer's first piece (C{first_piece})
+        the CLI is released to send the rest.
         """
         arrivals = []
+        released = False
         connection = self.connect()
         try:
             connection.request(
@@ -710,23 +713,29 @@ http {{
             response = connection.getresponse()
             self.assertEqual(response.status, 200)
             while line := response.readline():
-                running = [alive(r["pid"]) for r in self.records() if marker in r["stdin"]]
-                arrivals.append((time.monotonic(), line.decode().rstrip("\r\n"), any(running)))
+                text = line.decode().rstrip("\r\n")
+                records = [r for r in self.records() if marker in r["stdin"]]
+                arrivals.append((time.monotonic(), text, any(alive(r["pid"]) for r in records)))
+                if not released and first_piece(text):
+                    [record] = records
+                    os.kill(record["pid"], signal.SIGUSR1)
+                    released = True
+        except TimeoutError:
+            self.fail(
+                f"no first piece while the CLI held the rest back: nginx buffers the stream; {arrivals}"
+            )
         finally:
             connection.close()
         return arrivals
 
-    def assert_unbuffered(
-        self, arrivals: list[Arrival], pieces: list[tuple[float, bool]], end: float
-    ) -> None:
+    def assert_unbuffered(self, arrivals: list[Arrival], pieces: list[tuple[float, bool]]) -> None:
         """
-        The first piece of the answer came while the CLI still ran, well
-        before the end of the stream: nginx passed it on at once.
+        The first piece of the answer came while the CLI still ran (and
+        held the rest back): nginx passed it on at once.
         """
         self.assertEqual(len(pieces), 3, arrivals)
-        first_at, cli_running = pieces[0]
+        _, cli_running = pieces[0]
         self.assertTrue(cli_running, arrivals)
-        self.assertGreater(end - first_at, CHUNK_DELAY, arrivals)
 
     async def test_sse_stream(self) -> None:
         """An OpenAI stream comes through nginx event by event, not at the end."""
@@ -734,19 +743,27 @@ http {{
         body = {
             "model": "claude",
             "stream": True,
-            "messages": [{"role": "user", "content": f"#fake chunks=3 chunk_delay={CHUNK_DELAY}\n{marker}"}],
+            "messages": [{"role": "user", "content": f"{HELD_STREAM}\n{marker}"}],
         }
-        arrivals = await self.off_reactor(lambda: self.stream("/openai/v1/chat/completions", body, marker))
+
+        def delta(line: str) -> str | None:
+            if not line.startswith("data: {"):
+                return None
+            content: str | None = json.loads(line[len("data: ") :])["choices"][0]["delta"].get("content")
+            return content
+
+        arrivals = await self.off_reactor(
+            lambda: self.stream("/openai/v1/chat/completions", body, marker, lambda line: bool(delta(line)))
+        )
         pieces, text = [], ""
         for at, line, running in arrivals:
-            if line.startswith("data: {"):
-                delta = json.loads(line[len("data: ") :])["choices"][0]["delta"].get("content")
-                if delta:
-                    pieces.append((at, running))
-                    text += delta
-        [end] = [at for at, line, _ in arrivals if line == "data: [DONE]"]
+            content = delta(line)
+            if content:
+                pieces.append((at, running))
+                text += content
+        self.assertEqual([line for _, line, _ in arrivals if line.startswith("data: ")][-1], "data: [DONE]")
         self.assertEqual(text, f"claude answers: {marker}")
-        self.assert_unbuffered(arrivals, pieces, end)
+        self.assert_unbuffered(arrivals, pieces)
 
     async def test_ndjson_stream(self) -> None:
         """
@@ -757,19 +774,22 @@ http {{
         marker = "ndjson through nginx"
         body = {
             "backend": "claude",
-            "prompt": f"#fake chunks=3 chunk_delay={CHUNK_DELAY}\n{marker}",
+            "prompt": f"{HELD_STREAM}\n{marker}",
             "output_format": "stream-json",
             "ephemeral": True,
         }
-        arrivals = await self.off_reactor(lambda: self.stream("/api/v1/prompt", body, marker))
+
+        def partial(line: str) -> bool:
+            if not line.strip():
+                return False
+            event = json.loads(line)
+            return bool(event["type"] == "message" and event["content"]["is_partial"])
+
+        arrivals = await self.off_reactor(lambda: self.stream("/api/v1/prompt", body, marker, partial))
         events = [(at, json.loads(line), running) for at, line, running in arrivals if line.strip()]
-        pieces = [
-            (at, running)
-            for at, event, running in events
-            if event["type"] == "message" and event["content"]["is_partial"]
-        ]
+        pieces = [(at, running) for at, line, running in arrivals if partial(line)]
         self.assertEqual(events[-1][1].get("type"), "done", arrivals)
-        self.assert_unbuffered(arrivals, pieces, events[-1][0])
+        self.assert_unbuffered(arrivals, pieces)
 
     async def test_client_address(self) -> None:
         """

@@ -209,6 +209,29 @@ class ResultTests(_RuntimeTestCase):
         self.assertEqual("".join(partial), "claude answers: stream this")
         self.assertEqual(events[-1].type, "done")
 
+    async def test_held_rest(self) -> None:
+        """
+        A fake told C{hold=rest} streams its first piece at once and the
+        rest only once it is sent SIGUSR1.
+        """
+        stream = self.runtime.stream(
+            self.runtime.prepare(
+                RunRequest(backend="claude", prompt="#fake chunks=3 hold=rest\nstream this"), streaming=True
+            )
+        )
+        events = aiter(stream)
+        first = await anext(events)
+        while first.type != "message":
+            first = await anext(events)
+        [record] = self.records_of("claude")
+        self.assertTrue(alive(record["pid"]))
+        os.kill(record["pid"], signal.SIGUSR1)
+        rest = [event async for event in events]
+        partial = [first.content["text"]] + [e.content["text"] for e in rest if e.type == "message"]
+        self.assertEqual(len(partial), 3)
+        self.assertEqual("".join(partial), "claude answers: stream this")
+        self.assertEqual(rest[-1].type, "done")
+
 
 class ConcurrencyTests(_RuntimeTestCase):
     """Many runs at once."""

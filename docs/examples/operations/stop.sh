@@ -8,5 +8,5 @@ pid=$(cat "$pidfile") && kill -TERM "$pid" || {
     exit 1
 }
 while kill -0 "$pid" 2>/dev/null; do
-    sleep 1
+    sleep 0.2
 done
