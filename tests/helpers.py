@@ -54,6 +54,15 @@ def isolate_home(case: SynchronousTestCase) -> str:
     return home
 
 
+def started_supervisor(reactor: FakeProcessReactor, kill_grace: float = 5) -> ProcessSupervisor:
+    """A started supervisor whose children are C{reactor}'s fake processes."""
+    supervisor = ProcessSupervisor(
+        ProcessRunner(reactor, launcher=Launcher(), signal_group=reactor.signal_group, kill_grace=kill_grace)
+    )
+    supervisor.startService()
+    return supervisor
+
+
 class RefusingReactor(FakeProcessReactor):
     """A reactor on which every TCP port is taken."""
 
@@ -88,12 +97,7 @@ class Server:
         self.metrics = Metrics() if self.config.server.metrics_enabled else None
         self.store = store if store is not None else MemorySessionStore()
         self.availability = BackendAvailability(self.reactor, which=fake_which(installed))
-        self.supervisor = ProcessSupervisor(
-            ProcessRunner(
-                self.reactor, launcher=Launcher(), signal_group=self.reactor.signal_group, kill_grace=5
-            )
-        )
-        self.supervisor.startService()
+        self.supervisor = started_supervisor(self.reactor)
         self.runtime = BackendRuntime(
             config=self.config,
             backends=build_backends(),

@@ -19,12 +19,9 @@ from clinvk.backends.installed import (
     find_installed,
     parse_version,
 )
-from clinvk.process.runner import ProcessRunner
-from clinvk.process.spawn import Launcher
-from clinvk.process.supervisor import ProcessSupervisor
 from clinvk.testing.fake_cli import VERSIONS
 from clinvk.testing.reactor import FakeProcessReactor
-from tests.helpers import fake_which
+from tests.helpers import fake_which, started_supervisor
 
 PACKAGE_JSON = Path(__file__).parents[1] / "realcli" / "package.json"
 PACKAGES = {"claude": "@anthropic-ai/claude-code", "codex": "@openai/codex", "gemini": "@google/gemini-cli"}
@@ -90,12 +87,7 @@ class FindInstalledTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.reactor = FakeProcessReactor()
-        self.supervisor = ProcessSupervisor(
-            ProcessRunner(
-                self.reactor, launcher=Launcher(), signal_group=self.reactor.signal_group, kill_grace=5
-            )
-        )
-        self.supervisor.startService()
+        self.supervisor = started_supervisor(self.reactor)
 
     def find(self, installed: tuple[str, ...]) -> Deferred[list[InstalledCLI]]:
         availability = BackendAvailability(self.reactor, which=fake_which(installed))

@@ -32,7 +32,7 @@ from clinvk.process.spawn import Launcher
 from clinvk.process.supervisor import ProcessSupervisor
 from clinvk.testing.reactor import FakeProcessReactor, FakeProcessTransport
 from tests.backends.helpers import config, sample
-from tests.helpers import fake_which
+from tests.helpers import fake_which, started_supervisor
 
 
 class _RuntimeTestCase(SynchronousTestCase):
@@ -43,12 +43,7 @@ class _RuntimeTestCase(SynchronousTestCase):
         self.reactor.advance(1_700_000_000)
         self.home = FilePath(self.mktemp())
         self.home.makedirs()
-        self.supervisor = ProcessSupervisor(
-            ProcessRunner(
-                self.reactor, launcher=Launcher(), signal_group=self.reactor.signal_group, kill_grace=5
-            )
-        )
-        self.supervisor.startService()
+        self.supervisor = started_supervisor(self.reactor)
         self.runtime = self.make_runtime()
 
     environ = {"PATH": "/usr/local/bin", "ANTHROPIC_API_KEY": "k"}

@@ -12,12 +12,10 @@ from twisted.web.iweb import IRequest
 from twisted.web.test.requesthelper import DummyRequest
 
 from clinvk.errors import KeysUnavailable, Unauthorized
-from clinvk.process.runner import ProcessRunner
-from clinvk.process.spawn import Launcher
-from clinvk.process.supervisor import ProcessSupervisor
 from clinvk.testing.reactor import FakeProcessReactor
 from clinvk.web.auth import ApiKeys
 from clinvk.web.keys import GOPASS_TIMEOUT, RELOAD_SECONDS, KeyLoader
+from tests.helpers import started_supervisor
 
 
 def keyed_request(key: str) -> IRequest:
@@ -30,12 +28,7 @@ def keyed_request(key: str) -> IRequest:
 class KeyLoaderTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.reactor = FakeProcessReactor()
-        self.supervisor = ProcessSupervisor(
-            ProcessRunner(
-                self.reactor, launcher=Launcher(), signal_group=self.reactor.signal_group, kill_grace=5
-            )
-        )
-        self.supervisor.startService()
+        self.supervisor = started_supervisor(self.reactor)
         self.keys = ApiKeys()
         self.fatal: list[str] = []
 
