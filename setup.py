@@ -64,6 +64,7 @@ setup(
         # when a new release changes formatting or inference.
         "dev": [
             "ruff>=0.17,<0.18",
+            "import-linter>=2.17,<3",
             "mypy>=2.4,<2.5",
             "mypy-zope>=1.0.17,<1.1",
             "types-PyYAML",
