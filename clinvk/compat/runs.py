@@ -7,7 +7,6 @@ is written; what happens once a stream runs is the stream's business.
 
 from __future__ import annotations
 
-from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from clinvk.backends.model import RunRequest, RunResult
@@ -20,10 +19,7 @@ from clinvk.backends.runtime import (
     UnknownBackend,
     UnusableRequest,
 )
-from clinvk.config import ClinvkConfig
 from clinvk.errors import BackendFailed, BackendUnavailable, ClinvkError, InternalError, InvalidRequest
-from clinvk.schemas import SchemaSet
-from clinvk.web.deadline import RequestDeadline
 
 
 def failed(result: RunResult) -> bool:
@@ -107,24 +103,3 @@ class CompatRunner:
             elif ended.start_failed:
                 raise BackendUnavailable(ended.error)
         return running
-
-
-class CompatFamily:
-    """
-    What both compatibility API families hold.
-
-    @param runner: Runs the requests' executions.
-    @param clock: Stamps answers and paces keepalives.
-    @param schemas: Validates request bodies.
-    @param config: The server's configuration (keepalive, deadline).
-    @ivar deadline: The request deadline of every route.
-    """
-
-    def __init__(
-        self, *, runner: CompatRunner, clock: IReactorTime, schemas: SchemaSet, config: ClinvkConfig
-    ) -> None:
-        self._runner = runner
-        self._clock = clock
-        self._schemas = schemas
-        self._keepalive = float(config.server.stream_keepalive_secs)
-        self.deadline = RequestDeadline(clock, float(config.server.request_timeout_secs))

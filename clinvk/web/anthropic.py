@@ -14,9 +14,10 @@ from twisted.web.iweb import IRequest
 from clinvk.backends.model import RunRequest
 from clinvk.compat.conversation import anthropic_conversation
 from clinvk.compat.models import anthropic_backend, new_id, run_model, usage_or_estimate
-from clinvk.compat.runs import CompatFamily, failed, failure_text
+from clinvk.compat.runs import failed, failure_text
 from clinvk.errors import InvalidRequest
 from clinvk.openapi import Operation
+from clinvk.web._compat_family import CompatFamily
 from clinvk.web._errors import Dialect
 from clinvk.web._request import read_json
 from clinvk.web._responses import write_json

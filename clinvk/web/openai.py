@@ -14,10 +14,11 @@ from twisted.web.iweb import IRequest
 from clinvk.backends.model import RunRequest, RunResult
 from clinvk.compat.conversation import openai_conversation
 from clinvk.compat.models import new_id, openai_backend, run_model, usage_or_estimate
-from clinvk.compat.runs import CompatFamily, failed, failure_text
+from clinvk.compat.runs import failed, failure_text
 from clinvk.config import BACKEND_NAMES
 from clinvk.errors import InvalidRequest
 from clinvk.openapi import Operation
+from clinvk.web._compat_family import CompatFamily
 from clinvk.web._errors import Dialect
 from clinvk.web._request import read_json
 from clinvk.web._responses import typed_response, write_json
