@@ -21,8 +21,6 @@ from prometheus_client import (
 
 from twisted.logger import Logger
 
-from clinvk.sessions import ACTIVE, PAUSED, ISessionStore
-
 log = Logger()
 
 REQUEST_BUCKETS = tuple(0.001 * 2**k for k in range(15))
@@ -91,16 +89,6 @@ class Metrics:
     def observe_execution(self, backend: str, succeeded: bool, seconds: float) -> None:
         self.executions.labels(backend, "success" if succeeded else "error").inc()
         self.execution_duration.labels(backend).observe(seconds)
-
-    async def count_active_sessions(self, store: ISessionStore) -> None:
-        """Set the active-sessions gauge: sessions C{active} or C{paused}."""
-        try:
-            active = await store.list(status=ACTIVE, limit=1)
-            paused = await store.list(status=PAUSED, limit=1)
-        except Exception as e:
-            log.warn("Could not count active sessions error={error}", error=str(e))
-            return
-        self.active_sessions.set(active.total + paused.total)
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""

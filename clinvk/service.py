@@ -40,7 +40,7 @@ from clinvk.backends.runtime import BackendRuntime
 from clinvk.backends.workdir import dropped_builtin_blocks
 from clinvk.config import ClinvkConfig, ServerConfig
 from clinvk.metrics import Metrics
-from clinvk.orchestration import Orchestrator
+from clinvk.orchestration import Orchestrator, recount_active_sessions
 from clinvk.process.admission import Admission
 from clinvk.process.runner import ProcessRunner
 from clinvk.process.spawn import Launcher, signal_group
@@ -454,7 +454,7 @@ def build_core(
         stop_reactor_on_failure=stop_reactor_on_failure,
     )
     recount: Callable[[], object] = (
-        (lambda: Deferred.fromCoroutine(metrics.count_active_sessions(store)))
+        (lambda: Deferred.fromCoroutine(recount_active_sessions(metrics, store)))
         if metrics is not None
         else lambda: None
     )

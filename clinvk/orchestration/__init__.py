@@ -25,7 +25,7 @@ from clinvk.orchestration.outcomes import (
     StepOutcome,
 )
 from clinvk.orchestration.prompts import PromptRunner, PromptStream
-from clinvk.orchestration.turns import SessionTurns
+from clinvk.orchestration.turns import SessionTurns, recount_active_sessions
 from clinvk.sessions import ISessionStore
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "ParallelOutcome",
     "PromptStream",
     "StepOutcome",
+    "recount_active_sessions",
 ]
 
 

@@ -24,6 +24,7 @@ from clinvk.sessions import (
     ACTIVE,
     COMPLETED,
     ERROR,
+    PAUSED,
     ISessionStore,
     SessionNotFound,
     SessionRecord,
@@ -168,7 +169,7 @@ class SessionTurns:
             return ""
         if self._metrics is not None:
             self._metrics.sessions_created.inc()
-            await self._metrics.count_active_sessions(self._store)
+            await recount_active_sessions(self._metrics, self._store)
         return record.id
 
     async def close(self, session_id: str, result: RunResult) -> None:
@@ -211,4 +212,18 @@ class SessionTurns:
                 error=str(e),
             )
         if self._metrics is not None:
-            await self._metrics.count_active_sessions(self._store)
+            await recount_active_sessions(self._metrics, self._store)
+
+
+async def recount_active_sessions(metrics: Metrics, store: ISessionStore) -> None:
+    """
+    Set the active-sessions gauge to the sessions of C{store} that are
+    C{active} or C{paused}; a store that cannot be read leaves it as it is.
+    """
+    try:
+        active = await store.list(status=ACTIVE, limit=1)
+        paused = await store.list(status=PAUSED, limit=1)
+    except Exception as e:
+        log.warn("Could not count active sessions error={error}", error=str(e))
+        return
+    metrics.active_sessions.set(active.total + paused.total)

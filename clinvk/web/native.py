@@ -26,7 +26,7 @@ from clinvk.backends.options import effective_format
 from clinvk.config import ClinvkConfig
 from clinvk.errors import ClinvkError, ErrorDetail, InternalError, InvalidRequest, NotFound, ValidationFailed
 from clinvk.openapi import Operation, Parameter
-from clinvk.orchestration import ChainStep, Orchestrator, Outcome
+from clinvk.orchestration import ChainStep, Orchestrator, Outcome, recount_active_sessions
 from clinvk.schemas import SchemaSet
 from clinvk.sessions import SessionNotFound, SessionRecord, StoreError, format_timestamp
 from clinvk.web._errors import Dialect
@@ -389,7 +389,7 @@ class NativeApi:
         except StoreError as e:
             raise InternalError("failed to delete session", details=[ErrorDetail(str(e))]) from None
         if self._orchestrator.metrics is not None:
-            await self._orchestrator.metrics.count_active_sessions(self._orchestrator.store)
+            await recount_active_sessions(self._orchestrator.metrics, self._orchestrator.store)
         return typed_response(request, "DeleteSessionResponseBody", {"deleted": True, "id": id})
 
 
