@@ -20,7 +20,7 @@ from benchmarks.client import build_request
 from benchmarks.harness import AUTHORIZATION, Bench, closed_loop, expect_status
 from benchmarks.report import Line, verdict
 from benchmarks.stats import Latencies, ms
-from clinvk.backends.model import TokenUsage
+from clinvk.model import TokenUsage
 from clinvk.sessions.disk import SessionFiles, sessions_directory
 from clinvk.sessions.record import COMPLETED, SessionRecord
 

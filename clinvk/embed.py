@@ -30,9 +30,9 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.web.resource import IResource
 from twisted.web.server import Site
 
-from clinvk.backends.model import RunRequest, TokenUsage, UnifiedEvent
 from clinvk.config import ClinvkConfig, ConfigError, config_from_mapping, load_config
 from clinvk.errors import ClinvkError
+from clinvk.model import RunRequest, TokenUsage, UnifiedEvent
 from clinvk.orchestration import (
     ChainOutcome,
     ChainStep,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from zope.interface import Attribute, Interface
 
 if TYPE_CHECKING:
-    from clinvk.backends.model import ParsedResponse, UnifiedEvent, UnifiedOptions
+    from clinvk.model import ParsedResponse, UnifiedEvent, UnifiedOptions
 
 
 class IBackend(Interface):
@@ -39,7 +39,7 @@ class IBackend(Interface):
         (DECISIONS D1).
 
         @param executable: The absolute path of the CLI.
-        @param options: The run's L{clinvk.backends.model.UnifiedOptions}.
+        @param options: The run's L{clinvk.model.UnifiedOptions}.
         @param resume_id: A native session id to continue, or C{""}.
         @return: A list of strings, starting with C{executable}.
         """
@@ -58,7 +58,7 @@ class IBackend(Interface):
         (backends.md 6.3).
 
         @param raw: The chosen capture (6.2), decoded.
-        @return: A L{clinvk.backends.model.ParsedResponse}, or L{None} when
+        @return: A L{clinvk.model.ParsedResponse}, or L{None} when
             the output is not this CLI's JSON.
         """
 
@@ -106,6 +106,6 @@ class IStreamParser(Interface):
 
         @param line: The line's text.
         @param sequence: Its number among the run's non-blank lines.
-        @return: A list of L{clinvk.backends.model.UnifiedEvent}, possibly
+        @return: A list of L{clinvk.model.UnifiedEvent}, possibly
             empty.
         """

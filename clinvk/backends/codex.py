@@ -17,9 +17,9 @@ from zope.interface import implementer
 from clinvk.backends import events
 from clinvk.backends.events import NOT_JSON, as_dict, as_int, as_str, compact, loads, readable
 from clinvk.backends.flags import FlagTable, mapped_flags
-from clinvk.backends.model import ParsedResponse, TokenUsage, UnifiedEvent, UnifiedOptions
 from clinvk.backends.options import prompt_with_system, resolve_model
 from clinvk.interfaces import IBackend, IStreamParser
+from clinvk.model import ParsedResponse, TokenUsage, UnifiedEvent, UnifiedOptions
 
 FLAGS = FlagTable(
     # Current codex releases may refuse --ask-for-approval on exec; the flag

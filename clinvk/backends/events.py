@@ -11,7 +11,7 @@ import json
 import re
 from typing import Any
 
-from clinvk.backends.model import TokenUsage, UnifiedEvent
+from clinvk.model import TokenUsage, UnifiedEvent
 
 
 def _event(kind: str, sequence: int, content: dict[str, Any]) -> UnifiedEvent:

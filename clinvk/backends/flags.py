@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from attrs import frozen
 
-from clinvk.backends.model import UnifiedOptions
+from clinvk.model import UnifiedOptions
 
 Flags = tuple[str, ...]
 

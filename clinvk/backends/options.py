@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from clinvk.backends.model import RunRequest, UnifiedOptions
 from clinvk.config import ClinvkConfig
+from clinvk.model import RunRequest, UnifiedOptions
 
 MODEL_ALIASES: Mapping[str, Mapping[str, str]] = {
     "claude": {

@@ -11,8 +11,8 @@ from attrs import frozen
 
 from clinvk.backends.events import readable
 from clinvk.backends.gemini import strip_credentials_line
-from clinvk.backends.model import ParsedResponse, TokenUsage, UnifiedEvent
 from clinvk.interfaces import IBackend
+from clinvk.model import ParsedResponse, TokenUsage, UnifiedEvent
 
 
 @frozen

@@ -26,7 +26,6 @@ from clinvk.backends import events
 from clinvk.backends.availability import BackendAvailability
 from clinvk.backends.flags import check_extra_flags
 from clinvk.backends.installed import InstalledCLI, find_installed
-from clinvk.backends.model import RunRequest, RunResult, TokenUsage, UnifiedEvent, UnifiedOptions
 from clinvk.backends.options import REQUESTED_FORMATS, unified_options
 from clinvk.backends.results import Finished, StreamOutcome, finish_response
 from clinvk.backends.workdir import check_workdir
@@ -34,6 +33,7 @@ from clinvk.config import ClinvkConfig
 from clinvk.errors import ShuttingDown
 from clinvk.interfaces import IBackend
 from clinvk.logs import redact, secret_values
+from clinvk.model import RunRequest, RunResult, TokenUsage, UnifiedEvent, UnifiedOptions
 from clinvk.process.admission import Admission
 from clinvk.process.protocol import BufferedCapture, ICapture, LineCapture
 from clinvk.process.runner import ProcessOutcome, ProcessSpec, RunningProcess, StopReason

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import secrets
 
-from clinvk.backends.model import TokenUsage
 from clinvk.config import BACKEND_NAMES
+from clinvk.model import TokenUsage
 
 
 def openai_backend(model: str) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from twisted.python.failure import Failure
 
-from clinvk.backends.model import RunRequest, RunResult
 from clinvk.backends.runtime import (
     BackendNotAvailable,
     BackendRuntime,
@@ -20,6 +19,7 @@ from clinvk.backends.runtime import (
     UnusableRequest,
 )
 from clinvk.errors import BackendFailed, BackendUnavailable, ClinvkError, InternalError, InvalidRequest
+from clinvk.model import RunRequest, RunResult
 
 
 def failed(result: RunResult) -> bool:

@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
-from clinvk.backends.model import RunRequest
 from clinvk.backends.runtime import BackendRuntime
 from clinvk.config import ClinvkConfig
 from clinvk.metrics import Metrics
+from clinvk.model import RunRequest
 from clinvk.orchestration.batches import BatchRunner, ChainStep
 from clinvk.orchestration.outcomes import (
     ChainOutcome,

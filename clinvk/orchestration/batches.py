@@ -15,8 +15,8 @@ from attrs import frozen
 from twisted.internet.defer import CancelledError, Deferred, DeferredSemaphore, FirstError, gatherResults
 from twisted.internet.interfaces import IReactorTime
 
-from clinvk.backends.model import RunRequest
 from clinvk.config import ParallelConfig
+from clinvk.model import RunRequest
 from clinvk.orchestration.outcomes import (
     CANCELED,
     ChainOutcome,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from attrs import frozen
 
-from clinvk.backends.model import TokenUsage
+from clinvk.model import TokenUsage
 
 
 @frozen

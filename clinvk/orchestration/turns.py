@@ -16,10 +16,10 @@ from twisted.internet.defer import CancelledError
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from clinvk.backends.model import RunRequest, RunResult, TokenUsage
 from clinvk.config import SessionConfig
 from clinvk.errors import Conflict, ErrorDetail, InvalidRequest, NotFound
 from clinvk.metrics import Metrics
+from clinvk.model import RunRequest, RunResult, TokenUsage
 from clinvk.sessions import (
     ACTIVE,
     COMPLETED,

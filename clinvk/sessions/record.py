@@ -16,7 +16,7 @@ from typing import Any
 
 from attrs import field, frozen
 
-from clinvk.backends.model import TokenUsage
+from clinvk.model import TokenUsage
 
 ACTIVE = "active"
 COMPLETED = "completed"

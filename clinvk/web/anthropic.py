@@ -11,11 +11,11 @@ from typing import Any, ClassVar
 
 from twisted.web.iweb import IRequest
 
-from clinvk.backends.model import RunRequest
 from clinvk.compat.conversation import anthropic_conversation
 from clinvk.compat.models import anthropic_backend, new_id, run_model, usage_or_estimate
 from clinvk.compat.runs import failed, failure_text
 from clinvk.errors import InvalidRequest
+from clinvk.model import RunRequest
 from clinvk.openapi import Operation
 from clinvk.web._compat_family import CompatFamily
 from clinvk.web._errors import Dialect

@@ -21,10 +21,10 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 
 from clinvk.backends.availability import BackendAvailability
-from clinvk.backends.model import RunRequest
 from clinvk.backends.options import effective_format
 from clinvk.config import ClinvkConfig
 from clinvk.errors import ClinvkError, ErrorDetail, InternalError, InvalidRequest, NotFound, ValidationFailed
+from clinvk.model import RunRequest
 from clinvk.openapi import Operation, Parameter
 from clinvk.orchestration import ChainStep, Orchestrator, Outcome, recount_active_sessions
 from clinvk.schemas import SchemaSet

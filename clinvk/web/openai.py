@@ -11,12 +11,12 @@ from typing import Any, ClassVar
 
 from twisted.web.iweb import IRequest
 
-from clinvk.backends.model import RunRequest, RunResult
 from clinvk.compat.conversation import openai_conversation
 from clinvk.compat.models import new_id, openai_backend, run_model, usage_or_estimate
 from clinvk.compat.runs import failed, failure_text
 from clinvk.config import BACKEND_NAMES
 from clinvk.errors import InvalidRequest
+from clinvk.model import RunRequest, RunResult
 from clinvk.openapi import Operation
 from clinvk.web._compat_family import CompatFamily
 from clinvk.web._errors import Dialect

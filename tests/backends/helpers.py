@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from clinvk.backends.model import RunRequest, UnifiedOptions
 from clinvk.backends.options import unified_options
 from clinvk.config import ClinvkConfig, config_from_mapping
+from clinvk.model import RunRequest, UnifiedOptions
 
 DATA = Path(__file__).parent.parent / "data"
 

@@ -15,8 +15,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from clinvk.backends.codex import CodexBackend, CodexStreamParser, _events, parse_response
-from clinvk.backends.model import ParsedResponse, TokenUsage
 from clinvk.interfaces import IBackend, IStreamParser
+from clinvk.model import ParsedResponse, TokenUsage
 from tests.backends.helpers import options, sample
 
 

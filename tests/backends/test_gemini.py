@@ -14,8 +14,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from clinvk.backends.gemini import GeminiBackend, GeminiStreamParser, parse_response
-from clinvk.backends.model import ParsedResponse, TokenUsage
 from clinvk.interfaces import IBackend, IStreamParser
+from clinvk.model import ParsedResponse, TokenUsage
 from tests.backends.helpers import options, sample
 
 

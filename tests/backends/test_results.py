@@ -9,8 +9,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from clinvk.backends import build_backends, events
 from clinvk.backends.claude import ClaudeStreamParser
 from clinvk.backends.events import readable
-from clinvk.backends.model import TokenUsage
 from clinvk.backends.results import StreamOutcome, exit_error, finish_response
+from clinvk.model import TokenUsage
 from tests.backends.helpers import sample
 
 BACKENDS = build_backends()

@@ -18,7 +18,6 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from clinvk.backends import build_backends
 from clinvk.backends.availability import BackendAvailability
-from clinvk.backends.model import RunRequest, RunResult, TokenUsage, UnifiedEvent
 from clinvk.backends.runtime import (
     LOGGED_ERROR_LIMIT,
     STREAM_HIGH_WATER,
@@ -27,6 +26,7 @@ from clinvk.backends.runtime import (
     PreflightError,
 )
 from clinvk.errors import ShuttingDown
+from clinvk.model import RunRequest, RunResult, TokenUsage, UnifiedEvent
 from clinvk.process.runner import ProcessRunner
 from clinvk.process.spawn import Launcher
 from clinvk.process.supervisor import ProcessSupervisor

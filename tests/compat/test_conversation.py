@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from clinvk.backends.model import TokenUsage
 from clinvk.compat.conversation import anthropic_conversation, openai_conversation
 from clinvk.compat.models import anthropic_backend, new_id, openai_backend, run_model, usage_or_estimate
 from clinvk.errors import InvalidRequest
+from clinvk.model import TokenUsage
 
 
 def messages(*turns: tuple[str, object]) -> list[dict[str, object]]:

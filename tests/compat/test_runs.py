@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from clinvk.backends.model import RunResult
 from clinvk.compat.runs import failure_text
+from clinvk.model import RunResult
 
 
 class FailureTextTests(SynchronousTestCase):

@@ -20,8 +20,8 @@ from benchmarks.client import now_ns
 from clinvk.backends.claude import ClaudeBackend
 from clinvk.backends.codex import CodexBackend
 from clinvk.backends.gemini import GeminiBackend
-from clinvk.backends.model import UnifiedOptions
 from clinvk.interfaces import IBackend
+from clinvk.model import UnifiedOptions
 from tests.integration._processes import TIMEOUT, reactor
 
 

@@ -12,8 +12,8 @@ from typing import Any
 from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.trial.unittest import SynchronousTestCase
 
-from clinvk.backends.model import RunRequest, UnifiedEvent
 from clinvk.errors import ShuttingDown
+from clinvk.model import RunRequest, UnifiedEvent
 from clinvk.orchestration import PromptStream
 from clinvk.sessions import SessionRecord, StoreError
 from clinvk.sessions.memory import MemorySessionStore

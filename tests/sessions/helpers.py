@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from clinvk.backends.model import TokenUsage
+from clinvk.model import TokenUsage
 from clinvk.sessions.record import ACTIVE, SessionRecord
 
 T0 = datetime(2025, 3, 4, 10, 2, 11, 518204, tzinfo=UTC)

@@ -13,7 +13,7 @@ from attrs import evolve
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from clinvk.backends.model import TokenUsage
+from clinvk.model import TokenUsage
 from clinvk.sessions.record import (
     ZERO_TIME,
     SessionNotFound,

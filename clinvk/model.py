@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.backends.test_options -*-
 """
-The values the backend layer works with: what a caller asks for, the
-options a run is built from, what parsers find and what a run returns.
+The domain model every layer shares: what a caller asks for, the options
+a run is built from, what parsers find, the events of a stream and what a
+run returns.  It imports nothing of clinvk, so any layer may import it.
 """
 
 from __future__ import annotations
