@@ -30,8 +30,6 @@ from clinvk.config import (
     default_config_path,
     load_config,
 )
-from clinvk.process.runner import ProcessRunner
-from clinvk.process.spawn import Launcher, signal_group
 from clinvk.process.supervisor import ProcessSupervisor
 from clinvk.types import IClinvkReactor
 
@@ -101,14 +99,12 @@ async def diagnose(
     else:
         assert config is not None
         problems = config.unknown_keys
-    clis = tuple(await _find_clis(reactor, environ, config))
+    # An unusable configuration is reported; the checks go on with the defaults.
+    effective = config or config_from_mapping(None, {}, source=None)
+    clis = tuple(await _find_clis(reactor, environ, effective))
     found = {cli.name for cli in clis if cli.path is not None}
     home = environ.get("HOME") or os.path.expanduser("~")
-    needs = tuple(
-        need
-        for need in headless_needs(config or config_from_mapping(None, {}, source=None), cwd, environ, home)
-        if need.backend in found
-    )
+    needs = tuple(need for need in headless_needs(effective, cwd, environ, home) if need.backend in found)
     return Diagnosis(
         config_file=config_file,
         config_found=os.path.exists(config_file),
@@ -120,15 +116,10 @@ async def diagnose(
 
 
 async def _find_clis(
-    reactor: IClinvkReactor, environ: Mapping[str, str], config: ClinvkConfig | None
+    reactor: IClinvkReactor, environ: Mapping[str, str], config: ClinvkConfig
 ) -> list[InstalledCLI]:
     """Ask each CLI on C{PATH} its version, as children of a supervisor of their own."""
-    grace = float(config.server.kill_grace_secs) if config is not None else 5.0
-    supervisor = ProcessSupervisor(
-        ProcessRunner(
-            reactor, launcher=Launcher.detect(kill_grace=grace), signal_group=signal_group, kill_grace=grace
-        )
-    )
+    supervisor = ProcessSupervisor.on_this_system(reactor, float(config.server.kill_grace_secs))
     supervisor.startService()
     try:
         return await find_installed(BACKEND_NAMES, BackendAvailability(reactor), supervisor, environ)

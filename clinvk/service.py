@@ -42,8 +42,6 @@ from clinvk.config import ClinvkConfig, ServerConfig
 from clinvk.metrics import Metrics
 from clinvk.orchestration import Orchestrator, recount_active_sessions
 from clinvk.process.admission import Admission
-from clinvk.process.runner import ProcessRunner
-from clinvk.process.spawn import Launcher, signal_group
 from clinvk.process.supervisor import ProcessSupervisor
 from clinvk.sessions import ISessionStore
 from clinvk.sessions.disk import DiskSessionStore, SessionFiles, in_thread_pool, sessions_directory
@@ -278,6 +276,10 @@ class InstalledCLIAnnouncement(Service):
         self.announced.addErrback(lambda f: log.failure("Could not look for the backend CLIs", f))
 
     def _announce(self, clis: list[InstalledCLI]) -> None:
+        if not self.running:
+            # Stopped before the CLIs answered: their runs were stopped
+            # with the server, which says nothing about the CLIs.
+            return
         for cli in clis:
             if cli.path is None:
                 log.info("Backend CLI not found backend={backend}", backend=cli.name)
@@ -402,14 +404,7 @@ def build_core(
     """
     uptime = Uptime(reactor)
     availability = BackendAvailability(reactor)
-    supervisor = ProcessSupervisor(
-        ProcessRunner(
-            reactor,
-            launcher=Launcher.detect(kill_grace=float(config.server.kill_grace_secs)),
-            signal_group=signal_group,
-            kill_grace=float(config.server.kill_grace_secs),
-        )
-    )
+    supervisor = ProcessSupervisor.on_this_system(reactor, float(config.server.kill_grace_secs))
     metrics = Metrics() if config.server.metrics_enabled else None
     home = os.path.expanduser("~")
     if home == "~":

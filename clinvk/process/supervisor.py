@@ -8,6 +8,7 @@ ends their process groups should the server die without doing it
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList
@@ -17,6 +18,7 @@ from clinvk.errors import ShuttingDown
 from clinvk.process.protocol import ICapture
 from clinvk.process.reaper import GroupReaper
 from clinvk.process.runner import ProcessRunner, ProcessSpec, RunningProcess, StopReason
+from clinvk.process.spawn import Launcher, signal_group
 
 log = Logger()
 
@@ -38,6 +40,23 @@ class ProcessSupervisor(Service):
         self._ids = itertools.count(1)
         self._stopping = False
         self._reaper: GroupReaper | None = None
+
+    @classmethod
+    def on_this_system(cls, reactor: Any, kill_grace: float) -> ProcessSupervisor:
+        """
+        A supervisor of real processes on C{reactor} (a process reactor
+        and clock, as L{ProcessRunner} takes), each in its own
+        process group, signalled with C{killpg}, with the best launcher
+        this system has.
+        """
+        return cls(
+            ProcessRunner(
+                reactor,
+                launcher=Launcher.detect(kill_grace=kill_grace),
+                signal_group=signal_group,
+                kill_grace=kill_grace,
+            )
+        )
 
     @property
     def live(self) -> int:
