@@ -21,7 +21,6 @@ from attrs import frozen
 from clinvk._version import API_VERSION, __version__
 from clinvk.backends.availability import BackendAvailability
 from clinvk.backends.headless import HeadlessNeed, headless_needs
-from clinvk.backends.installed import InstalledCLI, find_installed
 from clinvk.config import (
     BACKEND_NAMES,
     ClinvkConfig,
@@ -31,6 +30,7 @@ from clinvk.config import (
     load_config,
 )
 from clinvk.process.supervisor import ProcessSupervisor
+from clinvk.runs.installed import InstalledCLI, find_installed
 from clinvk.types import IClinvkReactor
 
 

@@ -35,14 +35,14 @@ from twisted.web.server import Site
 
 from clinvk.backends import build_backends
 from clinvk.backends.availability import BackendAvailability
-from clinvk.backends.installed import InstalledCLI
-from clinvk.backends.runtime import BackendRuntime
 from clinvk.backends.workdir import dropped_builtin_blocks
 from clinvk.config import ClinvkConfig, ServerConfig
 from clinvk.metrics import Metrics
 from clinvk.orchestration import Orchestrator, recount_active_sessions
 from clinvk.process.admission import Admission
 from clinvk.process.supervisor import ProcessSupervisor
+from clinvk.runs.installed import InstalledCLI
+from clinvk.runs.runtime import BackendRuntime
 from clinvk.sessions import ISessionStore
 from clinvk.sessions.disk import DiskSessionStore, SessionFiles, in_thread_pool, sessions_directory
 from clinvk.sessions.service import SessionStoreService

@@ -16,13 +16,13 @@ from twisted.web.resource import IResource
 
 from clinvk.backends import build_backends
 from clinvk.backends.availability import BackendAvailability
-from clinvk.backends.runtime import BackendRuntime
 from clinvk.config import config_from_mapping
 from clinvk.metrics import Metrics
 from clinvk.orchestration import Orchestrator
 from clinvk.process.runner import ProcessRunner
 from clinvk.process.spawn import Launcher
 from clinvk.process.supervisor import ProcessSupervisor
+from clinvk.runs.runtime import BackendRuntime
 from clinvk.service import admission_of
 from clinvk.sessions import ISessionStore
 from clinvk.sessions.memory import MemorySessionStore

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from twisted.python.failure import Failure
 
-from clinvk.backends.runtime import (
+from clinvk.errors import BackendFailed, BackendUnavailable, ClinvkError, InternalError, InvalidRequest
+from clinvk.model import RunRequest, RunResult
+from clinvk.runs.runtime import (
     BackendNotAvailable,
     BackendRuntime,
     EventStream,
@@ -18,8 +20,6 @@ from clinvk.backends.runtime import (
     UnknownBackend,
     UnusableRequest,
 )
-from clinvk.errors import BackendFailed, BackendUnavailable, ClinvkError, InternalError, InvalidRequest
-from clinvk.model import RunRequest, RunResult
 
 
 def failed(result: RunResult) -> bool:

@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
-from clinvk.backends.runtime import BackendRuntime
 from clinvk.config import ClinvkConfig
 from clinvk.metrics import Metrics
 from clinvk.model import RunRequest
@@ -26,6 +25,7 @@ from clinvk.orchestration.outcomes import (
 )
 from clinvk.orchestration.prompts import PromptRunner, PromptStream
 from clinvk.orchestration.turns import SessionTurns, recount_active_sessions
+from clinvk.runs.runtime import BackendRuntime
 from clinvk.sessions import ISessionStore
 
 __all__ = [

@@ -17,11 +17,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from clinvk.backends import events
-from clinvk.backends.runtime import BackendRuntime, EventStream, PreflightError, PreparedRun
 from clinvk.errors import ClinvkError
 from clinvk.model import RunRequest, RunResult, UnifiedEvent
 from clinvk.orchestration.outcomes import Outcome
 from clinvk.orchestration.turns import DISCONNECTED, SessionTurns
+from clinvk.runs.runtime import BackendRuntime, EventStream, PreflightError, PreparedRun
 from clinvk.sessions import SessionRecord
 
 log = Logger()

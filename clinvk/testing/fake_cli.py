@@ -794,7 +794,7 @@ def _now() -> str:
 COMMANDS = {"claude": claude, "codex": codex, "gemini": gemini}
 
 # What C{--version} prints: the real CLI's line for the version the fakes
-# follow, marked as a fake (clinvk.backends.installed.FAKE_MARK).
+# follow, marked as a fake (clinvk.runs.installed.FAKE_MARK).
 VERSIONS = {
     "claude": "2.1.197 (Claude Code) (clinvk fake)",
     "codex": "codex-cli 0.171.0 (clinvk fake)",

@@ -21,12 +21,12 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
 from clinvk.backends.availability import BackendAvailability
-from clinvk.backends.runtime import BackendRuntime
 from clinvk.compat.runs import CompatRunner
 from clinvk.config import ClinvkConfig
 from clinvk.errors import ClinvkError, InvalidRequest, ShuttingDown
 from clinvk.metrics import Metrics
 from clinvk.orchestration import Orchestrator
+from clinvk.runs.runtime import BackendRuntime
 from clinvk.schemas import SchemaSet
 from clinvk.web._errors import Dialect, error_from_failure, method_not_allowed, render_error, route_not_found
 from clinvk.web._misdirected import Sdk, misdirected, sdk_of

@@ -22,12 +22,12 @@ from twisted.trial.unittest import TestCase
 
 from clinvk.backends import build_backends
 from clinvk.backends.availability import BackendAvailability
-from clinvk.backends.runtime import BackendRuntime, EventStream
 from clinvk.config import config_from_mapping
 from clinvk.model import RunRequest, RunResult, UnifiedEvent
 from clinvk.process.runner import ProcessRunner
 from clinvk.process.spawn import Launcher, signal_group
 from clinvk.process.supervisor import ProcessSupervisor
+from clinvk.runs.runtime import BackendRuntime, EventStream
 from clinvk.testing.fake_cli import install
 from tests.integration._processes import (
     TIMEOUT,
@@ -314,7 +314,7 @@ from twisted.internet.defer import Deferred
 from clinvk.backends import build_backends
 from clinvk.backends.availability import BackendAvailability
 from clinvk.model import RunRequest
-from clinvk.backends.runtime import BackendRuntime
+from clinvk.runs.runtime import BackendRuntime
 from clinvk.config import config_from_mapping
 from clinvk.process.runner import ProcessRunner
 from clinvk.process.spawn import Launcher, signal_group

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.backends.test_installed -*-
+# -*- test-case-name: tests.runs.test_installed -*-
 """
 Which backend CLIs are installed, at which versions, and whether the
 real-CLI suite has proven those versions.

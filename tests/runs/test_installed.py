@@ -1,5 +1,5 @@
 """
-Tests for L{clinvk.backends.installed}: which CLIs are on C{PATH}, and
+Tests for L{clinvk.runs.installed}: which CLIs are on C{PATH}, and
 their versions.
 """
 
@@ -12,7 +12,7 @@ from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from clinvk.backends.availability import BackendAvailability
-from clinvk.backends.installed import (
+from clinvk.runs.installed import (
     PROVEN_VERSIONS,
     VERSION_TIMEOUT,
     InstalledCLI,

@@ -1,5 +1,5 @@
 """
-Tests for L{clinvk.backends.runtime} on a fake process reactor: pre-flight,
+Tests for L{clinvk.runs.runtime} on a fake process reactor: pre-flight,
 dry runs, runs, streams, cancellation and ephemeral clean-up.
 """
 
@@ -18,18 +18,18 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from clinvk.backends import build_backends
 from clinvk.backends.availability import BackendAvailability
-from clinvk.backends.runtime import (
+from clinvk.errors import ShuttingDown
+from clinvk.model import RunRequest, RunResult, TokenUsage, UnifiedEvent
+from clinvk.process.runner import ProcessRunner
+from clinvk.process.spawn import Launcher
+from clinvk.process.supervisor import ProcessSupervisor
+from clinvk.runs.runtime import (
     LOGGED_ERROR_LIMIT,
     STREAM_HIGH_WATER,
     BackendRuntime,
     EventStream,
     PreflightError,
 )
-from clinvk.errors import ShuttingDown
-from clinvk.model import RunRequest, RunResult, TokenUsage, UnifiedEvent
-from clinvk.process.runner import ProcessRunner
-from clinvk.process.spawn import Launcher
-from clinvk.process.supervisor import ProcessSupervisor
 from clinvk.testing.reactor import FakeProcessReactor, FakeProcessTransport
 from tests.backends.helpers import config, sample
 from tests.helpers import fake_which, started_supervisor

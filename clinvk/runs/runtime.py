@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.backends.test_runtime -*-
+# -*- test-case-name: tests.runs.test_runtime -*-
 """
 Running a backend for a request: pre-flight validation (backends.md 3),
 dry runs (5.6), non-streaming runs (6), streaming runs (7) and the clean-up
@@ -25,7 +25,6 @@ from twisted.python.failure import Failure
 from clinvk.backends import events
 from clinvk.backends.availability import BackendAvailability
 from clinvk.backends.flags import check_extra_flags
-from clinvk.backends.installed import InstalledCLI, find_installed
 from clinvk.backends.options import REQUESTED_FORMATS, unified_options
 from clinvk.backends.results import Finished, StreamOutcome, finish_response
 from clinvk.backends.workdir import check_workdir
@@ -38,6 +37,7 @@ from clinvk.process.admission import Admission
 from clinvk.process.protocol import BufferedCapture, ICapture, LineCapture
 from clinvk.process.runner import ProcessOutcome, ProcessSpec, RunningProcess, StopReason
 from clinvk.process.supervisor import ProcessSupervisor
+from clinvk.runs.installed import InstalledCLI, find_installed
 
 log = Logger()
 
