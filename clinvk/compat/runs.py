@@ -14,7 +14,7 @@ from clinvk.model import RunRequest, RunResult
 from clinvk.runs.runtime import (
     BackendNotAvailable,
     BackendRuntime,
-    EventStream,
+    EventChannel,
     PreflightError,
     PreparedRun,
     UnknownBackend,
@@ -82,7 +82,7 @@ class CompatRunner:
             raise BackendFailed(failure_text(result))
         return result
 
-    async def stream(self, request: RunRequest) -> EventStream:
+    async def stream(self, request: RunRequest) -> EventChannel:
         """
         Start streaming C{request}; the CLI is running when this returns.
 

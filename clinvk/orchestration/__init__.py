@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IReactorTime
 
 from clinvk.config import ClinvkConfig
@@ -64,6 +64,7 @@ class Orchestrator:
     ) -> None:
         self.store = store
         self.metrics = metrics
+        self._runtime = runtime
         self._prompts = PromptRunner(runtime, SessionTurns(store, clock, config.session, metrics), clock)
         self._batches = BatchRunner(self._prompts, clock, config.parallel)
 
@@ -131,3 +132,12 @@ class Orchestrator:
                 backends, prompt, model=model, workdir=workdir, sequential=sequential, dry_run=dry_run
             )
         )
+
+    def settled(self) -> Deferred[None]:
+        """
+        A Deferred firing once the work that outlives its request has
+        ended: the prompt streams under way (their session turns recorded)
+        and the clean-ups after ephemeral runs.  At shutdown it is awaited
+        once the supervisor has stopped every CLI.
+        """
+        return gatherResults([self._prompts.settled(), self._runtime.settled()]).addCallback(lambda _: None)

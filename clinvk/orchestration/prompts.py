@@ -6,12 +6,11 @@ One prompt on one backend, as a single result or as a stream of events
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping
 
 import attrs
 
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, DeferredList
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -21,7 +20,8 @@ from clinvk.errors import ClinvkError
 from clinvk.model import RunRequest, RunResult, UnifiedEvent
 from clinvk.orchestration.outcomes import Outcome
 from clinvk.orchestration.turns import DISCONNECTED, SessionTurns
-from clinvk.runs.runtime import BackendRuntime, EventStream, PreflightError, PreparedRun
+from clinvk.runs.channel import StreamChannel
+from clinvk.runs.runtime import BackendRuntime, PreflightError, PreparedRun
 from clinvk.sessions import SessionRecord
 
 log = Logger()
@@ -40,6 +40,7 @@ class PromptRunner:
         self._runtime = runtime
         self._turns = turns
         self._clock = clock
+        self._feeds: set[Deferred[None]] = set()
 
     def _milliseconds_since(self, started: float, until: float = 0.0) -> int:
         return int(((until or self._clock.seconds()) - started) * 1000)
@@ -131,13 +132,31 @@ class PromptRunner:
         @raise ClinvkError: When C{session_id} cannot be continued.
         """
         request, record = await self._continued(request, session_id)
-        stream = PromptStream(request.backend, self._clock)
+        stream = PromptStream(request.backend)
         if record is not None:
             stream.session_id = record.id
-        Deferred.fromCoroutine(self._feed(stream, request, metadata or {}, record)).addErrback(
-            lambda failure: log.failure("Prompt stream failed", failure)
-        )
+        feeding = Deferred.fromCoroutine(self._feed(stream, request, metadata or {}, record))
+        self._feeds.add(feeding)
+
+        def fed(result: object) -> None:
+            self._feeds.discard(feeding)
+            if isinstance(result, Failure):
+                log.failure("Prompt stream failed", result)
+
+        feeding.addBoth(fed)
         return stream
+
+    def settled(self) -> Deferred[None]:
+        """
+        A Deferred firing once every stream under way has ended and its
+        session turn is recorded (at shutdown, once the supervisor has
+        stopped their CLIs).
+        """
+        return DeferredList(list(self._feeds)).addCallback(lambda _: None)
+
+    def _put(self, stream: PromptStream, event: UnifiedEvent) -> None:
+        """Add an event of the server's own to C{stream}, stamped now."""
+        stream.put(attrs.evolve(event, timestamp=self._clock.seconds()))
 
     async def _feed(
         self,
@@ -146,14 +165,17 @@ class PromptRunner:
         metadata: Mapping[str, str],
         record: SessionRecord | None,
     ) -> None:
-        """Run a stream to its end; whatever happens, the stream ends too."""
+        """
+        Run a stream to its end; whatever happens, the stream ends too.
+        (Not in a C{finally}: a coroutine closed as garbage must not wake
+        its consumer, which may be garbage already.)
+        """
         started = self._clock.seconds()
-        outcome = Outcome(request.backend, -1, 0, error=DISCONNECTED, session_id=stream.session_id)
         try:
             outcome = await self._stream_run(stream, request, metadata, record, started)
         except Exception as e:
             log.failure("Prompt stream failed backend={backend}", backend=request.backend)
-            stream._add(events.error(_text(e), 0))
+            self._put(stream, events.error(_text(e), 0))
             outcome = Outcome(
                 request.backend,
                 1,
@@ -161,10 +183,9 @@ class PromptRunner:
                 error=_text(e),
                 session_id=stream.session_id,
             )
-        finally:
-            if record is not None:
-                self._turns.release(record.id)
-            stream._finish(outcome)
+        if record is not None:
+            self._turns.release(record.id)
+        stream.close(outcome)
 
     async def _stream_run(
         self,
@@ -176,7 +197,7 @@ class PromptRunner:
     ) -> Outcome:
         prepared = self._prepare(request, streaming=True)
         if isinstance(prepared, str):
-            stream._add(events.error(prepared, 0))
+            self._put(stream, events.error(prepared, 0))
             return Outcome(
                 request.backend,
                 1,
@@ -194,20 +215,24 @@ class PromptRunner:
         return _outcome(request.backend, result, duration, session)
 
     async def _events_of(self, stream: PromptStream, prepared: PreparedRun) -> RunResult:
-        """Attach the run's events to C{stream}; its result once it has ended."""
+        """Run C{prepared} with its events on C{stream}; its result once it has ended."""
         if stream.cancelled:
             return RunResult(exit_code=-1, error=DISCONNECTED)
+        running = self._runtime.feed(prepared, stream)
+        stream.stop_with(running.cancel)
         try:
-            running = self._runtime.stream(prepared)
-            stream._attach(running)
-            return await running.result()
+            return await running
         except CancelledError:
             # Keep the native id the client saw: the session stays resumable.
             return RunResult(exit_code=-1, error=DISCONNECTED, native_session_id=stream.native_session_id)
         except Exception as e:
+            if isinstance(e, ClinvkError):
+                # No free run slot, or the server shutting down: the client
+                # must see an HTTP error, if nothing was streamed yet.
+                stream.refuse(Failure(e))
             # The runtime reports the CLI's own failures as events; this
             # is the server failing to run it at all.
-            stream._add(events.error(_text(e), 0))
+            self._put(stream, events.error(_text(e), 0))
             return RunResult(exit_code=1, error=_text(e))
 
 
@@ -235,128 +260,29 @@ def _outcome(backend: str, result: RunResult, duration_ms: int, session_id: str)
     )
 
 
-class PromptStream:
+class PromptStream(StreamChannel[UnifiedEvent, Outcome]):
     """
     The events of one streamed prompt: the CLI's events as it produces
-    them, then any event the server adds once the run has ended.
+    them, then any event the server adds once the run has ended; its
+    result is the prompt's L{Outcome}.  L{started} fails with the
+    L{ClinvkError} that refused the run (no free run slot, the server
+    shutting down), so that the refusal can be an HTTP error before
+    anything is streamed; any other failure is one of its events.
 
     @ivar backend: The backend of every event.
     @ivar session_id: The session every event belongs to, once known.
-    @ivar cancelled: Whether the consumer has gone.
     @ivar native_session_id: The CLI's conversation id, once an event
         delivered it.
     """
 
-    def __init__(self, backend: str, clock: IReactorTime) -> None:
+    def __init__(self, backend: str) -> None:
+        super().__init__()
         self.backend = backend
         self.session_id = ""
-        self.cancelled = False
         self.native_session_id = ""
-        self._clock = clock
-        self._running: EventStream | None = None
-        self._added: deque[UnifiedEvent] = deque()
-        self._finished = False
-        self._waiting: Deferred[None] | None = None
-        self._outcome: Outcome | None = None
-        self._outcome_waiters: list[Deferred[Outcome]] = []
-        # None until the CLI runs or cannot; then True, or the refusal.
-        self._start: bool | Failure | None = None
-        self._start_waiters: list[Deferred[None]] = []
 
-    def _wake(self) -> None:
-        waiting, self._waiting = self._waiting, None
-        if waiting is not None:
-            waiting.callback(None)
-
-    def _attach(self, running: EventStream) -> None:
-        self._running = running
-        running.started().addCallbacks(lambda _: self._started(None), self._started)
-        self._wake()
-
-    def _started(self, refusal: Failure | None) -> None:
-        """
-        The CLI runs (C{None}), or its run ended before it ran: with a
-        refusal that the client must see as an HTTP error (a
-        L{ClinvkError}: no free run slot, the server shutting down), or
-        another failure, which the stream's events report.
-        """
-        if self._start is not None:
-            return
-        if refusal is not None and refusal.check(ClinvkError):
-            self._start = refusal
-        else:
-            self._start = True
-        waiters, self._start_waiters = self._start_waiters, []
-        for waiter in waiters:
-            self._fire_started(waiter)
-
-    def _fire_started(self, waiter: Deferred[None]) -> None:
-        if isinstance(self._start, Failure):
-            waiter.errback(self._start)
-        else:
-            waiter.callback(None)
-
-    def started(self) -> Deferred[None]:
-        """
-        A Deferred firing once the CLI runs, or once the stream has ended
-        without it (its events say why: a pre-flight failure, say), and
-        failing with the L{ClinvkError} that refused the run (no free run
-        slot, the server shutting down), so that the refusal can be an
-        HTTP error before anything is streamed.
-        """
-        waiter: Deferred[None] = Deferred()
-        if self._start is None:
-            self._start_waiters.append(waiter)
-        else:
-            self._fire_started(waiter)
-        return waiter
-
-    def _add(self, event: UnifiedEvent) -> None:
-        self._added.append(attrs.evolve(event, timestamp=self._clock.seconds()))
-        self._wake()
-
-    def _finish(self, outcome: Outcome) -> None:
-        self._finished = True
-        self._outcome = outcome
-        self._started(None)
-        self._wake()
-        waiters, self._outcome_waiters = self._outcome_waiters, []
-        for waiter in waiters:
-            waiter.callback(outcome)
-
-    def __aiter__(self) -> PromptStream:
-        return self
-
-    async def __anext__(self) -> UnifiedEvent:
-        while True:
-            if self._running is not None:
-                try:
-                    event = await self._running.__anext__()
-                except StopAsyncIteration:
-                    self._running = None
-                else:
-                    if event.type == "init" and event.content.get("backend_session_id"):
-                        self.native_session_id = str(event.content["backend_session_id"])
-                    return event
-            if self._added:
-                return self._added.popleft()
-            if self._finished or self.cancelled:
-                raise StopAsyncIteration
-            self._waiting = Deferred()
-            await self._waiting
-
-    def result(self) -> Deferred[Outcome]:
-        """A Deferred firing with the outcome once the run is recorded."""
-        waiter: Deferred[Outcome] = Deferred()
-        if self._outcome is not None:
-            waiter.callback(self._outcome)
-        else:
-            self._outcome_waiters.append(waiter)
-        return waiter
-
-    def cancel(self) -> None:
-        """The consumer has gone: stop the run (its session records the failure)."""
-        self.cancelled = True
-        if self._running is not None:
-            self._running.cancel()
-        self._wake()
+    def put(self, item: UnifiedEvent) -> None:
+        """Add C{item}, noting the CLI's conversation id when it carries it."""
+        if item.type == "init" and item.content.get("backend_session_id"):
+            self.native_session_id = str(item.content["backend_session_id"])
+        super().put(item)

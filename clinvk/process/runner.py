@@ -22,6 +22,7 @@ from twisted.internet.interfaces import (
     IReactorTime,
 )
 from twisted.logger import Logger
+from zope.interface import implementer
 
 from clinvk.process.protocol import CLIProcessProtocol, ExitStatus, ICapture
 from clinvk.process.reaper import GroupReaper
@@ -95,9 +96,12 @@ class ProcessOutcome:
         return self.exit_code
 
 
+@implementer(IPushProducer)
 class RunningProcess:
     """
-    One child, from spawn until it and its process group are gone.
+    One child, from spawn until it and its process group are gone.  As a
+    push producer of its output, it can be paused by a consumer that falls
+    behind.
 
     @ivar pid: The child's pid, which is also its process group id; 0 until
         it has started.
@@ -264,6 +268,18 @@ class RunningProcess:
             self._paused = False
             cast("IPushProducer", self._transport).resumeProducing()
             self._output()
+
+    def pauseProducing(self) -> None:
+        """L{IPushProducer}: L{pause}."""
+        self.pause()
+
+    def resumeProducing(self) -> None:
+        """L{IPushProducer}: L{resume}."""
+        self.resume()
+
+    def stopProducing(self) -> None:
+        """L{IPushProducer}: L{stop}, as a cancellation."""
+        self.stop()
 
     def _schedule_kill(self) -> None:
         if self._kill_timer is None or not self._kill_timer.active():

@@ -27,7 +27,7 @@ from clinvk.model import RunRequest, RunResult, UnifiedEvent
 from clinvk.process.runner import ProcessRunner
 from clinvk.process.spawn import Launcher, signal_group
 from clinvk.process.supervisor import ProcessSupervisor
-from clinvk.runs.runtime import BackendRuntime, EventStream
+from clinvk.runs.runtime import BackendRuntime, EventChannel
 from clinvk.testing.fake_cli import install
 from tests.integration._processes import (
     TIMEOUT,
@@ -78,7 +78,7 @@ class _RuntimeTestCase(TestCase):
     def records_of(self, name: str | None = None) -> list[dict[str, Any]]:
         return fake_records(self.records, name)
 
-    async def first_event(self, stream: EventStream) -> UnifiedEvent:
+    async def first_event(self, stream: EventChannel) -> UnifiedEvent:
         async for event in stream:
             return event
         raise AssertionError("the stream ended without an event")

@@ -103,6 +103,21 @@ class PromptSessionTests(SynchronousTestCase):
         record = self.successResultOf(server.store.get(outcome.session_id))
         self.assertEqual(record.status, "error")
 
+    def test_settled_waits_for_streams(self) -> None:
+        """The orchestrator is settled once a stream under way has ended and its turn is recorded."""
+        server = Server()
+        stream = self.successResultOf(
+            server.orchestrator.stream_prompt(RunRequest(backend="claude", prompt="x"))
+        )
+        settled = server.orchestrator.settled()
+        self.assertNoResult(settled)
+        server.reactor.spawned[-1].exit(0)
+        self.successResultOf(settled)
+        outcome = self.successResultOf(stream.result())
+        record = self.successResultOf(server.store.get(outcome.session_id))
+        self.assertEqual(record.turn_count, 1)
+        self.successResultOf(server.orchestrator.settled())
+
     def test_prompt_when_shutting_down(self) -> None:
         """A non-streaming run the supervisor refuses fails with ShuttingDown (a 503)."""
         server = Server()

@@ -23,11 +23,12 @@ from clinvk.model import RunRequest, RunResult, TokenUsage, UnifiedEvent
 from clinvk.process.runner import ProcessRunner
 from clinvk.process.spawn import Launcher
 from clinvk.process.supervisor import ProcessSupervisor
+from clinvk.runs.channel import HIGH_WATER
+from clinvk.runs.cleanup import NativeSessionCleanup
 from clinvk.runs.runtime import (
     LOGGED_ERROR_LIMIT,
-    STREAM_HIGH_WATER,
     BackendRuntime,
-    EventStream,
+    EventChannel,
     PreflightError,
 )
 from clinvk.testing.reactor import FakeProcessReactor, FakeProcessTransport
@@ -171,7 +172,7 @@ class DryRunTests(_RuntimeTestCase):
         self.assertEqual(self.successResultOf(stream.result()).exit_code, 0)
 
 
-async def collect(stream: EventStream) -> list[UnifiedEvent]:
+async def collect(stream: EventChannel) -> list[UnifiedEvent]:
     return [event async for event in stream]
 
 
@@ -283,8 +284,11 @@ class CleanupTests(_RuntimeTestCase):
             ["/usr/local/bin/gemini", "--delete-session", "0f3c9a52-5e0b-4c7e-9d1e-2f6a8b7c4d10"],
         )
         self.assertEqual(self.runtime.cleanups, 1)
+        settled = self.runtime.settled()
+        self.assertNoResult(settled)
         self.child().exit(0)
         self.assertEqual(self.runtime.cleanups, 0)
+        self.successResultOf(settled)
 
     def test_shutdown_skips_cleanup(self) -> None:
         """During shutdown the clean-up is skipped; the run still has its result."""
@@ -334,7 +338,7 @@ class StreamTests(_RuntimeTestCase):
 
     def start(
         self, backend: str = "claude", runtime: BackendRuntime | None = None, **request: Any
-    ) -> EventStream:
+    ) -> EventChannel:
         runtime = runtime or self.runtime
         return runtime.stream(
             runtime.prepare(RunRequest(backend=backend, prompt="p", **request), streaming=True)
@@ -378,10 +382,10 @@ class StreamTests(_RuntimeTestCase):
         """A consumer that falls behind pauses the child; catching up resumes it."""
         stream = self.start("codex")
         line = b'{"type":"item.completed","item":{"type":"agent_message","text":"x"}}\n'
-        self.child().emit_stdout(line * STREAM_HIGH_WATER)
+        self.child().emit_stdout(line * HIGH_WATER)
         self.assertTrue(self.child().paused)
         iterator = stream.__aiter__()
-        for _ in range(STREAM_HIGH_WATER - 16):
+        for _ in range(HIGH_WATER - 16):
             self.successResultOf(Deferred.fromCoroutine(iterator.__anext__()))
         self.assertFalse(self.child().paused)
 
@@ -544,19 +548,16 @@ class SessionFilesTests(TestCase):
             home.descendant([".codex", "sessions", f"d{index}"]).makedirs()
         target = home.descendant([".codex", "sessions", "d29", "rollout-abc.jsonl"])
         target.setContent(b"")
-        runtime = BackendRuntime(
-            config=config(),
-            backends=build_backends(),
-            supervisor=ProcessSupervisor(
+        cleanup = NativeSessionCleanup(
+            ProcessSupervisor(
                 ProcessRunner(reactor, launcher=Launcher(), signal_group=reactor.signal_group, kill_grace=1)
             ),
-            availability=BackendAvailability(reactor, which=fake_which(())),
-            clock=reactor,
-            environ={},
-            home=home.path,
+            reactor,
+            {},
+            home.path,
         )
         deleting = Deferred.fromCoroutine(
-            runtime._delete_session_file(os.path.join(home.path, ".codex", "sessions"), "abc")
+            cleanup._delete_session_file(os.path.join(home.path, ".codex", "sessions"), "abc")
         )
         self.assertNoResult(deleting)
         self.assertTrue(os.path.exists(target.path))
