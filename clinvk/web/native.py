@@ -5,7 +5,8 @@ backends and sessions.
 
 Handlers translate JSON into calls of the L{Orchestrator} and outcomes
 back into JSON.  Problems of a run are part of its result (HTTP 200);
-only malformed requests and unknown sessions are HTTP errors.
+only malformed requests and unknown sessions are HTTP errors, which the
+handlers raise and the family's error handler answers.
 """
 
 from __future__ import annotations
@@ -14,29 +15,24 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from twisted.internet.defer import CancelledError
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
-from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 
 from clinvk.backends.availability import BackendAvailability
 from clinvk.backends.options import effective_format
 from clinvk.config import ClinvkConfig
-from clinvk.errors import ClinvkError, ErrorDetail, InternalError, InvalidRequest, NotFound, ValidationFailed
+from clinvk.errors import ErrorDetail, InvalidRequest, ValidationFailed
 from clinvk.model import RunRequest
 from clinvk.openapi import Operation, Parameter
 from clinvk.orchestration import ChainStep, Orchestrator, Outcome, recount_active_sessions
 from clinvk.schemas import SchemaSet
-from clinvk.sessions import SessionNotFound, SessionRecord, StoreError, format_timestamp
+from clinvk.sessions import SessionRecord, format_timestamp
 from clinvk.web._errors import Dialect
 from clinvk.web._request import read_json
 from clinvk.web._responses import typed_response, write_json
 from clinvk.web._routing import family_app, route
 from clinvk.web._streaming import stream_ndjson
 from clinvk.web.deadline import RequestDeadline
-
-log = Logger()
 
 _NATIVE = "Native"
 _SESSIONS = "Sessions"
@@ -159,7 +155,8 @@ class NativeApi:
     @param schemas: Validates request bodies.
     @param config: The server's configuration (the default output format,
         the request deadline).
-    @param clock: Times the request deadline.
+    @param clock: Times the request deadline; stamps the error event that
+        ends a stream.
     @ivar deadline: The request deadline of every route.
     """
 
@@ -186,6 +183,7 @@ class NativeApi:
         clock: IReactorTime,
     ) -> None:
         self._orchestrator = orchestrator
+        self._clock = clock
         self.deadline = RequestDeadline(clock, float(config.server.request_timeout_secs))
         self._availability = availability
         self._schemas = schemas
@@ -195,7 +193,7 @@ class NativeApi:
         body: dict[str, Any] = read_json(request, self._schemas, schema, match_case=False)
         return body
 
-    @route(app, PROMPT)
+    @route(app, PROMPT, failure="execution failed")
     async def prompt(self, request: IRequest) -> bytes | None:
         body = self._body(request, "PromptRequest")
         session_id = _text(body, "session_id")
@@ -214,35 +212,25 @@ class NativeApi:
             except BaseException:
                 stream.cancel()
                 raise
-            await stream_ndjson(request, stream, self.deadline)
+            await stream_ndjson(request, stream, self._clock)
             return None
-        try:
-            outcome = await self._orchestrator.prompt(run, metadata=metadata, session_id=session_id)
-        except (ClinvkError, CancelledError):
-            raise
-        except Exception as e:
-            raise _internal("execution failed", e) from None
+        outcome = await self._orchestrator.prompt(run, metadata=metadata, session_id=session_id)
         write_json(request, _prompt_result(outcome))
         return None
 
-    @route(app, PARALLEL)
+    @route(app, PARALLEL, failure="parallel execution failed")
     async def parallel(self, request: IRequest) -> bytes:
         body = self._body(request, "ParallelRequest")
         tasks = body.get("tasks") or []
         if not tasks:
             raise InvalidRequest("tasks are required", param="tasks")
         _check_items(tasks, "tasks")
-        try:
-            outcome = await self._orchestrator.parallel(
-                [_run_request(task) for task in tasks],
-                max_parallel=body.get("max_parallel") or 0,
-                fail_fast=bool(body.get("fail_fast")),
-                dry_run=bool(body.get("dry_run")),
-            )
-        except (ClinvkError, CancelledError):
-            raise
-        except Exception as e:
-            raise _internal("parallel execution failed", e) from None
+        outcome = await self._orchestrator.parallel(
+            [_run_request(task) for task in tasks],
+            max_parallel=body.get("max_parallel") or 0,
+            fail_fast=bool(body.get("fail_fast")),
+            dry_run=bool(body.get("dry_run")),
+        )
         return typed_response(
             request,
             "ParallelResponseBody",
@@ -255,7 +243,7 @@ class NativeApi:
             },
         )
 
-    @route(app, CHAIN)
+    @route(app, CHAIN, failure="chain execution failed")
     async def chain(self, request: IRequest) -> bytes:
         body = self._body(request, "ChainRequest")
         steps = body.get("steps") or []
@@ -271,17 +259,12 @@ class NativeApi:
                     f"chain step {number} uses {{{{session}}}} but sessions are not persisted"
                 )
         _check_items(steps, "steps")
-        try:
-            outcome = await self._orchestrator.chain(
-                [ChainStep(_run_request(step), _text(step, "name")) for step in steps],
-                stop_on_failure=bool(body.get("stop_on_failure")),
-                pass_working_dir=bool(body.get("pass_working_dir")),
-                dry_run=bool(body.get("dry_run")),
-            )
-        except (ClinvkError, CancelledError):
-            raise
-        except Exception as e:
-            raise _internal("chain execution failed", e) from None
+        outcome = await self._orchestrator.chain(
+            [ChainStep(_run_request(step), _text(step, "name")) for step in steps],
+            stop_on_failure=bool(body.get("stop_on_failure")),
+            pass_working_dir=bool(body.get("pass_working_dir")),
+            dry_run=bool(body.get("dry_run")),
+        )
         results = []
         for step in outcome.results:
             result: dict[str, Any] = {"step": step.step}
@@ -298,7 +281,7 @@ class NativeApi:
         chain_body["results"] = results
         return typed_response(request, "ChainResponseBody", chain_body)
 
-    @route(app, COMPARE)
+    @route(app, COMPARE, failure="compare execution failed")
     async def compare(self, request: IRequest) -> bytes:
         body = self._body(request, "CompareRequest")
         backends: list[str] = body.get("backends") or []
@@ -308,19 +291,14 @@ class NativeApi:
         if not prompt:
             raise InvalidRequest("prompt is required", param="prompt")
         model = _text(body, "model")
-        try:
-            outcome = await self._orchestrator.compare(
-                backends,
-                prompt,
-                model=model,
-                workdir=_text(body, "workdir"),
-                sequential=bool(body.get("sequential")),
-                dry_run=bool(body.get("dry_run")),
-            )
-        except (ClinvkError, CancelledError):
-            raise
-        except Exception as e:
-            raise _internal("compare execution failed", e) from None
+        outcome = await self._orchestrator.compare(
+            backends,
+            prompt,
+            model=model,
+            workdir=_text(body, "workdir"),
+            sequential=bool(body.get("sequential")),
+            dry_run=bool(body.get("dry_run")),
+        )
         results = []
         for result in outcome.results:
             entry: dict[str, Any] = {"backend": result.backend}
@@ -344,7 +322,7 @@ class NativeApi:
         backends = [{"name": name, "available": available} for name, available in self._availability.cached()]
         return typed_response(request, "BackendsResponseBody", {"backends": backends})
 
-    @route(app, LIST_SESSIONS)
+    @route(app, LIST_SESSIONS, failure="failed to list sessions")
     async def list_sessions(self, request: IRequest) -> bytes:
         args = _query(request)
         limit = _count(args, "limit")
@@ -353,12 +331,9 @@ class NativeApi:
         if problems:
             raise ValidationFailed("validation failed", details=problems)
         assert isinstance(limit, int) and isinstance(offset, int)
-        try:
-            page = await self._orchestrator.store.list(
-                backend=args.get("backend", ""), status=args.get("status", ""), limit=limit, offset=offset
-            )
-        except StoreError as e:
-            raise InternalError("failed to list sessions", details=[ErrorDetail(str(e))]) from None
+        page = await self._orchestrator.store.list(
+            backend=args.get("backend", ""), status=args.get("status", ""), limit=limit, offset=offset
+        )
         return typed_response(
             request,
             "SessionsResponseBody",
@@ -370,24 +345,14 @@ class NativeApi:
             },
         )
 
-    @route(app, GET_SESSION)
+    @route(app, GET_SESSION, failure="failed to read session")
     async def get_session(self, request: IRequest, id: str) -> bytes:
-        try:
-            record = await self._orchestrator.store.resolve(id)
-        except SessionNotFound as e:
-            raise NotFound("session not found", details=[ErrorDetail(str(e))]) from None
-        except StoreError as e:
-            raise InternalError("failed to read session", details=[ErrorDetail(str(e))]) from None
+        record = await self._orchestrator.store.resolve(id)
         return typed_response(request, "SessionInfo", session_info(record))
 
-    @route(app, DELETE_SESSION)
+    @route(app, DELETE_SESSION, failure="failed to delete session")
     async def delete_session(self, request: IRequest, id: str) -> bytes:
-        try:
-            await self._orchestrator.store.delete(id)
-        except SessionNotFound as e:
-            raise NotFound("session not found", details=[ErrorDetail(str(e))]) from None
-        except StoreError as e:
-            raise InternalError("failed to delete session", details=[ErrorDetail(str(e))]) from None
+        await self._orchestrator.store.delete(id)
         if self._orchestrator.metrics is not None:
             await recount_active_sessions(self._orchestrator.metrics, self._orchestrator.store)
         return typed_response(request, "DeleteSessionResponseBody", {"deleted": True, "id": id})
@@ -428,15 +393,6 @@ def _check_items(items: list[dict[str, Any]], name: str) -> None:
         for field in ("backend", "prompt"):
             if not item[field]:
                 raise InvalidRequest(f"{name}[{index}].{field} is required", param=f"{name}[{index}].{field}")
-
-
-def _internal(detail: str, error: Exception) -> InternalError:
-    """
-    An unexpected failure of an endpoint as its own problem (errors.md
-    1.1).  Call it from the C{except} block, so the traceback is logged.
-    """
-    log.failure("Execution failed detail={detail}", Failure(), detail=detail)
-    return InternalError(detail, details=[ErrorDetail(str(error) or type(error).__name__)])
 
 
 def _prompt_result(outcome: Outcome) -> dict[str, Any]:
