@@ -11,7 +11,6 @@ handlers raise and the family's error handler answers.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -21,136 +20,36 @@ from twisted.web.iweb import IRequest
 from clinvk.backends.availability import BackendAvailability
 from clinvk.backends.options import effective_format
 from clinvk.config import ClinvkConfig
-from clinvk.errors import ErrorDetail, InvalidRequest, ValidationFailed
+from clinvk.errors import InvalidRequest
 from clinvk.model import RunRequest
-from clinvk.openapi import Operation, Parameter
-from clinvk.orchestration import ChainStep, Orchestrator, Outcome, recount_active_sessions
+from clinvk.openapi import Operation
+from clinvk.orchestration import ChainStep, Orchestrator, Outcome
 from clinvk.schemas import SchemaSet
 from clinvk.sessions import SessionRecord, format_timestamp
 from clinvk.web._errors import Dialect
-from clinvk.web._request import read_json
+from clinvk.web._native_operations import (
+    BACKENDS,
+    CHAIN,
+    COMPARE,
+    DELETE_SESSION,
+    GET_SESSION,
+    LIST_SESSIONS,
+    OPERATIONS,
+    PARALLEL,
+    PROMPT,
+)
+from clinvk.web._request import read_json, read_query
 from clinvk.web._responses import typed_response, write_json
 from clinvk.web._routing import family_app, route
 from clinvk.web._streaming import stream_ndjson
 from clinvk.web.deadline import RequestDeadline
-
-_NATIVE = "Native"
-_SESSIONS = "Sessions"
-
-PROMPT = Operation(
-    operation_id="executePrompt",
-    method="POST",
-    path="/api/v1/prompt",
-    tag=_NATIVE,
-    summary="Run a prompt",
-    description=(
-        "Runs one prompt on one backend. Problems of the run (unknown or missing backend, "
-        "bad workdir, disallowed flag, CLI failure) are reported in the result with status 200. "
-        "With output_format stream-json the answer is an NDJSON stream of events. "
-        "With session_id the prompt continues that session's conversation."
-    ),
-    request_schema="PromptRequest",
-    response_schema="PromptResponse",
-    stream_media_type="application/x-ndjson",
-    stream_schema="StreamEvent",
-)
-PARALLEL = Operation(
-    operation_id="executeParallel",
-    method="POST",
-    path="/api/v1/parallel",
-    tag=_NATIVE,
-    summary="Run prompts concurrently",
-    description="Runs ephemeral tasks with bounded concurrency; results keep the order of the tasks.",
-    request_schema="ParallelRequest",
-    response_schema="ParallelResponseBody",
-)
-CHAIN = Operation(
-    operation_id="executeChain",
-    method="POST",
-    path="/api/v1/chain",
-    tag=_NATIVE,
-    summary="Run prompts in sequence",
-    description=(
-        "Runs ephemeral steps in order; {{previous}} in a step's prompt becomes the previous step's output."
-    ),
-    request_schema="ChainRequest",
-    response_schema="ChainResponseBody",
-)
-COMPARE = Operation(
-    operation_id="executeCompare",
-    method="POST",
-    path="/api/v1/compare",
-    tag=_NATIVE,
-    summary="Run a prompt on several backends",
-    description="Runs the same prompt on every listed backend, concurrently or one after another.",
-    request_schema="CompareRequest",
-    response_schema="CompareResponseBody",
-)
-BACKENDS = Operation(
-    operation_id="listBackends",
-    method="GET",
-    path="/api/v1/backends",
-    tag=_NATIVE,
-    summary="List backends",
-    description=(
-        "Every backend, sorted by name, with whether its CLI is on the server's PATH "
-        "(checked at most every 30 seconds)."
-    ),
-    response_schema="BackendsResponseBody",
-)
-_SESSION_ID = Parameter(
-    name="id",
-    location="path",
-    schema={"type": "string", "pattern": "^[0-9a-f]+$"},
-    description="A session id or an unambiguous prefix of one (lowercase hex).",
-)
-LIST_SESSIONS = Operation(
-    operation_id="listSessions",
-    method="GET",
-    path="/api/v1/sessions",
-    tag=_SESSIONS,
-    summary="List sessions",
-    description="Sessions sorted by last use, most recent first.",
-    response_schema="SessionsResponseBody",
-    parameters=(
-        Parameter("backend", "query", {"type": "string"}, "Only sessions of this backend."),
-        Parameter(
-            "status",
-            "query",
-            {"type": "string", "examples": ["completed"]},
-            "Only sessions with this status: active, completed, error or paused (others match none).",
-        ),
-        Parameter(
-            "limit", "query", {"type": "integer", "minimum": 0}, "At most this many sessions; 0 for all."
-        ),
-        Parameter("offset", "query", {"type": "integer", "minimum": 0}, "Skip this many matching sessions."),
-    ),
-)
-GET_SESSION = Operation(
-    operation_id="getSession",
-    method="GET",
-    path="/api/v1/sessions/{id}",
-    tag=_SESSIONS,
-    summary="Get a session",
-    response_schema="SessionInfo",
-    parameters=(_SESSION_ID,),
-)
-DELETE_SESSION = Operation(
-    operation_id="deleteSession",
-    method="DELETE",
-    path="/api/v1/sessions/{id}",
-    tag=_SESSIONS,
-    summary="Delete a session",
-    response_schema="DeleteSessionResponseBody",
-    parameters=(_SESSION_ID,),
-)
 
 
 class NativeApi:
     """
     The C{/api/v1} family.
 
-    @param orchestrator: Runs what requests ask for; owns the session store.
+    @param orchestrator: Runs what requests ask for and keeps the sessions.
     @param availability: Which CLIs are installed.
     @param schemas: Validates request bodies.
     @param config: The server's configuration (the default output format,
@@ -161,16 +60,7 @@ class NativeApi:
     """
 
     dialect: ClassVar[Dialect] = Dialect.NATIVE
-    operations: ClassVar[tuple[Operation, ...]] = (
-        PROMPT,
-        PARALLEL,
-        CHAIN,
-        COMPARE,
-        BACKENDS,
-        LIST_SESSIONS,
-        GET_SESSION,
-        DELETE_SESSION,
-    )
+    operations: ClassVar[tuple[Operation, ...]] = OPERATIONS
     app = family_app(dialect)
 
     def __init__(
@@ -324,15 +214,9 @@ class NativeApi:
 
     @route(app, LIST_SESSIONS, failure="failed to list sessions")
     async def list_sessions(self, request: IRequest) -> bytes:
-        args = _query(request)
-        limit = _count(args, "limit")
-        offset = _count(args, "offset")
-        problems = [problem for problem in (limit, offset) if isinstance(problem, ErrorDetail)]
-        if problems:
-            raise ValidationFailed("validation failed", details=problems)
-        assert isinstance(limit, int) and isinstance(offset, int)
-        page = await self._orchestrator.store.list(
-            backend=args.get("backend", ""), status=args.get("status", ""), limit=limit, offset=offset
+        query = read_query(request, LIST_SESSIONS.parameters)
+        page = await self._orchestrator.list_sessions(
+            backend=query["backend"], status=query["status"], limit=query["limit"], offset=query["offset"]
         )
         return typed_response(
             request,
@@ -340,21 +224,19 @@ class NativeApi:
             {
                 "sessions": [session_info(record) for record in page.sessions],
                 "total": page.total,
-                "limit": limit,
-                "offset": offset,
+                "limit": query["limit"],
+                "offset": query["offset"],
             },
         )
 
     @route(app, GET_SESSION, failure="failed to read session")
     async def get_session(self, request: IRequest, id: str) -> bytes:
-        record = await self._orchestrator.store.resolve(id)
+        record = await self._orchestrator.session(id)
         return typed_response(request, "SessionInfo", session_info(record))
 
     @route(app, DELETE_SESSION, failure="failed to delete session")
     async def delete_session(self, request: IRequest, id: str) -> bytes:
-        await self._orchestrator.store.delete(id)
-        if self._orchestrator.metrics is not None:
-            await recount_active_sessions(self._orchestrator.metrics, self._orchestrator.store)
+        await self._orchestrator.delete_session(id)
         return typed_response(request, "DeleteSessionResponseBody", {"deleted": True, "id": id})
 
 
@@ -446,32 +328,3 @@ def session_info(record: SessionRecord) -> dict[str, Any]:
     }
     info.update((key, value) for key, value in optional.items() if value)
     return info
-
-
-def _query(request: IRequest) -> dict[str, str]:
-    """The first value of every query parameter, empty values left out."""
-    args: dict[bytes, list[bytes]] = request.args or {}
-    query = {}
-    for key, values in args.items():
-        if values and values[0]:
-            query[key.decode("utf-8", "replace")] = values[0].decode("utf-8", "replace")
-    return query
-
-
-# What Go's strconv.Atoi accepts: no spaces, no underscores.
-_INTEGER = re.compile(r"[+-]?[0-9]+")
-
-
-def _count(args: Mapping[str, str], name: str) -> int | ErrorDetail:
-    """A non-negative integer parameter (0 when absent), or what is wrong with it."""
-    raw = args.get(name)
-    if raw is None:
-        return 0
-    # Go's Atoi refuses what does not fit in 64 bits (and Python's int()
-    # refuses more than 4300 digits).
-    if not _INTEGER.fullmatch(raw) or len(raw.lstrip("+-")) > 19 or not -(2**63) <= int(raw) < 2**63:
-        return ErrorDetail("invalid integer", f"query.{name}", raw)
-    value = int(raw)
-    if value < 0:
-        return ErrorDetail("expected number >= 0", f"query.{name}", value)
-    return value
