@@ -72,8 +72,8 @@ class _Run(Protocol):
 def stopped_on_failure(run: _Run) -> Iterator[None]:
     """
     Cancel C{run} when the block fails (the client gone, the deadline
-    passed, a write failed) and let the failure go on to the error path;
-    cancelling a run that has ended does nothing.
+    passed, a write failed, the CLI failed) and let the failure go on to
+    the error path.
     """
     try:
         yield
