@@ -91,6 +91,25 @@ class NotFound(ClinvkError):
     code = "not_found"
 
 
+class SessionNotFound(NotFound):
+    """
+    A session could not be found or read (404).
+
+    Its text is the reason, worded as sessions.md 3 lists them; the client
+    is told C{session not found}, with the reason as the one detail
+    (api-rest.md 7).
+
+    @ivar reason: Why no session could be used.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("session not found", details=[ErrorDetail(reason)])
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
+
+
 class RouteNotFound(ClinvkError):
     """No route serves this path (404, the router's fallback)."""
 
@@ -164,6 +183,15 @@ class InternalError(ClinvkError):
 
     status = 500
     code = "internal_error"
+
+
+class StoreError(InternalError):
+    """
+    The session store itself failed: its directory could not be read, its
+    lock not taken, or a file not written (500).  Its text is the cause;
+    an endpoint that names its failure (C{failed to list sessions})
+    reports the cause as the detail of that failure (errors.md 1.1).
+    """
 
 
 class BackendFailed(ClinvkError):

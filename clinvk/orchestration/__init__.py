@@ -26,7 +26,7 @@ from clinvk.orchestration.outcomes import (
 from clinvk.orchestration.prompts import PromptRunner, PromptStream
 from clinvk.orchestration.turns import SessionTurns, recount_active_sessions
 from clinvk.runs.runtime import BackendRuntime
-from clinvk.sessions import ISessionStore
+from clinvk.sessions import ISessionStore, SessionPage, SessionRecord
 
 __all__ = [
     "ChainOutcome",
@@ -132,6 +132,31 @@ class Orchestrator:
                 backends, prompt, model=model, workdir=workdir, sequential=sequential, dry_run=dry_run
             )
         )
+
+    def list_sessions(
+        self, *, backend: str = "", status: str = "", limit: int = 0, offset: int = 0
+    ) -> Deferred[SessionPage]:
+        """
+        A page of sessions, most recently used first (api-rest.md 6), as
+        L{ISessionStore.list} finds them.
+        """
+        return self.store.list(backend=backend, status=status, limit=limit, offset=offset)
+
+    def session(self, reference: str) -> Deferred[SessionRecord]:
+        """The session C{reference} names: a full id or an unambiguous prefix (api-rest.md 7)."""
+        return self.store.resolve(reference)
+
+    def delete_session(self, reference: str) -> Deferred[None]:
+        """
+        Delete the session C{reference} names (api-rest.md 8); the
+        active-sessions gauge is counted afresh.
+        """
+        return Deferred.fromCoroutine(self._delete_session(reference))
+
+    async def _delete_session(self, reference: str) -> None:
+        await self.store.delete(reference)
+        if self.metrics is not None:
+            await recount_active_sessions(self.metrics, self.store)
 
     def settled(self) -> Deferred[None]:
         """

@@ -17,7 +17,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from clinvk.config import SessionConfig
-from clinvk.errors import Conflict, ErrorDetail, InvalidRequest, NotFound
+from clinvk.errors import Conflict, InvalidRequest
 from clinvk.metrics import Metrics
 from clinvk.model import RunRequest, RunResult, TokenUsage
 from clinvk.sessions import (
@@ -26,7 +26,6 @@ from clinvk.sessions import (
     ERROR,
     PAUSED,
     ISessionStore,
-    SessionNotFound,
     SessionRecord,
     check_prefix,
     new_session_id,
@@ -72,25 +71,19 @@ class SessionTurns:
             L{MIN_PREFIX_LENGTH} hex characters.
         @raise InvalidRequest: For an ephemeral request, a short prefix, a
             C{backend} or C{workdir} other than the session's.
-        @raise NotFound: When no single session matches.
+        @raise SessionNotFound: When no single session matches.
         @raise Conflict: When the session has no native conversation yet.
         """
         if request.ephemeral:
             raise InvalidRequest("an ephemeral prompt cannot continue a session", param="session_id")
-        try:
-            check_prefix(reference)
-        except SessionNotFound as e:
-            raise NotFound("session not found", details=[ErrorDetail(str(e))]) from None
+        check_prefix(reference)
         if len(reference) < MIN_PREFIX_LENGTH:
             raise InvalidRequest(
                 "session_id must be a full session id or a prefix of at least "
                 f"{MIN_PREFIX_LENGTH} characters",
                 param="session_id",
             )
-        try:
-            record = await self._store.resolve(reference)
-        except SessionNotFound as e:
-            raise NotFound("session not found", details=[ErrorDetail(str(e))]) from None
+        record = await self._store.resolve(reference)
         if request.backend and request.backend != record.backend:
             raise InvalidRequest(
                 f'session {record.id} belongs to backend "{record.backend}", not "{request.backend}"',

@@ -16,6 +16,11 @@ from typing import Any
 
 from attrs import field, frozen
 
+# The errors a store reports are errors of the API too (a 404, a 500),
+# rendered by the web layer like any other: they live in clinvk.errors and
+# are named here for the stores.
+from clinvk.errors import SessionNotFound as SessionNotFound
+from clinvk.errors import StoreError as StoreError
 from clinvk.model import TokenUsage
 
 ACTIVE = "active"
@@ -32,20 +37,6 @@ _TIMESTAMP = re.compile(
 )
 _FULL_ID = re.compile(r"[a-f0-9]{16,32}")
 _HEX = frozenset("0123456789abcdef")
-
-
-class SessionNotFound(Exception):
-    """
-    A session could not be found or read.  C{str()} is the reason, worded
-    as sessions.md 3 and api-rest.md 7 list them.
-    """
-
-
-class StoreError(Exception):
-    """
-    The store itself failed: its directory could not be read, its lock not
-    taken, or a file not written.  C{str()} is the cause.
-    """
 
 
 def parse_timestamp(text: str) -> datetime:

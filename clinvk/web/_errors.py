@@ -14,7 +14,14 @@ Each API family has its own error dialect:
     "message"}}} (DECISIONS D2).
 
 Business code raises L{clinvk.errors.ClinvkError}; anything else is an
-internal error whose traceback is logged and never sent.
+internal error whose traceback is logged and never sent.  A route may name
+its internal failure (errors.md 1.1: C{execution failed}, C{failed to list
+sessions}); then an unexpected error or a failure of the session store is
+that failure, with the cause as its one detail.
+
+Every failure goes through L{render_failure}: the family's JSON error
+body before anything is written, or, once a stream has started, the
+stream's last frame (L{stream_error_frame}).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 from enum import Enum
 from http import HTTPStatus
 
+import attrs
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as _WerkzeugMethodNotAllowed
 from werkzeug.exceptions import NotFound as _WerkzeugNotFound
@@ -31,6 +39,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 
+from clinvk.backends import events
 from clinvk.errors import (
     ABSENT,
     ClinvkError,
@@ -41,10 +50,13 @@ from clinvk.errors import (
     PayloadTooLarge,
     RateLimited,
     RouteNotFound,
+    StoreError,
     Unauthorized,
     ValidationFailed,
 )
-from clinvk.web._responses import bytes_response, described_by, json_response, schema_url
+from clinvk.web._responses import bytes_response, described_by, json_bytes, json_response, schema_url
+from clinvk.web._sse import DONE, frame
+from clinvk.web._streaming import EventOrigin, open_stream
 
 log = Logger()
 
@@ -78,12 +90,29 @@ def reason_phrase(status: int) -> str:
         return "Unknown Status"
 
 
+# The request attribute where a route notes what its failure is called.
+_FAILURE = "_clinvk_failure"
+
+
+def name_failure(request: IRequest, failure: str) -> None:
+    """
+    Call an internal failure of C{request}'s endpoint C{failure} instead
+    of the generic C{internal server error}: an unexpected error, or a
+    failure of the session store, becomes a 500 with that detail and its
+    cause as the one entry of C{errors} (errors.md 1.1).
+    """
+    setattr(request, _FAILURE, failure)
+
+
 def error_from_failure(failure: Failure, request: IRequest) -> ClinvkError:
     """
     Turn any failure of request processing into a L{ClinvkError}, logging
-    the traceback of unexpected ones.
+    the traceback of unexpected ones (once, here).
     """
     value = failure.value
+    named: str | None = getattr(request, _FAILURE, None)
+    if isinstance(value, StoreError) and named is not None:
+        return InternalError(named, details=[ErrorDetail(str(value))])
     if isinstance(value, ClinvkError):
         return value
     method = request.method.decode("latin-1")
@@ -97,8 +126,22 @@ def error_from_failure(failure: Failure, request: IRequest) -> ClinvkError:
         # The router refusing the request itself, such as a Host header it
         # cannot encode (there are no redirects in clinvk's routing).
         return InvalidRequest(f"invalid request: {value.description}")
-    log.failure("Unhandled error method={method} path={path}", failure, method=method, path=path)
+    log.failure(
+        "Unhandled error method={method} path={path} request_id={request_id}",
+        failure,
+        method=method,
+        path=path,
+        request_id=_request_id(request),
+    )
+    if named is not None:
+        return InternalError(named, details=[ErrorDetail(str(value) or type(value).__name__)])
     return InternalError("internal server error")
+
+
+def _request_id(request: IRequest) -> str:
+    """The id the root gave C{request} (L{clinvk.web._wrappers.RequestIds}), or C{""}."""
+    given = request.responseHeaders.getRawHeaders(b"x-request-id")
+    return given[0].decode("latin-1") if given else ""
 
 
 def route_not_found(method: str, path: str) -> RouteNotFound:
@@ -214,17 +257,19 @@ def _openai_type(status: int) -> str:
     return "invalid_request_error"
 
 
-def _openai(request: IRequest, error: ClinvkError) -> bytes:
-    status = _compat_status(error)
-    body = {
+def _openai_body(error: ClinvkError) -> dict[str, object]:
+    return {
         "error": {
             "message": _compat_message(error),
-            "type": _openai_type(status),
+            "type": _openai_type(_compat_status(error)),
             "param": _compat_param(error),
             "code": error.code,
         }
     }
-    return json_response(request, body, status=status)
+
+
+def _openai(request: IRequest, error: ClinvkError) -> bytes:
+    return json_response(request, _openai_body(error), status=_compat_status(error))
 
 
 _ANTHROPIC_TYPES = {
@@ -237,36 +282,86 @@ _ANTHROPIC_TYPES = {
 }
 
 
-def _anthropic_type(status: int) -> str:
-    if status in _ANTHROPIC_TYPES:
-        return _ANTHROPIC_TYPES[status]
+# In a stream, the deadline is a timeout_error (middleware.md 7); as a
+# status it is a 504, which the SDK reads as an api_error (D2).
+_ANTHROPIC_STREAM_TYPES = {**_ANTHROPIC_TYPES, 504: "timeout_error"}
+
+
+def _anthropic_type(status: int, *, streaming: bool = False) -> str:
+    types = _ANTHROPIC_STREAM_TYPES if streaming else _ANTHROPIC_TYPES
+    if status in types:
+        return types[status]
     return "api_error" if status >= 500 else "invalid_request_error"
 
 
-def _anthropic(request: IRequest, error: ClinvkError) -> bytes:
-    status = _compat_status(error)
-    body = {
+def _anthropic_body(error: ClinvkError, *, streaming: bool = False) -> dict[str, object]:
+    return {
         "type": "error",
-        "error": {"type": _anthropic_type(status), "message": _compat_message(error)},
+        "error": {
+            "type": _anthropic_type(_compat_status(error), streaming=streaming),
+            "message": _compat_message(error),
+        },
     }
-    return json_response(request, body, status=status)
+
+
+def _anthropic(request: IRequest, error: ClinvkError) -> bytes:
+    return json_response(request, _anthropic_body(error), status=_compat_status(error))
+
+
+def stream_error_frame(dialect: Dialect, error: ClinvkError, origin: EventOrigin | None = None) -> bytes:
+    """
+    The frame that ends a stream of C{dialect} with C{error}, as the
+    official SDKs parse it:
+
+      - native: an NDJSON C{error} event whose content is the error's
+        code and message (api-rest.md 1.4);
+      - OpenAI: a C{data:} event holding the error of the JSON dialect,
+        then C{data: [DONE]} (D2);
+      - Anthropic: an C{event: error} holding the JSON dialect's body, but
+        for the deadline, which is a C{timeout_error}.
+
+    @param origin: Who the native event is from; required for the native
+        dialect.
+    """
+    if dialect is Dialect.OPENAI:
+        return frame(_openai_body(error)) + DONE
+    if dialect is Dialect.ANTHROPIC:
+        return frame(_anthropic_body(error, streaming=True), "error")
+    if origin is None:
+        raise ValueError("a native error event needs the origin of the stream's events")
+    event = attrs.evolve(events.error(error.message, 0, code=error.code), timestamp=origin.timestamp)
+    return json_bytes(event.wire(origin.backend, origin.session_id))
+
+
+def render_failure(request: IRequest, dialect: Dialect, failure: Failure) -> bytes:
+    """
+    Answer C{request}, whose processing failed with C{failure}, in
+    C{dialect}: with the error's status and body, or, once a stream has
+    started, with the stream's error frame.
+
+    @return: The body for the caller to write; C{b""} once the response
+        has started, which can then only end.
+    """
+    error = error_from_failure(failure, request)
+    if not getattr(request, "startedWriting", False):
+        return render_error(request, dialect, error)
+    stream = open_stream(request)
+    if stream is not None:
+        origin = stream.origin() if stream.origin is not None else None
+        request.write(stream_error_frame(dialect, error, origin))
+    return b""
 
 
 def install_error_handlers(app: Klein, dialect: Dialect) -> None:
     """
-    Make every failure of C{app}'s routes render in C{dialect}.
+    Make every failure of C{app}'s routes render in C{dialect}
+    (L{render_failure}).
 
     Klein skips the handlers once the client has gone away, so a
-    cancellation after a disconnect writes nothing; a failure after a
-    streamed response has started only ends it.
+    cancellation after a disconnect writes nothing.
     """
 
     def handle(self: object, request: IRequest, failure: Failure) -> bytes:
-        error = error_from_failure(failure, request)
-        if getattr(request, "startedWriting", False):
-            # A stream is under way: its status is sent and its body is
-            # not a problem document; it can only end here.
-            return b""
-        return render_error(request, dialect, error)
+        return render_failure(request, dialect, failure)
 
     app.handle_errors(Exception)(handle)

@@ -1,18 +1,21 @@
 # -*- test-case-name: tests.web.test_request -*-
 """
-Reading a JSON request body: presence, content type, syntax, then schema
-(api-rest.md 0.1), each failure with its own status and problem details.
+Reading a request: a JSON body (presence, content type, syntax, then
+schema: api-rest.md 0.1) or the query parameters an operation declares,
+each failure with its own status and problem details.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any, NoReturn
 
 from twisted.web.iweb import IRequest
 
 from clinvk.errors import ErrorDetail, InvalidRequest, UnsupportedMediaType, ValidationFailed
+from clinvk.openapi import Parameter
 from clinvk.schemas import SchemaSet
 
 
@@ -88,3 +91,56 @@ def read_json(request: IRequest, schemas: SchemaSet, schema: str, *, match_case:
     if problems:
         raise ValidationFailed("validation failed", details=problems)
     return body
+
+
+def read_query(request: IRequest, parameters: Iterable[Parameter]) -> dict[str, Any]:
+    """
+    Read the query parameters of C{request} that C{parameters} declare
+    (those of location C{query}; others are ignored): the first non-empty
+    value of each, a string as it is, an integer as Go's C{strconv.Atoi}
+    reads it and held to its schema's C{minimum}.
+
+    @return: Every declared parameter by name; an absent one is C{""} or
+        C{0}.
+    @raise ValidationFailed: With one detail per bad parameter, in the
+        order of declaration.
+    """
+    args: dict[bytes, list[bytes]] = request.args or {}
+    values: dict[str, Any] = {}
+    problems: list[ErrorDetail] = []
+    for parameter in parameters:
+        if parameter.location != "query":
+            continue
+        given = args.get(parameter.name.encode("utf-8")) or [b""]
+        raw = given[0].decode("utf-8", "replace")
+        if parameter.schema.get("type") != "integer":
+            values[parameter.name] = raw
+            continue
+        value = _integer(raw, parameter)
+        if isinstance(value, ErrorDetail):
+            problems.append(value)
+        else:
+            values[parameter.name] = value
+    if problems:
+        raise ValidationFailed("validation failed", details=problems)
+    return values
+
+
+# What Go's strconv.Atoi accepts: no spaces, no underscores.
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def _integer(raw: str, parameter: Parameter) -> int | ErrorDetail:
+    """An integer parameter (0 when absent or empty), or what is wrong with it."""
+    if not raw:
+        return 0
+    location = f"query.{parameter.name}"
+    # Go's Atoi refuses what does not fit in 64 bits (and Python's int()
+    # refuses more than 4300 digits).
+    if not _INTEGER.fullmatch(raw) or len(raw.lstrip("+-")) > 19 or not -(2**63) <= int(raw) < 2**63:
+        return ErrorDetail("invalid integer", location, raw)
+    value = int(raw)
+    minimum = parameter.schema.get("minimum")
+    if minimum is not None and value < minimum:
+        return ErrorDetail(f"expected number >= {minimum}", location, value)
+    return value

@@ -20,7 +20,7 @@ from twisted.internet.defer import Deferred
 from twisted.web.iweb import IRequest
 
 from clinvk.openapi import Operation
-from clinvk.web._errors import Dialect, install_error_handlers
+from clinvk.web._errors import Dialect, install_error_handlers, name_failure
 from clinvk.web.deadline import RequestDeadline
 
 
@@ -41,15 +41,22 @@ def family_app(dialect: Dialect) -> Klein:
 _Handler = TypeVar("_Handler", bound=Callable[..., Any])
 
 
-def route(app: Klein, operation: Operation) -> Callable[[_Handler], _Handler]:
+def route(app: Klein, operation: Operation, *, failure: str | None = None) -> Callable[[_Handler], _Handler]:
     """
     Route the method of C{operation} at its path on C{app}.  A handler that
     is a coroutine runs under the C{deadline} of its family, when it has one.
+    Handlers raise; the family's error handler answers (L{clinvk.web._errors}).
+
+    @param failure: What an internal failure of the handler is called
+        (L{clinvk.web._errors.name_failure}); by default it is the
+        generic C{internal server error}.
     """
 
     def decorate(handler: _Handler) -> _Handler:
         @functools.wraps(handler)
         def handle(self: Any, request: IRequest, *args: Any, **kwargs: Any) -> Any:
+            if failure is not None:
+                name_failure(request, failure)
             result = handler(self, request, *args, **kwargs)
             deadline: RequestDeadline | None = getattr(self, "deadline", None)
             if deadline is None or not inspect.iscoroutine(result):

@@ -14,9 +14,12 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.web.iweb import IRequest
 from twisted.web.server import Request
 
-from clinvk.web._streaming import WriteGate
+from clinvk.web._streaming import WriteGate, note_stream
 
 KEEPALIVE = b": keepalive\n\n"
+
+# The last frame of an OpenAI stream, after its last chunk or its error.
+DONE = b"data: [DONE]\n\n"
 
 
 def frame(data: object, event: str | None = None) -> bytes:
@@ -31,7 +34,8 @@ class EventSource:
     An SSE response being written.
 
     @param request: The request to answer; its status and headers are
-        sent at once.
+        sent at once, and a failure of its handler from then on is an
+        error frame (L{clinvk.web._errors.stream_error_frame}).
     @param clock: Times the keepalive comments.
     @param keepalive: Seconds of silence before a comment; 0 for none.
     """
@@ -47,6 +51,7 @@ class EventSource:
         self._keepalive = keepalive
         self._timer: IDelayedCall | None = None
         self._gate = WriteGate(cast("Request", request))
+        note_stream(request)
         request.write(b"")
         self._schedule()
 

@@ -2,25 +2,84 @@
 """
 Writing a response as a stream: every event is written the moment it is
 produced, and a client that reads slowly slows the producer instead of
-filling the server's memory.
+filling the server's memory.  A stream notes itself on its request, so
+that the error path (L{clinvk.web._errors}) can end it with an error
+frame in its format.
 """
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
+from typing import Protocol, cast
 
-import attrs
+from attrs import frozen
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IPushProducer
+from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.web.iweb import IRequest
 from twisted.web.server import Request
 from zope.interface import implementer
 
-from clinvk.backends import events
 from clinvk.orchestration import PromptStream
 from clinvk.web._responses import json_bytes
-from clinvk.web.deadline import RequestDeadline, deadline_passed
+
+# The request attribute where a streamed response notes itself.
+_STREAM = "_clinvk_stream"
+
+
+@frozen
+class EventOrigin:
+    """
+    What a native event says besides its content: the backend, the
+    session (once known) and the time it is sent.
+    """
+
+    backend: str
+    session_id: str
+    timestamp: float
+
+
+@frozen
+class OpenStream:
+    """
+    A response under way as a stream, which only an error frame can end
+    when its handler fails.
+
+    @ivar origin: For an NDJSON stream, says who its events are from at
+        the moment of asking; L{None} for server-sent events.
+    """
+
+    origin: Callable[[], EventOrigin] | None = None
+
+
+def note_stream(request: IRequest, origin: Callable[[], EventOrigin] | None = None) -> None:
+    """Note that C{request} is being answered with a stream."""
+    setattr(request, _STREAM, OpenStream(origin))
+
+
+def open_stream(request: IRequest) -> OpenStream | None:
+    """The stream answering C{request}, if it is answered with one."""
+    stream: OpenStream | None = getattr(request, _STREAM, None)
+    return stream
+
+
+class _Run(Protocol):
+    def cancel(self) -> None: ...
+
+
+@contextmanager
+def stopped_on_failure(run: _Run) -> Iterator[None]:
+    """
+    Cancel C{run} when the block fails (the client gone, the deadline
+    passed, a write failed, the CLI failed) and let the failure go on to
+    the error path.
+    """
+    try:
+        yield
+    except Exception:
+        run.cancel()
+        raise
 
 
 @implementer(IPushProducer)
@@ -66,30 +125,22 @@ class WriteGate:
             self._request.unregisterProducer()
 
 
-async def stream_ndjson(request: IRequest, stream: PromptStream, deadline: RequestDeadline) -> None:
+async def stream_ndjson(request: IRequest, stream: PromptStream, clock: IReactorTime) -> None:
     """
     Answer C{request} with C{stream} as NDJSON (api-rest.md 1.4): one
-    compact JSON event per line, each flushed as it comes.  When the
-    client goes away or the deadline passes (the handler is cancelled) the
-    run is cancelled; a deadline is reported with a last C{timeout} event.
+    compact JSON event per line, each flushed as it comes.  Whatever ends
+    it early (the client gone or the deadline passed, which cancel the
+    handler) stops the run; the error path writes the last line.
+
+    @param clock: Stamps an error event the error path writes.
     """
     request.setResponseCode(200)
     request.setHeader(b"Content-Type", b"application/x-ndjson")
     request.setHeader(b"Cache-Control", b"no-cache")
     gate = WriteGate(cast("Request", request))
-    try:
+    note_stream(request, lambda: EventOrigin(stream.backend, stream.session_id, clock.seconds()))
+    with stopped_on_failure(stream), closing(gate):
         # Headers go out now: the client knows the stream has started.
         request.write(b"")
         async for event in stream:
             await gate.write(json_bytes(event.wire(stream.backend, stream.session_id)))
-    except Exception:
-        # The client went away (a cancellation), the deadline passed or
-        # writing failed: either way the run stops.
-        stream.cancel()
-        if deadline_passed(request):
-            event = events.error(deadline.message(), 0, code="timeout")
-            timed_out = attrs.evolve(event, timestamp=deadline.now())
-            request.write(json_bytes(timed_out.wire(stream.backend, stream.session_id)))
-        raise
-    finally:
-        gate.close()

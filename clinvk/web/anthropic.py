@@ -7,6 +7,7 @@ Anthropic's error format (DECISIONS D2).
 
 from __future__ import annotations
 
+from contextlib import closing
 from typing import Any, ClassVar
 
 from twisted.web.iweb import IRequest
@@ -14,7 +15,7 @@ from twisted.web.iweb import IRequest
 from clinvk.compat.conversation import anthropic_conversation
 from clinvk.compat.models import anthropic_backend, new_id, run_model, usage_or_estimate
 from clinvk.compat.runs import failed, failure_text
-from clinvk.errors import InvalidRequest
+from clinvk.errors import BackendFailed, InvalidRequest
 from clinvk.model import RunRequest
 from clinvk.openapi import Operation
 from clinvk.web._compat_family import CompatFamily
@@ -23,7 +24,7 @@ from clinvk.web._request import read_json
 from clinvk.web._responses import write_json
 from clinvk.web._routing import family_app, route
 from clinvk.web._sse import EventSource, frame
-from clinvk.web.deadline import deadline_passed
+from clinvk.web._streaming import stopped_on_failure
 
 MESSAGES = Operation(
     operation_id="anthropicMessages",
@@ -95,11 +96,14 @@ class AnthropicApi(CompatFamily):
         Answer with the Messages event stream: its opening events as soon
         as the CLI runs, a text delta for each piece of text as the CLI
         produces it, then its closing events.  A failure once the stream
-        has started is an C{error} event (D2).
+        has started is an C{error} event, written by the error path (D2).
+
+        @raise BackendFailed: When the CLI failed (once the content block
+            is closed).
         """
         running = await self._runner.stream(run)
         events = EventSource(request, self._clock, self._keepalive)
-        try:
+        with stopped_on_failure(running), closing(events):
             start = {
                 "id": new_id("msg_"),
                 "type": "message",
@@ -109,7 +113,11 @@ class AnthropicApi(CompatFamily):
                 "usage": {"input_tokens": 0, "output_tokens": 0},
             }
             await events.send(frame({"type": "message_start", "message": start}, "message_start"))
-            block = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+            block = {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            }
             await events.send(frame(block, "content_block_start"))
             streamed = ""
             async for event in running:
@@ -125,14 +133,9 @@ class AnthropicApi(CompatFamily):
             result = await running.result()
             await events.send(frame({"type": "content_block_stop", "index": 0}, "content_block_stop"))
             if failed(result):
-                error = {
-                    "type": "error",
-                    "error": {"type": "api_error", "message": failure_text(result, streamed)},
-                }
-                await events.send(frame(error, "error"))
-                return
+                raise BackendFailed(failure_text(result, streamed))
             usage = result.usage
-            closing = {
+            ending = {
                 "type": "message_delta",
                 "delta": {"stop_reason": "end_turn"},
                 "usage": {
@@ -140,16 +143,5 @@ class AnthropicApi(CompatFamily):
                     "output_tokens": usage.output_tokens if usage else 0,
                 },
             }
-            await events.send(frame(closing, "message_delta"))
+            await events.send(frame(ending, "message_delta"))
             await events.send(frame({"type": "message_stop"}, "message_stop"))
-        except Exception:
-            running.cancel()
-            if deadline_passed(request):
-                error = {
-                    "type": "error",
-                    "error": {"type": "timeout_error", "message": self.deadline.message()},
-                }
-                request.write(frame(error, "error"))
-            raise
-        finally:
-            events.close()

@@ -7,6 +7,7 @@ failure in OpenAI's error format (DECISIONS D2).
 
 from __future__ import annotations
 
+from contextlib import closing
 from typing import Any, ClassVar
 
 from twisted.web.iweb import IRequest
@@ -15,7 +16,7 @@ from clinvk.compat.conversation import openai_conversation
 from clinvk.compat.models import new_id, openai_backend, run_model, usage_or_estimate
 from clinvk.compat.runs import failed, failure_text
 from clinvk.config import BACKEND_NAMES
-from clinvk.errors import InvalidRequest
+from clinvk.errors import BackendFailed, InvalidRequest
 from clinvk.model import RunRequest, RunResult
 from clinvk.openapi import Operation
 from clinvk.web._compat_family import CompatFamily
@@ -23,8 +24,8 @@ from clinvk.web._errors import Dialect
 from clinvk.web._request import read_json
 from clinvk.web._responses import typed_response, write_json
 from clinvk.web._routing import family_app, route
-from clinvk.web._sse import EventSource, frame
-from clinvk.web.deadline import deadline_passed
+from clinvk.web._sse import DONE, EventSource, frame
+from clinvk.web._streaming import stopped_on_failure
 
 _TAG = "OpenAI compatible"
 
@@ -126,7 +127,10 @@ class OpenAIApi(CompatFamily):
         Answer with chunks: the role as soon as the CLI runs, then each
         piece of text as the CLI produces it, then the finish chunk, the
         usage chunk when asked for, and C{[DONE]}.  A failure once the
-        stream has started is a final error event (D2).
+        stream has started is a final error event, written by the error
+        path (D2).
+
+        @raise BackendFailed: When the CLI failed.
         """
         running = await self._runner.stream(run)
         completion_id, created = new_id("chatcmpl-"), self._now()
@@ -143,7 +147,7 @@ class OpenAIApi(CompatFamily):
             )
 
         events = EventSource(request, self._clock, self._keepalive)
-        try:
+        with stopped_on_failure(running), closing(events):
             await events.send(chunk({"role": "assistant", "content": ""}, None))
             output = ""
             async for event in running:
@@ -153,40 +157,20 @@ class OpenAIApi(CompatFamily):
                     await events.send(chunk({"content": text}, None))
             result = await running.result()
             if failed(result):
-                error = {
-                    "message": failure_text(result, output),
-                    "type": "server_error",
-                    "param": None,
-                    "code": "backend_failed",
+                raise BackendFailed(failure_text(result, output))
+            await events.send(chunk({}, "stop"))
+            if include_usage:
+                prompt_tokens, completion_tokens = usage_or_estimate(result.usage, run.prompt, output)
+                usage_chunk = {
+                    "id": completion_id,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": model,
+                    "choices": [],
+                    "usage": _usage(prompt_tokens, completion_tokens),
                 }
-                await events.send(frame({"error": error}))
-            else:
-                await events.send(chunk({}, "stop"))
-                if include_usage:
-                    prompt_tokens, completion_tokens = usage_or_estimate(result.usage, run.prompt, output)
-                    usage_chunk = {
-                        "id": completion_id,
-                        "object": "chat.completion.chunk",
-                        "created": created,
-                        "model": model,
-                        "choices": [],
-                        "usage": _usage(prompt_tokens, completion_tokens),
-                    }
-                    await events.send(frame(usage_chunk))
-            await events.send(b"data: [DONE]\n\n")
-        except Exception:
-            running.cancel()
-            if deadline_passed(request):
-                error = {
-                    "message": self.deadline.message(),
-                    "type": "server_error",
-                    "param": None,
-                    "code": "timeout",
-                }
-                request.write(frame({"error": error}) + b"data: [DONE]\n\n")
-            raise
-        finally:
-            events.close()
+                await events.send(frame(usage_chunk))
+            await events.send(DONE)
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:

@@ -28,7 +28,7 @@ from clinvk.metrics import Metrics
 from clinvk.orchestration import Orchestrator
 from clinvk.runs.runtime import BackendRuntime
 from clinvk.schemas import SchemaSet
-from clinvk.web._errors import Dialect, error_from_failure, method_not_allowed, render_error, route_not_found
+from clinvk.web._errors import Dialect, method_not_allowed, render_failure, route_not_found
 from clinvk.web._misdirected import Sdk, misdirected, sdk_of
 from clinvk.web._responses import remember_mount_path
 from clinvk.web._routing import ApiFamily, allowed_methods, route_template
@@ -117,7 +117,8 @@ class ClinvkRoot(Resource):
                 raise _head_error(request, family)
             result: bytes | int = resource.render(request)
         except Exception:
-            return render_error(request, dialect, error_from_failure(Failure(), request))
+            # The refusals before routing take the same path as the routes' errors.
+            return render_failure(request, dialect, Failure())
         return result
 
     def _record(self, request: IRequest, family: ApiFamily, path: str) -> None:

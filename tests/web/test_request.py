@@ -1,22 +1,24 @@
 """
-Tests for L{clinvk.web._request.read_json}: the order and form of body
-checks of api-rest.md 0.1.
+Tests for L{clinvk.web._request}: the order and form of body checks of
+api-rest.md 0.1, and the declared query parameters.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.iweb import IRequest
+from twisted.web.test.requesthelper import DummyRequest
 
-from clinvk.openapi import Operation
+from clinvk.errors import ErrorDetail, ValidationFailed
+from clinvk.openapi import Operation, Parameter
 from clinvk.schemas import SchemaSet
 from clinvk.web._errors import Dialect
-from clinvk.web._request import read_json
+from clinvk.web._request import read_json, read_query
 from clinvk.web._responses import json_response
 from clinvk.web._routing import family_app
 from clinvk.web._wrappers import AccessLog, RequestIds
@@ -128,3 +130,55 @@ class ReadJsonTests(SynchronousTestCase):
         response, body = self.post(b"[]")
         self.assertEqual(response.code, 422)
         self.assertEqual(body["errors"], [{"message": "expected object", "location": "body", "value": []}])
+
+
+LISTING = (
+    Parameter("backend", "query", {"type": "string"}),
+    Parameter("limit", "query", {"type": "integer", "minimum": 0}),
+    Parameter("page", "query", {"type": "integer", "minimum": 1}),
+    Parameter("id", "path", {"type": "string"}),
+)
+
+
+def query_request(args: dict[bytes, list[bytes]]) -> IRequest:
+    request = DummyRequest([b"sessions"])
+    request.args = args
+    return cast("IRequest", request)
+
+
+class ReadQueryTests(SynchronousTestCase):
+    """L{read_query} reads what an operation's parameters declare."""
+
+    def test_declared(self) -> None:
+        """The first value of each declared query parameter, typed; the rest ignored."""
+        query = read_query(
+            query_request(
+                {b"backend": [b"claude", b"codex"], b"limit": [b"+7"], b"id": [b"x"], b"other": [b"1"]}
+            ),
+            LISTING,
+        )
+        self.assertEqual(query, {"backend": "claude", "limit": 7, "page": 0})
+
+    def test_absent_or_empty(self) -> None:
+        """A parameter absent or given empty first is C{""} or 0."""
+        expected = {"backend": "", "limit": 0, "page": 0}
+        self.assertEqual(read_query(query_request({}), LISTING), expected)
+        self.assertEqual(
+            read_query(query_request({b"limit": [b"", b"5"], b"backend": [b""]}), LISTING), expected
+        )
+
+    def test_problems(self) -> None:
+        """Every bad integer is one detail, in the order of declaration, its minimum from its schema."""
+        error = self.assertRaises(
+            ValidationFailed,
+            read_query,
+            query_request({b"page": [b"0"], b"limit": [b"1_000"]}),
+            LISTING,
+        )
+        self.assertEqual(
+            error.details,
+            (
+                ErrorDetail("invalid integer", "query.limit", "1_000"),
+                ErrorDetail("expected number >= 1", "query.page", 0),
+            ),
+        )
