@@ -39,6 +39,7 @@ from clinvk.backends.installed import InstalledCLI
 from clinvk.backends.runtime import BackendRuntime
 from clinvk.backends.workdir import dropped_builtin_blocks
 from clinvk.config import ClinvkConfig, ServerConfig
+from clinvk.keys import KeyLoader
 from clinvk.metrics import Metrics
 from clinvk.orchestration import Orchestrator, recount_active_sessions
 from clinvk.process.admission import Admission
@@ -50,7 +51,6 @@ from clinvk.types import IClinvkReactor
 from clinvk.web.bodies import ReadLimits
 from clinvk.web.guards import Guards
 from clinvk.web.inflight import InFlight
-from clinvk.web.keys import KeyLoader
 from clinvk.web.meta import Uptime
 from clinvk.web.root import build_root, build_site
 

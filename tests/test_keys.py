@@ -1,6 +1,7 @@
 """
-Tests for L{clinvk.web.keys}: API keys from the environment or from gopass,
-read through the (fake) reactor's process API, reloaded every five minutes.
+Tests for L{clinvk.keys}: the key set, and API keys from the environment or
+from gopass, read through the (fake) reactor's process API, reloaded every
+five minutes.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from twisted.web.iweb import IRequest
 from twisted.web.test.requesthelper import DummyRequest
 
 from clinvk.errors import KeysUnavailable, Unauthorized
+from clinvk.keys import GOPASS_TIMEOUT, RELOAD_SECONDS, ApiKeys, KeyLoader, keys_from_environment, parse_keys
 from clinvk.testing.reactor import FakeProcessReactor
-from clinvk.web.auth import ApiKeys
-from clinvk.web.keys import GOPASS_TIMEOUT, RELOAD_SECONDS, KeyLoader
+from clinvk.web.auth import check_api_key
 from tests.helpers import started_supervisor
 
 
@@ -23,6 +24,33 @@ def keyed_request(key: str) -> IRequest:
     request = DummyRequest([b""])
     request.requestHeaders.setRawHeaders(b"x-api-key", [key.encode()])
     return cast("IRequest", request)
+
+
+class ApiKeysTests(SynchronousTestCase):
+    """The key set."""
+
+    def test_parse(self) -> None:
+        """Keys are comma-separated and trimmed; empty ones are dropped."""
+        self.assertEqual(parse_keys(" a ,, b ,\n"), ("a", "b"))
+        self.assertEqual(keys_from_environment({"CLINVK_API_KEYS": "k1,k2"}), ("k1", "k2"))
+        self.assertEqual(keys_from_environment({}), ())
+
+    def test_accepts(self) -> None:
+        """Exactly the keys given are accepted, until they are replaced."""
+        keys = ApiKeys(["k1", "k2"])
+        self.assertEqual(
+            (keys.count, keys.accepts("k2"), keys.accepts("k3"), keys.accepts("")), (2, True, False, False)
+        )
+        keys.replace(["k3"])
+        self.assertEqual((keys.count, keys.accepts("k2"), keys.accepts("k3")), (1, False, True))
+
+    def test_hold(self) -> None:
+        """Held keys accept nothing until replaced."""
+        keys = ApiKeys(["k1"])
+        keys.hold()
+        self.assertEqual((keys.held, keys.accepts("k1")), (True, False))
+        keys.replace(["k1"])
+        self.assertEqual((keys.held, keys.accepts("k1")), (False, True))
 
 
 class KeyLoaderTests(SynchronousTestCase):
@@ -44,7 +72,7 @@ class KeyLoaderTests(SynchronousTestCase):
         )
 
     def check(self, key: str) -> None:
-        self.keys.check(keyed_request(key), "/api/v1/prompt")
+        check_api_key(self.keys, keyed_request(key), "/api/v1/prompt")
 
     def answer(self, out: bytes, code: int = 0) -> None:
         child = self.reactor.spawned[-1]

@@ -1,16 +1,21 @@
-# -*- test-case-name: tests.web.test_keys -*-
+# -*- test-case-name: tests.test_keys -*-
 """
-Loading the API keys (middleware.md 6.1): from C{CLINVK_API_KEYS}, else
-from a gopass secret, run by the process supervisor like any child (never
+The API keys the server accepts (middleware.md 6.1): the key set, how
+keys are written, and where they come from: C{CLINVK_API_KEYS}, else a
+gopass secret, run by the process supervisor like any child (never
 blocking, stopped with its whole group on a timeout), reloaded every five
 minutes so that a rotated secret takes effect without a restart.
+
+How a request presents a key, and which requests need one, is HTTP's
+business: L{clinvk.web.auth}.  Keys are never logged.
 """
 
 from __future__ import annotations
 
+import hmac
 import re
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
@@ -22,7 +27,6 @@ from clinvk.errors import ShuttingDown
 from clinvk.process.protocol import BufferedCapture
 from clinvk.process.runner import ProcessSpec, StopReason
 from clinvk.process.supervisor import ProcessSupervisor
-from clinvk.web.auth import ApiKeys, keys_from_environment, parse_keys
 
 log = Logger()
 
@@ -30,6 +34,59 @@ RELOAD_SECONDS = 300
 GOPASS_TIMEOUT = 5.0
 GOPASS_OUTPUT_LIMIT = 64 * 1024
 _SECRET_PATH = re.compile(r"[a-zA-Z0-9/_.\-]+")
+
+
+def parse_keys(text: str) -> tuple[str, ...]:
+    """Comma-separated keys, trimmed, empty ones dropped."""
+    return tuple(part.strip() for part in text.strip().split(",") if part.strip())
+
+
+def keys_from_environment(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """The keys of C{CLINVK_API_KEYS}."""
+    return parse_keys(environ.get("CLINVK_API_KEYS", ""))
+
+
+class ApiKeys:
+    """
+    The accepted keys, replaced whenever they are loaded again.
+
+    @param keys: The accepted keys; none disables authentication.
+    """
+
+    def __init__(self, keys: Iterable[str] = ()) -> None:
+        self._keys = [key.encode("utf-8") for key in keys]
+        self._held = False
+
+    def replace(self, keys: Iterable[str]) -> None:
+        """Accept exactly C{keys} from now on."""
+        self._keys = [key.encode("utf-8") for key in keys]
+        self._held = False
+
+    def hold(self) -> None:
+        """Accept nothing until L{replace} gives the keys."""
+        self._held = True
+
+    @property
+    def held(self) -> bool:
+        """Whether the keys are still to come (L{hold} without L{replace} since)."""
+        return self._held
+
+    @property
+    def count(self) -> int:
+        """How many keys are accepted; 0 means that none is needed."""
+        return len(self._keys)
+
+    def accepts(self, presented: str) -> bool:
+        """
+        Whether C{presented} is one of the keys (never while they are
+        L{held}).  It is compared with every key, so that the time taken
+        tells nothing.
+        """
+        if self._held:
+            return False
+        candidate = presented.encode("utf-8")
+        matches = [hmac.compare_digest(candidate, key) for key in self._keys]
+        return any(matches)
 
 
 class GopassError(Exception):
