@@ -15,13 +15,15 @@ from __future__ import annotations
 import hmac
 import re
 import shutil
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from clinvk.errors import ShuttingDown
 from clinvk.process.protocol import BufferedCapture
@@ -102,6 +104,10 @@ class KeyLoader(Service):
     answered; a failure at start-up is fatal (C{on_fatal}), a failure of
     a later reload keeps the keys already loaded.
 
+    The service owns its work: the load in progress and the reload timer
+    are stopped with it, nothing starts once it has stopped, and a load
+    ended by the stop is no failure.
+
     @param keys: The keys to fill.
     @param supervisor: Runs gopass.
     @param clock: Times the reloads.
@@ -109,7 +115,7 @@ class KeyLoader(Service):
     @param gopass_path: The configured secret path (the environment's
         C{CLINVK_API_KEYS_GOPASS_PATH} already applied).
     @param on_fatal: Called with the reason when the keys cannot be loaded
-        at start-up.
+        at start-up (and the service was not stopped meanwhile).
     """
 
     name = "api-keys"
@@ -132,6 +138,7 @@ class KeyLoader(Service):
         self._on_fatal = on_fatal
         self._which = which
         self._loop: LoopingCall | None = None
+        self._loading: Deferred[None] | None = None
 
     def startService(self) -> None:
         super().startService()
@@ -142,30 +149,67 @@ class KeyLoader(Service):
                 log.info("API key authentication enabled keys={count}", count=self._keys.count)
             return
         self._keys.hold()
-        Deferred.fromCoroutine(self._first_load()).addErrback(
-            lambda failure: log.failure("Loading the API keys failed", failure)
-        )
+        self._load(self._first_load)
+
+    def _load(self, load: Callable[[], Coroutine[Any, Any, None]]) -> Deferred[None]:
+        """
+        Run C{load} as the load in progress, which L{stopService} cancels.
+
+        @return: A L{Deferred} that fires (never fails) once it has ended.
+        """
+        loading = Deferred.fromCoroutine(load())
+        loading.addErrback(self._load_failed)
+        if not loading.called:
+            self._loading = loading
+
+            def ended(ignored: None) -> None:
+                if self._loading is loading:
+                    self._loading = None
+
+            loading.addCallback(ended)
+        return loading
+
+    def _load_failed(self, failure: Failure) -> None:
+        if failure.check(CancelledError) and not self.running:
+            # Cancelled by stopService: the stop, not a failure.
+            return
+        log.failure("Loading the API keys failed", failure)
 
     async def _first_load(self) -> None:
         try:
-            self._keys.replace(await self.read_gopass())
+            keys = await self.read_gopass()
+        except ShuttingDown:
+            # The server is stopping: this service stops next.
+            return
         except GopassError as e:
+            if not self.running:
+                return
             log.critical("Error: failed to load API keys from gopass: {reason}", reason=str(e))
             self._on_fatal(str(e))
             return
+        if not self.running:
+            return
+        self._keys.replace(keys)
         log.info("API key authentication enabled keys={count}", count=self._keys.count)
-        self._loop = LoopingCall(lambda: Deferred.fromCoroutine(self._reload()))
+        self._loop = LoopingCall(self._load, self._reload)
         self._loop.clock = self._clock
+        # It never fails (_load does not), and stopService stops it.
         self._loop.start(RELOAD_SECONDS, now=False)
 
     async def _reload(self) -> None:
         try:
-            self._keys.replace(await self.read_gopass())
+            keys = await self.read_gopass()
+        except ShuttingDown:
+            return
         except GopassError as e:
-            log.warn(
-                "Could not reload API keys from gopass, keeping the current ones reason={reason}",
-                reason=str(e),
-            )
+            if self.running:
+                log.warn(
+                    "Could not reload API keys from gopass, keeping the current ones reason={reason}",
+                    reason=str(e),
+                )
+            return
+        if self.running:
+            self._keys.replace(keys)
 
     async def read_gopass(self) -> tuple[str, ...]:
         """
@@ -173,6 +217,8 @@ class KeyLoader(Service):
 
         @raise GopassError: For an invalid path, a missing gopass, a
             failure, a timeout or no keys at all.
+        @raise ShuttingDown: When the supervisor is stopping, so that it
+            refuses gopass or ends it.
         """
         if not _SECRET_PATH.fullmatch(self._path):
             raise GopassError(f"invalid gopass path {self._path!r}")
@@ -183,11 +229,10 @@ class KeyLoader(Service):
             argv=(gopass, "show", "--password", self._path), env=self._environ, timeout=GOPASS_TIMEOUT
         )
         capture = BufferedCapture(GOPASS_OUTPUT_LIMIT)
-        try:
-            run = self._supervisor.start(spec, capture, label="gopass")
-        except ShuttingDown as e:
-            raise GopassError(e.message) from None
+        run = self._supervisor.start(spec, capture, label="gopass")
         outcome = await run.wait()
+        if outcome.reason is StopReason.SHUTDOWN:
+            raise ShuttingDown("gopass was stopped with the server")
         if outcome.reason is StopReason.START_FAILED:
             raise GopassError(f"gopass did not start: {outcome.start_error}")
         if outcome.reason is not StopReason.EXITED:
@@ -201,7 +246,21 @@ class KeyLoader(Service):
             raise GopassError("the gopass secret holds no keys")
         return keys
 
-    def stopService(self) -> None:
+    def stopService(self) -> Deferred[None]:
+        """
+        Stop the reloads and cancel the load in progress (which stops
+        gopass).
+
+        @return: A L{Deferred} firing once the load in progress has ended.
+        """
         super().stopService()
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        loop, self._loop = self._loop, None
+        if loop is not None and loop.running:
+            loop.stop()
+        loading, self._loading = self._loading, None
+        if loading is None:
+            return succeed(None)
+        stopped: Deferred[None] = Deferred()
+        loading.addBoth(lambda ignored: stopped.callback(None))
+        loading.cancel()
+        return stopped

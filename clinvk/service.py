@@ -268,14 +268,15 @@ class InstalledCLIAnnouncement(Service):
     def __init__(self, runtime: BackendRuntime, try_fakes: str) -> None:
         self._runtime = runtime
         self._try_fakes = try_fakes
-        self.announced: Deferred[None] | None = None
+        self._looking: Deferred[None] | None = None
 
     def startService(self) -> None:
         super().startService()
-        self.announced = self._runtime.installed().addCallback(self._announce)
-        self.announced.addErrback(lambda f: log.failure("Could not look for the backend CLIs", f))
+        announced = self._runtime.installed().addCallback(self._announce).addErrback(self._failed)
+        self._looking = None if announced.called else announced
 
     def _announce(self, clis: list[InstalledCLI]) -> None:
+        self._looking = None
         if not self.running:
             # Stopped before the CLIs answered: their runs were stopped
             # with the server, which says nothing about the CLIs.
@@ -297,6 +298,27 @@ class InstalledCLIAnnouncement(Service):
                 "claude, codex or gemini, or try clinvk with its fake CLIs try={command}",
                 command=self._try_fakes,
             )
+
+    def _failed(self, failure: Failure) -> None:
+        self._looking = None
+        if self.running:
+            log.failure("Could not look for the backend CLIs", failure)
+
+    def stopService(self) -> Deferred[None]:
+        """
+        Stop looking: the C{--version} runs still going are stopped, and
+        nothing is announced.
+
+        @return: A L{Deferred} firing once the look has ended.
+        """
+        super().stopService()
+        announced, self._looking = self._looking, None
+        if announced is None:
+            return succeed(None)
+        stopped: Deferred[None] = Deferred()
+        announced.addBoth(lambda ignored: stopped.callback(None))
+        announced.cancel()
+        return stopped
 
 
 async def _stop_child(child: IService) -> None:

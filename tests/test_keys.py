@@ -6,15 +6,18 @@ five minutes.
 
 from __future__ import annotations
 
+import signal
 from typing import cast
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet.testing import EventLoggingObserver
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.iweb import IRequest
 from twisted.web.test.requesthelper import DummyRequest
 
 from clinvk.errors import KeysUnavailable, Unauthorized
 from clinvk.keys import GOPASS_TIMEOUT, RELOAD_SECONDS, ApiKeys, KeyLoader, keys_from_environment, parse_keys
-from clinvk.testing.reactor import FakeProcessReactor
+from clinvk.testing.reactor import FakeProcessReactor, FakeProcessTransport
 from clinvk.web.auth import check_api_key
 from tests.helpers import started_supervisor
 
@@ -121,3 +124,149 @@ class KeyLoaderTests(SynchronousTestCase):
         self.reactor.advance(RELOAD_SECONDS)
         self.answer(b"", code=2)
         self.check("k1")
+
+
+class KeyLoaderOwnershipTests(SynchronousTestCase):
+    """
+    The loader owns its work: stopping it ends the load in progress and
+    the reloads, starts nothing, and is never reported as a failure.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = FakeProcessReactor()
+        self.supervisor = started_supervisor(self.reactor)
+        self.keys = ApiKeys()
+        self.fatal: list[str] = []
+        self.events = EventLoggingObserver.createWithCleanup(cast("TestCase", self), globalLogPublisher)
+
+    def started(self) -> KeyLoader:
+        loader = KeyLoader(
+            self.keys,
+            self.supervisor,
+            self.reactor,
+            {},
+            "team/clinvk",
+            on_fatal=self.fatal.append,
+            which=lambda name: "/usr/bin/gopass",
+        )
+        loader.startService()
+        return loader
+
+    def gopass_runs(self) -> list[FakeProcessTransport]:
+        return [t for t in self.reactor.spawned if t.argv[:1] == ["/usr/bin/gopass"]]
+
+    def assert_quiet(self) -> None:
+        """Nothing was fatal, and nothing logged above info."""
+        self.assertEqual(self.fatal, [])
+        loud = [formatEvent(e) for e in self.events if e["log_level"] > LogLevel.info]
+        self.assertEqual(loud, [])
+
+    def assert_no_reloads(self) -> None:
+        """No reload is due, now or ever: no more gopass runs, however long the wait."""
+        runs = len(self.gopass_runs())
+        self.reactor.advance(RELOAD_SECONDS * 3)
+        self.assertEqual(len(self.gopass_runs()), runs)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_stopped_before_first_answer(self) -> None:
+        """
+        Stopped before gopass answers: gopass is stopped, the stop is
+        done, no reload loop starts (even when gopass answers after all),
+        and nothing is reported as a failure.
+        """
+        loader = self.started()
+        [gopass] = self.gopass_runs()
+        self.successResultOf(loader.stopService())
+        self.assertIn((gopass.pid, signal.SIGTERM), self.reactor.signals)
+        self.assertTrue(gopass.ended)
+        self.assertTrue(self.keys.held)
+        self.assert_no_reloads()
+        self.assert_quiet()
+
+    def test_late_answer_after_stop(self) -> None:
+        """
+        gopass answering after the stop (it ignored the TERM) changes
+        nothing: the keys stay held and no reload starts.
+        """
+        loader = self.started()
+        [gopass] = self.gopass_runs()
+        gopass.on_term = "ignore"
+        self.successResultOf(loader.stopService())
+        gopass.emit_stdout(b"k1\n")
+        gopass.exit(0)
+        self.assertTrue(self.keys.held)
+        self.assert_no_reloads()
+        self.assert_quiet()
+
+    def test_stopped_with_the_supervisor(self) -> None:
+        """
+        Stopped during the first load, in the tree's order (the loader,
+        then the supervisor): both stops are clean and nothing is fatal,
+        so the server would exit 0.
+        """
+        loader = self.started()
+        self.successResultOf(loader.stopService())
+        self.successResultOf(self.supervisor.stopService())
+        self.assert_no_reloads()
+        self.assert_quiet()
+
+    def test_supervisor_stops_first(self) -> None:
+        """
+        The supervisor stopping first ends gopass with the server: that is
+        the shutdown, not a failure to load the keys.
+        """
+        loader = self.started()
+        self.successResultOf(self.supervisor.stopService())
+        self.assertEqual(self.fatal, [])
+        self.successResultOf(loader.stopService())
+        self.assert_no_reloads()
+        self.assert_quiet()
+
+    def test_refused_by_a_stopping_supervisor(self) -> None:
+        """A supervisor that already refuses work is no failure either."""
+        self.successResultOf(self.supervisor.stopService())
+        loader = self.started()
+        self.assertEqual(self.gopass_runs(), [])
+        self.successResultOf(loader.stopService())
+        self.assert_quiet()
+
+    def test_stopped_during_a_reload(self) -> None:
+        """
+        Stopped while a reload runs: that gopass is stopped, the keys
+        loaded before stay, and no further reload is scheduled.
+        """
+        loader = self.started()
+        first = self.gopass_runs()[-1]
+        first.emit_stdout(b"k1\n")
+        first.exit(0)
+        self.reactor.advance(RELOAD_SECONDS)
+        [_, reload] = self.gopass_runs()
+        self.successResultOf(loader.stopService())
+        self.assertTrue(reload.ended)
+        self.assertEqual((self.keys.held, self.keys.accepts("k1")), (False, True))
+        self.assert_no_reloads()
+        self.assert_quiet()
+
+    def test_stopped_between_reloads(self) -> None:
+        """Stopped while waiting for the next reload: the timer goes with it."""
+        loader = self.started()
+        first = self.gopass_runs()[-1]
+        first.emit_stdout(b"k1\n")
+        first.exit(0)
+        self.assertEqual(len(self.reactor.getDelayedCalls()), 1)
+        self.successResultOf(loader.stopService())
+        self.assert_no_reloads()
+        self.assert_quiet()
+
+    def test_restart(self) -> None:
+        """A stopped loader can be started again, and loads again."""
+        loader = self.started()
+        self.successResultOf(loader.stopService())
+        loader.startService()
+        gopass = self.gopass_runs()[-1]
+        self.assertFalse(gopass.ended)
+        gopass.emit_stdout(b"k2\n")
+        gopass.exit(0)
+        self.assertTrue(self.keys.accepts("k2"))
+        self.successResultOf(loader.stopService())
+        self.assert_quiet()

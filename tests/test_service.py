@@ -10,11 +10,13 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
 from twisted.internet.testing import EventLoggingObserver
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
+from clinvk.backends.installed import InstalledCLI
+from clinvk.backends.runtime import BackendRuntime
 from clinvk.config import config_from_mapping
-from clinvk.service import ClinvkService, Listener, build_service, default_listen
+from clinvk.service import ClinvkService, InstalledCLIAnnouncement, Listener, build_service, default_listen
 from clinvk.testing.reactor import FakeProcessReactor
 from clinvk.types import IClinvkReactor
 from clinvk.web.root import ClinvkSite
@@ -204,3 +206,58 @@ class StopTests(_IsolatedHome):
         service.startService()
         reactor.advance(2)
         self.assertEqual(service._uptime.milliseconds(), 2000)
+
+
+class _LookingRuntime:
+    """A runtime whose look for the CLIs ends when the test says."""
+
+    def __init__(self) -> None:
+        self.looks: list[Deferred[list[InstalledCLI]]] = []
+        self.cancelled = 0
+
+    def installed(self) -> Deferred[list[InstalledCLI]]:
+        def cancel(look: Deferred[list[InstalledCLI]]) -> None:
+            self.cancelled += 1
+
+        self.looks.append(Deferred(cancel))
+        return self.looks[-1]
+
+
+class AnnouncementTests(SynchronousTestCase):
+    """The announcement of the installed CLIs owns its look for them."""
+
+    def setUp(self) -> None:
+        self.events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)  # type: ignore[arg-type]
+        self.runtime = _LookingRuntime()
+        self.announcement = InstalledCLIAnnouncement(cast("BackendRuntime", self.runtime), "try the fakes")
+        self.announcement.startService()
+
+    def said(self) -> list[str]:
+        return [formatEvent(e) for e in self.events if "backend cli" in e.get("log_format", "").lower()]
+
+    def test_announces(self) -> None:
+        """Once the CLIs answer, they are named."""
+        self.runtime.looks[0].callback(
+            [InstalledCLI("claude", "/bin/claude", "2.1.197"), InstalledCLI("codex", None)]
+        )
+        self.assertEqual(len(self.said()), 2)
+        self.successResultOf(self.announcement.stopService())
+        self.assertEqual(self.runtime.cancelled, 0)
+
+    def test_stopped_before_the_answer(self) -> None:
+        """
+        Stopped before the CLIs answer: the look (and so their --version
+        runs) is cancelled, the stop is done, and nothing is announced or
+        logged as a failure.
+        """
+        self.successResultOf(self.announcement.stopService())
+        self.assertEqual(self.runtime.cancelled, 1)
+        self.assertEqual(self.said(), [])
+        self.assertEqual([e for e in self.events if e["log_level"] > LogLevel.info], [])
+
+    def test_failure_while_running(self) -> None:
+        """A look that fails while the announcement runs is logged."""
+        self.runtime.looks[0].errback(RuntimeError("no PATH"))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.successResultOf(self.announcement.stopService())
+        self.assertEqual(self.runtime.cancelled, 0)
