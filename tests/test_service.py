@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
@@ -16,19 +17,18 @@ from twisted.trial.unittest import SynchronousTestCase
 from clinvk.backends.installed import InstalledCLI
 from clinvk.backends.runtime import BackendRuntime
 from clinvk.config import config_from_mapping
-from clinvk.service import ClinvkService, InstalledCLIAnnouncement, Listener, build_service, default_listen
+from clinvk.service import ClinvkService, InstalledCLIAnnouncement, default_listen
 from clinvk.testing.reactor import FakeProcessReactor
-from clinvk.types import IClinvkReactor
 from clinvk.web.root import ClinvkSite
-from tests.helpers import RefusingReactor, isolate_home
+from tests.helpers import RefusingReactor, built_service, isolate_home
 
 CONFIG = config_from_mapping(None, {}, source=None)
 
 
 def build(
-    reactor: FakeProcessReactor, listen: list[str] | None = None, config: Any = CONFIG
+    reactor: FakeProcessReactor, listen: list[str] | None = None, config: Any = CONFIG, **kwargs: Any
 ) -> ClinvkService:
-    return build_service(config, cast("IClinvkReactor", reactor), listen or [])
+    return built_service(config, reactor, listen or [], **kwargs)
 
 
 class _IsolatedHome(SynchronousTestCase):
@@ -64,7 +64,7 @@ class BuildTests(_IsolatedHome):
         reactor = FakeProcessReactor()
         service = build(reactor, ["tcp:8080:interface=127.0.0.1", "unix:/tmp/clinvk-test.sock"])
         listener = service.getServiceNamed("listener:tcp:8080:interface=127.0.0.1")
-        self.assertIsInstance(listener, Listener)
+        self.assertIsInstance(listener, StreamServerEndpointService)
         self.assertEqual(len(service.listeners), 2)
         service.startService()
         self.assertEqual([(p, i) for p, _, _, i in reactor.tcpServers], [(8080, "127.0.0.1")])
@@ -186,17 +186,23 @@ class StopTests(_IsolatedHome):
 
     def test_stop_waits_for_port(self) -> None:
         """The stop Deferred fires only once the port has stopped listening."""
-        reactor = FakeProcessReactor()
-        service = build(reactor, ["tcp:8080"])
+        stopping: Deferred[None] = Deferred()
+
+        class SlowToStop(FakeProcessReactor):
+            def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
+                listening = super().listenTCP(port, factory, backlog, interface)
+                listening.stopListening = lambda: stopping
+                return listening
+
+        service = build(SlowToStop(), ["tcp:8080"])
         service.startService()
         listener = service.listeners[0]
-        stopping: Deferred[None] = Deferred()
-        cast("Any", listener.port).stopListening = lambda: stopping
         stopped = service.stopService()
         self.assertNoResult(stopped)
+        self.assertTrue(listener.running)
         stopping.callback(None)
         self.successResultOf(stopped)
-        self.assertIsNone(listener.port)
+        self.assertFalse(listener.running)
 
     def test_uptime_counts_from_start(self) -> None:
         """Uptime is measured from startService, not from building."""
