@@ -21,6 +21,7 @@ are kept stable; everything else in C{clinvk} may change.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -42,6 +43,7 @@ from clinvk.orchestration import (
     PromptStream,
     StepOutcome,
 )
+from clinvk.process.supervisor import ProcessSupervisor
 from clinvk.service import ClinvkService, build_core, configured_site
 from clinvk.types import IClinvkReactor, provides_clinvk_reactor
 
@@ -120,8 +122,11 @@ class Clinvk:
         if config is None:
             config = config_from_mapping(None, {}, source=None)
         # A failure of clinvk's own (its API keys cannot be loaded) must not
-        # stop the program's reactor; requests are refused with 503 instead.
-        return cls(build_core(config, reactor, stop_reactor_on_failure=False), config, reactor)
+        # stop the program's reactor (no on_failure): requests are refused
+        # with 503 instead.
+        supervisor = ProcessSupervisor.on_this_system(reactor, float(config.server.kill_grace_secs))
+        service = build_core(config, reactor, supervisor=supervisor, environ=os.environ, home=_home())
+        return cls(service, config, reactor)
 
     def site(self, root: IResource) -> Site:
         """
@@ -240,6 +245,12 @@ class Clinvk:
         return self._service.orchestrator.compare(
             backends, prompt, model=model, workdir=workdir, sequential=sequential, dry_run=dry_run
         )
+
+
+def _home() -> str:
+    """The user's home directory, or C{""} when there is none."""
+    home = os.path.expanduser("~")
+    return "" if home == "~" else home
 
 
 def _not_running() -> Deferred[Any]:

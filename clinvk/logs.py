@@ -21,12 +21,16 @@ default: the C{debug} lines (one per run started) only when asked for.
 
 Text from outside, such as what a failed CLI printed, passes through
 L{redact} before it is logged.
+
+L{ReopenableLogFile} is the log file of C{twistd clinvk --logfile}, which
+SIGHUP reopens for log rotation tools.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import sys
 from collections.abc import Iterable, Mapping
@@ -44,6 +48,7 @@ from twisted.logger import (
     eventAsJSON,
     formatEvent,
 )
+from twisted.python.logfile import LogFile
 
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:/@+,[]")
 
@@ -240,3 +245,32 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(lambda match: match.group(1) + REDACTED, text)
     return text
+
+
+class ReopenableLogFile(LogFile):
+    """
+    A L{LogFile} that a log rotation tool can move away: L{reopen} makes
+    a new file at the path, and keeps the file it has when it cannot.
+
+    C{twistd clinvk --logfile} writes to one of these (see
+    C{clinvk.tap}), which SIGHUP reopens.
+    """
+
+    def reopen(self) -> None:
+        """
+        Write to a file at C{self.path} from now on, opening (and making)
+        it anew: the file written so far may have been renamed.
+
+        L{LogFile.reopen} closes the old file before it opens the new one,
+        so a new file that cannot be opened (a missing directory, a file
+        or directory without write permission, no descriptor left, no
+        space) would leave nothing to write to.  This first opens the path
+        the way L{LogFile} does (for reading and writing, made if missing
+        with the current file creation mask), which fails for each of
+        those, and only then reopens.
+
+        @raise OSError: When the path cannot be opened; the old file stays
+            in use.
+        """
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666))
+        super().reopen()

@@ -10,19 +10,19 @@ really stopped.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import cast
 
+from twisted.application import strports
+from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import quoteStringArgument, serverFromString
+from twisted.internet.endpoints import quoteStringArgument
 from twisted.internet.interfaces import (
     IListeningPort,
     IProtocolFactory,
-    IReactorCore,
     IReactorFromThreads,
     IReactorTime,
     IStreamServerEndpoint,
@@ -32,11 +32,13 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from twisted.web.resource import IResource
 from twisted.web.server import Site
+from zope.interface import implementer
 
 from clinvk.backends import build_backends
 from clinvk.backends.availability import BackendAvailability
 from clinvk.backends.workdir import dropped_builtin_blocks
 from clinvk.config import ClinvkConfig, ServerConfig
+from clinvk.keys import KeyLoader
 from clinvk.metrics import Metrics
 from clinvk.orchestration import Orchestrator, recount_active_sessions
 from clinvk.process.admission import Admission
@@ -50,74 +52,54 @@ from clinvk.types import IClinvkReactor
 from clinvk.web.bodies import ReadLimits
 from clinvk.web.guards import Guards
 from clinvk.web.inflight import InFlight
-from clinvk.web.keys import KeyLoader
 from clinvk.web.meta import Uptime
 from clinvk.web.root import build_root, build_site
 
 log = Logger()
 
 
-class Listener(Service):
+@implementer(IStreamServerEndpoint)
+class _AnnouncedEndpoint:
     """
-    Listens on one endpoint while running.
+    An endpoint that logs where it listens once it does.
 
-    A failure to bind raises from L{privilegedStartService} (or from
-    L{startService} when that was not called), so a runner can report it
-    before announcing anything.
-
-    @ivar description: The endpoint description, for logs and errors.
-    @ivar port: The listening port, once bound.
+    @param endpoint: The endpoint that listens.
+    @param description: Its description, for the log.
     """
 
-    def __init__(self, endpoint: IStreamServerEndpoint, factory: IProtocolFactory, description: str) -> None:
+    def __init__(self, endpoint: IStreamServerEndpoint, description: str) -> None:
         self._endpoint = endpoint
-        self._factory = factory
-        self.description = description
-        self.port: IListeningPort | None = None
-        self._pending: Deferred[IListeningPort] | None = None
+        self._description = description
 
-    def privilegedStartService(self) -> None:
-        super().privilegedStartService()
-        self._listen()
-
-    def startService(self) -> None:
-        super().startService()
-        if self._pending is None and self.port is None:
-            self._listen()
-
-    def _listen(self) -> None:
-        failures: list[Failure] = []
-        pending = self._endpoint.listen(self._factory)
-        pending.addCallbacks(self._listening, failures.append)
-        if failures:
-            failures[0].raiseException()
-        if self.port is None:
-            # An endpoint that binds asynchronously; log if it fails later.
-            self._pending = pending
-            pending.addErrback(
-                lambda f: log.failure("Could not listen on {endpoint}", f, endpoint=self.description)
+    def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:  # noqa: N803 (Twisted's name)
+        def listening(port: IListeningPort) -> IListeningPort:
+            log.info(
+                "Listening endpoint={endpoint} address={address}",
+                endpoint=self._description,
+                address=_address(port),
             )
+            return port
 
-    def _listening(self, port: IListeningPort) -> IListeningPort:
-        self.port = port
-        self._pending = None
-        log.info(
-            "Listening endpoint={endpoint} address={address}",
-            endpoint=self.description,
-            address=_address(port),
-        )
-        return port
+        return self._endpoint.listen(protocolFactory).addCallback(listening)
 
-    def stopService(self) -> Deferred[None]:
-        super().stopService()
-        if self._pending is not None:
-            self._pending.cancel()
-            self._pending = None
-        port, self.port = self.port, None
-        if port is None:
-            return succeed(None)
-        stopping = port.stopListening()
-        return stopping if isinstance(stopping, Deferred) else succeed(None)
+
+def listener(
+    description: str, factory: IProtocolFactory, reactor: IClinvkReactor
+) -> StreamServerEndpointService:
+    """
+    A service listening on the server endpoint C{description} while it
+    runs, named C{listener:<description>}, which logs where it listens.
+
+    It is Twisted's L{strports.service}: a failure to bind raises from
+    C{privilegedStartService} (or from C{startService} when that was not
+    called), so that a runner can report it before announcing anything.
+
+    @raise ValueError: If C{description} is invalid.
+    """
+    service = strports.service(description, factory, reactor=reactor)
+    service.endpoint = _AnnouncedEndpoint(service.endpoint, description)
+    service.setName(f"listener:{description}")
+    return service
 
 
 def _address(port: IListeningPort) -> str:
@@ -139,8 +121,11 @@ class ClinvkService(MultiService):
     backend process before the store writes the last session updates and
     stops.
 
-    @ivar failure: Why the service gave up after starting (the API keys
-        could not be loaded), or L{None}; runners exit non-zero then.
+    @param on_failure: Called with the reason when the service gives up
+        after starting (the API keys cannot be loaded); what follows is
+        for whoever runs it to decide (a server stops, an embedding
+        program goes on).
+    @ivar failure: Why the service gave up after starting, or L{None}.
     @ivar runtime: Runs backend CLIs for requests.
     @ivar orchestrator: Runs prompts and batches, and keeps sessions.
     @ivar root: The root resource of every API, when built with one.
@@ -159,7 +144,7 @@ class ClinvkService(MultiService):
         *,
         root: IResource | None = None,
         site: Site | None = None,
-        stop_reactor_on_failure: bool = True,
+        on_failure: Callable[[str], object] = lambda reason: None,
     ) -> None:
         super().__init__()
         self._uptime = uptime
@@ -167,7 +152,7 @@ class ClinvkService(MultiService):
         self._guards = guards
         self._in_flight = in_flight
         self._clock = clock
-        self._stop_reactor_on_failure = stop_reactor_on_failure
+        self._on_failure = on_failure
         self.failure: str | None = None
         self.runtime = runtime
         self.orchestrator = orchestrator
@@ -175,9 +160,9 @@ class ClinvkService(MultiService):
         self.site = site
 
     @property
-    def listeners(self) -> list[Listener]:
+    def listeners(self) -> list[StreamServerEndpointService]:
         """The children that listen, in start order."""
-        return [child for child in self if isinstance(child, Listener)]
+        return [child for child in self if isinstance(child, StreamServerEndpointService)]
 
     def startService(self) -> None:
         self._uptime.restart()
@@ -200,21 +185,16 @@ class ClinvkService(MultiService):
         Service.startService(self)
         # Bind first: a server that cannot listen must start nothing else
         # (a started thread pool would keep the failed process alive).
-        children: list[IService] = list(self)
-        for listener in [c for c in children if isinstance(c, Listener)]:
-            listener.startService()
-        for child in [c for c in children if not isinstance(c, Listener)]:
+        listeners = self.listeners
+        for listening in listeners:
+            listening.startService()
+        for child in [c for c in self if c not in listeners]:
             child.startService()
 
     def fail(self, reason: str) -> None:
-        """
-        Give up: record C{reason} and, unless told not to, stop the reactor
-        (a clean stop).
-        """
+        """Give up: record C{reason} and tell C{on_failure}."""
         self.failure = reason
-        reactor = self._clock
-        if self._stop_reactor_on_failure and reactor is not None and IReactorCore.providedBy(reactor):
-            cast("IReactorCore", reactor).stop()
+        self._on_failure(reason)
 
     def stopService(self) -> Deferred[None]:
         return Deferred.fromCoroutine(self._stop())
@@ -222,11 +202,12 @@ class ClinvkService(MultiService):
     async def _stop(self) -> None:
         log.info("Shutting down server")
         Service.stopService(self)
-        children: list[IService] = list(self)
-        for listener in [c for c in children if isinstance(c, Listener)]:
-            await _stop_child(listener)
+        listeners = self.listeners
+        for listening in listeners:
+            if listening.running:
+                await _stop_child(listening)
         await self._drain()
-        for child in reversed([c for c in children if not isinstance(c, Listener)]):
+        for child in reversed([c for c in self if c not in listeners]):
             await _stop_child(child)
         log.info("Server stopped")
 
@@ -268,14 +249,15 @@ class InstalledCLIAnnouncement(Service):
     def __init__(self, runtime: BackendRuntime, try_fakes: str) -> None:
         self._runtime = runtime
         self._try_fakes = try_fakes
-        self.announced: Deferred[None] | None = None
+        self._looking: Deferred[None] | None = None
 
     def startService(self) -> None:
         super().startService()
-        self.announced = self._runtime.installed().addCallback(self._announce)
-        self.announced.addErrback(lambda f: log.failure("Could not look for the backend CLIs", f))
+        announced = self._runtime.installed().addCallback(self._announce).addErrback(self._failed)
+        self._looking = None if announced.called else announced
 
     def _announce(self, clis: list[InstalledCLI]) -> None:
+        self._looking = None
         if not self.running:
             # Stopped before the CLIs answered: their runs were stopped
             # with the server, which says nothing about the CLIs.
@@ -297,6 +279,44 @@ class InstalledCLIAnnouncement(Service):
                 "claude, codex or gemini, or try clinvk with its fake CLIs try={command}",
                 command=self._try_fakes,
             )
+
+    def _failed(self, failure: Failure) -> None:
+        self._looking = None
+        if self.running:
+            log.failure("Could not look for the backend CLIs", failure)
+
+    def stopService(self) -> Deferred[None]:
+        """
+        Stop looking: the C{--version} runs still going are stopped, and
+        nothing is announced.
+
+        @return: A L{Deferred} firing once the look has ended.
+        """
+        super().stopService()
+        announced, self._looking = self._looking, None
+        if announced is None:
+            return succeed(None)
+        stopped: Deferred[None] = Deferred()
+        announced.addBoth(lambda ignored: stopped.callback(None))
+        announced.cancel()
+        return stopped
+
+
+class SettledWork(Service):
+    """
+    Stops once the work that outlives its request has ended
+    (L{Orchestrator.settled}): the prompt streams recording their session
+    turns and the clean-ups after ephemeral runs.
+    """
+
+    name = "settled-work"
+
+    def __init__(self, orchestrator: Orchestrator) -> None:
+        self._orchestrator = orchestrator
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        return self._orchestrator.settled()
 
 
 async def _stop_child(child: IService) -> None:
@@ -368,7 +388,16 @@ def configured_site(root: IResource, config: ClinvkConfig, reactor: IReactorTime
     )
 
 
-def build_service(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequence[str] = ()) -> ClinvkService:
+def build_service(
+    config: ClinvkConfig,
+    reactor: IClinvkReactor,
+    listen: Sequence[str] = (),
+    *,
+    supervisor: ProcessSupervisor,
+    environ: Mapping[str, str],
+    home: str,
+    on_failure: Callable[[str], object] = lambda reason: None,
+) -> ClinvkService:
     """
     Build the whole service tree of the server.  This only creates
     objects: nothing listens, spawns or starts a timer until the tree is
@@ -378,44 +407,57 @@ def build_service(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequenc
     @param reactor: The reactor everything runs on.
     @param listen: Server endpoint descriptions to listen on; by default
         the configured host and port.
+    @param supervisor: Runs every child process (as for L{build_core}).
+    @param environ: The server's environment (as for L{build_core}).
+    @param home: The user's home directory (as for L{build_core}).
+    @param on_failure: Called when the service gives up (as for
+        L{build_core}).
     @raise ValueError: If an endpoint description is invalid.
     """
-    service = build_core(config, reactor)
+    service = build_core(
+        config, reactor, supervisor=supervisor, environ=environ, home=home, on_failure=on_failure
+    )
     site = service.site
     assert site is not None, "build_core always builds the site"
     for description in listen or [default_listen(config.server)]:
-        listener = Listener(serverFromString(reactor, description), site, description)
-        listener.setName(f"listener:{description}")
-        listener.setServiceParent(service)
+        listener(description, site, reactor).setServiceParent(service)
     return service
 
 
 def build_core(
-    config: ClinvkConfig, reactor: IClinvkReactor, *, stop_reactor_on_failure: bool = True
+    config: ClinvkConfig,
+    reactor: IClinvkReactor,
+    *,
+    supervisor: ProcessSupervisor,
+    environ: Mapping[str, str],
+    home: str,
+    on_failure: Callable[[str], object] = lambda reason: None,
 ) -> ClinvkService:
     """
     Build the service tree without listeners: everything that serves
     requests and runs CLIs, for L{build_service} to add listeners to or for
-    another program to embed (L{clinvk.embed}).
+    another program to embed (L{clinvk.embed}).  What it takes from the
+    system it runs on is given by the caller, the composition root.
 
-    @param stop_reactor_on_failure: Whether a fatal failure after start
-        (the API keys cannot be loaded) stops the reactor, as a server
-        should; a program that embeds clinvk keeps its reactor.
+    @param supervisor: Runs every child process; it becomes a child of
+        the tree (L{ProcessSupervisor.on_this_system} for a real server).
+    @param environ: The server's environment: the CLIs and gopass run
+        with it, and C{CLINVK_API_KEYS} is read from it.
+    @param home: The user's home directory, where sessions are kept
+        (C{""} when there is none: a relative directory).
+    @param on_failure: Called with the reason when the service gives up
+        after starting (L{ClinvkService.fail}).
     """
     uptime = Uptime(reactor)
     availability = BackendAvailability(reactor)
-    supervisor = ProcessSupervisor.on_this_system(reactor, float(config.server.kill_grace_secs))
     metrics = Metrics() if config.server.metrics_enabled else None
-    home = os.path.expanduser("~")
-    if home == "~":
-        home = ""  # no home directory: the store falls back to a relative one
     runtime = BackendRuntime(
         config=config,
         backends=build_backends(),
         supervisor=supervisor,
         availability=availability,
         clock=reactor,
-        environ=os.environ,
+        environ=environ,
         home=home,
         admission=admission_of(config, reactor, metrics),
         observe_execution=metrics.observe_execution if metrics is not None else None,
@@ -446,7 +488,7 @@ def build_core(
         reactor,
         root=root,
         site=site,
-        stop_reactor_on_failure=stop_reactor_on_failure,
+        on_failure=on_failure,
     )
     recount: Callable[[], object] = (
         (lambda: Deferred.fromCoroutine(recount_active_sessions(metrics, store)))
@@ -456,13 +498,16 @@ def build_core(
     SessionStoreService(
         store, reactor, config.session.retention_days, pool, after_clean=recount
     ).setServiceParent(service)
+    # Between the two: once the supervisor has stopped every CLI, the
+    # streams' session turns are recorded while the store still runs.
+    SettledWork(orchestrator).setServiceParent(service)
     supervisor.setServiceParent(service)
     # After the supervisor: it runs gopass, and stops after the loader.
     KeyLoader(
         guards.keys,
         supervisor,
         reactor,
-        os.environ,
+        environ,
         config.server.api_keys_gopass_path,
         on_fatal=service.fail,
     ).setServiceParent(service)

@@ -4,33 +4,44 @@ The composition root: command-line options, C{makeService} for C{twist}
 and C{twistd}, and the runner of C{clinvk serve}.
 
 This is the only module that touches the global reactor, and only inside
-functions, so that C{twistd --reactor} is honoured.
+functions, so that C{twistd --reactor} is honoured.  It is also where the
+server takes what it needs from the system it runs on (the process
+environment, the home directory, real processes) and decides what a
+failure means: the services report, the runners stop and exit.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import IO, Any, NoReturn, cast
 
+from twisted.application import app
 from twisted.application.service import IService, MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import ReactorNotRunning
-from twisted.logger import InvalidLogLevelError, Logger, LogLevel, globalLogBeginner
+from twisted.logger import (
+    ILogObserver,
+    InvalidLogLevelError,
+    Logger,
+    LogLevel,
+    globalLogBeginner,
+    textFileLogObserver,
+)
 from twisted.python import usage
+from twisted.python.components import Componentized
 from twisted.python.failure import Failure
-from twisted.python.logfile import BaseLogFile
 
 from clinvk._version import API_VERSION, __version__
 from clinvk.config import ClinvkConfig, ConfigError, ServerConfig, load_config
 from clinvk.doctor import Diagnosis, diagnose, report, try_fakes_command
-from clinvk.logs import logfmt_observer
-from clinvk.service import InstalledCLIAnnouncement, build_service
+from clinvk.logs import ReopenableLogFile, logfmt_observer
+from clinvk.process.supervisor import ProcessSupervisor
+from clinvk.service import ClinvkService, InstalledCLIAnnouncement, build_service
 from clinvk.types import IClinvkReactor, provides_clinvk_reactor
 
 log = Logger()
@@ -135,6 +146,8 @@ class Options(_ServerOptions):
         "without it clinvk listens on the configured host and port."
     )
 
+    twistd_log_file: str | None = None
+
     def __init__(self) -> None:
         super().__init__()
         self["listen"] = []
@@ -169,6 +182,27 @@ class Options(_ServerOptions):
             super().postOptions()
         except _ConfigurationError as e:
             raise SystemExit(f"Error: {e}") from None
+        self.twistd_log_file = twistd_log_file(getattr(self, "parent", None))
+
+
+def twistd_log_file(runner_options: object) -> str | None:
+    """
+    The log file twistd writes to with C{runner_options}, its own options
+    (the parent of clinvk's), or L{None} when it writes elsewhere (syslog,
+    standard output, the observer of a C{--logger}) or the runner is not
+    twistd.
+
+    This follows twistd's documented options: C{--logfile}, else
+    C{twistd.log} unless C{--nodaemon}; C{-} for standard output.
+    """
+    if not isinstance(runner_options, app.ServerOptions):
+        return None
+    if runner_options.get("logger") or runner_options.get("syslog"):
+        return None
+    path: str = runner_options.get("logfile") or ""
+    if path == "-" or (runner_options.get("nodaemon") and not path):
+        return None
+    return path or "twistd.log"
 
 
 class ServeOptions(_ServerOptions):
@@ -231,14 +265,36 @@ class _CommandLineService(MultiService):
       - SIGINT and SIGTERM are logged, then stop the reactor so that the
         process exits 0 after its clean shutdown (DECISIONS D6) rather than
         re-raising the signal.
-      - SIGHUP reopens twistd's C{--logfile} at the same path, for
-        logrotate; without such a log file it is only logged, so that it
-        never kills the server.
+      - Under twistd with a log file, the log file is clinvk's
+        L{ReopenableLogFile}, given to twistd as its application's log
+        observer (twistd's documented way to choose it) when the tree
+        joins the application; SIGUSR1 rotates it, as twistd does its own.
+      - SIGHUP reopens that log file at the same path, for logrotate;
+        without one it is only logged, so that it never kills the server.
+
+    @param log_file_path: The path of twistd's log file, or L{None}.
+    @ivar log_file: The log file, once the tree has joined a twistd
+        application with a log file.
     """
 
-    def __init__(self, reactor: IClinvkReactor) -> None:
+    def __init__(self, reactor: IClinvkReactor, log_file_path: str | None = None) -> None:
         super().__init__()
         self._reactor = reactor
+        self._log_file_path = log_file_path
+        self.log_file: ReopenableLogFile | None = None
+
+    def setServiceParent(self, parent: Any) -> None:  # noqa: N802 (Twisted's name)
+        super().setServiceParent(parent)
+        if self._log_file_path is None or not isinstance(parent, Componentized):
+            return
+        if parent.getComponent(ILogObserver) is not None:
+            return
+        # twistd asks its application for this observer before it would
+        # open the file itself (twisted.application.app.AppLogger.start).
+        self.log_file = ReopenableLogFile.fromFullPath(self._log_file_path)
+        # A LogFile is file-like enough: twistd passes its own the same way.
+        parent.setComponent(ILogObserver, textFileLogObserver(cast("IO[str]", self.log_file)))
+        _rotate_on_usr1(self._reactor, self.log_file)
 
     def startService(self) -> None:
         try:
@@ -248,9 +304,7 @@ class _CommandLineService(MultiService):
             # port out of range) is a one-line start-up error.
             raise SystemExit(f"Error: server error: {_reason(e)}") from None
         self._reactor.callWhenRunning(_handle_stop_signals, self._reactor)
-        self._reactor.callWhenRunning(
-            _handle_hangup, self._reactor, _twistd_log_file(signal.getsignal(signal.SIGUSR1))
-        )
+        self._reactor.callWhenRunning(_handle_hangup, self._reactor, self.log_file)
 
 
 def _reason(error: Exception) -> str:
@@ -258,15 +312,39 @@ def _reason(error: Exception) -> str:
     return str(error) or type(error).__name__
 
 
-def service_for(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequence[str] = ()) -> MultiService:
+def service_for(
+    config: ClinvkConfig,
+    reactor: IClinvkReactor,
+    listen: Sequence[str] = (),
+    *,
+    log_file_path: str | None = None,
+    supervisor: ProcessSupervisor | None = None,
+) -> MultiService:
     """
     The service tree the command-line runners start: a container holding
-    the L{ClinvkService}, named C{clinvk}.
+    the L{ClinvkService}, named C{clinvk}, built with what it takes from
+    this system: the process environment, the home directory, and real
+    processes.  When it gives up after starting (its API keys cannot be
+    loaded), the reactor stops; C{clinvk serve} then exits 1.
+
+    @param log_file_path: twistd's log file, for L{_CommandLineService}.
+    @param supervisor: The process supervisor, by default one of real
+        processes.
     """
     if not provides_clinvk_reactor(reactor):
         raise TypeError(f"{reactor!r} lacks part of IClinvkReactor")
-    container = _CommandLineService(reactor)
-    service = build_service(config, reactor, listen)
+    container = _CommandLineService(reactor, log_file_path)
+    if supervisor is None:
+        supervisor = ProcessSupervisor.on_this_system(reactor, float(config.server.kill_grace_secs))
+    service = build_service(
+        config,
+        reactor,
+        listen,
+        supervisor=supervisor,
+        environ=os.environ,
+        home=home_directory(),
+        on_failure=_stop_when_running(reactor),
+    )
     service.setName("clinvk")
     service.setServiceParent(container)
     # After the service, whose supervisor runs each CLI's --version.
@@ -276,11 +354,41 @@ def service_for(config: ClinvkConfig, reactor: IClinvkReactor, listen: Sequence[
     return container
 
 
+def home_directory() -> str:
+    """The user's home directory, or C{""} when there is none."""
+    home = os.path.expanduser("~")
+    return "" if home == "~" else home
+
+
+def _stop_when_running(reactor: IClinvkReactor) -> Callable[[str], None]:
+    """
+    What a server does when its service gives up: stop C{reactor} (a clean
+    stop), at once or, when it fails while starting, as soon as it runs.
+    """
+
+    def stop(reason: str) -> None:
+        reactor.callWhenRunning(_stop_reactor, reactor)
+
+    return stop
+
+
+def _stop_reactor(reactor: IClinvkReactor) -> None:
+    try:
+        reactor.stop()
+    except ReactorNotRunning:
+        pass
+
+
 def makeService(options: Options) -> IService:
     """Build the service for C{twist} and C{twistd}, on the global reactor."""
     from twisted.internet import reactor
 
-    return service_for(options.config, cast("IClinvkReactor", reactor), options["listen"])
+    return service_for(
+        options.config,
+        cast("IClinvkReactor", reactor),
+        options["listen"],
+        log_file_path=options.twistd_log_file,
+    )
 
 
 def serve(options: ServeOptions, out: IO[str] | None = None, err: IO[str] | None = None) -> int:
@@ -308,12 +416,19 @@ def serve(options: ServeOptions, out: IO[str] | None = None, err: IO[str] | None
         return 1
     service.startService()
     clinvk_reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    clinvk = cast("ClinvkService", service.getServiceNamed("clinvk"))
+
+    def announce() -> None:
+        if clinvk.failure is None:
+            print(banner(config.server), file=out, flush=True)
+
     # Announce only once the reactor runs with clinvk's stop-signal handlers
     # (installed by the service's own startup call, which comes first), so
-    # Ctrl+C after the banner always means a clean stop.
-    clinvk_reactor.callWhenRunning(print, banner(config.server), file=out, flush=True)
+    # Ctrl+C after the banner always means a clean stop; and not at all
+    # when the server gave up while starting.
+    clinvk_reactor.callWhenRunning(announce)
     clinvk_reactor.run()
-    failure = service.getServiceNamed("clinvk").failure
+    failure = clinvk.failure
     if failure is not None:
         print(f"Error: {failure}", file=err, flush=True)
         return 1
@@ -372,14 +487,18 @@ def _handle_stop_signals(reactor: IClinvkReactor) -> None:
     """
     Replace the reactor's SIGINT/SIGTERM handlers with ones that log the
     signal (config.md 6.2) before stopping the reactor.
+
+    This is the one place where clinvk overrides its runners: C{twist}
+    and C{twistd} note the stop signal in the reactor's handler and, once
+    the reactor has stopped, kill the process with it, so that it never
+    exits 0; they offer no way to choose otherwise, and DECISIONS D6
+    wants 0 after a clean stop.  The handlers are Python's own
+    (L{signal.signal}), installed once the reactor runs, after its own.
     """
 
     def stop(signum: int) -> None:
         log.info("Received shutdown signal signal={signal}", signal=signal.Signals(signum).name)
-        try:
-            reactor.stop()
-        except ReactorNotRunning:
-            pass
+        _stop_reactor(reactor)
 
     def handler(signum: int, frame: FrameType | None) -> None:
         reactor.callFromThread(stop, signum)  # type: ignore[attr-defined]
@@ -388,27 +507,21 @@ def _handle_stop_signals(reactor: IClinvkReactor) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _twistd_log_file(rotate_handler: object) -> BaseLogFile | None:
+def _rotate_on_usr1(reactor: IClinvkReactor, log_file: ReopenableLogFile) -> None:
     """
-    The log file that twistd's C{--logfile} opened, found through
-    C{rotate_handler}, the process's SIGUSR1 handler; or L{None} when
-    there is none (C{twist}, C{clinvk serve}, C{twistd --syslog}, or a
-    C{--logger} of one's own).
-
-    twistd keeps no public reference to its C{LogFile}: the one holder is
-    the SIGUSR1 handler its C{UnixAppLogger} installs to rotate that file,
-    a closure over the variable C{logFile}.  So the file that SIGHUP
-    reopens is exactly the one SIGUSR1 rotates.  Should a later Twisted
-    keep it elsewhere, this returns L{None} and SIGHUP is merely logged;
-    C{tests.test_tap} runs twistd's own logger to notice that.
+    Rotate C{log_file} on SIGUSR1, as twistd rotates the log file it opens
+    itself, unless SIGUSR1 already has a handler (as twistd checks too).
     """
-    if not inspect.isfunction(rotate_handler):
-        return None
-    log_file = inspect.getclosurevars(rotate_handler).nonlocals.get("logFile")
-    return log_file if isinstance(log_file, BaseLogFile) else None
+    if signal.getsignal(signal.SIGUSR1) not in (signal.SIG_DFL, None):
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        reactor.callFromThread(log_file.rotate)  # type: ignore[attr-defined]
+
+    signal.signal(signal.SIGUSR1, handler)
 
 
-def _handle_hangup(reactor: IClinvkReactor, log_file: BaseLogFile | None) -> None:
+def _handle_hangup(reactor: IClinvkReactor, log_file: ReopenableLogFile | None) -> None:
     """
     Install the SIGHUP handler: reopen C{log_file}, or only log the signal
     when there is no log file (its default action would kill the server).
@@ -427,7 +540,7 @@ def _handle_hangup(reactor: IClinvkReactor, log_file: BaseLogFile | None) -> Non
             return
         log.info("Received SIGHUP, reopening the log file path={path}", path=log_file.path)
         try:
-            _reopen_or_keep(log_file)
+            log_file.reopen()
         except OSError as e:
             log.error(
                 "Cannot reopen the log file, still logging to the old one path={path} reason={reason}",
@@ -441,22 +554,3 @@ def _handle_hangup(reactor: IClinvkReactor, log_file: BaseLogFile | None) -> Non
         reactor.callFromThread(reopen)  # type: ignore[attr-defined]
 
     signal.signal(signal.SIGHUP, handler)
-
-
-def _reopen_or_keep(log_file: BaseLogFile) -> None:
-    """
-    Reopen C{log_file} at its path; if that fails, raise L{OSError} and
-    leave C{log_file} writing to the file it has open.
-
-    L{BaseLogFile.reopen} closes the old file before it opens the new one,
-    so a new file that cannot be opened (a missing directory, a file or
-    directory without write permission, no descriptor left, no space)
-    would leave the server logging nowhere.  This runs the same opening
-    step, C{_openFile}, first: it makes and opens the new file (with the
-    mode the log file keeps) and replaces the open file only once that
-    has succeeded.  The old file is closed after.  C{tests.test_tap}
-    checks that Twisted's C{_openFile} still behaves so.
-    """
-    previous = log_file._file
-    log_file._openFile()
-    previous.close()

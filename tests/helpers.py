@@ -5,8 +5,8 @@ Shared test helpers: an in-memory client over the real root resource.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, cast
 
 from treq.testing import StubTreq
 from twisted.internet.error import CannotListenError
@@ -16,17 +16,18 @@ from twisted.web.resource import IResource
 
 from clinvk.backends import build_backends
 from clinvk.backends.availability import BackendAvailability
-from clinvk.config import config_from_mapping
+from clinvk.config import ClinvkConfig, config_from_mapping
 from clinvk.metrics import Metrics
 from clinvk.orchestration import Orchestrator
 from clinvk.process.runner import ProcessRunner
 from clinvk.process.spawn import Launcher
 from clinvk.process.supervisor import ProcessSupervisor
 from clinvk.runs.runtime import BackendRuntime
-from clinvk.service import admission_of
+from clinvk.service import ClinvkService, admission_of, build_service
 from clinvk.sessions import ISessionStore
 from clinvk.sessions.memory import MemorySessionStore
 from clinvk.testing.reactor import FakeProcessReactor
+from clinvk.types import IClinvkReactor
 from clinvk.web.guards import Guards
 from clinvk.web.inflight import InFlight
 from clinvk.web.meta import Uptime
@@ -54,13 +55,37 @@ def isolate_home(case: SynchronousTestCase) -> str:
     return home
 
 
-def started_supervisor(reactor: FakeProcessReactor, kill_grace: float = 5) -> ProcessSupervisor:
-    """A started supervisor whose children are C{reactor}'s fake processes."""
-    supervisor = ProcessSupervisor(
+def fake_supervisor(reactor: FakeProcessReactor, kill_grace: float = 5) -> ProcessSupervisor:
+    """A supervisor whose children are C{reactor}'s fake processes (signalled there too)."""
+    return ProcessSupervisor(
         ProcessRunner(reactor, launcher=Launcher(), signal_group=reactor.signal_group, kill_grace=kill_grace)
     )
+
+
+def started_supervisor(reactor: FakeProcessReactor, kill_grace: float = 5) -> ProcessSupervisor:
+    """A started L{fake_supervisor}."""
+    supervisor = fake_supervisor(reactor, kill_grace)
     supervisor.startService()
     return supervisor
+
+
+def built_service(
+    config: ClinvkConfig, reactor: FakeProcessReactor, listen: Sequence[str] = (), **kwargs: Any
+) -> ClinvkService:
+    """
+    The server's service tree on C{reactor}, as L{build_service} builds it
+    for the composition root, but with a L{fake_supervisor}; the process
+    environment and home directory (which tests isolate) as they are.
+    """
+    return build_service(
+        config,
+        cast("IClinvkReactor", reactor),
+        listen,
+        supervisor=fake_supervisor(reactor, float(config.server.kill_grace_secs)),
+        environ=os.environ,
+        home=os.path.expanduser("~"),
+        **kwargs,
+    )
 
 
 class RefusingReactor(FakeProcessReactor):

@@ -6,27 +6,29 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
 from twisted.internet.testing import EventLoggingObserver
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from clinvk.config import config_from_mapping
-from clinvk.service import ClinvkService, Listener, build_service, default_listen
+from clinvk.runs.installed import InstalledCLI
+from clinvk.runs.runtime import BackendRuntime
+from clinvk.service import ClinvkService, InstalledCLIAnnouncement, default_listen
 from clinvk.testing.reactor import FakeProcessReactor
-from clinvk.types import IClinvkReactor
 from clinvk.web.root import ClinvkSite
-from tests.helpers import RefusingReactor, isolate_home
+from tests.helpers import RefusingReactor, built_service, isolate_home
 
 CONFIG = config_from_mapping(None, {}, source=None)
 
 
 def build(
-    reactor: FakeProcessReactor, listen: list[str] | None = None, config: Any = CONFIG
+    reactor: FakeProcessReactor, listen: list[str] | None = None, config: Any = CONFIG, **kwargs: Any
 ) -> ClinvkService:
-    return build_service(config, cast("IClinvkReactor", reactor), listen or [])
+    return built_service(config, reactor, listen or [], **kwargs)
 
 
 class _IsolatedHome(SynchronousTestCase):
@@ -62,7 +64,7 @@ class BuildTests(_IsolatedHome):
         reactor = FakeProcessReactor()
         service = build(reactor, ["tcp:8080:interface=127.0.0.1", "unix:/tmp/clinvk-test.sock"])
         listener = service.getServiceNamed("listener:tcp:8080:interface=127.0.0.1")
-        self.assertIsInstance(listener, Listener)
+        self.assertIsInstance(listener, StreamServerEndpointService)
         self.assertEqual(len(service.listeners), 2)
         service.startService()
         self.assertEqual([(p, i) for p, _, _, i in reactor.tcpServers], [(8080, "127.0.0.1")])
@@ -182,19 +184,54 @@ class StopTests(_IsolatedHome):
         self.successResultOf(stopped)
         self.assertFalse(service.running)
 
+    def test_stop_waits_for_settled_work(self) -> None:
+        """
+        Once the supervisor has stopped every CLI, the stop waits for the
+        orchestrator's work to settle (streams recording their turns) before
+        the session store stops.
+        """
+        service = build(FakeProcessReactor(), ["tcp:8080"])
+        settling: Deferred[None] = Deferred()
+        seen: list[tuple[bool, bool]] = []
+
+        def settled() -> Deferred[None]:
+            seen.append(
+                (
+                    service.getServiceNamed("process-supervisor").running,
+                    service.getServiceNamed("session-store").running,
+                )
+            )
+            return settling
+
+        service.orchestrator.settled = settled  # type: ignore[method-assign]
+        service.startService()
+        stopped = service.stopService()
+        self.assertEqual(seen, [(False, True)])
+        self.assertNoResult(stopped)
+        self.assertTrue(service.getServiceNamed("session-store").running)
+        settling.callback(None)
+        self.successResultOf(stopped)
+        self.assertFalse(service.getServiceNamed("session-store").running)
+
     def test_stop_waits_for_port(self) -> None:
         """The stop Deferred fires only once the port has stopped listening."""
-        reactor = FakeProcessReactor()
-        service = build(reactor, ["tcp:8080"])
+        stopping: Deferred[None] = Deferred()
+
+        class SlowToStop(FakeProcessReactor):
+            def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
+                listening = super().listenTCP(port, factory, backlog, interface)
+                listening.stopListening = lambda: stopping
+                return listening
+
+        service = build(SlowToStop(), ["tcp:8080"])
         service.startService()
         listener = service.listeners[0]
-        stopping: Deferred[None] = Deferred()
-        cast("Any", listener.port).stopListening = lambda: stopping
         stopped = service.stopService()
         self.assertNoResult(stopped)
+        self.assertTrue(listener.running)
         stopping.callback(None)
         self.successResultOf(stopped)
-        self.assertIsNone(listener.port)
+        self.assertFalse(listener.running)
 
     def test_uptime_counts_from_start(self) -> None:
         """Uptime is measured from startService, not from building."""
@@ -204,3 +241,58 @@ class StopTests(_IsolatedHome):
         service.startService()
         reactor.advance(2)
         self.assertEqual(service._uptime.milliseconds(), 2000)
+
+
+class _LookingRuntime:
+    """A runtime whose look for the CLIs ends when the test says."""
+
+    def __init__(self) -> None:
+        self.looks: list[Deferred[list[InstalledCLI]]] = []
+        self.cancelled = 0
+
+    def installed(self) -> Deferred[list[InstalledCLI]]:
+        def cancel(look: Deferred[list[InstalledCLI]]) -> None:
+            self.cancelled += 1
+
+        self.looks.append(Deferred(cancel))
+        return self.looks[-1]
+
+
+class AnnouncementTests(SynchronousTestCase):
+    """The announcement of the installed CLIs owns its look for them."""
+
+    def setUp(self) -> None:
+        self.events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)  # type: ignore[arg-type]
+        self.runtime = _LookingRuntime()
+        self.announcement = InstalledCLIAnnouncement(cast("BackendRuntime", self.runtime), "try the fakes")
+        self.announcement.startService()
+
+    def said(self) -> list[str]:
+        return [formatEvent(e) for e in self.events if "backend cli" in e.get("log_format", "").lower()]
+
+    def test_announces(self) -> None:
+        """Once the CLIs answer, they are named."""
+        self.runtime.looks[0].callback(
+            [InstalledCLI("claude", "/bin/claude", "2.1.197"), InstalledCLI("codex", None)]
+        )
+        self.assertEqual(len(self.said()), 2)
+        self.successResultOf(self.announcement.stopService())
+        self.assertEqual(self.runtime.cancelled, 0)
+
+    def test_stopped_before_the_answer(self) -> None:
+        """
+        Stopped before the CLIs answer: the look (and so their --version
+        runs) is cancelled, the stop is done, and nothing is announced or
+        logged as a failure.
+        """
+        self.successResultOf(self.announcement.stopService())
+        self.assertEqual(self.runtime.cancelled, 1)
+        self.assertEqual(self.said(), [])
+        self.assertEqual([e for e in self.events if e["log_level"] > LogLevel.info], [])
+
+    def test_failure_while_running(self) -> None:
+        """A look that fails while the announcement runs is logged."""
+        self.runtime.looks[0].errback(RuntimeError("no PATH"))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.successResultOf(self.announcement.stopService())
+        self.assertEqual(self.runtime.cancelled, 0)

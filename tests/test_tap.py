@@ -13,21 +13,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
+from twisted.application.service import Application
 from twisted.logger import ILogObserver, LogEvent, LogLevel, formatEvent, globalLogPublisher
 from twisted.python.filepath import FilePath
-from twisted.python.logfile import LogFile
+from twisted.python.usage import Options as UsageOptions
 from twisted.python.usage import UsageError
-from twisted.scripts._twistd_unix import UnixAppLogger
+from twisted.scripts._twistd_unix import ServerOptions
 from twisted.trial.unittest import SynchronousTestCase
 
 from clinvk import __version__, tap
 from clinvk._version import API_VERSION
 from clinvk.cli import CommandLineOptions
 from clinvk.doctor import try_fakes_command
+from clinvk.logs import ReopenableLogFile
 from clinvk.service import ClinvkService
 from clinvk.testing.reactor import FakeProcessReactor
 from clinvk.types import IClinvkReactor
-from tests.helpers import RefusingReactor, isolate_home
+from tests.helpers import RefusingReactor, fake_supervisor, isolate_home
 
 EXPECTED_BANNER = """\
 clinvk API server starting on http://127.0.0.1:8080
@@ -161,7 +163,12 @@ class ServiceForTests(_ConfigFileMixin):
 
     def service(self, reactor: FakeProcessReactor, *args: str) -> Any:
         options = self.parse(*args)
-        return tap.service_for(options.config, cast("IClinvkReactor", reactor), options["listen"])
+        return tap.service_for(
+            options.config,
+            cast("IClinvkReactor", reactor),
+            options["listen"],
+            supervisor=fake_supervisor(reactor),
+        )
 
     def test_listens_where_asked(self) -> None:
         """The tree listens on the --port given, on the configured host."""
@@ -234,7 +241,10 @@ class ServiceForTests(_ConfigFileMixin):
         self.addCleanup(globalLogPublisher.removeObserver, observer)
         options = tap.Options()
         options.parseOptions(["--config", config, "--port", "8080"])
-        service = tap.service_for(options.config, cast("IClinvkReactor", FakeProcessReactor()))
+        reactor = FakeProcessReactor()
+        service = tap.service_for(
+            options.config, cast("IClinvkReactor", reactor), supervisor=fake_supervisor(reactor)
+        )
         service.startService()
         self.addCleanup(service.stopService)
         warned = [formatEvent(e) for e in events if "unknown configuration key" in e.get("log_format", "")]
@@ -455,16 +465,16 @@ class HangupTests(SynchronousTestCase):
         for signum in (signal.SIGHUP, signal.SIGUSR1):
             self.addCleanup(signal.signal, signum, signal.getsignal(signum))
 
-    def log_file(self) -> LogFile:
+    def log_file(self) -> ReopenableLogFile:
         directory = FilePath(self.mktemp())
         directory.makedirs()
         # mktemp's private parent, opened up to the user of the permission tests.
         directory.parent().chmod(0o755)
-        log_file = LogFile("clinvk.log", directory.path)
+        log_file = ReopenableLogFile("clinvk.log", directory.path)
         self.addCleanup(log_file.close)
         return log_file
 
-    def hangup(self, log_file: LogFile | None) -> None:
+    def hangup(self, log_file: ReopenableLogFile | None) -> None:
         """Install the handler as the service does, then deliver SIGHUP to it."""
         tap._handle_hangup(cast("IClinvkReactor", _CallsAtOnce()), log_file)
         handler = signal.getsignal(signal.SIGHUP)
@@ -474,7 +484,7 @@ class HangupTests(SynchronousTestCase):
     def messages(self) -> list[str]:
         return [formatEvent(event) for event in self.events if event.get("log_namespace") == "clinvk.tap"]
 
-    def assert_kept(self, log_file: LogFile, moved: FilePath[str], reason: str) -> None:
+    def assert_kept(self, log_file: ReopenableLogFile, moved: FilePath[str], reason: str) -> None:
         """
         SIGHUP could not reopen C{log_file}: it logged why, and what is
         written next still reaches the old file, now at C{moved}.
@@ -489,30 +499,6 @@ class HangupTests(SynchronousTestCase):
             failure,
         )
         self.assertIn(reason, failure)
-
-    def test_finds_twistd_log_file(self) -> None:
-        """
-        The log file is the one twistd's own logger opens for --logfile and
-        rotates on SIGUSR1.
-        """
-        path = FilePath(self.mktemp())
-        signal.signal(signal.SIGUSR1, signal.SIG_DFL)
-        options = {"logfile": path.path, "syslog": False, "nodaemon": False, "prefix": ""}
-        UnixAppLogger(options)._getLogObserver()
-        log_file = tap._twistd_log_file(signal.getsignal(signal.SIGUSR1))
-        assert log_file is not None
-        self.addCleanup(log_file.close)
-        self.assertEqual(log_file.path, path.path)
-
-    def test_no_twistd_log_file(self) -> None:
-        """Without twistd's rotating handler there is no log file to reopen."""
-
-        def closes_over_something_else() -> object:
-            return logFile
-
-        logFile = "not a LogFile"  # noqa: N806 - the name twistd uses
-        for handler in (signal.SIG_DFL, signal.SIG_IGN, None, print, closes_over_something_else):
-            self.assertIsNone(tap._twistd_log_file(handler), handler)
 
     def test_reopens_at_the_same_path(self) -> None:
         """
@@ -606,3 +592,227 @@ class HangupTests(SynchronousTestCase):
         """Under twist or clinvk serve SIGHUP is logged, and the process lives on."""
         self.hangup(None)
         self.assertEqual(self.messages(), ["Received SIGHUP, no log file to reopen"])
+
+
+class _RunningReactor(FakeProcessReactor):
+    """
+    A fake reactor that runs: what is to be called when it runs is called
+    at once, calls from other threads too, and its stops are counted.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.running = True
+        self.hasRun = True
+        self.stops = 0
+
+    def stop(self) -> None:
+        self.stops += 1
+
+    def callFromThread(self, f: Any, *args: Any) -> None:  # noqa: N802 - Twisted's name
+        f(*args)
+
+
+def _restore_signals(case: SynchronousTestCase) -> None:
+    """Put back, after C{case}, the handlers of the signals the command-line tree handles."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1):
+        case.addCleanup(signal.signal, signum, signal.getsignal(signum))
+
+
+class TwistdLogFileTests(_ConfigFileMixin):
+    """
+    Which log file twistd would write to, read from twistd's own options,
+    the parent of clinvk's.
+    """
+
+    def twistd(self, *args: str) -> str | None:
+        options = ServerOptions()
+        options.parseOptions([*args, "clinvk", "--config", self.config_file()])
+        clinvk = options.subOptions
+        assert isinstance(clinvk, tap.Options)
+        return clinvk.twistd_log_file
+
+    def test_log_file(self) -> None:
+        """--logfile names it, with or without --nodaemon."""
+        self.assertEqual(self.twistd("--logfile", "/var/log/clinvk.log"), "/var/log/clinvk.log")
+        self.assertEqual(self.twistd("--nodaemon", "--logfile", "c.log"), "c.log")
+
+    def test_default(self) -> None:
+        """A daemon without --logfile writes twistd.log."""
+        self.assertEqual(self.twistd(), "twistd.log")
+
+    def test_elsewhere(self) -> None:
+        """Standard output, syslog and an observer of one's own are no log file."""
+        self.assertIsNone(self.twistd("--nodaemon"))
+        self.assertIsNone(self.twistd("--nodaemon", "--logfile", "-"))
+        self.assertIsNone(self.twistd("--syslog", "--logfile", "c.log"))
+        self.assertIsNone(self.twistd("--logger", "clinvk.logs.json_observer", "--logfile", "c.log"))
+
+    def test_other_runners(self) -> None:
+        """Under twist or any other parent (or none), there is no twistd log file."""
+        self.assertIsNone(self.parse().twistd_log_file)
+        self.assertIsNone(tap.twistd_log_file(UsageOptions()))
+
+
+class TwistdLogObserverTests(_ConfigFileMixin):
+    """
+    Under twistd with a log file, clinvk gives twistd the log observer of
+    its application (twistd's documented way to choose it), writing to a
+    L{ReopenableLogFile}, which SIGHUP reopens and SIGUSR1 rotates.
+    """
+
+    def setUp(self) -> None:
+        isolate_home(self)
+        _restore_signals(self)
+        signal.signal(signal.SIGUSR1, signal.SIG_DFL)
+        directory = FilePath(self.mktemp())
+        directory.makedirs()
+        self.path = directory.child("clinvk.log")
+        self.reactor = _RunningReactor()
+
+    def tree(self, log_file_path: str | None) -> Any:
+        config = self.parse().config
+        return tap.service_for(
+            config,
+            cast("IClinvkReactor", self.reactor),
+            log_file_path=log_file_path,
+            supervisor=fake_supervisor(self.reactor),
+        )
+
+    def test_observer_of_the_application(self) -> None:
+        """
+        Joining twistd's application, the tree gives it an observer that
+        writes Twisted's text lines to the log file, which SIGHUP reopens
+        after it was moved away, and SIGUSR1 rotates.
+        """
+        tree = self.tree(self.path.path)
+        application = Application("clinvk")
+        tree.setServiceParent(application)
+        observer = application.getComponent(ILogObserver)
+        self.assertIsNotNone(observer)
+        self.assertEqual(tree.log_file.path, self.path.path)
+        observer({"log_format": "before", "log_level": LogLevel.info, "log_time": 0, "log_namespace": "t"})
+        self.assertIn(b"[t#info] before\n", self.path.getContent())
+
+        tree.startService()
+        self.addCleanup(tree.stopService)
+        moved = self.path.sibling("clinvk.log.moved")
+        self.path.moveTo(moved)
+        handler = signal.getsignal(signal.SIGHUP)
+        assert callable(handler)
+        handler(signal.SIGHUP, None)
+        observer({"log_format": "after", "log_level": LogLevel.info, "log_time": 0, "log_namespace": "t"})
+        self.assertNotIn(b"after", moved.getContent())
+        self.assertIn(b"[t#info] after\n", self.path.getContent())
+
+        rotate = signal.getsignal(signal.SIGUSR1)
+        assert callable(rotate)
+        rotate(signal.SIGUSR1, None)
+        self.assertIn(b"after", self.path.sibling("clinvk.log.1").getContent())
+        tree.log_file.close()
+
+    def test_own_observer_kept(self) -> None:
+        """An application that already has its observer (a .tac file's) keeps it."""
+        application = Application("clinvk")
+        own: list[LogEvent] = []
+        application.setComponent(ILogObserver, own.append)
+        tree = self.tree(self.path.path)
+        tree.setServiceParent(application)
+        self.assertEqual(application.getComponent(ILogObserver), own.append)
+        self.assertIsNone(tree.log_file)
+        self.assertFalse(self.path.exists())
+
+    def test_sigusr1_taken(self) -> None:
+        """A SIGUSR1 handler already there is left alone, as twistd leaves it."""
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        tree = self.tree(self.path.path)
+        tree.setServiceParent(Application("clinvk"))
+        self.addCleanup(tree.log_file.close)
+        self.assertEqual(signal.getsignal(signal.SIGUSR1), signal.SIG_IGN)
+
+    def test_no_log_file(self) -> None:
+        """Without a twistd log file (twist, clinvk serve), the application's logging is left to the runner."""
+        application = Application("clinvk")
+        tree = self.tree(None)
+        tree.setServiceParent(application)
+        self.assertIsNone(application.getComponent(ILogObserver))
+        self.assertIsNone(tree.log_file)
+        self.assertEqual(signal.getsignal(signal.SIGUSR1), signal.SIG_DFL)
+
+
+class FailureTests(_ConfigFileMixin):
+    """
+    When the server gives up (its API keys cannot be loaded), the
+    composition root stops the reactor; a stop is never such a failure.
+    """
+
+    def setUp(self) -> None:
+        isolate_home(self)
+        _restore_signals(self)
+        self.events: list[LogEvent] = []
+        observer = cast("ILogObserver", self.events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+
+    def tree(self, reactor: FakeProcessReactor, gopass: bool = True) -> Any:
+        bin_dir: FilePath[str] = FilePath(self.mktemp())
+        bin_dir.makedirs()
+        if gopass:
+            bin_dir.child("gopass").setContent(b"#!/bin/sh\n")
+            bin_dir.child("gopass").chmod(0o755)
+        self.patch(os, "environ", {**os.environ, "PATH": bin_dir.path})
+        config = self.parse("--port", "8080", content="server:\n  api_keys_gopass_path: team/clinvk\n").config
+        return tap.service_for(config, cast("IClinvkReactor", reactor), supervisor=fake_supervisor(reactor))
+
+    def gopass(self, reactor: FakeProcessReactor) -> Any:
+        [gopass] = [t for t in reactor.spawned if t.argv[-3:] == ["show", "--password", "team/clinvk"]]
+        return gopass
+
+    def loud(self) -> list[str]:
+        return [formatEvent(e) for e in self.events if e["log_level"] > LogLevel.warn]
+
+    def test_stopped_during_first_load(self) -> None:
+        """
+        SIGTERM while gopass has not answered yet: the stop is clean,
+        nothing is logged as fatal and no failure is recorded, so clinvk
+        serve would exit 0.
+        """
+        reactor = _RunningReactor()
+        tree = self.tree(reactor)
+        tree.startService()
+        gopass = self.gopass(reactor)
+        self.successResultOf(tree.stopService())
+        self.assertTrue(gopass.ended)
+        self.assertIsNone(tree.getServiceNamed("clinvk").failure)
+        self.assertEqual(self.loud(), [])
+        self.assertEqual(reactor.stops, 0)
+        self.assertEqual(reactor.getDelayedCalls(), [])
+
+    def test_failure_stops_the_reactor(self) -> None:
+        """gopass failing at start-up is fatal: logged, recorded, and the reactor stops."""
+        reactor = _RunningReactor()
+        tree = self.tree(reactor)
+        tree.startService()
+        self.addCleanup(tree.stopService)
+        gopass = self.gopass(reactor)
+        gopass.emit_stderr(b"no such secret\n")
+        gopass.exit(11)
+        failure = tree.getServiceNamed("clinvk").failure
+        self.assertEqual(failure, "gopass exited with status 11: no such secret")
+        self.assertEqual(self.loud(), [f"Error: failed to load API keys from gopass: {failure}"])
+        self.assertEqual(reactor.stops, 1)
+
+    def test_failure_before_the_reactor_runs(self) -> None:
+        """
+        A failure while the tree starts, before the reactor runs (gopass
+        is not installed), stops the reactor as soon as it runs.
+        """
+        reactor = FakeProcessReactor()
+        tree = self.tree(reactor, gopass=False)
+        tree.startService()
+        self.addCleanup(tree.stopService)
+        self.assertEqual(tree.getServiceNamed("clinvk").failure, "gopass is not on PATH")
+        self.assertFalse(reactor.hasStopped)
+        reactor.run()
+        self.assertTrue(reactor.hasStopped)
+        self.assertEqual(self.flushLoggedErrors(), [])

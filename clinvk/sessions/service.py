@@ -35,7 +35,9 @@ class SessionStoreService(Service):
     @param clock: Times the clean-ups and says what "now" is.
     @param retention_days: Sessions last used longer ago are deleted;
         C{<= 0} disables the clean-up.
-    @param after_clean: Called after each clean-up (the metrics recount).
+    @param after_clean: Called after each clean-up (the metrics recount);
+        a L{Deferred} it returns belongs to the clean-up, which ends (and
+        lets the service stop) only once it has fired.
     @param pool: The thread pool the store runs its work in, started and
         stopped with this service.
     """
@@ -100,14 +102,20 @@ class SessionStoreService(Service):
     def _clean(self) -> Deferred[None]:
         cutoff = datetime.fromtimestamp(self._clock.seconds(), UTC) - timedelta(days=self._retention_days)
 
-        def cleaned(deleted: int) -> None:
-            self._after_clean()
+        def cleaned(deleted: int) -> Deferred[None]:
+            # What after_clean starts is part of the clean-up: the loop,
+            # and so stopService, waits for it.
+            after = maybeDeferred(self._after_clean).addCallbacks(lambda ignored: None, after_clean_failed)
             if deleted:
                 self.log.info(
                     "cleaned old sessions deleted={deleted} retention_days={retention_days}",
                     deleted=deleted,
                     retention_days=self._retention_days,
                 )
+            return after
+
+        def after_clean_failed(failure: Failure) -> None:
+            self.log.failure("Failed after cleaning old sessions", failure)
 
         def failed(failure: Failure) -> None:
             # Retention is housekeeping: report it and carry on (the loop

@@ -1,17 +1,16 @@
 # -*- test-case-name: tests.web.test_guards -*-
 """
-API keys (middleware.md 6): which requests need one, how it is presented
-and how it is checked.  Keys are never logged.
+API keys over HTTP (middleware.md 6): which requests need one, how it is
+presented and how it is checked against the L{ApiKeys} the server holds.
+Keys are never logged.
 """
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Iterable, Mapping
-
 from twisted.web.iweb import IRequest
 
 from clinvk.errors import KeysUnavailable, Unauthorized
+from clinvk.keys import ApiKeys
 
 # Paths anyone may read, so that health checks and the documentation work
 # (the /openapi.* variants and /schemas/* too: /docs loads them), and the
@@ -31,16 +30,6 @@ PUBLIC_PATHS = frozenset(
 )
 
 
-def parse_keys(text: str) -> tuple[str, ...]:
-    """Comma-separated keys, trimmed, empty ones dropped."""
-    return tuple(part.strip() for part in text.strip().split(",") if part.strip())
-
-
-def keys_from_environment(environ: Mapping[str, str]) -> tuple[str, ...]:
-    """The keys of C{CLINVK_API_KEYS}."""
-    return parse_keys(environ.get("CLINVK_API_KEYS", ""))
-
-
 def presented_key(request: IRequest) -> str:
     """
     The key a request presents: C{X-Api-Key}, else a C{Bearer} token of
@@ -55,45 +44,22 @@ def presented_key(request: IRequest) -> str:
     return ""
 
 
-class ApiKeys:
+def check_api_key(keys: ApiKeys, request: IRequest, path: str) -> None:
     """
-    @param keys: The accepted keys; none disables authentication.
+    @param path: The path below the root's mount point.
+    @raise KeysUnavailable: When C{path} needs a key and C{keys} are not
+        loaded yet.
+    @raise Unauthorized: When C{path} needs a key and C{request} lacks a
+        valid one.
     """
-
-    def __init__(self, keys: Iterable[str] = ()) -> None:
-        self._keys = [key.encode("utf-8") for key in keys]
-        self._held = False
-
-    def replace(self, keys: Iterable[str]) -> None:
-        """Accept exactly C{keys} from now on."""
-        self._keys = [key.encode("utf-8") for key in keys]
-        self._held = False
-
-    def hold(self) -> None:
-        """Refuse every protected request until L{replace} gives the keys."""
-        self._held = True
-
-    @property
-    def count(self) -> int:
-        """How many keys are accepted."""
-        return len(self._keys)
-
-    def check(self, request: IRequest, path: str) -> None:
-        """
-        @param path: The path below the root's mount point.
-        @raise Unauthorized: When C{path} needs a key and C{request} lacks a
-            valid one.
-        """
-        if path in PUBLIC_PATHS or path.startswith("/schemas/"):
-            return
-        if self._held:
-            raise KeysUnavailable("the API keys are not loaded yet")
-        if not self._keys:
-            return
-        presented = presented_key(request).encode("utf-8")
-        if not presented:
-            raise Unauthorized("missing API key")
-        # Compare with every key, so that the time taken tells nothing.
-        matches = [hmac.compare_digest(presented, key) for key in self._keys]
-        if not any(matches):
-            raise Unauthorized("invalid API key")
+    if path in PUBLIC_PATHS or path.startswith("/schemas/"):
+        return
+    if keys.held:
+        raise KeysUnavailable("the API keys are not loaded yet")
+    if not keys.count:
+        return
+    presented = presented_key(request)
+    if not presented:
+        raise Unauthorized("missing API key")
+    if not keys.accepts(presented):
+        raise Unauthorized("invalid API key")

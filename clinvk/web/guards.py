@@ -17,7 +17,8 @@ from twisted.web.iweb import IRequest
 
 from clinvk.config import ServerConfig
 from clinvk.errors import PayloadTooLarge, RateLimited
-from clinvk.web.auth import ApiKeys
+from clinvk.keys import ApiKeys
+from clinvk.web.auth import check_api_key
 from clinvk.web.bodies import body_too_large
 from clinvk.web.clients import ClientAddresses
 from clinvk.web.cors import CorsPolicy
@@ -90,4 +91,4 @@ class Guards:
             raise PayloadTooLarge(f"request body exceeds size limit ({self.max_body} bytes)")
         if self.limiter is not None and not self.limiter.allow(client):
             raise RateLimited("rate limit exceeded, please retry later")
-        self.keys.check(request, path)
+        check_api_key(self.keys, request, path)

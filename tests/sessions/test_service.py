@@ -194,3 +194,50 @@ class SessionStoreServiceTests(SynchronousTestCase):
         service.startService()
         self.assertEqual(len(store.cleans), 2)
         self.successResultOf(service.stopService())
+
+    def test_stop_waits_for_after_clean(self) -> None:
+        """
+        What after_clean starts (the metrics recount) belongs to the
+        clean-up: stopping waits for it, and the next clean-up too.
+        """
+        recounting: list[Deferred[None]] = []
+
+        def recount() -> Deferred[None]:
+            recounting.append(Deferred())
+            return recounting[-1]
+
+        pool = RecordingPool()
+        service = self.service(pool=pool, after_clean=recount)
+        service.startService()
+        self.assertEqual(len(recounting), 1)
+        self.clock.advance(DAY)
+        # The first recount has not ended: no second clean-up yet.
+        self.assertEqual(len(recounting), 1)
+        recounting[0].callback(None)
+        self.assertEqual(len(recounting), 1)
+        self.clock.advance(DAY)
+        self.assertEqual(len(recounting), 2)
+        stopped = service.stopService()
+        self.assertNoResult(stopped)
+        self.assertEqual(pool.events, ["start"])
+        recounting[1].callback(None)
+        self.successResultOf(stopped)
+        self.assertEqual(pool.events, ["start", "stop"])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_after_clean_failure_logged(self) -> None:
+        """A failed after_clean is logged, not left in a forgotten Deferred; the clean-ups go on."""
+        calls: list[None] = []
+
+        def recount() -> Deferred[None]:
+            calls.append(None)
+            return fail(RuntimeError("recount broke"))
+
+        service = self.service(after_clean=recount)
+        service.startService()
+        self.clock.advance(DAY)
+        self.assertEqual(len(calls), 2)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
+        said = [e["log_format"] for e in self.events if "log_failure" in e]
+        self.assertEqual(said, ["Failed after cleaning old sessions"] * 2)
+        self.successResultOf(service.stopService())

@@ -12,12 +12,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.server import Request
 from twisted.web.test.requesthelper import DummyRequest
 
-from clinvk.service import build_service
 from clinvk.testing.reactor import FakeProcessReactor
-from clinvk.types import IClinvkReactor
 from clinvk.web.inflight import InFlight
 from tests.backends.helpers import config
-from tests.helpers import isolate_home
+from tests.helpers import built_service, isolate_home
 from tests.web._native import NativeTestCase
 
 
@@ -63,9 +61,7 @@ class ServiceDrainTests(SynchronousTestCase):
 
     def service(self) -> tuple[Any, FakeProcessReactor]:
         reactor = FakeProcessReactor()
-        service = build_service(
-            config({"server": {"shutdown_timeout_secs": 30}}), cast("IClinvkReactor", reactor), ["tcp:8080"]
-        )
+        service = built_service(config({"server": {"shutdown_timeout_secs": 30}}), reactor, ["tcp:8080"])
         service.startService()
         return service, reactor
 
