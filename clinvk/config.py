@@ -16,6 +16,7 @@ both agree.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import ipaddress
 import json
@@ -24,6 +25,7 @@ import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib import resources
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -31,6 +33,10 @@ import yaml
 from attrs import frozen
 from jsonschema import Draft202012Validator
 
+# The backends, by name: also the names of their modules (clinvk.backends.<name>),
+# of their configuration sections and of their CLIs' executables.  Adding a
+# backend is adding its module and its name here; everything else derives
+# from the module's IBackend (see clinvk.backends.build_backends).
 BACKEND_NAMES = ("claude", "codex", "gemini")
 APPROVAL_MODES = ("default", "auto", "none", "always")
 SANDBOX_MODES = ("default", "read-only", "workspace", "full")
@@ -41,11 +47,14 @@ OUTPUT_FORMATS = ("default", "text", "json", "stream-json")
 # layer, so that keys never sit in a config object.
 ENVIRONMENT_OVERRIDES: Mapping[str, tuple[str, ...]] = {
     "CLINVK_BACKEND": ("default_backend",),
-    "CLINVK_CLAUDE_MODEL": ("backends", "claude", "model"),
-    "CLINVK_CODEX_MODEL": ("backends", "codex", "model"),
-    "CLINVK_GEMINI_MODEL": ("backends", "gemini", "model"),
+    **{f"CLINVK_{name.upper()}_MODEL": ("backends", name, "model") for name in BACKEND_NAMES},
     "CLINVK_API_KEYS_GOPASS_PATH": ("server", "api_keys_gopass_path"),
 }
+
+# The key of the C{backends} object in the schema file that holds the one
+# section every backend has; L{config_schema} makes a copy of it for each
+# name of L{BACKEND_NAMES}.
+PER_BACKEND = "x-per-backend"
 
 _HOST_NAME = re.compile(r"[A-Za-z0-9.\-]{1,253}")
 
@@ -54,10 +63,17 @@ def config_schema() -> dict[str, Any]:
     """
     Load the configuration schema shipped in the package.
 
+    The file describes the section of a backend once (under
+    L{PER_BACKEND}); the schema returned has one copy of it for each name of
+    L{BACKEND_NAMES}, as C{backends.<name>}.
+
     @return: The parsed JSON schema (a fresh copy on every call).
     """
     text = resources.files("clinvk.schemas").joinpath("config.json").read_text("utf-8")
     schema: dict[str, Any] = json.loads(text)
+    backends = schema["properties"]["backends"]
+    section = backends.pop(PER_BACKEND)
+    backends["properties"] = {name: copy.deepcopy(section) for name in BACKEND_NAMES}
     return schema
 
 
@@ -113,13 +129,20 @@ class BackendConfig:
     system_prompt: str
 
 
+def _read_only(sections: Mapping[str, BackendConfig]) -> Mapping[str, BackendConfig]:
+    return MappingProxyType(dict(sections))
+
+
 @frozen
 class BackendsConfig:
-    """The C{backends} section: one L{BackendConfig} per known backend."""
+    """
+    The C{backends} section: one L{BackendConfig} per known backend.
 
-    claude: BackendConfig
-    codex: BackendConfig
-    gemini: BackendConfig
+    @ivar sections: The sections by backend name, in the order of
+        L{BACKEND_NAMES}.
+    """
+
+    sections: Mapping[str, BackendConfig] = attrs.field(converter=_read_only)
 
     def get(self, name: str) -> BackendConfig:
         """
@@ -127,10 +150,11 @@ class BackendsConfig:
         @return: That backend's section.
         @raise KeyError: For any other name.
         """
-        if name not in BACKEND_NAMES:
-            raise KeyError(name)
-        section: BackendConfig = getattr(self, name)
-        return section
+        return self.sections[name]
+
+    def __hash__(self) -> int:
+        # The sections are a read-only view of a dict, which has no hash.
+        return hash(tuple(self.sections.items()))
 
 
 @frozen
@@ -705,7 +729,7 @@ def _freeze(config: Mapping[str, Any], source: str | None) -> ClinvkConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
     backends = BackendsConfig(
-        **{name: section(BackendConfig, config["backends"][name]) for name in BACKEND_NAMES}
+        {name: section(BackendConfig, config["backends"][name]) for name in BACKEND_NAMES}
     )
     return ClinvkConfig(
         default_backend=config["default_backend"],

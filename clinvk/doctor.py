@@ -13,22 +13,24 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import IO
 
 from attrs import frozen
 
 from clinvk._version import API_VERSION, __version__
+from clinvk.backends import build_backends
 from clinvk.backends.availability import BackendAvailability
-from clinvk.backends.headless import HeadlessNeed, headless_needs
+from clinvk.backends.headless import headless_needs
 from clinvk.config import (
-    BACKEND_NAMES,
     ClinvkConfig,
     ConfigError,
     config_from_mapping,
     default_config_path,
     load_config,
 )
+from clinvk.interfaces import IBackend
+from clinvk.model import HeadlessNeed
 from clinvk.process.supervisor import ProcessSupervisor
 from clinvk.runs.installed import InstalledCLI, find_installed
 from clinvk.types import IClinvkReactor
@@ -101,10 +103,13 @@ async def diagnose(
         problems = config.unknown_keys
     # An unusable configuration is reported; the checks go on with the defaults.
     effective = config or config_from_mapping(None, {}, source=None)
-    clis = tuple(await _find_clis(reactor, environ, effective))
+    backends = build_backends()
+    clis = tuple(await _find_clis(reactor, environ, effective, backends.values()))
     found = {cli.name for cli in clis if cli.path is not None}
     home = environ.get("HOME") or os.path.expanduser("~")
-    needs = tuple(need for need in headless_needs(effective, cwd, environ, home) if need.backend in found)
+    needs = tuple(
+        need for need in headless_needs(effective, backends, cwd, environ, home) if need.backend in found
+    )
     return Diagnosis(
         config_file=config_file,
         config_found=os.path.exists(config_file),
@@ -116,13 +121,13 @@ async def diagnose(
 
 
 async def _find_clis(
-    reactor: IClinvkReactor, environ: Mapping[str, str], config: ClinvkConfig
+    reactor: IClinvkReactor, environ: Mapping[str, str], config: ClinvkConfig, backends: Iterable[IBackend]
 ) -> list[InstalledCLI]:
     """Ask each CLI on C{PATH} its version, as children of a supervisor of their own."""
     supervisor = ProcessSupervisor.on_this_system(reactor, float(config.server.kill_grace_secs))
     supervisor.startService()
     try:
-        return await find_installed(BACKEND_NAMES, BackendAvailability(reactor), supervisor, environ)
+        return await find_installed(backends, BackendAvailability(reactor), supervisor, environ)
     finally:
         await supervisor.stopService()
 

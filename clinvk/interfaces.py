@@ -5,22 +5,50 @@ The seams of clinvk that are swapped or extended.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from zope.interface import Attribute, Interface
 
 if TYPE_CHECKING:
-    from clinvk.model import ParsedResponse, UnifiedEvent, UnifiedOptions
+    from clinvk.config import BackendConfig
+    from clinvk.model import HeadlessNeed, ParsedResponse, UnifiedEvent, UnifiedOptions
 
 
 class IBackend(Interface):
     """
-    One vendor CLI: how to build its command line and how to read its
-    output.  Implementations are pure: they run nothing themselves.
+    One vendor CLI: everything clinvk knows of it, from its names and
+    models to how to build its command line, read its output and clean up
+    after it.  Implementations are pure: they run nothing themselves.
+
+    Each backend is one module, C{clinvk.backends.<name>}, whose
+    C{backend} is its provider; C{clinvk.config.BACKEND_NAMES} registers
+    it (see L{clinvk.backends.build_backends}).
     """
 
-    name = Attribute("The backend's name, such as C{claude}; also its binary's name.")
+    name = Attribute(
+        "The backend's name, such as C{claude}; also its binary's name and its configuration "
+        "section's (C{backends.<name>})."
+    )
+    aliases = Attribute(
+        "The model aliases the backend resolves for the command line (backends.md 2.1): a "
+        "mapping of alias to model name, matched exactly."
+    )
+    model_markers = Attribute(
+        "The texts that, found in the model name of an OpenAI-compatible request, choose this "
+        "backend (api-openai.md 2.4); the backends are tried in the order of their names."
+    )
+    default_for_compat = Attribute(
+        "Whether a compatibility request whose model chooses no backend runs on this one; "
+        "exactly one backend says so (Claude)."
+    )
+    supports_allowed_tools = Attribute(
+        "Whether the CLI takes C{backends.<name>.allowed_tools}; for the others it is ignored, "
+        "with a warning logged once."
+    )
+    proven_version = Attribute(
+        "The version of the CLI that the real-CLI suite (C{tox -e realcli}) drove through every route."
+    )
     merges_stderr = Attribute(
         "Whether the CLI's stderr is read as part of its stdout (Claude, backends.md 6.1)."
     )
@@ -91,6 +119,31 @@ class IBackend(Interface):
 
         @return: A list of directory paths, most specific first; empty when
             the CLI keeps no such files.
+        """
+
+    def failure_text(stderr: str) -> str:
+        """
+        What the CLI's error output says of a failure: C{stderr} without
+        the lines the CLI prints on every run.
+
+        @return: A L{str}, possibly empty.
+        """
+
+    def headless_needs(
+        section: BackendConfig, cwd: str, environ: Mapping[str, str], home: str
+    ) -> Sequence[HeadlessNeed]:
+        """
+        What the CLI needs to run unattended, beyond its login, and whether
+        it has it for runs in C{cwd} (docs/backends.md, "Things to know per
+        CLI").  This may read a few small files of the user's: C{clinvk
+        doctor} asks, never a request.
+
+        @param section: The backend's configuration section.
+        @param cwd: The folder runs without a C{workdir} go to.
+        @param environ: The server's environment.
+        @param home: The user's home directory.
+        @return: The needs, in the order to report them; empty when the
+            CLI needs nothing more.
         """
 
 

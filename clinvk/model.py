@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.backends.test_options -*-
 """
 The domain model every layer shares: what a caller asks for, the options
-a run is built from, what parsers find, the events of a stream and what a
-run returns.  It imports nothing of clinvk, so any layer may import it.
+a run is built from, what parsers find, the events of a stream, what a
+run returns and what a CLI needs to run unattended.  It imports nothing of clinvk, so any layer may import it.
 """
 
 from __future__ import annotations
@@ -203,3 +203,20 @@ class RunResult:
     def succeeded(self) -> bool:
         """Exit status 0 and no error (backends.md 6.4)."""
         return self.exit_code == 0 and not self.error
+
+
+@frozen
+class HeadlessNeed:
+    """
+    One thing a CLI needs to run unattended (C{clinvk doctor} reports them).
+
+    @ivar backend: The CLI.
+    @ivar need: What it needs.
+    @ivar met: Whether it has it (for runs in the server's own folder).
+    @ivar detail: How it is met, or what would meet it.
+    """
+
+    backend: str
+    need: str
+    met: bool
+    detail: str

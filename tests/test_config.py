@@ -53,9 +53,9 @@ class DefaultsTests(SynchronousTestCase):
         self.assertEqual(config.unified_flags.sandbox_mode, "default")
         self.assertFalse(config.unified_flags.dry_run)
         self.assertEqual(config.unified_flags.command_timeout_secs, 0)
-        self.assertEqual(config.backends.claude, config.backends.gemini)
-        self.assertEqual(config.backends.codex.extra_flags, ())
-        self.assertTrue(config.backends.codex.enabled)
+        self.assertEqual(config.backends.get("claude"), config.backends.get("gemini"))
+        self.assertEqual(config.backends.get("codex").extra_flags, ())
+        self.assertTrue(config.backends.get("codex").enabled)
         self.assertEqual(config.session.retention_days, 30)
         self.assertTrue(config.session.store_token_usage)
         self.assertEqual(config.output.format, "json")
@@ -145,7 +145,7 @@ class LenienceTests(SynchronousTestCase):
         """Keys match whatever their case."""
         config = build({"Server": {"PORT": 9001}, "BACKENDS": {"Claude": {"Model": "opus"}}})
         self.assertEqual(config.server.port, 9001)
-        self.assertEqual(config.backends.claude.model, "opus")
+        self.assertEqual(config.backends.get("claude").model, "opus")
 
     def test_strings_for_numbers_and_booleans(self) -> None:
         """Numbers and booleans may be written as strings."""
@@ -271,7 +271,11 @@ class EnvironmentTests(SynchronousTestCase):
             {"CLINVK_CLAUDE_MODEL": "sonnet", "CLINVK_CODEX_MODEL": "o3", "CLINVK_GEMINI_MODEL": "pro"},
         )
         self.assertEqual(
-            (config.backends.claude.model, config.backends.codex.model, config.backends.gemini.model),
+            (
+                config.backends.get("claude").model,
+                config.backends.get("codex").model,
+                config.backends.get("gemini").model,
+            ),
             ("sonnet", "o3", "pro"),
         )
 
@@ -287,7 +291,7 @@ class EnvironmentTests(SynchronousTestCase):
     def test_empty_counts_as_unset(self) -> None:
         """An empty variable leaves the file's value."""
         config = build({"backends": {"codex": {"model": "o3"}}}, {"CLINVK_CODEX_MODEL": ""})
-        self.assertEqual(config.backends.codex.model, "o3")
+        self.assertEqual(config.backends.get("codex").model, "o3")
 
     def test_no_generic_mapping(self) -> None:
         """Variables such as CLINVK_SERVER_PORT have no effect."""

@@ -281,7 +281,7 @@ class DocsRulesTests(SynchronousTestCase):
         self.assertEqual(loaded[1:], loaded[:1] * 2)
         [config, *_] = loaded
         self.assertEqual(
-            (config.server.port, config.server.trusted_proxies, config.backends.claude.model),
+            (config.server.port, config.server.trusted_proxies, config.backends.get("claude").model),
             (9000, ("10.0.0.0/8",), "sonnet"),
         )
 

@@ -1,12 +1,12 @@
 # -*- test-case-name: tests.backends.test_claude -*-
 """
-Claude Code (C{claude}): flags, command lines and output parsing
-(backends.md 2.2, 5.1, 5.4, 6.3, 7.2 and DECISIONS D9).
+Claude Code (C{claude}): model aliases, flags, command lines and output
+parsing (backends.md 2.1, 2.2, 5.1, 5.4, 6.3, 7.2 and DECISIONS D9).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from zope.interface import implementer
@@ -15,8 +15,9 @@ from clinvk.backends import events
 from clinvk.backends.events import NOT_JSON, as_dict, as_int, as_str, loads
 from clinvk.backends.flags import FlagTable, mapped_flags
 from clinvk.backends.options import resolve_model
+from clinvk.config import BackendConfig
 from clinvk.interfaces import IBackend, IStreamParser
-from clinvk.model import ParsedResponse, TokenUsage, UnifiedEvent, UnifiedOptions
+from clinvk.model import HeadlessNeed, ParsedResponse, TokenUsage, UnifiedEvent, UnifiedOptions
 
 FLAGS = FlagTable(
     approval={
@@ -57,11 +58,28 @@ ALLOWED_FLAGS = frozenset(
 )
 
 
+ALIASES: Mapping[str, str] = {
+    "fast": "haiku",
+    "quick": "haiku",
+    "balanced": "sonnet",
+    "default": "sonnet",
+    "best": "opus",
+    "powerful": "opus",
+}
+
+
 @implementer(IBackend)
 class ClaudeBackend:
     """Claude Code."""
 
     name = "claude"
+    aliases = ALIASES
+    model_markers = ("claude",)
+    # What the Anthropic API's models are, and what any other model runs on.
+    default_for_compat = True
+    supports_allowed_tools = True
+    # tests/realcli/package.json pins it.
+    proven_version = "2.1.197"
     merges_stderr = True
     reports_running_usage = False
     allowed_flags = ALLOWED_FLAGS
@@ -72,7 +90,7 @@ class ClaudeBackend:
             argv += ["--resume", resume_id]
         argv.append("--print")
         if options.model:
-            argv += ["--model", resolve_model(self.name, options.model)]
+            argv += ["--model", resolve_model(self, options.model)]
         if options.allowed_tools:
             argv += ["--allowedTools", options.allowed_tools]
         return argv + mapped_flags(FLAGS, options)
@@ -94,6 +112,15 @@ class ClaudeBackend:
         return None
 
     def session_file_roots(self, home: str) -> Sequence[str]:
+        return ()
+
+    def failure_text(self, stderr: str) -> str:
+        return stderr
+
+    def headless_needs(
+        self, section: BackendConfig, cwd: str, environ: Mapping[str, str], home: str
+    ) -> Sequence[HeadlessNeed]:
+        # Nothing beyond its login.
         return ()
 
 
@@ -350,3 +377,7 @@ class ClaudeStreamParser:
                 )
             )
         return found
+
+
+# What clinvk.backends.build_backends registers under this module's name.
+backend = ClaudeBackend()

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.backends.test_codex -*-
 """
-OpenAI Codex CLI (C{codex exec}): flags, command lines and JSONL parsing
-(backends.md 2.2, 5.2, 5.4, 6.3, 6.5, 7.2).
+OpenAI Codex CLI (C{codex exec}): model aliases, flags, command lines,
+JSONL parsing and what it needs to run unattended (backends.md 2.1, 2.2,
+5.2, 5.4, 6.3, 6.5, 7.2).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from zope.interface import implementer
@@ -17,9 +18,11 @@ from zope.interface import implementer
 from clinvk.backends import events
 from clinvk.backends.events import NOT_JSON, as_dict, as_int, as_str, compact, loads, readable
 from clinvk.backends.flags import FlagTable, mapped_flags
+from clinvk.backends.headless import git_repository
 from clinvk.backends.options import prompt_with_system, resolve_model
+from clinvk.config import BackendConfig
 from clinvk.interfaces import IBackend, IStreamParser
-from clinvk.model import ParsedResponse, TokenUsage, UnifiedEvent, UnifiedOptions
+from clinvk.model import HeadlessNeed, ParsedResponse, TokenUsage, UnifiedEvent, UnifiedOptions
 
 FLAGS = FlagTable(
     # Current codex releases may refuse --ask-for-approval on exec; the flag
@@ -43,11 +46,29 @@ ALLOWED_FLAGS = frozenset(
 )
 
 
+ALIASES: Mapping[str, str] = {
+    "fast": "gpt-4.1-mini",
+    "quick": "gpt-4.1-mini",
+    "balanced": "gpt-5.2",
+    "default": "gpt-5.2",
+    "best": "gpt-5-codex",
+    "powerful": "gpt-5-codex",
+}
+
+SKIP_REPOSITORY_CHECK = "--skip-git-repo-check"
+
+
 @implementer(IBackend)
 class CodexBackend:
     """OpenAI Codex CLI."""
 
     name = "codex"
+    aliases = ALIASES
+    model_markers = ("gpt",)
+    default_for_compat = False
+    supports_allowed_tools = False
+    # tests/realcli/package.json pins it.
+    proven_version = "0.171.0"
     merges_stderr = False
     # turn.completed.usage of a resumed thread is the thread's running total.
     reports_running_usage = True
@@ -61,7 +82,7 @@ class CodexBackend:
         if resume_id:
             argv += ["resume", resume_id]
         if options.model:
-            argv += ["--model", resolve_model(self.name, options.model)]
+            argv += ["--model", resolve_model(self, options.model)]
         # "-" makes exec read the prompt from stdin (DECISIONS D1).
         return [*argv, *mapped, "-"]
 
@@ -82,6 +103,36 @@ class CodexBackend:
 
     def session_file_roots(self, home: str) -> Sequence[str]:
         return (os.path.join(home, ".codex", "sessions"),)
+
+    def failure_text(self, stderr: str) -> str:
+        return stderr
+
+    def headless_needs(
+        self, section: BackendConfig, cwd: str, environ: Mapping[str, str], home: str
+    ) -> Sequence[HeadlessNeed]:
+        # codex exec runs only inside a Git repository, unless told not to check.
+        need = "a Git repository as its working folder"
+        if SKIP_REPOSITORY_CHECK in section.extra_flags:
+            return [
+                HeadlessNeed(
+                    self.name,
+                    need,
+                    True,
+                    f"not needed: backends.codex.extra_flags has {SKIP_REPOSITORY_CHECK}",
+                )
+            ]
+        repository = git_repository(cwd)
+        if repository is not None:
+            return [HeadlessNeed(self.name, need, True, f"{cwd} is inside the repository {repository}")]
+        return [
+            HeadlessNeed(
+                self.name,
+                need,
+                False,
+                f"{cwd} is not in a Git repository: requests must name a workdir inside one, "
+                f"or add {SKIP_REPOSITORY_CHECK} to backends.codex.extra_flags",
+            )
+        ]
 
 
 # Where str.splitlines ends a line: at "\n", and, rarely in JSON lines, at
@@ -310,3 +361,7 @@ class CodexStreamParser:
                 )
             ]
         return []
+
+
+# What clinvk.backends.build_backends registers under this module's name.
+backend = CodexBackend()

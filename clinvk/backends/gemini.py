@@ -1,13 +1,15 @@
 # -*- test-case-name: tests.backends.test_gemini -*-
 """
-Gemini CLI (C{gemini}): flags, command lines and output parsing
-(backends.md 2.2, 5.3, 5.4, 6.3, 6.5, 7.2).
+Gemini CLI (C{gemini}): model aliases, flags, command lines, output
+parsing and what it needs to run unattended (backends.md 2.1, 2.2, 5.3,
+5.4, 6.3, 6.5, 7.2).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from zope.interface import implementer
@@ -15,9 +17,11 @@ from zope.interface import implementer
 from clinvk.backends import events
 from clinvk.backends.events import NOT_JSON, as_dict, as_int, as_str, loads, readable
 from clinvk.backends.flags import FlagTable, mapped_flags
+from clinvk.backends.headless import dig, read_json
 from clinvk.backends.options import prompt_with_system, resolve_model
+from clinvk.config import BackendConfig
 from clinvk.interfaces import IBackend, IStreamParser
-from clinvk.model import ParsedResponse, TokenUsage, UnifiedEvent, UnifiedOptions
+from clinvk.model import HeadlessNeed, ParsedResponse, TokenUsage, UnifiedEvent, UnifiedOptions
 
 FLAGS = FlagTable(
     approval={
@@ -50,11 +54,30 @@ ALLOWED_FLAGS = frozenset(
 CREDENTIALS_LINE = "Loaded cached credentials."
 
 
+ALIASES: Mapping[str, str] = {
+    "fast": "gemini-2.5-flash",
+    "quick": "gemini-2.5-flash",
+    "balanced": "gemini-2.5-pro",
+    "default": "gemini-2.5-pro",
+    "best": "gemini-2.5-pro",
+    "powerful": "gemini-2.5-pro",
+}
+
+SKIP_TRUST = "--skip-trust"
+TRUST_VARIABLE = "GEMINI_CLI_TRUST_WORKSPACE"
+
+
 @implementer(IBackend)
 class GeminiBackend:
     """Gemini CLI."""
 
     name = "gemini"
+    aliases = ALIASES
+    model_markers = ("gemini",)
+    default_for_compat = False
+    supports_allowed_tools = False
+    # tests/realcli/package.json pins it.
+    proven_version = "0.61.0"
     merges_stderr = False
     reports_running_usage = False
     allowed_flags = ALLOWED_FLAGS
@@ -67,7 +90,7 @@ class GeminiBackend:
         if resume_id:
             argv += ["--resume", resume_id]
         if options.model:
-            argv += ["--model", resolve_model(self.name, options.model)]
+            argv += ["--model", resolve_model(self, options.model)]
         return argv + mapped
 
     def stdin_text(self, options: UnifiedOptions, prompt: str) -> str:
@@ -87,6 +110,48 @@ class GeminiBackend:
 
     def session_file_roots(self, home: str) -> Sequence[str]:
         return ()
+
+    def failure_text(self, stderr: str) -> str:
+        return strip_credentials_line(stderr)
+
+    def headless_needs(
+        self, section: BackendConfig, cwd: str, environ: Mapping[str, str], home: str
+    ) -> Sequence[HeadlessNeed]:
+        return [self._trust(section, cwd, environ, home), self._auth(home)]
+
+    def _trust(self, section: BackendConfig, cwd: str, environ: Mapping[str, str], home: str) -> HeadlessNeed:
+        """gemini runs only in a folder it trusts, unless told to skip the check."""
+        need = "a trusted folder"
+        if SKIP_TRUST in section.extra_flags:
+            return HeadlessNeed(
+                self.name, need, True, f"not needed: backends.gemini.extra_flags has {SKIP_TRUST}"
+            )
+        if environ.get(TRUST_VARIABLE, "").lower() == "true":
+            return HeadlessNeed(self.name, need, True, f"not needed: {TRUST_VARIABLE}=true")
+        trusted = read_json(os.path.join(home, ".gemini", "trustedFolders.json"))
+        if isinstance(trusted, dict) and trusted.get(cwd) == "TRUST_FOLDER":
+            return HeadlessNeed(self.name, need, True, f"{cwd} is in ~/.gemini/trustedFolders.json")
+        return HeadlessNeed(
+            self.name,
+            need,
+            False,
+            f"{cwd} is not known to be trusted (gemini exits 55): add {SKIP_TRUST} to "
+            "backends.gemini.extra_flags, or trust the folder in gemini once",
+        )
+
+    def _auth(self, home: str) -> HeadlessNeed:
+        """gemini needs an auth method chosen in its settings; without one it exits 41."""
+        need = "an auth method in ~/.gemini/settings.json"
+        settings = read_json(os.path.join(home, ".gemini", "settings.json"))
+        chosen = dig(settings, "security", "auth", "selectedType")
+        if isinstance(chosen, str) and chosen:
+            return HeadlessNeed(self.name, need, True, f"security.auth.selectedType is {chosen}")
+        return HeadlessNeed(
+            self.name,
+            need,
+            False,
+            "security.auth.selectedType is not set (gemini exits 41): log in to gemini once",
+        )
 
 
 def strip_credentials_line(text: str) -> str:
@@ -281,3 +346,7 @@ class GeminiStreamParser:
             usage = TokenUsage(as_int(legacy.get("inputTokens")), as_int(legacy.get("outputTokens")))
         found.append(events.done(sequence, usage))
         return found
+
+
+# What clinvk.backends.build_backends registers under this module's name.
+backend = GeminiBackend()

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.backends.test_options -*-
 """
 From a request to the options of a run: configuration layering
-(backends.md 2), model aliases (2.1) and output formats (4).
+(backends.md 2), model aliases (2.1, each backend has its own) and output
+formats (4).
 """
 
 from __future__ import annotations
@@ -9,41 +10,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from clinvk.config import ClinvkConfig
+from clinvk.interfaces import IBackend
 from clinvk.model import RunRequest, UnifiedOptions
-
-MODEL_ALIASES: Mapping[str, Mapping[str, str]] = {
-    "claude": {
-        "fast": "haiku",
-        "quick": "haiku",
-        "balanced": "sonnet",
-        "default": "sonnet",
-        "best": "opus",
-        "powerful": "opus",
-    },
-    "codex": {
-        "fast": "gpt-4.1-mini",
-        "quick": "gpt-4.1-mini",
-        "balanced": "gpt-5.2",
-        "default": "gpt-5.2",
-        "best": "gpt-5-codex",
-        "powerful": "gpt-5-codex",
-    },
-    "gemini": {
-        "fast": "gemini-2.5-flash",
-        "quick": "gemini-2.5-flash",
-        "balanced": "gemini-2.5-pro",
-        "default": "gemini-2.5-pro",
-        "best": "gemini-2.5-pro",
-        "powerful": "gemini-2.5-pro",
-    },
-}
 
 REQUESTED_FORMATS = ("", "default", "text", "json", "stream-json")
 
 
-def resolve_model(backend: str, model: str) -> str:
-    """The model for the command line: an alias resolved, anything else as is."""
-    return MODEL_ALIASES.get(backend, {}).get(model, model)
+def resolve_model(backend: IBackend, model: str) -> str:
+    """
+    The model for C{backend}'s command line: one of its aliases resolved
+    (exactly as written), anything else as is.
+    """
+    aliases: Mapping[str, str] = backend.aliases
+    return aliases.get(model, model)
 
 
 def prompt_with_system(options: UnifiedOptions, prompt: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from attrs import frozen
 
 from clinvk.backends.events import readable
-from clinvk.backends.gemini import strip_credentials_line
 from clinvk.interfaces import IBackend
 from clinvk.model import ParsedResponse, TokenUsage, UnifiedEvent
 
@@ -26,12 +25,12 @@ class Finished:
     usage: TokenUsage | None = None
 
 
-def exit_error(exit_code: int, stderr: str) -> str:
+def exit_error(backend: IBackend, exit_code: int, stderr: str) -> str:
     """
-    The error of a run that failed without saying why (6.4 fix): its
-    stderr, else its status.
+    The error of a run that failed without saying why (6.4 fix): what
+    its stderr says (L{IBackend.failure_text}), else its status.
     """
-    text = readable(strip_credentials_line(stderr))
+    text = readable(backend.failure_text(stderr))
     if text:
         return text
     if exit_code == -1:
@@ -98,7 +97,7 @@ def finish_response(
     if exit_code != 0 and not error:
         # A CLI whose stderr is merged into its output (Claude) says why it
         # failed on its output's last line.
-        error = exit_error(exit_code, _last_line(stdout) if backend.merges_stderr else stderr)
+        error = exit_error(backend, exit_code, _last_line(stdout) if backend.merges_stderr else stderr)
     return Finished(exit_code, output, error, native_id, usage)
 
 
@@ -118,9 +117,12 @@ class StreamOutcome:
 
     An C{error} event marked as a warning (Gemini's warnings, Codex's
     non-fatal item errors) is delivered but is not a failure.
+
+    @param backend: The backend that runs.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, backend: IBackend) -> None:
+        self._backend = backend
         self.native_session_id = ""
         self.usage: TokenUsage | None = None
         self.last_error = ""
@@ -143,7 +145,7 @@ class StreamOutcome:
         """
         error = error or self.last_error
         if not error and exit_code != 0:
-            error = exit_error(exit_code, stderr)
+            error = exit_error(self._backend, exit_code, stderr)
         if error and exit_code == 0:
             exit_code = 1
         return Finished(exit_code, "", error, self.native_session_id, self.usage)

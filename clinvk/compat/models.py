@@ -7,36 +7,56 @@ identifiers and token estimates of its answer.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 
-from clinvk.config import BACKEND_NAMES
+from clinvk.backends import build_backends
+from clinvk.interfaces import IBackend
 from clinvk.model import TokenUsage
 
+# The registered backends (they are pure: one registry serves every request).
+BACKENDS: Mapping[str, IBackend] = build_backends()
 
-def openai_backend(model: str) -> str:
+
+def openai_backend(model: str, backends: Mapping[str, IBackend] = BACKENDS) -> str:
     """
     The backend of an OpenAI model name (api-openai.md 2.4): a backend's
-    own name, else the first of C{claude}, C{gpt}, C{gemini} it contains
-    (case-sensitive), else Claude.
+    own name, else the first backend, in the order of their names, one of
+    whose L{model markers<IBackend.model_markers>} it contains
+    (case-sensitive: C{claude}, C{gpt}, C{gemini}), else the default
+    backend (L{compat_default}).
     """
-    if model in BACKEND_NAMES:
+    if model in backends:
         return model
-    for marker, backend in (("claude", "claude"), ("gpt", "codex"), ("gemini", "gemini")):
-        if marker in model:
-            return backend
-    return "claude"
+    for name, backend in sorted(backends.items()):
+        if any(marker in model for marker in backend.model_markers):
+            return name
+    return compat_default(backends)
 
 
-def anthropic_backend(model: str) -> str:
-    """The backend of an Anthropic model name: a backend's own name, else Claude."""
-    return model if model in BACKEND_NAMES else "claude"
+def anthropic_backend(model: str, backends: Mapping[str, IBackend] = BACKENDS) -> str:
+    """The backend of an Anthropic model name: a backend's own name, else the default backend (Claude)."""
+    return model if model in backends else compat_default(backends)
 
 
-def run_model(model: str) -> str:
+def compat_default(backends: Mapping[str, IBackend] = BACKENDS) -> str:
+    """
+    The backend a compatibility request runs on when its model chooses
+    none: the one that says it is L{the default<IBackend.default_for_compat>}.
+
+    @raise LookupError: If none says so.
+    """
+    for name, backend in sorted(backends.items()):
+        if backend.default_for_compat:
+            return name
+    raise LookupError("no backend is the default of the compatibility APIs")
+
+
+def run_model(model: str, backends: Mapping[str, IBackend] = BACKENDS) -> str:
     """
     The model to pass to the CLI: none for a bare backend name (the CLIs
     know no model called C{claude}), the name itself otherwise.
     """
-    return "" if model in BACKEND_NAMES else model
+    return "" if model in backends else model
 
 
 def new_id(prefix: str) -> str:

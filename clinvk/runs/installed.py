@@ -10,8 +10,9 @@ C{<cli> --version} prints: it spends no tokens and needs no login.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 
+import attrs
 from attrs import frozen
 
 from twisted.internet.defer import Deferred, gatherResults
@@ -19,15 +20,12 @@ from twisted.logger import Logger
 
 from clinvk.backends.availability import BackendAvailability
 from clinvk.errors import ShuttingDown
+from clinvk.interfaces import IBackend
 from clinvk.process.protocol import BufferedCapture
 from clinvk.process.runner import ProcessSpec, StopReason
 from clinvk.process.supervisor import ProcessSupervisor
 
 log = Logger()
-
-# The versions C{tox -e realcli} drives through every route
-# (tests/realcli/package-lock.json; a test holds the two together).
-PROVEN_VERSIONS: Mapping[str, str] = {"claude": "2.1.197", "codex": "0.171.0", "gemini": "0.61.0"}
 
 # How long C{--version} may take: gemini, the slowest, answers in about 2 s.
 VERSION_TIMEOUT = 20.0
@@ -49,6 +47,8 @@ class InstalledCLI:
     @ivar problem: Why no version is known (it failed, timed out or
         printed none), or C{""}.
     @ivar fake: Whether it is one of clinvk's fake CLIs.
+    @ivar proven_version: The version the real-CLI suite proved
+        (L{clinvk.interfaces.IBackend.proven_version}), or C{""}.
     """
 
     name: str
@@ -56,11 +56,12 @@ class InstalledCLI:
     version: str | None = None
     problem: str = ""
     fake: bool = False
+    proven_version: str = ""
 
     @property
     def proven(self) -> bool:
         """Whether the real-CLI suite proved this version."""
-        return not self.fake and self.version is not None and PROVEN_VERSIONS.get(self.name) == self.version
+        return not self.fake and self.version is not None and self.proven_version == self.version
 
     def describe(self) -> str:
         """One line for a person: the version and what is known of it."""
@@ -72,9 +73,7 @@ class InstalledCLI:
             return f"{self.version}, clinvk's fake CLI"
         if self.proven:
             return f"{self.version}, proven by the real-CLI suite"
-        return (
-            f"{self.version}, not proven (the real-CLI suite proved {PROVEN_VERSIONS.get(self.name, 'none')})"
-        )
+        return f"{self.version}, not proven (the real-CLI suite proved {self.proven_version or 'none'})"
 
 
 def parse_version(text: str) -> str | None:
@@ -87,26 +86,38 @@ def parse_version(text: str) -> str | None:
 
 
 async def find_installed(
-    names: Sequence[str],
+    backends: Iterable[IBackend],
     availability: BackendAvailability,
     supervisor: ProcessSupervisor,
     environ: Mapping[str, str],
     timeout: float = VERSION_TIMEOUT,
 ) -> list[InstalledCLI]:
     """
-    Look for each CLI on C{PATH} and ask the ones found for their version,
-    all at once, each as a supervised child (so that none outlives the
-    server).
+    Look for each backend's CLI on C{PATH} and ask the ones found for their
+    version, all at once, each as a supervised child (so that none
+    outlives the server).
 
-    @return: One L{InstalledCLI} per name, in the order given.
+    @return: One L{InstalledCLI} per backend, in the order given.
     """
     probes = [
-        Deferred.fromCoroutine(_examine(name, availability, supervisor, environ, timeout)) for name in names
+        Deferred.fromCoroutine(_examine(backend, availability, supervisor, environ, timeout))
+        for backend in backends
     ]
     return await gatherResults(probes, consumeErrors=True)
 
 
 async def _examine(
+    backend: IBackend,
+    availability: BackendAvailability,
+    supervisor: ProcessSupervisor,
+    environ: Mapping[str, str],
+    timeout: float,
+) -> InstalledCLI:
+    found = await _version(backend.name, availability, supervisor, environ, timeout)
+    return attrs.evolve(found, proven_version=backend.proven_version)
+
+
+async def _version(
     name: str,
     availability: BackendAvailability,
     supervisor: ProcessSupervisor,

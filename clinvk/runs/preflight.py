@@ -108,7 +108,7 @@ class Preflight:
         options = unified_options(request, self._config, streaming=streaming)
         if (
             options.allowed_tools
-            and backend.name != "claude"
+            and not backend.supports_allowed_tools
             and backend.name not in self._warned_allowed_tools
         ):
             self._warned_allowed_tools.add(backend.name)

@@ -107,7 +107,7 @@ class BackendRuntime:
     def installed(self) -> Deferred[list[InstalledCLI]]:
         """Which of the backends' CLIs are on C{PATH}, at which versions."""
         return Deferred.fromCoroutine(
-            find_installed(tuple(self._backends), self._availability, self._supervisor, self._environ)
+            find_installed(self._backends.values(), self._availability, self._supervisor, self._environ)
         )
 
     def prepare(self, request: RunRequest, *, streaming: bool = False) -> PreparedRun:
@@ -245,7 +245,7 @@ class BackendRuntime:
             return RunResult(exit_code=0, output=prepared.description, command=prepared.command, dry_run=True)
         backend = prepared.backend
         parser = backend.stream_parser()
-        outcome_watch = StreamOutcome()
+        outcome_watch = StreamOutcome(backend)
         sequence = 0
         # The last lines that were no JSON event: where stderr is merged
         # into stdout (claude), a failure's plain-text reason is among them.

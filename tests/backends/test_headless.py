@@ -12,8 +12,10 @@ import tempfile
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
-from clinvk.backends.headless import HeadlessNeed, headless_needs
+from clinvk.backends import build_backends
+from clinvk.backends.headless import headless_needs
 from clinvk.config import config_from_mapping
+from clinvk.model import HeadlessNeed
 
 
 class HeadlessNeedsTests(SynchronousTestCase):
@@ -32,6 +34,7 @@ class HeadlessNeedsTests(SynchronousTestCase):
     ) -> dict[str, HeadlessNeed]:
         found = headless_needs(
             config_from_mapping(config, {}, source=None),  # type: ignore[arg-type]
+            build_backends(),
             cwd or self.folder.child("deep").path,
             environ or {},
             self.home.path,

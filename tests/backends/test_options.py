@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from clinvk.backends.options import MODEL_ALIASES, effective_format, resolve_model
+from clinvk.backends import build_backends
+from clinvk.backends.options import effective_format, resolve_model
 from tests.backends.helpers import config, options
+
+BACKENDS = build_backends()
 
 
 class LayeringTests(SynchronousTestCase):
@@ -112,13 +115,13 @@ class AliasTests(SynchronousTestCase):
                 ("best", best),
                 ("powerful", best),
             ):
-                self.assertEqual(resolve_model(backend, alias), model, (backend, alias))
-            self.assertEqual(len(MODEL_ALIASES[backend]), 6)
+                self.assertEqual(resolve_model(BACKENDS[backend], alias), model, (backend, alias))
+            self.assertEqual(len(BACKENDS[backend].aliases), 6)
 
     def test_exact_and_passthrough(self) -> None:
         """Matching is exact and case-sensitive; other names pass unchanged."""
-        self.assertEqual(resolve_model("claude", "Fast"), "Fast")
-        self.assertEqual(resolve_model("claude", "claude-opus-4"), "claude-opus-4")
+        self.assertEqual(resolve_model(BACKENDS["claude"], "Fast"), "Fast")
+        self.assertEqual(resolve_model(BACKENDS["claude"], "claude-opus-4"), "claude-opus-4")
 
 
 class FormatTests(SynchronousTestCase):

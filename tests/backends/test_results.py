@@ -147,8 +147,20 @@ class FinishResponseTests(SynchronousTestCase):
 
     def test_exit_error_strips_credentials(self) -> None:
         """Gemini's credentials line is not an error text."""
-        self.assertEqual(exit_error(1, "Loaded cached credentials.\nboom\n"), "boom")
-        self.assertEqual(exit_error(1, "Loaded cached credentials.\n"), "backend exited with status 1")
+        gemini = BACKENDS["gemini"]
+        self.assertEqual(exit_error(gemini, 1, "Loaded cached credentials.\nboom\n"), "boom")
+        self.assertEqual(
+            exit_error(gemini, 1, "Loaded cached credentials.\n"), "backend exited with status 1"
+        )
+
+    def test_exit_error_of_the_backend(self) -> None:
+        """The backend says what of its stderr is noise: the credentials line is Gemini's alone."""
+        self.assertEqual(
+            exit_error(BACKENDS["codex"], 1, "Loaded cached credentials.\nboom\n"),
+            "Loaded cached credentials.\nboom",
+        )
+        gemini = BACKENDS["gemini"]
+        self.assertEqual(StreamOutcome(gemini).finish(1, "Loaded cached credentials.\nboom\n").error, "boom")
 
 
 class StreamOutcomeTests(SynchronousTestCase):
@@ -156,7 +168,7 @@ class StreamOutcomeTests(SynchronousTestCase):
 
     def test_observed(self) -> None:
         """The last init id, the last done usage and the last failing error are kept."""
-        outcome = StreamOutcome()
+        outcome = StreamOutcome(BACKENDS["claude"])
         for event in [
             events.init(1, native_id="a"),
             events.init(2, native_id="b"),
@@ -173,22 +185,24 @@ class StreamOutcomeTests(SynchronousTestCase):
 
     def test_error_event(self) -> None:
         """An error event sets the error and raises exit status 0 to 1."""
-        outcome = StreamOutcome()
+        outcome = StreamOutcome(BACKENDS["claude"])
         outcome.observe(events.error("quota", 1))
         self.assertEqual((outcome.finish(0, "").exit_code, outcome.finish(0, "").error), (1, "quota"))
         self.assertTrue(outcome.failure_seen)
 
     def test_exit_without_error(self) -> None:
         """A non-zero exit without an error event takes stderr, else the status."""
-        self.assertEqual(StreamOutcome().finish(2, "bad flag\n").error, "bad flag")
-        self.assertEqual(StreamOutcome().finish(-1, "").error, "backend process was terminated")
+        self.assertEqual(StreamOutcome(BACKENDS["claude"]).finish(2, "bad flag\n").error, "bad flag")
+        self.assertEqual(
+            StreamOutcome(BACKENDS["claude"]).finish(-1, "").error, "backend process was terminated"
+        )
 
     def test_claude_recorded_api_error(self) -> None:
         """
         A recorded claude C{stream-json} API error: no answer text is
         delivered, the run fails with the API's text and its session id.
         """
-        outcome = StreamOutcome()
+        outcome = StreamOutcome(BACKENDS["claude"])
         parser = ClaudeStreamParser()
         found = []
         lines = sample("recordings/claude-error-stream-json.stdout").splitlines()
@@ -205,7 +219,7 @@ class StreamOutcomeTests(SynchronousTestCase):
 
     def test_server_error_wins(self) -> None:
         """A failure the server saw wins over the CLI's own error events."""
-        outcome = StreamOutcome()
+        outcome = StreamOutcome(BACKENDS["claude"])
         outcome.observe(events.error("cli", 1))
         self.assertEqual(
             outcome.finish(-1, "", "backend command timed out after 5s").error,

@@ -11,9 +11,9 @@ from pathlib import Path
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
+from clinvk.backends import build_backends
 from clinvk.backends.availability import BackendAvailability
 from clinvk.runs.installed import (
-    PROVEN_VERSIONS,
     VERSION_TIMEOUT,
     InstalledCLI,
     find_installed,
@@ -24,6 +24,8 @@ from clinvk.testing.reactor import FakeProcessReactor
 from tests.helpers import fake_which, started_supervisor
 
 PACKAGE_JSON = Path(__file__).parents[1] / "realcli" / "package.json"
+BACKENDS = build_backends()
+PROVEN = {name: backend.proven_version for name, backend in BACKENDS.items()}
 PACKAGES = {"claude": "@anthropic-ai/claude-code", "codex": "@openai/codex", "gemini": "@google/gemini-cli"}
 
 
@@ -47,7 +49,7 @@ class ParseVersionTests(SynchronousTestCase):
     def test_fakes(self) -> None:
         """The fakes print the versions they follow, which the suite proved."""
         for name, line in VERSIONS.items():
-            self.assertEqual(parse_version(line), PROVEN_VERSIONS[name])
+            self.assertEqual(parse_version(line), PROVEN[name])
 
 
 class ProvenTests(SynchronousTestCase):
@@ -56,17 +58,22 @@ class ProvenTests(SynchronousTestCase):
     def test_matches_the_suite(self) -> None:
         """The proven versions are the ones tests/realcli pins."""
         pinned = json.loads(PACKAGE_JSON.read_text())["dependencies"]
-        self.assertEqual(dict(PROVEN_VERSIONS), {name: pinned[package] for name, package in PACKAGES.items()})
+        self.assertEqual(PROVEN, {name: pinned[package] for name, package in PACKAGES.items()})
 
     def test_describe(self) -> None:
         """Each state reads as one phrase."""
         self.assertEqual(InstalledCLI("claude", None).describe(), "not found on PATH")
         self.assertEqual(
-            InstalledCLI("codex", "/bin/codex", "0.171.0").describe(), "0.171.0, proven by the real-CLI suite"
+            InstalledCLI("codex", "/bin/codex", "0.171.0", proven_version="0.171.0").describe(),
+            "0.171.0, proven by the real-CLI suite",
+        )
+        self.assertEqual(
+            InstalledCLI("codex", "/bin/codex", "0.172.0", proven_version="0.171.0").describe(),
+            "0.172.0, not proven (the real-CLI suite proved 0.171.0)",
         )
         self.assertEqual(
             InstalledCLI("codex", "/bin/codex", "0.172.0").describe(),
-            "0.172.0, not proven (the real-CLI suite proved 0.171.0)",
+            "0.172.0, not proven (the real-CLI suite proved none)",
         )
         self.assertEqual(
             InstalledCLI("gemini", "/bin/gemini", "0.61.0", fake=True).describe(), "0.61.0, clinvk's fake CLI"
@@ -78,8 +85,8 @@ class ProvenTests(SynchronousTestCase):
 
     def test_fake_is_not_proven(self) -> None:
         """A fake with a proven version number is still not proven."""
-        self.assertTrue(InstalledCLI("claude", "/c", "2.1.197").proven)
-        self.assertFalse(InstalledCLI("claude", "/c", "2.1.197", fake=True).proven)
+        self.assertTrue(InstalledCLI("claude", "/c", "2.1.197", proven_version="2.1.197").proven)
+        self.assertFalse(InstalledCLI("claude", "/c", "2.1.197", fake=True, proven_version="2.1.197").proven)
 
 
 class FindInstalledTests(SynchronousTestCase):
@@ -92,7 +99,7 @@ class FindInstalledTests(SynchronousTestCase):
     def find(self, installed: tuple[str, ...]) -> Deferred[list[InstalledCLI]]:
         availability = BackendAvailability(self.reactor, which=fake_which(installed))
         return Deferred.fromCoroutine(
-            find_installed(("claude", "codex", "gemini"), availability, self.supervisor, {"PATH": "/x"})
+            find_installed(BACKENDS.values(), availability, self.supervisor, {"PATH": "/x"})
         )
 
     def test_versions(self) -> None:
@@ -107,14 +114,16 @@ class FindInstalledTests(SynchronousTestCase):
             transport.emit_stdout(line)
         for transport in (claude, codex, gemini):
             transport.exit(0)
+        clis = self.successResultOf(found)
         self.assertEqual(
-            self.successResultOf(found),
+            clis,
             [
-                InstalledCLI("claude", "/usr/local/bin/claude", "2.1.197"),
-                InstalledCLI("codex", "/usr/local/bin/codex", "0.171.0"),
-                InstalledCLI("gemini", "/usr/local/bin/gemini", "0.61.0", fake=True),
+                InstalledCLI("claude", "/usr/local/bin/claude", "2.1.197", proven_version="2.1.197"),
+                InstalledCLI("codex", "/usr/local/bin/codex", "0.171.0", proven_version="0.171.0"),
+                InstalledCLI("gemini", "/usr/local/bin/gemini", "0.61.0", fake=True, proven_version="0.61.0"),
             ],
         )
+        self.assertEqual([cli.proven for cli in clis], [True, True, False])
 
     def test_not_found(self) -> None:
         """A CLI not on PATH is reported without running anything."""
@@ -123,8 +132,8 @@ class FindInstalledTests(SynchronousTestCase):
         codex.emit_stdout(b"codex-cli 0.171.0\n")
         codex.exit(0)
         claude, _, gemini = self.successResultOf(found)
-        self.assertEqual(claude, InstalledCLI("claude", None))
-        self.assertEqual(gemini, InstalledCLI("gemini", None))
+        self.assertEqual(claude, InstalledCLI("claude", None, proven_version="2.1.197"))
+        self.assertEqual(gemini, InstalledCLI("gemini", None, proven_version="0.61.0"))
 
     def test_failure(self) -> None:
         """A CLI that fails says so with its status and last line."""
