@@ -105,7 +105,13 @@ class Clinvk:
         self.resource: IResource = service.root
 
     @classmethod
-    def build(cls, reactor: IClinvkReactor, config: ClinvkConfig | None = None) -> Clinvk:
+    def build(
+        cls,
+        reactor: IClinvkReactor,
+        config: ClinvkConfig | None = None,
+        *,
+        supervisor: ProcessSupervisor | None = None,
+    ) -> Clinvk:
         """
         Build clinvk on C{reactor}.  This only creates objects; it listens
         on nothing (the embedding program serves L{resource} itself).
@@ -115,6 +121,10 @@ class Clinvk:
         @param config: The configuration, for example from L{load_config}
             or L{config_from_mapping}; by default clinvk's defaults with the
             environment's overrides left out.
+        @param supervisor: What starts and stops the CLIs; by default one
+            that runs real processes in their own process groups
+            (L{ProcessSupervisor.on_this_system}).  A test gives one whose
+            processes, and the signals sent to them, are fakes.
         @raise TypeError: If C{reactor} lacks something clinvk needs.
         """
         if not provides_clinvk_reactor(reactor):
@@ -124,7 +134,8 @@ class Clinvk:
         # A failure of clinvk's own (its API keys cannot be loaded) must not
         # stop the program's reactor (no on_failure): requests are refused
         # with 503 instead.
-        supervisor = ProcessSupervisor.on_this_system(reactor, float(config.server.kill_grace_secs))
+        if supervisor is None:
+            supervisor = ProcessSupervisor.on_this_system(reactor, float(config.server.kill_grace_secs))
         service = build_core(config, reactor, supervisor=supervisor, environ=os.environ, home=_home())
         return cls(service, config, reactor)
 

@@ -24,11 +24,13 @@ from clinvk.embed import ChainStep, Clinvk, NotRunning, RunRequest, config_from_
 from clinvk.testing.fake_cli import install
 from clinvk.testing.reactor import FakeProcessReactor
 from clinvk.types import IClinvkReactor
-from tests.helpers import isolate_home
+from tests.helpers import fake_supervisor, isolate_home
 
 
 def build(reactor: FakeProcessReactor, config: Any = None) -> Clinvk:
-    return Clinvk.build(cast("IClinvkReactor", reactor), config)
+    # The fake processes' signals go to the fake reactor, never to real
+    # process groups that happen to have their pids.
+    return Clinvk.build(cast("IClinvkReactor", reactor), config, supervisor=fake_supervisor(reactor))
 
 
 class SurfaceTests(SynchronousTestCase):
