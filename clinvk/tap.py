@@ -50,8 +50,9 @@ Press Ctrl+C to stop"""
 
 def banner(server: ServerConfig) -> str:
     """
-    The start-up banner of config.md 6.1, with the host as given, the
-    explorer at C{/docs} beside the document, and C{/metrics} when on.
+    The start-up banner (docs/design/configuration.md#serve-banner), with the host as
+    given, the explorer at C{/docs} beside the document, and C{/metrics}
+    when on.
     """
     metrics = "  Metrics:        /metrics\n" if server.metrics_enabled else ""
     return BANNER.format(host=server.host, port=server.port, metrics=metrics)
@@ -174,8 +175,9 @@ class Options(_ServerOptions):
 class ServeOptions(_ServerOptions):
     """
     Options of C{clinvk serve}.  The clinvk tool's other global flags are
-    accepted and ignored, as the reference does (config.md 6), and left
-    out of the help, since they do nothing here.
+    accepted and ignored, as the reference does
+    (docs/design/configuration.md#serve-command), and left out of the help, since they do
+    nothing here.
     """
 
     synopsis = "[--host HOST] [--port|-p PORT] [--config FILE] [--strict-config] [--log-level LEVEL]"
@@ -229,8 +231,8 @@ class _CommandLineService(MultiService):
         stderr instead of a traceback.  (twistd binds earlier, in
         C{privilegedStartService}, and reports failures itself.)
       - SIGINT and SIGTERM are logged, then stop the reactor so that the
-        process exits 0 after its clean shutdown (DECISIONS D6) rather than
-        re-raising the signal.
+        process exits 0 after its clean shutdown
+        (docs/design/decisions.md#d6-no-orphans) rather than re-raising the signal.
       - SIGHUP reopens twistd's C{--logfile} at the same path, for
         logrotate; without such a log file it is only logged, so that it
         never kills the server.
@@ -371,7 +373,7 @@ def doctor(options: DoctorOptions, out: IO[str] | None = None, err: IO[str] | No
 def _handle_stop_signals(reactor: IClinvkReactor) -> None:
     """
     Replace the reactor's SIGINT/SIGTERM handlers with ones that log the
-    signal (config.md 6.2) before stopping the reactor.
+    signal (docs/design/configuration.md#shutdown) before stopping the reactor.
     """
 
     def stop(signum: int) -> None:

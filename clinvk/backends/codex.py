@@ -1,7 +1,9 @@
 # -*- test-case-name: tests.backends.test_codex -*-
 """
-OpenAI Codex CLI (C{codex exec}): flags, command lines and JSONL parsing
-(backends.md 2.2, 5.2, 5.4, 6.3, 6.5, 7.2).
+OpenAI Codex CLI (C{codex exec}): flags (docs/design/cli-runs.md#flag-mapping),
+command lines (docs/design/cli-runs.md#codex-argv, docs/design/cli-runs.md#resume-argv),
+JSONL parsing (docs/design/cli-runs.md#codex-output, docs/design/cli-runs.md#codex-stream)
+and the files of ephemeral sessions (docs/design/cli-runs.md#ephemeral-cleanup).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from clinvk.model import ParsedResponse, TokenUsage, UnifiedEvent, UnifiedOption
 
 FLAGS = FlagTable(
     # Current codex releases may refuse --ask-for-approval on exec; the flag
-    # is kept and the CLI's usage error surfaces in the result (2.2 fix).
+    # is kept and the CLI's usage error surfaces in the result
+    # (docs/design/cli-runs.md#flag-mapping).
     approval={
         "auto": ("--ask-for-approval", "on-request"),
         "none": ("--ask-for-approval", "never"),
@@ -62,7 +65,7 @@ class CodexBackend:
             argv += ["resume", resume_id]
         if options.model:
             argv += ["--model", resolve_model(self.name, options.model)]
-        # "-" makes exec read the prompt from stdin (DECISIONS D1).
+        # "-" makes exec read the prompt from stdin (docs/design/decisions.md#d1-prompts-on-stdin).
         return [*argv, *mapped, "-"]
 
     def stdin_text(self, options: UnifiedOptions, prompt: str) -> str:
@@ -144,7 +147,7 @@ def _agent_messages(found: Iterator[dict[str, Any]]) -> Iterator[str]:
 
 def _usage(event: dict[str, Any]) -> TokenUsage:
     usage = as_dict(event.get("usage"))
-    # input_tokens already includes the cached ones (6.3 fix).
+    # input_tokens already includes the cached ones (docs/design/cli-runs.md#codex-output).
     return TokenUsage(
         input_tokens=as_int(usage.get("input_tokens")),
         output_tokens=as_int(usage.get("output_tokens")),
@@ -168,8 +171,8 @@ def _is_retry(event: dict[str, Any]) -> bool:
 
 def parse_response(raw: str) -> ParsedResponse:
     """
-    C{codex exec --json} output (backends.md 6.3); it never fails, and
-    usage is summed over every turn.  Reconnection notices are no error:
+    C{codex exec --json} output (docs/design/cli-runs.md#codex-output); it never
+    fails, and usage is summed over every turn.  Reconnection notices are no error:
     a turn that recovers ends with C{turn.completed}.
     """
     session_id = ""
@@ -200,7 +203,7 @@ def _command_failed(item: dict[str, Any]) -> bool:
 
 @implementer(IStreamParser)
 class CodexStreamParser:
-    """C{codex exec --json} lines (backends.md 7.2)."""
+    """C{codex exec --json} lines (docs/design/cli-runs.md#codex-stream)."""
 
     def __init__(self) -> None:
         # The text of the last error event, which a turn.failed repeats.

@@ -1,7 +1,9 @@
 # -*- test-case-name: tests.backends.test_gemini -*-
 """
-Gemini CLI (C{gemini}): flags, command lines and output parsing
-(backends.md 2.2, 5.3, 5.4, 6.3, 6.5, 7.2).
+Gemini CLI (C{gemini}): flags (docs/design/cli-runs.md#flag-mapping), command
+lines (docs/design/cli-runs.md#gemini-argv, docs/design/cli-runs.md#resume-argv), output
+parsing (docs/design/cli-runs.md#gemini-output, docs/design/cli-runs.md#gemini-stream) and
+the removal of ephemeral sessions (docs/design/cli-runs.md#ephemeral-cleanup).
 """
 
 from __future__ import annotations
@@ -136,7 +138,8 @@ def _from_object(data: dict[str, Any]) -> ParsedResponse | None:
     error = as_dict(data.get("error"))
     message = readable(as_str(error.get("message")))
     if message:
-        # The code may be a string or a number (6.3 fix); either way it is an error.
+        # The code may be a string or a number (docs/design/cli-runs.md#gemini-output);
+        # either way it is an error.
         return ParsedResponse(session_id=session_id, error=message)
     response = data.get("response")
     if response is not None and not isinstance(response, str):
@@ -183,8 +186,8 @@ def _output_object(raw: str) -> dict[str, Any] | None:
 
 def parse_response(raw: str) -> ParsedResponse | None:
     """
-    Gemini's C{--output-format json} output (backends.md 6.3), or L{None}
-    when there is nothing to report.
+    Gemini's C{--output-format json} output (docs/design/cli-runs.md#gemini-output),
+    or L{None} when there is nothing to report.
     """
     data = _output_object(raw)
     if data is not None:
@@ -202,8 +205,8 @@ def parse_response(raw: str) -> ParsedResponse | None:
 @implementer(IStreamParser)
 class GeminiStreamParser:
     """
-    Gemini's C{stream-json} lines (backends.md 7.2), in the real
-    snake_case shapes and the camelCase ones the reference expected.
+    Gemini's C{stream-json} lines (docs/design/cli-runs.md#gemini-stream), in the
+    real snake_case shapes and the camelCase ones the reference expected.
     """
 
     def feed(self, line: str, sequence: int) -> list[UnifiedEvent]:

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.backends.test_headless -*-
 """
 What each CLI needs to run unattended, and whether this machine and the
-configuration give it that (docs/backends.md, "Things to know per CLI").
+configuration give it that (docs/backends.md#cli-quirks).
 
   - codex runs only inside a Git repository, unless given
     C{--skip-git-repo-check};

@@ -1,8 +1,10 @@
 # -*- test-case-name: tests.backends.test_runtime -*-
 """
-Running a backend for a request: pre-flight validation (backends.md 3),
-dry runs (5.6), non-streaming runs (6), streaming runs (7) and the clean-up
-of ephemeral native sessions (6.5).
+Running a backend for a request: pre-flight validation
+(docs/design/cli-runs.md#preflight), dry runs (docs/design/cli-runs.md#dry-runs),
+non-streaming runs (docs/design/cli-runs.md#capture), streaming runs
+(docs/design/cli-runs.md#stream-reading) and the clean-up of ephemeral native
+sessions (docs/design/cli-runs.md#ephemeral-cleanup).
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ class PreparedRun:
 
     @property
     def description(self) -> str:
-        """What a dry run reports (DECISIONS D1 rendering)."""
+        """What a dry run reports (docs/design/cli-runs.md#dry-runs)."""
         arguments = " ".join(self.command[1:])
         return f"Would execute: {self.command[0]} [{arguments}] < stdin ({len(self.stdin)} bytes)"
 
@@ -99,10 +101,11 @@ class BackendRuntime:
     @param clock: Stamps events and paces the clean-up's file search.
     @param environ: The children's environment (the server's, unchanged).
     @param home: The user's home directory (where CLIs keep sessions).
-    @param admission: Limits how many CLIs run at once (DECISIONS D4);
-        by default, no limit.
+    @param admission: Limits how many CLIs run at once
+        (docs/design/decisions.md#d4-admission-control); by default, no limit.
     @param observe_execution: Told the backend, success and seconds of
-        every execution past pre-flight (backends.md 9), when metrics are on.
+        every execution past pre-flight (docs/design/cli-runs.md#execution-metrics),
+        when metrics are on.
     """
 
     def __init__(
@@ -141,8 +144,8 @@ class BackendRuntime:
 
     def prepare(self, request: RunRequest, *, streaming: bool = False) -> PreparedRun:
         """
-        Validate C{request} in the order of backends.md 3 and build its
-        command line.
+        Validate C{request} in the order of docs/design/cli-runs.md#preflight and
+        build its command line.
 
         @raise PreflightError: With the exact error text of the first
             failed check.
@@ -207,7 +210,8 @@ class BackendRuntime:
         Start the CLI once a run slot is free; the slot is given back when
         the CLI exits.
 
-        @raise RateLimited: When no slot came free (D4).
+        @raise RateLimited: When no slot came free
+            (docs/design/decisions.md#d4-admission-control).
         @raise ShuttingDown: When the server takes no more runs.
         """
         await self._admission.acquire()
@@ -228,8 +232,9 @@ class BackendRuntime:
 
     async def run(self, request: RunRequest) -> RunResult:
         """
-        Run C{request} to completion (backends.md 6).  Pre-flight failures
-        and start failures are results with C{exit_code} 1, not errors.
+        Run C{request} to completion (docs/design/cli-runs.md#output-parsing).
+        Pre-flight failures and start failures are results with
+        C{exit_code} 1, not errors.
 
         Cancelling the returned coroutine's Deferred stops the process group.
         """
@@ -280,7 +285,7 @@ class BackendRuntime:
 
     def stream(self, prepared: PreparedRun) -> EventStream:
         """
-        Start a prepared streaming run (backends.md 7).  Iterate the
+        Start a prepared streaming run (docs/design/cli-runs.md#stream-reading).  Iterate the
         returned L{EventStream} for its events; its L{EventStream.result}
         fires with the run's result once the process has ended.
         """
@@ -289,7 +294,7 @@ class BackendRuntime:
 
         async def observed() -> RunResult:
             result = await self._stream(prepared, stream)
-            # A stream fails on an error too (backends.md 9).
+            # A stream fails on an error too (docs/design/cli-runs.md#execution-metrics).
             self._observe(prepared, started, result.exit_code == 0 and not result.error)
             return result
 
@@ -335,7 +340,7 @@ class BackendRuntime:
         stderr = capture.stderr_text() or "\n".join(unparsed)
         finished = outcome_watch.finish(outcome.reported_exit_code, stderr, error)
         if finished.exit_code != 0 and not outcome_watch.failure_seen:
-            # Every failure is visible in the stream (api-rest.md 1.4 fix).
+            # Every failure is visible in the stream (docs/design/cli-runs.md#stream-outcome).
             stream._push(events.error(finished.error, 0, code=f"exit_{finished.exit_code}"))
         start_failed = outcome.reason is StopReason.START_FAILED
         result = _result(finished, prepared, self._clock.seconds(), start_failed=start_failed)
@@ -391,7 +396,7 @@ class BackendRuntime:
         return len(self._cleanups)
 
     async def _clean_up(self, prepared: PreparedRun, native_id: str) -> None:
-        """Remove the native session an ephemeral run left (backends.md 6.5)."""
+        """Remove the native session an ephemeral run left (docs/design/cli-runs.md#ephemeral-cleanup)."""
         backend = prepared.backend
         command = backend.cleanup_command(prepared.command[0], native_id)
         if command is not None:

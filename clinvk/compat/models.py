@@ -14,8 +14,9 @@ from clinvk.model import TokenUsage
 
 def openai_backend(model: str) -> str:
     """
-    The backend of an OpenAI model name (api-openai.md 2.4): a backend's
-    own name, else the first of C{claude}, C{gpt}, C{gemini} it contains
+    The backend of an OpenAI model name
+    (docs/design/openai-api.md#openai-model-mapping): a backend's own
+    name, else the first of C{claude}, C{gpt}, C{gemini} it contains
     (case-sensitive), else Claude.
     """
     if model in BACKEND_NAMES:

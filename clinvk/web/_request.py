@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.web.test_request -*-
 """
 Reading a JSON request body: presence, content type, syntax, then schema
-(api-rest.md 0.1), each failure with its own status and problem details.
+(docs/design/native-api.md#request-bodies), each failure with its own status and
+problem details.
 """
 
 from __future__ import annotations

@@ -68,8 +68,8 @@ class WriteGate:
 
 async def stream_ndjson(request: IRequest, stream: PromptStream, deadline: RequestDeadline) -> None:
     """
-    Answer C{request} with C{stream} as NDJSON (api-rest.md 1.4): one
-    compact JSON event per line, each flushed as it comes.  When the
+    Answer C{request} with C{stream} as NDJSON (docs/design/native-api.md#prompt-stream):
+    one compact JSON event per line, each flushed as it comes.  When the
     client goes away or the deadline passes (the handler is cancelled) the
     run is cancelled; a deadline is reported with a last C{timeout} event.
     """

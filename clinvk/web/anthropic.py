@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.web.test_anthropic -*-
 """
-The Anthropic-compatible API under C{/anthropic/v1} (api-anthropic.md):
-messages, as JSON or as server-sent events, with every failure in
-Anthropic's error format (DECISIONS D2).
+The Anthropic-compatible API under C{/anthropic/v1}
+(docs/design/anthropic-api.md#anthropic-api): messages, as JSON or as server-sent
+events, with every failure in Anthropic's error format
+(docs/design/decisions.md#d2-sdk-error-dialects).
 """
 
 from __future__ import annotations
@@ -94,8 +95,9 @@ class AnthropicApi(CompatFamily):
         """
         Answer with the Messages event stream: its opening events as soon
         as the CLI runs, a text delta for each piece of text as the CLI
-        produces it, then its closing events.  A failure once the stream
-        has started is an C{error} event (D2).
+        produces it, then its closing events (docs/design/anthropic-api.md#anthropic-stream).
+        A failure once the stream has started is an C{error} event
+        (docs/design/decisions.md#d2-sdk-error-dialects).
         """
         running = await self._runner.stream(run)
         events = EventSource(request, self._clock, self._keepalive)

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.web.test_guards -*-
 """
-API keys (middleware.md 6): which requests need one, how it is presented
-and how it is checked.  Keys are never logged.
+API keys (docs/design/http.md#api-keys): which requests need one, how it is
+presented and how it is checked.  Keys are never logged.
 """
 
 from __future__ import annotations

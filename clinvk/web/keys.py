@@ -1,9 +1,10 @@
 # -*- test-case-name: tests.web.test_keys -*-
 """
-Loading the API keys (middleware.md 6.1): from C{CLINVK_API_KEYS}, else
-from a gopass secret, run by the process supervisor like any child (never
-blocking, stopped with its whole group on a timeout), reloaded every five
-minutes so that a rotated secret takes effect without a restart.
+Loading the API keys (docs/design/http.md#api-key-sources): from
+C{CLINVK_API_KEYS}, else from a gopass secret, run by the process
+supervisor like any child (never blocking, stopped with its whole group on
+a timeout), reloaded every five minutes so that a rotated secret takes
+effect without a restart.
 """
 
 from __future__ import annotations

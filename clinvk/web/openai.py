@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.web.test_openai -*-
 """
-The OpenAI-compatible API under C{/openai/v1} (api-openai.md): the model
-list and chat completions, as JSON or as server-sent events, with every
-failure in OpenAI's error format (DECISIONS D2).
+The OpenAI-compatible API under C{/openai/v1} (docs/design/openai-api.md#openai-api):
+the model list and chat completions, as JSON or as server-sent events, with
+every failure in OpenAI's error format (docs/design/decisions.md#d2-sdk-error-dialects).
 """
 
 from __future__ import annotations
@@ -125,8 +125,9 @@ class OpenAIApi(CompatFamily):
         """
         Answer with chunks: the role as soon as the CLI runs, then each
         piece of text as the CLI produces it, then the finish chunk, the
-        usage chunk when asked for, and C{[DONE]}.  A failure once the
-        stream has started is a final error event (D2).
+        usage chunk when asked for, and C{[DONE]} (docs/design/openai-api.md#openai-stream).
+        A failure once the stream has started is a final error event
+        (docs/design/decisions.md#d2-sdk-error-dialects).
         """
         running = await self._runner.stream(run)
         completion_id, created = new_id("chatcmpl-"), self._now()

@@ -1,6 +1,6 @@
 """
 Tests for L{clinvk.web._request.read_json}: the order and form of body
-checks of api-rest.md 0.1.
+checks of docs/design/native-api.md#request-bodies.
 """
 
 from __future__ import annotations
