@@ -6,7 +6,7 @@ The pipeline: file text -> mapping (YAML, JSON or TOML by extension) ->
 lenient normalisation (case-insensitive keys, numbers and booleans given as
 strings, comma-separated lists) -> environment overrides -> jsonschema type
 validation against C{clinvk/schemas/config.json} -> defaults from that same
-schema -> the semantic checks of the spec (config.md section 5) -> frozen
+schema -> the checks of docs/design/configuration.md#config-validation -> frozen
 attrs objects.  Nothing past this module sees a raw dict.
 
 The schema is the single source of every key, type, default and
@@ -42,7 +42,8 @@ APPROVAL_MODES = ("default", "auto", "none", "always")
 SANDBOX_MODES = ("default", "read-only", "workspace", "full")
 OUTPUT_FORMATS = ("default", "text", "json", "stream-json")
 
-# Environment variables that override one key each (config.md section 3).
+# Environment variables that override one key each
+# (docs/design/configuration.md#config-environment).
 # CLINVK_API_KEYS is not configuration: it is read by the authentication
 # layer, so that keys never sit in a config object.
 ENVIRONMENT_OVERRIDES: Mapping[str, tuple[str, ...]] = {
@@ -247,8 +248,9 @@ class ClinvkConfig:
     @ivar source: The file it was read from, or L{None} when none was.
     @ivar unknown_keys: One message per key of the file that no setting
         has, with the key's dotted path and the nearest known key, in file
-        order: the runners warn about them (config.md says unknown keys are
-        ignored; a typo ignored in silence is worse).
+        order: the runners warn about them (unknown keys are ignored,
+        docs/design/configuration.md#config-file, but a typo ignored in silence is
+        worse).
     """
 
     default_backend: str
@@ -303,8 +305,9 @@ def strip_brackets(host: str) -> str:
 
 def is_valid_host(host: str) -> bool:
     """
-    The host rule of config.md section 5: empty, an IP literal (IPv6 with
-    or without brackets), C{localhost}, or letters, digits, C{-} and C{.}.
+    The host rule of docs/design/configuration.md#config-validation: empty, an IP
+    literal (IPv6 with or without brackets), C{localhost}, or letters,
+    digits, C{-} and C{.}.
     """
     bare = strip_brackets(host)
     if not bare or bare == "localhost":
@@ -334,8 +337,8 @@ def load_config(path: str | None, environ: Mapping[str, str], *, strict: bool = 
 
     @param path: The file named by C{--config}, which must exist; or
         L{None} for the default file, which may be missing.
-    @param environ: The environment, for the overrides of config.md
-        section 3.
+    @param environ: The environment, for the overrides of
+        docs/design/configuration.md#config-environment.
     @param strict: Whether an unknown key is an error rather than a
         warning (see L{ClinvkConfig.unknown_keys}).
     @raise ConfigError: If the file cannot be read or parsed, or if any
@@ -612,8 +615,8 @@ def _with_defaults(
 
 def _semantic_problems(config: Mapping[str, Any]) -> list[str]:
     """
-    The checks of config.md section 5, in its reporting order, with its
-    exact messages.
+    The checks of docs/design/configuration.md#config-validation, in its reporting
+    order, with its exact messages.
     """
     problems: list[str] = []
 
@@ -679,7 +682,7 @@ def _semantic_problems(config: Mapping[str, Any]) -> list[str]:
     if server["rate_limit_enabled"] and server["rate_limit_rps"] == 0:
         problem("server.rate_limit_rps", "must be positive when rate limiting is enabled")
     non_negative("server.max_request_body_bytes", server["max_request_body_bytes"])
-    # The keys clinvk adds beyond the reference (DECISIONS D4-D6).
+    # The keys clinvk adds beyond the reference (docs/design/configuration.md#config-keys).
     if server["max_concurrent_runs"] < 1:
         problem("server.max_concurrent_runs", "must be at least 1")
     for key in (
@@ -719,7 +722,7 @@ def _apply_unset_defaults(config: dict[str, Any], schema: Mapping[str, Any]) -> 
             result[name] = value
     server = result.get("server")
     if server is not None and server["rate_limit_burst"] <= 0:
-        # The one default that depends on another key (middleware.md 5).
+        # The one default that depends on another key (docs/design/http.md#rate-limit).
         server["rate_limit_burst"] = 2 * server["rate_limit_rps"]
     return result
 

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_embed -*-
 """
-clinvk inside another Twisted program (DECISIONS D7).
+clinvk inside another Twisted program (docs/design/decisions.md#d7-twisted-entry-points).
 
 An embedding program builds one L{Clinvk} on its own reactor, starts its
 L{service <Clinvk.service>} with its own services, and then may do either

@@ -50,21 +50,21 @@ class IBackend(Interface):
         "The version of the CLI that the real-CLI suite (C{tox -e realcli}) drove through every route."
     )
     merges_stderr = Attribute(
-        "Whether the CLI's stderr is read as part of its stdout (Claude, backends.md 6.1)."
+        "Whether the CLI's stderr is read as part of its stdout (Claude; docs/design/cli-runs.md#capture)."
     )
     reports_running_usage = Attribute(
         "Whether the CLI reports, for a resumed conversation, the tokens of the whole "
         "conversation so far rather than of the turn (Codex)."
     )
     allowed_flags = Attribute(
-        "The lowercase flag names a request's C{extra} list may use (backends.md 2.3), "
-        "besides the common short ones."
+        "The lowercase flag names a request's C{extra} list may use "
+        "(docs/design/cli-runs.md#extra-flags), besides the common short ones."
     )
 
     def command(executable: str, options: UnifiedOptions, resume_id: str) -> list[str]:
         """
         The argv of a run, without the prompt, which travels on stdin
-        (DECISIONS D1).
+        (docs/design/decisions.md#d1-prompts-on-stdin).
 
         @param executable: The absolute path of the CLI.
         @param options: The run's L{clinvk.model.UnifiedOptions}.
@@ -83,16 +83,17 @@ class IBackend(Interface):
     def parse_response(raw: str) -> ParsedResponse | None:
         """
         Parse the raw output of a finished non-streaming run
-        (backends.md 6.3).
+        (docs/design/cli-runs.md#output-parsing).
 
-        @param raw: The chosen capture (6.2), decoded.
+        @param raw: The chosen capture (docs/design/cli-runs.md#raw-output), decoded.
         @return: A L{clinvk.model.ParsedResponse}, or L{None} when
             the output is not this CLI's JSON.
         """
 
     def text_fallback(raw: str) -> str:
         """
-        The answer text when the parser found none (backends.md 6.3).
+        The answer text when the parser found none
+        (docs/design/cli-runs.md#output-parsing).
 
         @return: A L{str}.
         """
@@ -107,7 +108,7 @@ class IBackend(Interface):
     def cleanup_command(executable: str, native_id: str) -> list[str] | None:
         """
         The command that deletes a native session after an ephemeral run
-        (backends.md 6.5), if this CLI has one.
+        (docs/design/cli-runs.md#ephemeral-cleanup), if this CLI has one.
 
         @return: An argv list, or L{None}.
         """
@@ -115,7 +116,8 @@ class IBackend(Interface):
     def session_file_roots(home: str) -> Sequence[str]:
         """
         Where this CLI stores its native sessions as files to delete after
-        an ephemeral run (backends.md 6.5), given the user's home directory.
+        an ephemeral run (docs/design/cli-runs.md#ephemeral-cleanup), given the
+        user's home directory.
 
         @return: A list of directory paths, most specific first; empty when
             the CLI keeps no such files.
@@ -150,7 +152,7 @@ class IBackend(Interface):
 class IStreamParser(Interface):
     """
     Turns the output lines of one streaming run into unified events
-    (backends.md 7.2).  It may keep state between lines.
+    (docs/design/cli-runs.md#stream-lines).  It may keep state between lines.
     """
 
     def feed(line: str, sequence: int) -> list[UnifiedEvent]:

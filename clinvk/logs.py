@@ -6,7 +6,8 @@ clinvk logs through C{twisted.logger}.  Its messages follow one convention:
 a short message, then the structured fields as C{name={name}} pairs, for
 example C{"Starting server addr={addr}"}.  So Twisted's text output reads
 like logfmt, C{twist --log-format json} carries every field as a key, and
-L{logfmt_observer} can print the C{key=value} lines of config.md 6.3::
+L{logfmt_observer} can print the C{key=value} lines of
+docs/design/configuration.md#log-lines::
 
     time=2025-03-04T10:00:00.123+00:00 level=INFO msg="Starting server" addr=127.0.0.1:8080
 

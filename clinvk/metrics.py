@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_metrics -*-
 """
-Prometheus metrics (middleware.md 10, DECISIONS D4), in a registry the
-service owns: an embedding program's own metrics never mix with clinvk's.
+Prometheus metrics (docs/design/http.md#prometheus-metrics,
+docs/design/decisions.md#d4-admission-control), in a registry the service owns:
+an embedding program's own metrics never mix with clinvk's.
 """
 
 from __future__ import annotations

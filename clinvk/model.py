@@ -25,8 +25,9 @@ class RunRequest:
 
     @ivar output_format: The requested format (C{""}, C{default}, C{text},
         C{json} or C{stream-json}); validated by pre-flight.
-    @ivar resume_id: The native session id to continue (DECISIONS D3), or
-        C{""} for a new conversation.
+    @ivar resume_id: The native session id to continue
+        (docs/design/decisions.md#d3-session-continuation), or C{""} for a new
+        conversation.
     @ivar resumed_usage: The tokens the conversation of C{resume_id} has
         used so far, when known: a CLI that reports a resumed
         conversation's running total (Codex) has it taken off, so that a
@@ -55,7 +56,7 @@ class RunRequest:
 class UnifiedOptions:
     """
     The backend-neutral options of one run, after the configuration
-    layering of backends.md 2.
+    layering of docs/design/cli-runs.md#option-layering.
 
     @ivar model: The model as given (aliases are resolved only for argv).
     @ivar output_format: The internal format, C{json} or C{stream-json}.
@@ -126,7 +127,7 @@ class TokenUsage:
 class ParsedResponse:
     """
     What a backend's parser found in a finished run's output
-    (backends.md 6.3).
+    (docs/design/cli-runs.md#output-parsing).
     """
 
     content: str = ""
@@ -138,8 +139,8 @@ class ParsedResponse:
 @frozen
 class UnifiedEvent:
     """
-    One streaming event (backends.md 7.3), without the request-level
-    C{backend} and C{session_id} members.
+    One streaming event (docs/design/cli-runs.md#unified-events), without the
+    request-level C{backend} and C{session_id} members.
 
     @ivar content: The type-specific payload, already in wire form (empty
         members omitted).
@@ -172,7 +173,8 @@ class UnifiedEvent:
 @frozen
 class RunResult:
     """
-    The outcome of one execution (backends.md 6 and 7.1).
+    The outcome of one execution (docs/design/cli-runs.md#output-parsing and
+    docs/design/cli-runs.md#stream-outcome).
 
     @ivar exit_code: The CLI's exit status; -1 when it was killed; 1 for a
         pre-flight or start failure.
@@ -201,7 +203,7 @@ class RunResult:
 
     @property
     def succeeded(self) -> bool:
-        """Exit status 0 and no error (backends.md 6.4)."""
+        """Exit status 0 and no error (docs/design/cli-runs.md#run-errors)."""
         return self.exit_code == 0 and not self.error
 
 

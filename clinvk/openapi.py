@@ -6,7 +6,7 @@ and the schema files the server validates with.
 The document is OpenAPI 3.1, whose schema dialect is the JSON Schema of the
 component files, so components are copied with only their references
 rewritten.  L{downgrade_to_30} derives the 3.0 variant served at
-C{/openapi-3.0.json} for older tools (middleware.md 12).
+C{/openapi-3.0.json} for older tools (docs/design/http.md#openapi-docs).
 """
 
 from __future__ import annotations

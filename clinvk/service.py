@@ -214,8 +214,8 @@ class ClinvkService(MultiService):
     async def _drain(self) -> None:
         """
         Let the requests in progress finish, for at most
-        C{shutdown_timeout_secs} (D6); the supervisor then stops the runs
-        of those still going.
+        C{shutdown_timeout_secs} (docs/design/decisions.md#d6-no-orphans); the
+        supervisor then stops the runs of those still going.
         """
         if self._in_flight is None or self._clock is None:
             return
@@ -353,7 +353,10 @@ def _session_store(reactor: IClinvkReactor, home: str) -> tuple[ISessionStore, T
 
 
 def admission_of(config: ClinvkConfig, clock: IReactorTime, metrics: Metrics | None = None) -> Admission:
-    """The admission control of the configured run limits (D4), measured when C{metrics} are on."""
+    """
+    The admission control of the configured run limits
+    (docs/design/decisions.md#d4-admission-control), measured when C{metrics} are on.
+    """
     server = config.server
     admission = Admission(
         clock,
@@ -371,7 +374,8 @@ def configured_site(root: IResource, config: ClinvkConfig, reactor: IReactorTime
     """
     The HTTP factory serving C{root} with the configured protections of
     requests as they arrive: the body size limit, the read and write
-    timeouts and the idle-connection timeout (middleware.md 4 and 7).
+    timeouts and the idle-connection timeout (docs/design/http.md#body-limit,
+    docs/design/http.md#connection-timeouts).
     """
     server = config.server
     return build_site(
@@ -382,7 +386,8 @@ def configured_site(root: IResource, config: ClinvkConfig, reactor: IReactorTime
         read_limits=ReadLimits(
             reactor,
             request=float(server.read_timeout_secs),
-            # The request deadline plus time to write its error (middleware.md 7).
+            # The request deadline plus time to write its error
+            # (docs/design/http.md#connection-timeouts).
             response=float(max(server.write_timeout_secs, server.request_timeout_secs + 5)),
         ),
     )

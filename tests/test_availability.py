@@ -12,7 +12,7 @@ from tests.helpers import fake_which
 
 
 class AvailabilityTests(SynchronousTestCase):
-    """Cached and uncached checks (backends.md 1.1)."""
+    """Cached and uncached checks (docs/design/cli-runs.md#availability)."""
 
     def setUp(self) -> None:
         self.clock = Clock()

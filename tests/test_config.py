@@ -43,7 +43,7 @@ def problems(raw: object, environ: dict[str, str] | None = None) -> list[str]:
 
 
 class DefaultsTests(SynchronousTestCase):
-    """Every key has the default config.md documents."""
+    """Every key has the default the configuration schema documents."""
 
     def test_documented_defaults(self) -> None:
         """An empty configuration yields the documented defaults."""
@@ -139,7 +139,7 @@ class DefaultsTests(SynchronousTestCase):
 
 
 class LenienceTests(SynchronousTestCase):
-    """Values are read the way the reference reads them (config.md 1)."""
+    """Values are read the way the reference reads them (docs/design/configuration.md#config-file)."""
 
     def test_case_insensitive_keys(self) -> None:
         """Keys match whatever their case."""
@@ -262,7 +262,7 @@ class UnknownKeyTests(SynchronousTestCase):
 
 
 class EnvironmentTests(SynchronousTestCase):
-    """The environment variables of config.md 3."""
+    """The environment variables of docs/design/configuration.md#config-environment."""
 
     def test_model_overrides(self) -> None:
         """CLINVK_<BACKEND>_MODEL beats the file."""
@@ -318,7 +318,7 @@ class EnvironmentTests(SynchronousTestCase):
 
 
 class PrecedenceTests(SynchronousTestCase):
-    """--host and --port over the file over the defaults (config.md 4)."""
+    """--host and --port over the file over the defaults (docs/design/configuration.md#config-precedence)."""
 
     def test_flags_win(self) -> None:
         """A non-empty host and a non-zero port replace the file's."""
@@ -356,10 +356,10 @@ class PrecedenceTests(SynchronousTestCase):
 
 
 class ValidationTests(SynchronousTestCase):
-    """The checks of config.md 5, with their exact messages."""
+    """The checks of docs/design/configuration.md#config-validation, with their exact messages."""
 
     def test_approval_mode_message(self) -> None:
-        """The behaviours.md 236 example, word for word."""
+        """An invalid approval mode's message, word for word."""
         with self.assertRaises(ConfigError) as raised:
             build({"unified_flags": {"approval_mode": "sometimes"}})
         self.assertEqual(
@@ -456,7 +456,7 @@ class ValidationTests(SynchronousTestCase):
 
 
 class LoadingTests(SynchronousTestCase):
-    """Reading files (config.md 1)."""
+    """Reading files (docs/design/configuration.md#config-file)."""
 
     def write(self, name: str, content: str) -> str:
         directory = FilePath(self.mktemp())

@@ -46,7 +46,7 @@ class FormatTests(SynchronousTestCase):
         )
 
     def test_request_line(self) -> None:
-        """The access-log event renders as config.md 6.3 shows."""
+        """The access-log event renders as docs/design/configuration.md#log-lines shows."""
         line = format_logfmt(
             {
                 "log_format": "request method={method} path={path} status={status}",

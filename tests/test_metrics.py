@@ -1,6 +1,7 @@
 """
-Prometheus metrics (middleware.md 10, DECISIONS D4) through the real root
-resource: what is counted, with which labels, and only when enabled.
+Prometheus metrics (docs/design/http.md#prometheus-metrics,
+docs/design/decisions.md#d4-admission-control) through the real root resource: what
+is counted, with which labels, and only when enabled.
 """
 
 from __future__ import annotations

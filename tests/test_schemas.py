@@ -1,6 +1,6 @@
 """
 Tests for L{clinvk.schemas}: loading, compiling and the reference's
-validation messages (errors.md 4).
+validation messages (docs/design/error-mapping.md#validation-statuses).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class ValidationTests(SynchronousTestCase):
         return self.schemas.validate("Prompt", instance)[1]
 
     def test_errors_md_example(self) -> None:
-        """The example of errors.md 1: required, type, then unexpected."""
+        """The example of docs/design/error-mapping.md#problem-documents: required, type, then unexpected."""
         body = {"prompt": 5, "foo": 1}
         self.assertEqual(
             self.check(body),

@@ -292,7 +292,7 @@ class ServiceForTests(_ConfigFileMixin):
 
 
 class BannerTests(SynchronousTestCase):
-    """The banner of config.md 6.1."""
+    """The banner of docs/design/configuration.md#serve-banner."""
 
     def test_exact_text(self) -> None:
         """Default host and port."""

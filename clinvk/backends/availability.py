@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_availability -*-
 """
-Whether each backend's CLI is installed (backends.md 1.1).
+Whether each backend's CLI is installed (docs/design/cli-runs.md#availability).
 
 A backend is available when an executable of its name is on the server's
 C{PATH}.  C{/health} and C{/api/v1/backends} use a 30-second cache, timed

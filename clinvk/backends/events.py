@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.backends.test_parsers -*-
 """
-Constructors of unified events (backends.md 7.3), applying its
+Constructors of unified events (docs/design/cli-runs.md#unified-events), applying its
 "omitted when empty" rules in one place, and small JSON helpers the
 parsers share.
 """

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.backends.test_flags -*-
 """
-Unified options to CLI flags (backends.md 2.2) and the allow-list that
-request C{extra} flags must pass (2.3).
+Unified options to CLI flags (docs/design/cli-runs.md#flag-mapping) and the
+allow-list that request C{extra} flags must pass
+(docs/design/cli-runs.md#extra-flags).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ Flags = tuple[str, ...]
 @frozen
 class FlagTable:
     """
-    One backend's column of the mapping table of backends.md 2.2.
+    One backend's column of the mapping table of docs/design/cli-runs.md#flag-mapping.
 
     Values that are not in a mapping (including C{""} and C{default})
     produce no flags.
@@ -36,7 +37,7 @@ class FlagTable:
 
 def mapped_flags(table: FlagTable, options: UnifiedOptions) -> list[str]:
     """
-    The mapped-flag list, in the order of backends.md 2.2: approval,
+    The mapped-flag list, in the order of docs/design/cli-runs.md#flag-mapping: approval,
     sandbox, output, verbose, dry run, max tokens (never anything), max
     turns, system prompt, ephemeral, then the extra flags.
     """
@@ -84,7 +85,7 @@ BOOLEAN_FLAGS = frozenset(
 
 def check_extra_flags(backend: str, allowed: frozenset[str], extra: Sequence[str]) -> str | None:
     """
-    Walk a request's C{extra} list as backends.md 2.3 does.
+    Walk a request's C{extra} list as docs/design/cli-runs.md#extra-flags does.
 
     @param allowed: The backend's own allowed flag names, lowercase (the
         common short flags are always allowed).

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.backends.test_workdir -*-
 """
-The working-directory rules of middleware.md 9.
+The working-directory rules of docs/design/http.md#workdir-rules.
 
 A handful of C{stat} calls on the reactor thread: cheap, and done before
 anything starts.
@@ -35,7 +35,7 @@ def dropped_builtin_blocks(blocked: Sequence[str]) -> list[str]:
     """
     The built-in blocked prefixes a configured block list leaves out: a
     configured list replaces the built-in one, which operators should be
-    told about (middleware.md 9).
+    told about (docs/design/http.md#workdir-rules).
     """
     if not blocked:
         return []

@@ -1,7 +1,9 @@
 # -*- test-case-name: tests.compat.test_conversation -*-
 """
 From a chat history to the one prompt and system text a CLI takes
-(api-openai.md 2.2-2.3, api-anthropic.md 1.3-1.4).
+(docs/design/openai-api.md#openai-content, docs/design/openai-api.md#openai-flattening,
+docs/design/anthropic-api.md#anthropic-content,
+docs/design/anthropic-api.md#anthropic-flattening).
 """
 
 from __future__ import annotations

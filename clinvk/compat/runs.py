@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.web.test_openai,tests.web.test_anthropic -*-
 """
 Running a compatibility request: the failures that the SDKs must see as
-HTTP errors in their own dialect (DECISIONS D2) are raised before anything
-is written; what happens once a stream runs is the stream's business.
+HTTP errors in their own dialect (docs/design/decisions.md#d2-sdk-error-dialects)
+are raised before anything is written; what happens once a stream runs is
+the stream's business.
 """
 
 from __future__ import annotations

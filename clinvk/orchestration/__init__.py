@@ -72,9 +72,9 @@ class Orchestrator:
         self, request: RunRequest, *, metadata: Mapping[str, str] | None = None, session_id: str = ""
     ) -> Deferred[Outcome]:
         """
-        Run one prompt to completion (api-rest.md 1.3).  A non-ephemeral
-        prompt gets a new session, or continues C{session_id} (D3).
-        Cancelling stops the CLI.
+        Run one prompt to completion (docs/design/native-api.md#prompt-result).  A
+        non-ephemeral prompt gets a new session, or continues C{session_id}
+        (docs/design/decisions.md#d3-session-continuation).  Cancelling stops the CLI.
         """
         return Deferred.fromCoroutine(self._prompts.run(request, metadata=metadata, session_id=session_id))
 
@@ -82,9 +82,9 @@ class Orchestrator:
         self, request: RunRequest, *, metadata: Mapping[str, str] | None = None, session_id: str = ""
     ) -> Deferred[PromptStream]:
         """
-        Start one prompt as a stream of events (api-rest.md 1.4).  It fails
-        only when C{session_id} cannot be continued; every later problem is
-        an event.
+        Start one prompt as a stream of events (docs/design/native-api.md#prompt-stream).
+        It fails only when C{session_id} cannot be continued; every later
+        problem is an event.
         """
         return Deferred.fromCoroutine(self._prompts.stream(request, metadata=metadata, session_id=session_id))
 
@@ -96,7 +96,7 @@ class Orchestrator:
         fail_fast: bool = False,
         dry_run: bool = False,
     ) -> Deferred[ParallelOutcome]:
-        """Run ephemeral tasks concurrently (api-rest.md 2)."""
+        """Run ephemeral tasks concurrently (docs/design/native-api.md#parallel)."""
         return Deferred.fromCoroutine(
             self._batches.parallel(tasks, max_parallel=max_parallel, fail_fast=fail_fast, dry_run=dry_run)
         )
@@ -109,7 +109,7 @@ class Orchestrator:
         pass_working_dir: bool = False,
         dry_run: bool = False,
     ) -> Deferred[ChainOutcome]:
-        """Run ephemeral steps in order, each fed the previous output (api-rest.md 3)."""
+        """Run ephemeral steps in order, each fed the previous output (docs/design/native-api.md#chain)."""
         return Deferred.fromCoroutine(
             self._batches.chain(
                 steps, stop_on_failure=stop_on_failure, pass_working_dir=pass_working_dir, dry_run=dry_run
@@ -126,7 +126,7 @@ class Orchestrator:
         sequential: bool = False,
         dry_run: bool = False,
     ) -> Deferred[CompareOutcome]:
-        """Run one prompt on several backends (api-rest.md 4)."""
+        """Run one prompt on several backends (docs/design/native-api.md#compare)."""
         return Deferred.fromCoroutine(
             self._batches.compare(
                 backends, prompt, model=model, workdir=workdir, sequential=sequential, dry_run=dry_run

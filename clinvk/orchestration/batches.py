@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.web.test_native_batches -*-
 """
 Several runs for one request: parallel tasks, a chain of steps and a
-comparison across backends (api-rest.md 2, 3 and 4).  Every run of a batch
+comparison across backends (docs/design/native-api.md#parallel,
+docs/design/native-api.md#chain, docs/design/native-api.md#compare).  Every run of a batch
 is ephemeral: batches create no server sessions.
 """
 

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.web.test_native_batches -*-
 """
 What executions report back: one prompt, or a parallel, chain or compare
-batch (api-rest.md 1.3, 2.3, 3.3 and 4.3).
+batch (docs/design/native-api.md#prompt-result, docs/design/native-api.md#parallel,
+docs/design/native-api.md#chain and docs/design/native-api.md#compare).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class Outcome:
         return self.exit_code == 0 and not self.error
 
 
-# The result of a parallel task that never started (api-rest.md 2.2).
+# The result of a parallel task that never started (docs/design/native-api.md#parallel-fail-fast).
 CANCELED = "canceled"
 
 

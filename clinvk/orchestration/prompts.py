@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.orchestration.test_prompts -*-
 """
 One prompt on one backend, as a single result or as a stream of events
-(api-rest.md 1), in a new session, an existing one (DECISIONS D3) or none.
+(docs/design/native-api.md#prompt-request), in a new session, an existing one
+(docs/design/decisions.md#d3-session-continuation) or none.
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ class PromptRunner:
         the outcome; cancelling stops the CLI and records the session's
         turn as failed.
 
-        @param session_id: The session to continue (D3), if any.
+        @param session_id: The session to continue
+            (docs/design/decisions.md#d3-session-continuation), if any.
         @raise ClinvkError: When C{session_id} cannot be continued, or the
             server cannot start runs (it is shutting down).
         """

@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.orchestration.test_prompts,tests.web.test_native_prompt -*-
 """
 Keeping server sessions in step with prompt runs: a new session before a
-run, the completion update after it (sessions.md 4), and continuing an
-existing session (DECISIONS D3) without two turns overlapping.
+run, the completion update after it (docs/design/session-store.md#session-turns), and
+continuing an existing session (docs/design/decisions.md#d3-session-continuation)
+without two turns overlapping.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ class SessionTurns:
 
     async def find(self, reference: str, request: RunRequest) -> SessionRecord:
         """
-        The session a request continues, after the checks of D3.
+        The session a request continues, after the checks of
+        docs/design/native-api.md#prompt-sessions.
 
         @param reference: A full session id or a prefix of at least
             L{MIN_PREFIX_LENGTH} hex characters.
@@ -167,8 +169,8 @@ class SessionTurns:
 
     async def close(self, session_id: str, result: RunResult) -> None:
         """
-        Record a finished turn (sessions.md 4): count it, add its tokens,
-        set the status and the native id.  Failures are logged: the run's
+        Record a finished turn (docs/design/session-store.md#session-turns): count it, add
+        its tokens, set the status and the native id.  Failures are logged: the run's
         answer matters more than its bookkeeping.
         """
         now = self._now()

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.process.test_admission -*-
 """
-Admission control (DECISIONS D4): a fixed number of backend processes run
+Admission control (docs/design/decisions.md#d4-admission-control): a fixed number of backend processes run
 at once; the runs beyond wait in a bounded first-come-first-served queue,
 each for a limited time.
 """

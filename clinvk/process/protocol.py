@@ -63,7 +63,7 @@ class BufferedCapture:
     of its stderr.
 
     @param merge_stderr: Put stderr into the stdout capture in arrival
-        order, as the reference does for Claude (backends.md 6.1).
+        order, as the reference does for Claude (docs/design/cli-runs.md#capture).
     @ivar overflowed: Whether stdout went past the limit (the rest is
         dropped).
     """

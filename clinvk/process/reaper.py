@@ -2,7 +2,7 @@
 """
 The group reaper: one helper process per server that ends what is left of
 every live run's process group if the server dies without doing it itself,
-even by SIGKILL (DECISIONS D6).
+even by SIGKILL (docs/design/decisions.md#d6-no-orphans).
 
 The server tells it, on its stdin, each process group a run starts
 (C{+ <pgid>}) and each one that is gone (C{- <pgid>}).  When its stdin

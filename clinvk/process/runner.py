@@ -2,7 +2,7 @@
 """
 The policy of a child process's life: start it in its own group, bound it
 by an overall and an idle deadline, and stop it with TERM, a grace period,
-then KILL, for the whole group (DECISIONS D6).
+then KILL, for the whole group (docs/design/decisions.md#d6-no-orphans).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ class ProcessOutcome:
     @property
     def reported_exit_code(self) -> int:
         """
-        The exit code as backends.md 6.1 reports it: 1 for no start, -1 for
+        The exit code as docs/design/cli-runs.md#exit-codes has it: 1 for no start, -1 for
         a signal or for any run the server stopped (even if the CLI then
         exited cleanly), otherwise the status.
         """

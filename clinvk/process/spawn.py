@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.process.test_spawn -*-
 """
 Starting a child as the leader of its own process group, bound to the
-server's life (DECISIONS D6).
+server's life (docs/design/decisions.md#d6-no-orphans).
 
 Twisted's C{spawnProcess} has no pre-exec hook, so every command is
 launched through programs that each C{exec} the next, keeping one pid:

@@ -9,9 +9,9 @@ document, so what is documented is what is enforced.  A component refers to
 another by its file name (C{"$ref": "ErrorDetail.json"}), which resolves
 the same way on the server, in the served files and in OpenAPI.
 
-Validation errors are reported in the shape of errors.md section 4: one
-L{ErrorDetail} per violation, with the reference's messages, in the
-declaration order of the fields and then unexpected properties.
+Validation errors are reported as docs/design/error-mapping.md#validation-statuses
+says: one L{ErrorDetail} per violation, with the reference's messages, in
+the declaration order of the fields and then unexpected properties.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ _BASE_URI = "http://clinvk.invalid/schemas/"
 
 
 def _strict_integers(checker: Any, instance: object) -> bool:
-    # 5.0 is a number, not an integer, on the wire (api-rest.md 0.1).
+    # 5.0 is a number, not an integer, on the wire (docs/design/native-api.md#request-bodies).
     return isinstance(instance, int) and not isinstance(instance, bool)
 
 

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.sessions -*-
 """
 Sessions: the persistent records of executions, stored in the directory
-the command-line tool uses (sessions.md).
+the command-line tool uses (docs/design/session-store.md#session-store).
 """
 
 from __future__ import annotations

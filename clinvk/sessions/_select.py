@@ -32,8 +32,8 @@ def micros(moment: datetime) -> int:
 
 def order_key(last_used: int, created_at: int, session_id: str) -> tuple[int, int, str]:
     """
-    The listing order (sessions.md 5.4): last used first, then the most
-    recently created, then by id.
+    The listing order (docs/design/session-store.md#session-listing): last used first,
+    then the most recently created, then by id.
 
     @param last_used: L{micros} of the last use.
     @param created_at: L{micros} of the creation.
@@ -43,7 +43,7 @@ def order_key(last_used: int, created_at: int, session_id: str) -> tuple[int, in
 
 def match_prefix(prefix: str, ids: Iterable[str]) -> str:
     """
-    The one id starting with C{prefix} (sessions.md 3).
+    The one id starting with C{prefix} (docs/design/session-store.md#session-ids).
 
     @raise SessionNotFound: For an invalid prefix, or none or several
         matches.

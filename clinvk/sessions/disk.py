@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.sessions.test_disk -*-
 """
 The session store on disk, shared with the command-line tool
-(sessions.md 1 and 5).
+(docs/design/session-store.md#store-files, docs/design/session-store.md#store-index,
+docs/design/session-store.md#store-locking, docs/design/session-store.md#atomic-writes).
 
 L{SessionFiles} does the blocking file work; L{DiskSessionStore} is the
 L{ISessionStore} that runs it through a caller-supplied runner, in
@@ -254,7 +255,8 @@ class SessionFiles:
         """
         Read the one record whose id starts with C{prefix}.
 
-        @raise SessionNotFound: With the reason of sessions.md 3.
+        @raise SessionNotFound: With the reason of
+            docs/design/session-store.md#session-ids.
         @raise StoreError: When the index cannot be read.
         """
         check_prefix(prefix)
@@ -410,7 +412,8 @@ class SessionFiles:
 
     def _write_atomically(self, target: str, content: bytes) -> os.stat_result:
         """
-        Replace C{target} with C{content} as sessions.md 5.3 says.
+        Replace C{target} with C{content} as
+        docs/design/session-store.md#atomic-writes says.
 
         @return: The new file's status, taken before it was renamed (the
             inode, modification time and size do not change by renaming).
@@ -470,7 +473,7 @@ class SessionFiles:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        """Hold the exclusive cross-process lock (sessions.md 5.2)."""
+        """Hold the exclusive cross-process lock (docs/design/session-store.md#store-locking)."""
         self._ensure_directory()
         fd = self._acquire()
         try:

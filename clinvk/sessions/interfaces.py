@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 class ISessionStore(Interface):
     """
-    Where session records live (sessions.md).  Every method returns a
+    Where session records live (docs/design/session-store.md#session-store).  Every
+    method returns a
     L{Deferred}; the failures named below are its failures, never raised
     synchronously.
     """
@@ -49,8 +50,8 @@ class ISessionStore(Interface):
 
     def resolve(prefix: str) -> Deferred[SessionRecord]:
         """
-        Read the one record whose id starts with C{prefix} (sessions.md 3;
-        a full id is a prefix of itself).
+        Read the one record whose id starts with C{prefix}
+        (docs/design/session-store.md#session-ids; a full id is a prefix of itself).
 
         @return: A L{Deferred} firing with the
             L{clinvk.sessions.record.SessionRecord}, or failing with
@@ -79,7 +80,8 @@ class ISessionStore(Interface):
         *, backend: str = "", status: str = "", limit: int = 0, offset: int = 0
     ) -> Deferred[SessionPage]:
         """
-        List sessions (sessions.md 5.4): filtered by exact C{backend} and
+        List sessions (docs/design/session-store.md#session-listing): filtered by exact
+        C{backend} and
         C{status} (C{""} matches all), most recently used first, then most
         recently created, then by id.  Records that cannot be read are left
         out of the page but still counted in its C{total}.
@@ -94,8 +96,8 @@ class ISessionStore(Interface):
     def delete(prefix: str) -> Deferred[str]:
         """
         Delete the session C{prefix} resolves to (as L{resolve}): its
-        record, its artefact directory and its index entry (sessions.md
-        5.5).
+        record, its artefact directory and its index entry
+        (docs/design/session-store.md#session-deletion).
 
         @return: A L{Deferred} firing with the full id, or failing with
             L{clinvk.sessions.record.SessionNotFound} (as L{resolve}, or
@@ -105,8 +107,8 @@ class ISessionStore(Interface):
 
     def clean(older_than: datetime) -> Deferred[int]:
         """
-        Retention (sessions.md 7): delete every session last used before
-        C{older_than}.
+        Retention (docs/design/session-store.md#retention): delete every session last
+        used before C{older_than}.
 
         @param older_than: A timezone-aware cut-off.
         @return: A L{Deferred} firing with the number of sessions deleted,
@@ -116,7 +118,7 @@ class ISessionStore(Interface):
     def health() -> Deferred[StoreHealth]:
         """
         Whether the store works and how many sessions it holds
-        (sessions.md 8).
+        (docs/design/session-store.md#store-health).
 
         @return: A L{Deferred} firing with a
             L{clinvk.sessions.record.StoreHealth}; it does not fail.

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.sessions.test_service -*-
 """
 The service that owns the session store's lifetime: its thread pool and
-the retention clean-up (sessions.md 7).
+the retention clean-up (docs/design/session-store.md#retention).
 """
 
 from __future__ import annotations

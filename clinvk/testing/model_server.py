@@ -2,7 +2,7 @@
 """
 A model server on 127.0.0.1 that the real CLIs talk to instead of their
 vendors, so that the real C{claude}, C{codex} and C{gemini} can be driven
-offline in tests (docs/backends.md, "The real-CLI suite").
+offline in tests (docs/backends.md#real-cli-suite).
 
 It speaks the three wire formats the CLIs use:
 
@@ -189,8 +189,8 @@ _ERROR_KINDS = {
 }
 
 
-# How each CLI is pointed at a model server (docs/backends.md, "The
-# real-CLI suite"): codex reads its provider from $CODEX_HOME/config.toml,
+# How each CLI is pointed at a model server (docs/backends.md#real-cli-suite):
+# codex reads its provider from $CODEX_HOME/config.toml,
 # gemini its choice of API-key authentication from ~/.gemini/settings.json.
 _CODEX_CONFIG = """\
 model_provider = "clinvk-test"

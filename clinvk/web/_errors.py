@@ -5,13 +5,15 @@ The single place where failures become HTTP responses.
 Each API family has its own error dialect:
 
   - the native API and the meta routes use the reference's families
-    (errors.md): problem documents, the C{{"error", "message"}} bodies of
-    the middleware (401, 413, 429) and the router's empty 405; an unknown
-    path is a plain-text 404 outside the API prefixes (the meta dialect)
-    and a problem document under C{/api/v1/};
+    (docs/design/error-mapping.md#error-families): problem documents,
+    the C{{"error", "message"}} bodies of the middleware (401, 413, 429)
+    and the router's empty 405; an unknown path is a plain-text 404
+    outside the API prefixes (the meta dialect) and a problem document
+    under C{/api/v1/};
   - C{/openai/} answers C{{"error": {"message", "type", "param", "code"}}};
   - C{/anthropic/} answers C{{"type": "error", "error": {"type",
-    "message"}}} (DECISIONS D2).
+    "message"}}} (docs/design/decisions.md#d2-sdk-error-dialects,
+    docs/design/error-mapping.md#compat-error-bodies).
 
 Business code raises L{clinvk.errors.ClinvkError}; anything else is an
 internal error whose traceback is logged and never sent.  A route may name
@@ -206,7 +208,8 @@ def _detail(detail: ErrorDetail) -> dict[str, object]:
 
 
 def _compat_status(error: ClinvkError) -> int:
-    # The real APIs answer schema violations with 400, not 422 (D2).
+    # The real APIs answer schema violations with 400, not 422
+    # (docs/design/decisions.md#d2-sdk-error-dialects).
     return 400 if isinstance(error, ValidationFailed) else error.status
 
 

@@ -9,7 +9,8 @@ URL without the prefix, or with one C{/v1} too many or too few, sends
 C{/v1/chat/completions}, C{/chat/completions}, C{/v1/messages},
 C{/anthropic/v1/v1/messages} and the like, which no route serves.  Such a
 404 names the right base URL, and outside the API prefixes it is written
-in the SDK's dialect, so that the SDK shows the message (DECISIONS D2).
+in the SDK's dialect, so that the SDK shows the message
+(docs/design/error-mapping.md#misdirected-sdks, docs/design/decisions.md#d2-sdk-error-dialects).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ def set_status(request: IRequest, status: int) -> None:
 def json_bytes(body: object) -> bytes:
     """
     Encode a JSON body: compact, UTF-8, followed by one newline
-    (api-rest.md 0.2).
+    (docs/design/native-api.md#response-bodies).
     """
     # The newline joins the text before it is encoded: appending it to the
     # bytes would copy a large body once more.
@@ -137,7 +137,8 @@ def schema_url(request: IRequest, type_name: str) -> str:
 
     The scheme is C{http} only for a plain-text request whose C{Host}
     starts with C{localhost} or C{127.0.0.1}, otherwise C{https}: the
-    reference's rule, kept because clients see it (api-rest.md 0.2).
+    reference's rule, kept because clients see it
+    (docs/design/native-api.md#response-bodies).
     """
     host = request_host(request)
     local = host.startswith(("localhost", "127.0.0.1"))

@@ -29,8 +29,8 @@ def family_app(dialect: Dialect) -> Klein:
     A Klein app for one API family.
 
     Paths match exactly: no merging of duplicate slashes and no
-    trailing-slash redirects (api-rest.md 0), and every failure renders in
-    C{dialect}.
+    trailing-slash redirects (docs/design/native-api.md#native-routing), and every
+    failure renders in C{dialect}.
     """
     app = Klein()
     app.url_map.merge_slashes = False

@@ -2,7 +2,7 @@
 """
 Server-sent events: the headers, one frame per write, flushed at once, and
 a comment line whenever the stream has been silent for the keepalive
-interval so that idle proxies keep it open (DECISIONS D5).
+interval so that idle proxies keep it open (docs/design/decisions.md#d5-stream-keepalive).
 """
 
 from __future__ import annotations

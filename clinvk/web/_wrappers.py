@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.web.test_root -*-
 """
 Cross-cutting concerns the root applies to every request: the request id
-(middleware.md 2) and the access log (config.md 6.3).
+(docs/design/http.md#request-id) and the access log
+(docs/design/http.md#access-log).
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ class AccessLog:
         """
         Log C{request} when it ends.
 
-        @param client: The client address (middleware.md 3); by default
-            the TCP peer.
+        @param client: The client address (docs/design/http.md#client-address); by
+            default the TCP peer.
         """
         started = self._clock.seconds()
 

@@ -1,9 +1,10 @@
 # -*- test-case-name: tests.web.test_guards -*-
 """
-Reading a request (middleware.md 4 and 7): the body size limit, enforced
-while the body arrives (past the limit, nothing more is kept in memory or
-on disk), and the time limits for its headers, its body and the whole
-request (a client that sends too slowly gets 408 and is disconnected).
+Reading a request: the body size limit (docs/design/http.md#body-limit),
+enforced while the body arrives (past the limit, nothing more is kept in
+memory or on disk), and the time limits for its headers, its body and the
+whole request (docs/design/http.md#connection-timeouts: a client that sends
+too slowly gets 408 and is disconnected).
 """
 
 from __future__ import annotations

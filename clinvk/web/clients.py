@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.web.test_guards -*-
 """
-Who a request comes from (middleware.md 3): the TCP peer, or, only when the
-peer is a configured trusted proxy, the address the proxy forwarded.
+Who a request comes from (docs/design/http.md#client-address): the TCP peer,
+or, only when the peer is a configured trusted proxy, the address the proxy
+forwarded.
 """
 
 from __future__ import annotations

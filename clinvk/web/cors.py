@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.web.test_guards -*-
 """
-Cross-origin requests (middleware.md 8): preflights answered before any
-other check, and the CORS headers on every answer, errors included.
+Cross-origin requests (docs/design/http.md#cors): preflights answered before
+any other check, and the CORS headers on every answer, errors included.
 """
 
 from __future__ import annotations

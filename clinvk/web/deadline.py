@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.web.test_deadline -*-
 """
-The request deadline (middleware.md 7): a handler still working after
+The request deadline (docs/design/http.md#request-deadline): a handler still working after
 C{request_timeout_secs} is cancelled, which stops its CLIs; the client gets
 a 504, or, once a stream has started, the stream's own timeout error.
 """

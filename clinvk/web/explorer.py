@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.web.test_meta -*-
 """
 The C{/docs} page: an API explorer that ships inside the package
-(DECISIONS D8).
+(docs/design/decisions.md#d8-offline-docs).
 
 The page is assembled once from C{static/explorer.{html,css,js}} with the
 style and script inlined, so it is one self-contained response.  Its

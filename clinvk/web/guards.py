@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.web.test_guards -*-
 """
 The checks every request passes before it is routed, in the order of
-middleware.md 1 (with its fix): CORS first, then the body size, the rate
+docs/design/http.md#check-order: CORS first, then the body size, the rate
 limit and the API key.
 """
 

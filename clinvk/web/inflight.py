@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.web.test_inflight -*-
 """
 The requests in progress, so that a shutdown can let them finish
-(DECISIONS D6) while refusing new work.
+(docs/design/decisions.md#d6-no-orphans) while refusing new work.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.web.test_meta -*-
 """
-The meta routes: the index at C{/}, C{/health}, the OpenAPI documents,
-C{/docs} and C{/schemas/<name>} (middleware.md 11 and 12).
+The meta routes: the index at C{/}, C{/health}
+(docs/design/http.md#health-check), the OpenAPI documents, C{/docs} and
+C{/schemas/<name>} (docs/design/http.md#openapi-docs).
 """
 
 from __future__ import annotations
@@ -178,7 +179,8 @@ class MetaApi:
         backends = self._availability.cached()
         store = await self._store.health()
         if self._in_flight.draining:
-            # Load balancers stop sending work while the server drains (D6).
+            # Load balancers stop sending work while the server drains
+            # (docs/design/decisions.md#d6-no-orphans).
             status = "shutting_down"
         elif not store.available:
             status = "unhealthy"
@@ -208,7 +210,7 @@ class MetaApi:
     @app.route("/metrics", methods=["GET"])
     def metrics(self, request: IRequest) -> bytes:
         if self._metrics is None:
-            # Not served at all unless enabled (middleware.md 10).
+            # Not served at all unless enabled (docs/design/http.md#prometheus-metrics).
             raise route_not_found("GET", "/metrics")
         return bytes_response(request, self._metrics.exposition(), CONTENT_TYPE_LATEST.encode("ascii"))
 

@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.web.test_guards -*-
 """
-A token bucket per client address (middleware.md 5), on the reactor clock.
+A token bucket per client address (docs/design/http.md#rate-limit), on the
+reactor clock.
 """
 
 from __future__ import annotations

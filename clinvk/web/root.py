@@ -93,8 +93,9 @@ class ClinvkRoot(Resource):
         client = guards.clients.of(request)
         self._access_log.watch(cast("Request", request), request_id, client)
         family, resource = self._family_for(request)
-        # Preflights are answered first, never refused (middleware.md 1),
-        # and every other answer, refusals included, carries CORS headers.
+        # Preflights are answered first, never refused
+        # (docs/design/http.md#check-order), and every other answer, refusals
+        # included, carries CORS headers.
         if guards.cors.is_preflight(request):
             return guards.cors.answer_preflight(request)
         guards.cors.decorate(request)
@@ -181,8 +182,8 @@ def _misdirected_sdk(request: IRequest, family: ApiFamily, path: str) -> Sdk | N
 
 def _head_error(request: IRequest, family: ApiFamily) -> ClinvkError:
     """
-    No route answers C{HEAD} (api-rest.md 0): 405 where the path exists,
-    404 elsewhere.
+    No route answers C{HEAD} (docs/design/native-api.md#native-routing): 405 where the
+    path exists, 404 elsewhere.
     """
     path = _router_path(request)
     allowed = allowed_methods(family, path)

@@ -1,7 +1,9 @@
 """
-Tests for L{clinvk.backends.claude}: command lines (backends.md 5.1, 5.4),
-the JSON parser (6.3) and the stream parser (7.2, DECISIONS D9), with the
-recorded samples under tests/data/claude.
+Tests for L{clinvk.backends.claude}: command lines
+(docs/design/cli-runs.md#claude-argv, docs/design/cli-runs.md#resume-argv), the JSON parser
+(docs/design/cli-runs.md#claude-output) and the stream parser
+(docs/design/cli-runs.md#claude-stream, docs/design/decisions.md#d9-token-streaming), with
+the recorded samples under tests/data/claude.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class CommandTests(SynchronousTestCase):
         verifyObject(IStreamParser, self.backend.stream_parser())
 
     def test_spec_example(self) -> None:
-        """The example of backends.md 5.1, without the prompt (DECISIONS D1)."""
+        """The example of docs/design/cli-runs.md#claude-argv, without the prompt."""
         opts = options("claude", model="best", max_turns=3, approval_mode="auto")
         self.assertEqual(
             self.backend.command("claude", opts, ""),
@@ -59,7 +61,7 @@ class CommandTests(SynchronousTestCase):
         self.assertEqual(self.backend.command("claude", ephemeral, "")[-1], "--no-session-persistence")
 
     def test_resume(self) -> None:
-        """A resume puts --resume <id> before --print (backends.md 5.4)."""
+        """A resume puts --resume <id> before --print (docs/design/cli-runs.md#claude-argv)."""
         self.assertEqual(
             self.backend.command("/usr/bin/claude", options("claude", model="fast"), "sess-1"),
             [
@@ -87,7 +89,7 @@ class CommandTests(SynchronousTestCase):
 
 
 class ParseResponseTests(SynchronousTestCase):
-    """The JSON parser of backends.md 6.3 with its fixes."""
+    """The JSON parser of docs/design/cli-runs.md#claude-output."""
 
     def test_result(self) -> None:
         """content, session id and usage (cache reads as cached tokens)."""
@@ -163,7 +165,7 @@ class ParseResponseTests(SynchronousTestCase):
 
 
 class StreamTests(SynchronousTestCase):
-    """The stream-json mapping of backends.md 7.2 with D9's deltas."""
+    """The stream-json mapping of docs/design/cli-runs.md#claude-stream, with its deltas."""
 
     def test_recorded_stream(self) -> None:
         """Init, deltas, no duplicate text, tool use and result, done with usage."""
@@ -198,7 +200,10 @@ class StreamTests(SynchronousTestCase):
         )
 
     def test_streamed_text_equals_result(self) -> None:
-        """The text a client receives is the final result text (D9)."""
+        """
+        The text a client receives is the final result text
+        (docs/design/decisions.md#d9-token-streaming).
+        """
         text = "".join(
             content["text"] for kind, content, _ in stream(sample("claude/stream.jsonl")) if kind == "message"
         )

@@ -1,6 +1,7 @@
 """
-Tests for L{clinvk.backends.codex}: command lines (backends.md 5.2, 5.4),
-the JSONL parser (6.3) and the stream mapping (7.2), with the recorded
+Tests for L{clinvk.backends.codex}: command lines (docs/design/cli-runs.md#codex-argv,
+docs/design/cli-runs.md#resume-argv), the JSONL parser (docs/design/cli-runs.md#codex-output)
+and the stream mapping (docs/design/cli-runs.md#codex-stream), with the recorded
 samples under tests/data/codex.
 """
 
@@ -64,7 +65,7 @@ class CommandTests(SynchronousTestCase):
         verifyObject(IStreamParser, self.backend.stream_parser())
 
     def test_spec_example(self) -> None:
-        """The example of backends.md 5.2 with "-" for stdin (DECISIONS D1)."""
+        """The example of docs/design/cli-runs.md#codex-argv, with "-" for stdin."""
         self.assertEqual(
             self.backend.command("codex", options("codex", sandbox_mode="workspace"), ""),
             ["codex", "exec", "--sandbox", "workspace-write", "--json", "-"],
@@ -87,7 +88,7 @@ class CommandTests(SynchronousTestCase):
         self.assertEqual(resumed, ["codex", "exec", "--json", "resume", "t", "-"])
 
     def test_resume(self) -> None:
-        """A resume: exec [--json] resume <id> [--model m] M... - (backends.md 5.4)."""
+        """A resume: exec [--json] resume <id> [--model m] M... - (docs/design/cli-runs.md#codex-argv)."""
         self.assertEqual(
             self.backend.command("codex", options("codex", model="fast"), "thread-9"),
             ["codex", "exec", "resume", "thread-9", "--model", "gpt-4.1-mini", "--json", "-"],
@@ -107,7 +108,7 @@ class CommandTests(SynchronousTestCase):
 
 
 class ParseResponseTests(SynchronousTestCase):
-    """The JSONL parser of backends.md 6.3 with its fixes."""
+    """The JSONL parser of docs/design/cli-runs.md#codex-output."""
 
     def test_recorded_run(self) -> None:
         """Thread id, agent message, usage without adding the cached tokens twice."""
@@ -146,7 +147,7 @@ class ParseResponseTests(SynchronousTestCase):
 
 
 class StreamTests(SynchronousTestCase):
-    """The exec --json mapping of backends.md 7.2 with its fixes."""
+    """The exec --json mapping of docs/design/cli-runs.md#codex-stream."""
 
     def test_recorded_run(self) -> None:
         """Every item type of a recorded run."""

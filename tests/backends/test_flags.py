@@ -1,6 +1,7 @@
 """
-Tests for the flag mapping of backends.md 2.2 (every row, for every
-backend) and the extra-flag allow-list of 2.3.
+Tests for the flag mapping of docs/design/cli-runs.md#flag-mapping (every row,
+for every backend) and the extra-flag allow-list of
+docs/design/cli-runs.md#extra-flags.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ ROWS: list[tuple[str, dict[str, Any], dict[str, list[str] | None]]] = [
 
 
 class MappingTests(SynchronousTestCase):
-    """Every row of the mapping table of backends.md 2.2."""
+    """Every row of the mapping table of docs/design/cli-runs.md#flag-mapping."""
 
     def test_rows(self) -> None:
         """Each option adds exactly its flags, and nothing for the backends that have none."""
@@ -111,7 +112,10 @@ class MappingTests(SynchronousTestCase):
         self.assertEqual(argv("gemini"), ["--output-format", "json"])
 
     def test_output_stream_json(self) -> None:
-        """Output stream-json: Claude adds --verbose and partial messages (D9)."""
+        """
+        Output stream-json: Claude adds --verbose and partial messages
+        (docs/design/decisions.md#d9-token-streaming).
+        """
         self.assertEqual(
             argv("claude", streaming=True),
             ["--print", "--output-format", "stream-json", "--verbose", "--include-partial-messages"],
@@ -186,7 +190,7 @@ class MappingTests(SynchronousTestCase):
 
 
 class AllowListTests(SynchronousTestCase):
-    """The extra-flag walk of backends.md 2.3."""
+    """The extra-flag walk of docs/design/cli-runs.md#extra-flags."""
 
     def check(self, backend: str, extra: list[str]) -> str | None:
         return check_extra_flags(backend, BACKENDS[backend].allowed_flags, extra)
@@ -228,7 +232,7 @@ class AllowListTests(SynchronousTestCase):
             )
 
     def test_allowed_names(self) -> None:
-        """The allow-lists are those of backends.md 2.3."""
+        """The allow-lists are those of docs/design/cli-runs.md#extra-flags."""
         self.assertEqual(
             BACKENDS["claude"].allowed_flags,
             {

@@ -1,7 +1,9 @@
 """
-Tests for L{clinvk.backends.gemini}: command lines (backends.md 5.3, 5.4),
-the JSON parser (6.3) and the stream mapping (7.2), with the recorded
-samples under tests/data/gemini.
+Tests for L{clinvk.backends.gemini}: command lines
+(docs/design/cli-runs.md#gemini-argv, docs/design/cli-runs.md#resume-argv), the JSON parser
+(docs/design/cli-runs.md#gemini-output) and the stream mapping
+(docs/design/cli-runs.md#gemini-stream), with the recorded samples under
+tests/data/gemini.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class CommandTests(SynchronousTestCase):
         verifyObject(IStreamParser, self.backend.stream_parser())
 
     def test_spec_example(self) -> None:
-        """The example of backends.md 5.3, without the prompt (DECISIONS D1)."""
+        """The example of docs/design/cli-runs.md#gemini-argv, without the prompt."""
         self.assertEqual(
             self.backend.command("gemini", options("gemini", approval_mode="none", verbose=True), ""),
             ["gemini", "--yolo", "--output-format", "json", "--debug"],
@@ -52,7 +54,7 @@ class CommandTests(SynchronousTestCase):
         self.assertEqual(self.backend.command("gemini", explicit, ""), ["gemini", "--output-format=json"])
 
     def test_resume(self) -> None:
-        """A resume: --resume <id> before the model (backends.md 5.4)."""
+        """A resume: --resume <id> before the model (docs/design/cli-runs.md#gemini-argv)."""
         self.assertEqual(
             self.backend.command("gemini", options("gemini", model="fast"), "s-1"),
             ["gemini", "--resume", "s-1", "--model", "gemini-2.5-flash", "--output-format", "json"],
@@ -70,7 +72,7 @@ class CommandTests(SynchronousTestCase):
 
 
 class ParseResponseTests(SynchronousTestCase):
-    """The JSON parser of backends.md 6.3 with its fixes."""
+    """The JSON parser of docs/design/cli-runs.md#gemini-output."""
 
     def test_recorded_success(self) -> None:
         """Response, session id, and usage: prompt tokens as input, cached and thoughts kept."""
@@ -147,7 +149,7 @@ class ParseResponseTests(SynchronousTestCase):
 
 
 class StreamTests(SynchronousTestCase):
-    """The stream-json mapping of backends.md 7.2 with its fixes."""
+    """The stream-json mapping of docs/design/cli-runs.md#gemini-stream."""
 
     def test_recorded_stream(self) -> None:
         """Real snake_case shapes; the user's own prompt is not echoed."""

@@ -1,6 +1,7 @@
 """
 Tests for L{clinvk.backends.options}: the configuration layering of
-backends.md 2, model aliases (2.1) and formats (4).
+docs/design/cli-runs.md#option-layering, model aliases
+(docs/design/cli-runs.md#model-aliases) and formats (docs/design/cli-runs.md#output-formats).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ BACKENDS = build_backends()
 
 
 class LayeringTests(SynchronousTestCase):
-    """Request, then unified_flags, then backends.<name> (backends.md 2)."""
+    """Request, then unified_flags, then backends.<name> (docs/design/cli-runs.md#option-layering)."""
 
     def test_request_wins(self) -> None:
         """Request values are kept over configured ones."""
@@ -97,7 +98,7 @@ class LayeringTests(SynchronousTestCase):
 
 
 class AliasTests(SynchronousTestCase):
-    """The model alias table of backends.md 2.1."""
+    """The model alias table of docs/design/cli-runs.md#model-aliases."""
 
     def test_table(self) -> None:
         """Every alias resolves per backend."""
@@ -125,7 +126,7 @@ class AliasTests(SynchronousTestCase):
 
 
 class FormatTests(SynchronousTestCase):
-    """The effective requested format (backends.md 4)."""
+    """The effective requested format (docs/design/cli-runs.md#output-formats)."""
 
     def test_order(self) -> None:
         """The request's, else output.format, else json; case and spaces ignored."""

@@ -1,5 +1,7 @@
 """
-Tests for L{clinvk.backends.results}: backends.md 6.2-6.4 and 7.1.
+Tests for L{clinvk.backends.results}: docs/design/cli-runs.md#raw-output,
+docs/design/cli-runs.md#output-parsing, docs/design/cli-runs.md#run-errors and
+docs/design/cli-runs.md#stream-outcome.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """
-Tests for L{clinvk.backends.workdir}: the rules of middleware.md 9.
+Tests for L{clinvk.backends.workdir}: the rules of docs/design/http.md#workdir-rules.
 """
 
 from __future__ import annotations

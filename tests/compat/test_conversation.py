@@ -19,7 +19,7 @@ def messages(*turns: tuple[str, object]) -> list[dict[str, object]]:
 
 class OpenAIConversationTests(SynchronousTestCase):
     def test_flattening(self) -> None:
-        """The worked examples of api-openai.md 2.3."""
+        """The worked examples of docs/design/openai-api.md#openai-flattening."""
         cases = [
             (
                 messages(("user", "first"), ("assistant", "resp"), ("user", "second")),

@@ -47,8 +47,9 @@ SDK_CONFIG: Config = {"server": {"stream_keepalive_secs": 1, "shutdown_timeout_s
 OPENAI_KEY = "sk-clinvk-test"
 ANTHROPIC_KEY = "sk-ant-clinvk-test"
 
-# The model that selects each backend through the OpenAI API (api-openai.md
-# 2.4); the Anthropic API only maps the exact backend names (api-anthropic.md 1.5).
+# The model that selects each backend through the OpenAI API
+# (docs/design/openai-api.md#openai-model-mapping); the Anthropic API only maps the
+# exact backend names (docs/design/anthropic-api.md#anthropic-model-mapping).
 OPENAI_MODELS = {"claude": "claude", "codex": "gpt-4o", "gemini": "gemini-2.5-pro"}
 ANTHROPIC_MODELS = {name: name for name in NAMES}
 
@@ -206,7 +207,8 @@ class SDKServerTestCase(ServerTestCase):
         """
         The run of C{record} was given C{system} as its system prompt and
         C{prompt} as its prompt: Claude through C{--system-prompt}, the
-        others with the system text before the prompt (backends.md 2.2).
+        others with the system text before the prompt
+        (docs/design/cli-runs.md#flag-mapping).
         """
         argv = record["argv"]
         if record["name"] == "claude":

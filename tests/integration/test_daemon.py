@@ -1,5 +1,5 @@
 """
-clinvk as a daemon, with real processes (DECISIONS D7): C{twistd} with
+clinvk as a daemon, with real processes (docs/design/decisions.md#d7-twisted-entry-points): C{twistd} with
 C{--pidfile}, C{--logfile}, C{--umask}, C{--reactor} and C{--syslog};
 stale pidfiles; SIGHUP reopening the log file and SIGUSR1 rotating it;
 C{twist --log-format json}; SIGHUP under the foreground runners; and the

@@ -126,7 +126,7 @@ class TwistTests(_EntryPointTestCase):
     async def test_listen_json_logs_and_stop(self) -> None:
         """
         --listen on an ephemeral port, JSON access logs with the fields of
-        config.md 6.3, and a clean exit 0 on SIGTERM.
+        docs/design/http.md#access-log, and a clean exit 0 on SIGTERM.
         """
         protocol, transport = self.start(
             "-m",

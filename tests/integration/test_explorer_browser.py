@@ -1,5 +1,5 @@
 """
-The C{/docs} explorer in a real headless Chromium (DECISIONS D8).
+The C{/docs} explorer in a real headless Chromium (docs/design/decisions.md#d8-offline-docs).
 
 Each test runs a real clinvk server with the fake CLIs (L{SDKServerTestCase})
 and a headless Chromium driven over the DevTools protocol.  The browser is
@@ -519,7 +519,7 @@ class ExplorerTests(ExplorerBrowserTestCase):
 
 
 class KeyedExplorerTests(ExplorerBrowserTestCase):
-    """The explorer against a server with API keys (middleware.md 6)."""
+    """The explorer against a server with API keys (docs/design/http.md#api-keys)."""
 
     server_environment = {"CLINVK_API_KEYS": "k1,k2"}
 

@@ -707,7 +707,8 @@ class FuzzTestCase(SynchronousTestCase):
         What is wrong with an exchange, if anything: no complete answer, an
         error logged by the server, a server error (5xx), an error without
         a body.  The only server error allowed, a 502 from a compatibility
-        route when a CLI exited non-zero, is documented (DECISIONS D2).
+        route when a CLI exited non-zero, is documented
+        (docs/design/decisions.md#d2-sdk-error-dialects).
         """
         if exchange.problem is not None:
             return exchange.problem
@@ -721,7 +722,7 @@ class FuzzTestCase(SynchronousTestCase):
             return f"server error {code} {exchange.body_received[:300]!r}"
         if exchange.method != "HEAD" and code >= 400 and code != 405 and not exchange.body_received:
             # Every error has a body in the dialect of its family (but a
-            # native or meta 405, empty as api-rest.md 0 says).
+            # native or meta 405, empty as docs/design/native-api.md#native-routing says).
             return f"error {code} without a body"
         return None
 

@@ -1,8 +1,9 @@
 """
-Hardening of the real server under load and abuse (DECISIONS D4, D6,
-middleware.md 4): admission control with real child processes, request
-bodies far over the size limit, SIGTERM in the middle of streams, and
-SIGKILL of the server itself.
+Hardening of the real server under load and abuse
+(docs/design/decisions.md#d4-admission-control, docs/design/decisions.md#d6-no-orphans,
+docs/design/http.md#body-limit): admission control with real child processes,
+request bodies far over the size limit, SIGTERM in the middle of streams,
+and SIGKILL of the server itself.
 
 Each test runs its own server, C{python -m twisted clinvk}, with C{HOME}
 in a temporary directory and the fake CLIs first on its C{PATH}; the
@@ -147,7 +148,10 @@ def parse_response(raw: bytes) -> tuple[int, dict[str, str], bytes]:
 
 
 class AdmissionTests(ServerTestCase):
-    """At most C{max_concurrent_runs} CLIs at once; the others wait their turn (D4)."""
+    """
+    At most C{max_concurrent_runs} CLIs at once; the others wait their turn
+    (docs/design/decisions.md#d4-admission-control).
+    """
 
     server_config = {"server": {"max_concurrent_runs": 2}}
 
@@ -194,7 +198,7 @@ class AdmissionTests(ServerTestCase):
 class BodyLimitTests(ServerTestCase):
     """
     A body over C{max_request_body_bytes} (10 MiB by default) gets 413, and
-    the server does not keep it (middleware.md 4 FIX).
+    the server does not keep it (docs/design/http.md#body-limit).
     """
 
     # Each upload is 100 MiB; the server may grow by far less than that.
@@ -270,7 +274,10 @@ class BodyLimitTests(ServerTestCase):
 
 
 class ShutdownTests(ServerTestCase):
-    """SIGTERM while streams run: they get C{shutdown_timeout_secs}, then their CLIs are stopped (D6)."""
+    """
+    SIGTERM while streams run: they get C{shutdown_timeout_secs}, then
+    their CLIs are stopped (docs/design/decisions.md#d6-no-orphans).
+    """
 
     server_config = {"server": {"shutdown_timeout_secs": SHUTDOWN_TIMEOUT}}
 
@@ -330,7 +337,7 @@ class ShutdownTests(ServerTestCase):
 
 
 class KilledServerTests(ServerTestCase):
-    """A server killed with SIGKILL takes its CLIs with it (D6)."""
+    """A server killed with SIGKILL takes its CLIs with it (docs/design/decisions.md#d6-no-orphans)."""
 
     async def test_sigkill(self) -> None:
         """

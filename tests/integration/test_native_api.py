@@ -1,7 +1,9 @@
 """
-End-to-end tests of the native REST API (api-rest.md, DECISIONS D1, D3,
-D6): the real server started as C{python -m twisted clinvk}, the fake CLIs
-first on its C{PATH}, real HTTP on 127.0.0.1 and real child processes.
+End-to-end tests of the native REST API (docs/design/native-api.md#native-api,
+docs/design/decisions.md#d1-prompts-on-stdin, docs/design/decisions.md#d3-session-continuation,
+docs/design/decisions.md#d6-no-orphans): the real server started as
+C{python -m twisted clinvk}, the fake CLIs first on its C{PATH}, real
+HTTP on 127.0.0.1 and real child processes.
 
 Each test runs its own server with C{HOME} in a temporary directory (the
 sessions go to C{<HOME>/.clinvk/sessions}) and stops it with SIGTERM
@@ -74,12 +76,13 @@ class NativeApiTestCase(ServerTestCase):
 
 
 class PromptTests(NativeApiTestCase):
-    """C{POST /api/v1/prompt}: a new session per prompt (api-rest.md 1)."""
+    """C{POST /api/v1/prompt}: a new session per prompt (docs/design/native-api.md#prompt-sessions)."""
 
     async def test_prompt(self) -> None:
         """
-        A prompt is answered by the CLI, which read it on stdin (D1), and
-        leaves a completed session on disk, readable only by its owner.
+        A prompt is answered by the CLI, which read it on stdin
+        (docs/design/decisions.md#d1-prompts-on-stdin), and leaves a completed session
+        on disk, readable only by its owner.
         """
         prompt = 'Explain `ls -la $HOME`; it\'s "fine" | really\nsecond line'
         answer = await self.post("/api/v1/prompt", {"backend": "claude", "prompt": prompt})
@@ -124,13 +127,17 @@ class PromptTests(NativeApiTestCase):
 
 
 class AbandonedStreamTests(NativeApiTestCase):
-    """A client that leaves in the middle of a stream (api-rest.md 1.4 FIX, D6)."""
+    """
+    A client that leaves in the middle of a stream (docs/design/native-api.md#prompt-stream,
+    docs/design/decisions.md#d6-no-orphans).
+    """
 
     async def test_disconnect_kills_cli_and_fails_session(self) -> None:
         """
         When the client drops the connection mid-stream, the CLI and the
         grandchild it forked are killed within C{kill_grace_secs} + 1 s
-        (D6), though both ignore SIGTERM, and the session records the
+        (docs/design/decisions.md#d6-no-orphans), though both ignore SIGTERM, and the
+        session records the
         failed turn (status C{error}, not C{active} forever).
         """
         prompt = "#fake ignore_term grandchild chunks=3 chunk_delay=60\ntell a long story"
@@ -171,7 +178,7 @@ class AbandonedStreamTests(NativeApiTestCase):
 
 
 class ParallelTests(NativeApiTestCase):
-    """C{POST /api/v1/parallel} with C{fail_fast} (api-rest.md 2.2)."""
+    """C{POST /api/v1/parallel} with C{fail_fast} (docs/design/native-api.md#parallel-fail-fast)."""
 
     async def test_fail_fast(self) -> None:
         """
@@ -221,7 +228,7 @@ class ParallelTests(NativeApiTestCase):
 
 
 class ChainTests(NativeApiTestCase):
-    """C{POST /api/v1/chain} (api-rest.md 3.2)."""
+    """C{POST /api/v1/chain} (docs/design/native-api.md#chain)."""
 
     async def test_previous_output_feeds_next_step(self) -> None:
         """
@@ -261,7 +268,10 @@ class ChainTests(NativeApiTestCase):
 
 
 class ContinuedSessionTests(NativeApiTestCase):
-    """C{session_id} on C{POST /api/v1/prompt} continues a session (DECISIONS D3)."""
+    """
+    C{session_id} on C{POST /api/v1/prompt} continues a session
+    (docs/design/decisions.md#d3-session-continuation).
+    """
 
     async def continue_session(self, backend: str, native_id: str) -> dict[str, Any]:
         """

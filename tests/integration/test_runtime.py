@@ -90,7 +90,7 @@ class _RuntimeTestCase(TestCase):
 
 
 class StdinTests(_RuntimeTestCase):
-    """Prompts travel on stdin, never in argv (DECISIONS D1)."""
+    """Prompts travel on stdin, never in argv (docs/design/decisions.md#d1-prompts-on-stdin)."""
 
     async def test_one_mebibyte_prompt(self) -> None:
         """A 1 MiB prompt of varied UTF-8 reaches every CLI byte for byte."""
@@ -197,7 +197,10 @@ class ResultTests(_RuntimeTestCase):
         self.assertEqual(result.native_session_id, "abc-123")
 
     async def test_streamed_tokens(self) -> None:
-        """Claude's deltas arrive as separate partial messages whose text is the answer (D9)."""
+        """
+        Claude's deltas arrive as separate partial messages whose text is
+        the answer (docs/design/decisions.md#d9-token-streaming).
+        """
         stream = self.runtime.stream(
             self.runtime.prepare(
                 RunRequest(backend="claude", prompt="#fake chunks=5\nstream this"), streaming=True
@@ -248,7 +251,7 @@ class ConcurrencyTests(_RuntimeTestCase):
 
 
 class StoppingTests(_RuntimeTestCase):
-    """The kill protocol with real process groups (DECISIONS D6)."""
+    """The kill protocol with real process groups (docs/design/decisions.md#d6-no-orphans)."""
 
     async def test_cancel_kills_grandchild(self) -> None:
         """Cancelling a run kills the CLI and the grandchild it forked."""
@@ -338,7 +341,7 @@ task.react(lambda reactor: Deferred.fromCoroutine(main(reactor)))
 
 
 class ServerDeathTests(_RuntimeTestCase):
-    """Children die with the server, even when it is SIGKILLed (DECISIONS D6)."""
+    """Children die with the server, even when it is SIGKILLed (docs/design/decisions.md#d6-no-orphans)."""
 
     async def test_sigkill_of_server(self) -> None:
         """SIGKILL of the server takes its CLI and the CLI's grandchild down too."""

@@ -1,7 +1,9 @@
 """
 Wire compatibility of C{/anthropic/v1} with the official C{anthropic} SDK
-(api-anthropic.md, DECISIONS D2, D5, D9): the real server, the fake CLIs,
-sync and async clients, JSON and SSE, for each of the three backends.
+(docs/design/anthropic-api.md#anthropic-api, docs/design/decisions.md#d2-sdk-error-dialects,
+docs/design/decisions.md#d5-stream-keepalive, docs/design/decisions.md#d9-token-streaming): the real
+server, the fake CLIs, sync and async clients, JSON and SSE, for each of
+the three backends.
 """
 
 from __future__ import annotations
@@ -129,7 +131,7 @@ class AnthropicConformanceTests(SDKServerTestCase):
     def test_model_names(self) -> None:
         """
         Any model that is not exactly a backend name runs on Claude, with
-        the model as its C{--model} (api-anthropic.md 1.5).
+        the model as its C{--model} (docs/design/anthropic-api.md#anthropic-model-mapping).
         """
         with self.anthropic_client() as client:
             for model in ("claude-sonnet-4-5", "gpt-4o", "gemini-2.5-pro"):
@@ -170,7 +172,8 @@ class AnthropicConformanceTests(SDKServerTestCase):
     @off_reactor
     def test_multi_turn_and_blocks(self) -> None:
         """
-        A history is flattened into one prompt (api-anthropic.md 1.4):
+        A history is flattened into one prompt
+        (docs/design/anthropic-api.md#anthropic-flattening):
         content blocks are joined with newlines and thinking blocks are
         skipped.
         """
@@ -212,8 +215,9 @@ class AnthropicConformanceTests(SDKServerTestCase):
     def test_create_stream(self) -> None:
         """
         C{messages.create(stream=True)} on each backend: the event sequence
-        of api-anthropic.md 1.7, each piece the CLI streamed as its own
-        delta.  Claude streams token deltas (D9).
+        of docs/design/anthropic-api.md#anthropic-stream, each piece the CLI streamed as
+        its own delta.  Claude streams token deltas
+        (docs/design/decisions.md#d9-token-streaming).
         """
         with self.anthropic_client() as client:
             for backend, model in ANTHROPIC_MODELS.items():
@@ -258,8 +262,9 @@ class AnthropicConformanceTests(SDKServerTestCase):
     @off_reactor
     def test_claude_token_deltas(self) -> None:
         """
-        Claude's token deltas (D9) arrive as separate text deltas; the
-        complete message Claude prints after them adds no text.
+        Claude's token deltas (docs/design/decisions.md#d9-token-streaming) arrive as
+        separate text deltas; the complete message Claude prints after them
+        adds no text.
         """
         answer = "The quick brown fox jumps over the lazy dog"
         prompt = f"#fake chunks=6\n#fake-answer {answer}\nStream it"
@@ -338,7 +343,7 @@ class AnthropicErrorCase(SDKServerTestCase):
 class AnthropicErrorTests(AnthropicErrorCase):
     """
     Every failure raises the Anthropic SDK's own exception class, carrying
-    the server's message (DECISIONS D2).
+    the server's message (docs/design/decisions.md#d2-sdk-error-dialects).
     """
 
     @off_reactor
@@ -410,7 +415,8 @@ class AnthropicErrorTests(AnthropicErrorCase):
     def test_unknown_route(self) -> None:
         """
         A route that does not exist (C{GET /anthropic/v1/models},
-        api-anthropic.md) is a C{NotFoundError}; a wrong method is a 405
+        docs/design/anthropic-api.md#anthropic-api) is a C{NotFoundError}; a wrong method
+        is a 405
         C{APIStatusError}.
         """
         with self.anthropic_client() as client:
@@ -464,8 +470,9 @@ class AnthropicErrorTests(AnthropicErrorCase):
     @off_reactor
     def test_cli_failure_in_stream(self) -> None:
         """
-        Once a stream has started (it does as soon as the CLI runs, D5), a
-        CLI failure is an C{error} event: the SDK raises an
+        Once a stream has started (it does as soon as the CLI runs,
+        docs/design/decisions.md#d5-stream-keepalive), a CLI failure is an C{error}
+        event: the SDK raises an
         C{APIStatusError} carrying what the CLI said, after
         C{message_start}.
         """
@@ -528,7 +535,7 @@ class AnthropicUnavailableBackendTests(SDKServerTestCase):
 
 
 class AnthropicKeepaliveTests(SDKServerTestCase):
-    """Keep-alive comments in a silent stream (DECISIONS D5)."""
+    """Keep-alive comments in a silent stream (docs/design/decisions.md#d5-stream-keepalive)."""
 
     @off_reactor
     def test_silent_cli(self) -> None:
@@ -581,9 +588,9 @@ class AnthropicKeepaliveTests(SDKServerTestCase):
 
 class AnthropicAuthTests(AnthropicErrorCase):
     """
-    A server with the API keys C{k1,k2} (C{CLINVK_API_KEYS}, middleware.md
-    6), which takes a key from C{X-Api-Key} or else from a C{Bearer}
-    C{Authorization}.
+    A server with the API keys C{k1,k2} (C{CLINVK_API_KEYS},
+    docs/design/http.md#api-keys), which takes a key from C{X-Api-Key} or
+    else from a C{Bearer} C{Authorization}.
     """
 
     server_environment = {"CLINVK_API_KEYS": "k1,k2"}
@@ -709,7 +716,7 @@ class AnthropicAuthTests(AnthropicErrorCase):
 class AnthropicRateLimitTests(AnthropicErrorCase):
     """
     A server that lets each client make 1 request a second, in bursts of 2
-    (middleware.md 5).
+    (docs/design/http.md#rate-limit).
     """
 
     server_config = {"server": {"rate_limit_enabled": True, "rate_limit_rps": 1, "rate_limit_burst": 2}}

@@ -1,7 +1,9 @@
 """
 Wire compatibility of C{/openai/v1} with the official C{openai} SDK
-(api-openai.md, DECISIONS D2, D5, D9): the real server, the fake CLIs,
-sync and async clients, JSON and SSE, for each of the three backends.
+(docs/design/openai-api.md#openai-api, docs/design/decisions.md#d2-sdk-error-dialects,
+docs/design/decisions.md#d5-stream-keepalive, docs/design/decisions.md#d9-token-streaming): the real
+server, the fake CLIs, sync and async clients, JSON and SSE, for each of
+the three backends.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from tests.integration._sdk_server import (
 COMPLETION_ID = r"^chatcmpl-[0-9a-f]{24}$"
 
 # The --model each backend's CLI gets: none for a bare backend name
-# (api-openai.md 2.4 FIX), the request model otherwise.
+# (docs/design/openai-api.md#openai-model-mapping), the request model otherwise.
 MODEL_FLAG = {"claude": None, "codex": "gpt-4o", "gemini": "gemini-2.5-pro"}
 
 ANSWER = "Tick Tack Tock"
@@ -99,7 +101,7 @@ class OpenAIConformanceTests(SDKServerTestCase):
         A non-streaming completion on each backend: the CLI's answer with
         C{finish_reason} C{stop}, the usage the CLI reported, a
         C{chatcmpl-} id; the CLI got the user text on stdin and the model
-        flag of api-openai.md 2.4.
+        flag of docs/design/openai-api.md#openai-model-mapping.
         """
         with self.openai_client() as client:
             for backend, model in OPENAI_MODELS.items():
@@ -143,7 +145,7 @@ class OpenAIConformanceTests(SDKServerTestCase):
         """
         System and developer messages become one system prompt (joined by
         a blank line); the user and assistant turns are flattened into
-        one prompt (api-openai.md 2.3).
+        one prompt (docs/design/openai-api.md#openai-flattening).
         """
         with self.openai_client() as client:
             for backend, model in OPENAI_MODELS.items():
@@ -170,7 +172,7 @@ class OpenAIConformanceTests(SDKServerTestCase):
         """
         Content given as an array of text parts is joined with newlines,
         in user, assistant and system messages alike; a C{null} assistant
-        content counts as empty (api-openai.md 2.2).
+        content counts as empty (docs/design/openai-api.md#openai-content).
         """
         with self.openai_client() as client:
             for backend, model in OPENAI_MODELS.items():
@@ -208,7 +210,8 @@ class OpenAIConformanceTests(SDKServerTestCase):
         C{stream=True} on each backend: a role chunk, then each piece the
         CLI streamed as its own content delta (together the answer), then
         a C{stop} chunk; no usage unless asked for.  Claude streams token
-        deltas (D9): its run has C{--include-partial-messages}.
+        deltas (docs/design/decisions.md#d9-token-streaming): its run has
+        C{--include-partial-messages}.
         """
         with self.openai_client() as client:
             for backend, model in OPENAI_MODELS.items():
@@ -229,8 +232,9 @@ class OpenAIConformanceTests(SDKServerTestCase):
     @off_reactor
     def test_claude_token_deltas(self) -> None:
         """
-        Claude's token deltas (D9) reach the client as separate chunks, as
-        they are produced; the complete message Claude prints after them
+        Claude's token deltas (docs/design/decisions.md#d9-token-streaming) reach the
+        client as separate chunks, as they are produced; the complete
+        message Claude prints after them
         adds no text: the deltas make exactly the final answer, which is
         also what the non-streaming call returns.
         """
@@ -334,7 +338,7 @@ class OpenAIErrorCase(SDKServerTestCase):
 class OpenAIErrorTests(OpenAIErrorCase):
     """
     Every failure raises the OpenAI SDK's own exception class, carrying the
-    server's message (DECISIONS D2).
+    server's message (docs/design/decisions.md#d2-sdk-error-dialects).
     """
 
     @off_reactor
@@ -380,7 +384,8 @@ class OpenAIErrorTests(OpenAIErrorCase):
     def test_unknown_route(self) -> None:
         """
         A route that does not exist (C{GET /openai/v1/models/{model}},
-        api-openai.md 1) is a C{NotFoundError}; a wrong method is a 405
+        docs/design/openai-api.md#openai-models-list) is a C{NotFoundError}; a wrong
+        method is a 405
         C{APIStatusError}.
         """
         with self.openai_client() as client:
@@ -433,8 +438,9 @@ class OpenAIErrorTests(OpenAIErrorCase):
     @off_reactor
     def test_cli_failure_in_stream(self) -> None:
         """
-        Once a stream has started (it does as soon as the CLI runs, D5), a
-        CLI failure is an error event in the stream: the SDK raises an
+        Once a stream has started (it does as soon as the CLI runs,
+        docs/design/decisions.md#d5-stream-keepalive), a CLI failure is an error event
+        in the stream: the SDK raises an
         C{APIError} carrying what the CLI said, after the role chunk.
         """
         with self.openai_client() as client:
@@ -496,7 +502,7 @@ class OpenAIUnavailableBackendTests(SDKServerTestCase):
 
 
 class OpenAIKeepaliveTests(SDKServerTestCase):
-    """Keep-alive comments in a silent stream (DECISIONS D5)."""
+    """Keep-alive comments in a silent stream (docs/design/decisions.md#d5-stream-keepalive)."""
 
     @off_reactor
     def test_silent_cli(self) -> None:
@@ -544,8 +550,9 @@ class OpenAIKeepaliveTests(SDKServerTestCase):
 
 class OpenAIAuthTests(OpenAIErrorCase):
     """
-    A server with the API keys C{k1,k2} (C{CLINVK_API_KEYS}, middleware.md
-    6): the SDK presents its C{api_key} as a C{Bearer} token.
+    A server with the API keys C{k1,k2} (C{CLINVK_API_KEYS},
+    docs/design/http.md#api-keys): the SDK presents its C{api_key} as a
+    C{Bearer} token.
     """
 
     server_environment = {"CLINVK_API_KEYS": "k1,k2"}
@@ -647,7 +654,7 @@ class OpenAIAuthTests(OpenAIErrorCase):
 class OpenAIRateLimitTests(OpenAIErrorCase):
     """
     A server that lets each client make 1 request a second, in bursts of 2
-    (middleware.md 5).
+    (docs/design/http.md#rate-limit).
     """
 
     server_config = {"server": {"rate_limit_enabled": True, "rate_limit_rps": 1, "rate_limit_burst": 2}}

@@ -1,6 +1,6 @@
 """
 Tests for L{clinvk.process.admission}: slots, the FIFO queue, its bound
-and its timeout (DECISIONS D4).
+and its timeout (docs/design/decisions.md#d4-admission-control).
 """
 
 from __future__ import annotations

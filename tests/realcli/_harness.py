@@ -46,7 +46,7 @@ MARKER = "CLINVK_REALCLI_TEST"
 MODELS = {"claude": "claude-sonnet-4-5", "codex": "gpt-5.1-codex", "gemini": "gemini-2.5-pro"}
 
 # What lets each CLI run in a folder that is neither a git repository
-# (codex) nor trusted (gemini): the options docs/backends.md documents.
+# (codex) nor trusted (gemini): the options docs/backends.md#cli-quirks documents.
 HEADLESS_CONFIG: Config = {
     "backends": {
         "codex": {"extra_flags": ["--skip-git-repo-check"]},

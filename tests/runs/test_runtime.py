@@ -70,7 +70,7 @@ class _RuntimeTestCase(SynchronousTestCase):
 
 
 class PreflightTests(_RuntimeTestCase):
-    """backends.md 3: the checks, their texts and their order."""
+    """docs/design/cli-runs.md#preflight: the checks, their texts and their order."""
 
     installed = {"claude", "codex"}
 
@@ -125,7 +125,7 @@ class PreflightTests(_RuntimeTestCase):
 
 
 class DryRunTests(_RuntimeTestCase):
-    """backends.md 5.6 with the DECISIONS D1 rendering."""
+    """docs/design/cli-runs.md#dry-runs, with the standard input's size."""
 
     def test_rendering(self) -> None:
         """Nothing is spawned; the output names the command and the stdin size."""
@@ -177,10 +177,10 @@ async def collect(stream: EventChannel) -> list[UnifiedEvent]:
 
 
 class RunTests(_RuntimeTestCase):
-    """Non-streaming runs (backends.md 6)."""
+    """Non-streaming runs (docs/design/cli-runs.md#capture, docs/design/cli-runs.md#output-parsing)."""
 
     def test_spawn(self) -> None:
-        """argv, environment, working directory and stdin (D1)."""
+        """argv, environment, working directory and stdin (docs/design/decisions.md#d1-prompts-on-stdin)."""
         workdir = self.home.child("project")
         workdir.makedirs()
         self.run_request(
@@ -267,7 +267,7 @@ class RunTests(_RuntimeTestCase):
 
 
 class CleanupTests(_RuntimeTestCase):
-    """Ephemeral runs remove their native sessions (backends.md 6.5)."""
+    """Ephemeral runs remove their native sessions (docs/design/cli-runs.md#ephemeral-cleanup)."""
 
     def test_gemini_delete_session(self) -> None:
         """
@@ -334,7 +334,7 @@ class CleanupTests(_RuntimeTestCase):
 
 
 class StreamTests(_RuntimeTestCase):
-    """Streaming runs (backends.md 7)."""
+    """Streaming runs (docs/design/cli-runs.md#stream-reading)."""
 
     def start(
         self, backend: str = "claude", runtime: BackendRuntime | None = None, **request: Any

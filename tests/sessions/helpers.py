@@ -12,7 +12,7 @@ from clinvk.sessions.record import ACTIVE, SessionRecord
 
 T0 = datetime(2025, 3, 4, 10, 2, 11, 518204, tzinfo=UTC)
 
-# The example record of sessions.md 2, and its file exactly.
+# The example record of docs/design/session-store.md#session-record, and its file exactly.
 EXAMPLE = SessionRecord(
     id="7a41c0e9b2d84f3a9c6e15d08b2f4a61",
     backend="codex",

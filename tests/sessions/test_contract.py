@@ -129,7 +129,7 @@ class StoreContractMixin(_TestCase):
         self.assertEqual(self.successResultOf(self.store.resolve(session_id(2))).id, session_id(2))
 
     def test_resolve_invalid(self) -> None:
-        """Invalid prefixes are refused before any lookup, with the messages of sessions.md 3."""
+        """Invalid prefixes are refused before any lookup (docs/design/session-store.md#session-ids)."""
         self.create(EXAMPLE)
         self.assert_not_found(self.store.resolve(""), "session prefix cannot be empty")
         for prefix in ("7a/41", "7a\\41", "..", "7a41.."):

@@ -143,12 +143,16 @@ class FileTests(_DiskTestCase):
         self.assertEqual(mode(self.path(EXAMPLE.id + ".json")), 0o600)
 
     def test_record_format(self) -> None:
-        """A record file is the pretty-printed JSON of sessions.md 2, without a trailing newline."""
+        """
+        A record file is the JSON of
+        docs/design/session-store.md#session-record, without a trailing
+        newline.
+        """
         self.files.create(EXAMPLE)
         self.assertEqual(read(self.path(EXAMPLE.id + ".json")).decode("utf-8"), EXAMPLE_FILE)
 
     def test_index_format(self) -> None:
-        """The index is the compact JSON of sessions.md 5.1, with capitalised members."""
+        """The index is the compact JSON of docs/design/session-store.md#store-index."""
         self.files.create(EXAMPLE)
         self.assertEqual(read(self.path("index.json")).decode("utf-8"), EXAMPLE_INDEX)
 

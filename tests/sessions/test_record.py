@@ -151,7 +151,7 @@ class RecordTests(SynchronousTestCase):
     """The file form of L{SessionRecord}."""
 
     def test_example(self) -> None:
-        """The example of sessions.md 2 is written member for member, in order."""
+        """The example of docs/design/session-store.md#session-record is written member for member."""
         self.assertEqual(json.dumps(EXAMPLE.to_json(), indent=2), EXAMPLE_FILE)
 
     def test_minimal(self) -> None:

@@ -1,6 +1,7 @@
 """
-The Anthropic-compatible API through the real root resource (behaviours.md
-M, DECISIONS D2, D5, D9).
+The Anthropic-compatible API through the real root resource
+(docs/design/anthropic-api.md#anthropic-api, docs/design/decisions.md#d2-sdk-error-dialects,
+docs/design/decisions.md#d5-stream-keepalive, docs/design/decisions.md#d9-token-streaming).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def body(
 
 
 def delta(text: str) -> bytes:
-    """A Claude partial-message line carrying C{text} (D9)."""
+    """A Claude partial-message line carrying C{text} (docs/design/decisions.md#d9-token-streaming)."""
     event = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}
     return json.dumps({"type": "stream_event", "event": event}).encode() + b"\n"
 
@@ -112,7 +113,8 @@ class MessagesStreamTests(NativeTestCase):
     def test_sequence(self) -> None:
         """
         The opening events as soon as the CLI runs; each Claude token delta
-        as its own event, the full message after them not repeated (D9).
+        as its own event, the full message after them not repeated
+        (docs/design/decisions.md#d9-token-streaming).
         """
         response, chunks = self.stream(self.start("POST", MESSAGES, body(("user", "count"), stream=True)))
         self.assertEqual(response.headers.getRawHeaders("content-type"), ["text/event-stream"])

@@ -1,6 +1,7 @@
 """
-The request deadline (middleware.md 7): 504 before a response started, the
-stream's own timeout error after, and the CLI's group stopped either way.
+The request deadline (docs/design/http.md#request-deadline): 504 before a
+response started, the stream's own timeout error after, and the CLI's group
+stopped either way.
 """
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ class _DialectTests(SynchronousTestCase):
 
 
 class NativeDialectTests(_DialectTests):
-    """The native API's families A, B and C (errors.md)."""
+    """The native API's families (docs/design/error-mapping.md#error-families)."""
 
     prefix = "/api/v1"
 
@@ -202,7 +202,7 @@ class NativeDialectTests(_DialectTests):
 
 
 class OpenAIDialectTests(_DialectTests):
-    """The OpenAI dialect of DECISIONS D2."""
+    """The OpenAI dialect of docs/design/decisions.md#d2-sdk-error-dialects."""
 
     prefix = "/openai/v1"
 
@@ -281,7 +281,7 @@ class OpenAIDialectTests(_DialectTests):
 
 
 class AnthropicDialectTests(_DialectTests):
-    """The Anthropic dialect of DECISIONS D2."""
+    """The Anthropic dialect of docs/design/decisions.md#d2-sdk-error-dialects."""
 
     prefix = "/anthropic/v1"
 

@@ -1,6 +1,6 @@
 """
-The checks before routing (middleware.md 1, 3-6, 8): CORS, the body size
-limit, rate limiting and API keys, through the real root resource.
+The checks before routing (docs/design/http.md#check-order): CORS, the body
+size limit, rate limiting and API keys, through the real root resource.
 """
 
 from __future__ import annotations
@@ -207,7 +207,10 @@ class ClientAddressTests(SynchronousTestCase):
 
 
 class AdmissionApiTests(NativeTestCase):
-    """D4 through the API: two CLIs at once, the rest queued, overflow is 429 in each dialect."""
+    """
+    docs/design/decisions.md#d4-admission-control through the API: two CLIs at once,
+    the rest queued, overflow is 429 in each dialect.
+    """
 
     config = {"server": {"max_concurrent_runs": 2, "max_queued_runs": 1, "queue_timeout_secs": 10}}
 
@@ -285,7 +288,10 @@ class LimitedRequestTests(SynchronousTestCase):
 
 
 class ReadTimeoutTests(SynchronousTestCase):
-    """A client that sends its request too slowly gets 408 and is disconnected (middleware.md 7)."""
+    """
+    A client that sends its request too slowly gets 408 and is
+    disconnected (docs/design/http.md#connection-timeouts).
+    """
 
     def connect(self) -> tuple[Any, StringTransport, Clock]:
         clock = Clock()

@@ -1,6 +1,7 @@
 """
-Draining at shutdown (DECISIONS D6): the requests in progress are counted,
-new work is refused and /health says the server is shutting down.
+Draining at shutdown (docs/design/decisions.md#d6-no-orphans): the requests in
+progress are counted, new work is refused and /health says the server is
+shutting down.
 """
 
 from __future__ import annotations

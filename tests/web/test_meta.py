@@ -1,6 +1,6 @@
 """
-Tests for the meta routes: /health, the OpenAPI documents, /docs and
-/schemas (middleware.md 11 and 12).
+Tests for the meta routes: /health (docs/design/http.md#health-check), the
+OpenAPI documents, /docs and /schemas (docs/design/http.md#openapi-docs).
 """
 
 from __future__ import annotations
@@ -334,7 +334,7 @@ class SchemasRouteTests(SynchronousTestCase):
 
 
 class DocsTests(SynchronousTestCase):
-    """The /docs explorer (DECISIONS D8)."""
+    """The /docs explorer (docs/design/decisions.md#d8-offline-docs)."""
 
     def setUp(self) -> None:
         root, _ = make_root()

@@ -1,5 +1,6 @@
 """
-POST /api/v1/parallel, /chain and /compare (behaviours.md E, F and G).
+POST /api/v1/parallel, /chain and /compare (docs/design/native-api.md#parallel,
+docs/design/native-api.md#chain, docs/design/native-api.md#compare).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """
-POST /api/v1/prompt without streaming (behaviours.md C), the sessions it
-creates (sessions.md 4) and continuing them (DECISIONS D3).
+POST /api/v1/prompt without streaming (docs/design/native-api.md#prompt-result),
+the sessions it creates (docs/design/session-store.md#session-turns) and continuing
+them (docs/design/decisions.md#d3-session-continuation).
 """
 
 from __future__ import annotations
@@ -218,7 +219,10 @@ class PromptSessionTests(NativeTestCase):
 
 
 class ContinueSessionTests(NativeTestCase):
-    """DECISIONS D3: a prompt with a session_id continues that session."""
+    """
+    A prompt with a session_id continues that session
+    (docs/design/decisions.md#d3-session-continuation).
+    """
 
     def first_turn(self) -> str:
         pending = self.start("POST", "/api/v1/prompt", {"backend": "claude", "prompt": "remember 7"})

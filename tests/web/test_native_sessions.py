@@ -1,6 +1,7 @@
 """
-The sessions API, the backends list and the store's part of /health
-(behaviours.md H and I).
+The sessions API (docs/design/native-api.md#session-list), the backends list
+(docs/design/native-api.md#backends-list) and the store's part of /health
+(docs/design/http.md#health-check).
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ class SessionsApiTests(NativeTestCase):
         )
 
     def test_empty_id_is_the_router_404(self) -> None:
-        """An empty id is no route: a 404 problem (issue 16; behaviours.md 3 said plain text)."""
+        """An empty id is no route: a 404 problem (issue 16; docs/design/native-api.md#native-routing)."""
         response = self.request("GET", "/api/v1/sessions/")
         self.assertEqual((response.code, response.header("Content-Type")), (404, "application/problem+json"))
         self.assertEqual(json.loads(response.body)["detail"], "Unknown request URL: GET /api/v1/sessions/")
@@ -181,7 +182,10 @@ class BackendsAndHealthTests(NativeTestCase):
 
 
 class NativeRoutingTests(NativeTestCase):
-    """Routing of the native paths (behaviours.md A) and availability changes (H 111)."""
+    """
+    Routing of the native paths (docs/design/native-api.md#native-routing) and
+    availability changes (docs/design/cli-runs.md#availability).
+    """
 
     def test_exact_paths_and_methods(self) -> None:
         response = self.request("POST", "/api/v1/backends", {})

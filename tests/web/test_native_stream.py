@@ -1,7 +1,7 @@
 """
-POST /api/v1/prompt as an NDJSON stream (behaviours.md D): events as the
-CLI produces them, every outcome inside the stream, backpressure and
-disconnects.
+POST /api/v1/prompt as an NDJSON stream (docs/design/native-api.md#prompt-stream):
+events as the CLI produces them, every outcome inside the stream,
+backpressure and disconnects.
 """
 
 from __future__ import annotations
@@ -140,7 +140,10 @@ class StreamTests(NativeTestCase):
 
 
 class AdmissionTests(NativeTestCase):
-    """A streamed prompt refused a run slot is refused as any request is (DECISIONS D4)."""
+    """
+    A streamed prompt refused a run slot is refused as any request is
+    (docs/design/decisions.md#d4-admission-control).
+    """
 
     config = {"server": {"max_concurrent_runs": 1, "max_queued_runs": 0}}
 

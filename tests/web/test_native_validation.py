@@ -1,6 +1,7 @@
 """
-Request validation of the native API (behaviours.md B and the handler
-checks of api-rest.md): 400 versus 415 versus 422, exactly.
+Request validation of the native API (docs/design/native-api.md#request-bodies and
+the handler checks of docs/design/native-api.md#native-api): 400 versus 415
+versus 422, exactly.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """
-The OpenAI-compatible API through the real root resource (behaviours.md L,
-DECISIONS D2, D5).
+The OpenAI-compatible API through the real root resource
+(docs/design/openai-api.md#openai-api, docs/design/decisions.md#d2-sdk-error-dialects,
+docs/design/decisions.md#d5-stream-keepalive).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from tests.helpers import call, make_root
 
 
 class RoutingTests(SynchronousTestCase):
-    """Routing rules of api-rest.md 0 that hold on every prefix."""
+    """Routing rules of docs/design/native-api.md#native-routing that hold on every prefix."""
 
     def setUp(self) -> None:
         self.root, self.clock = make_root()
@@ -118,7 +118,7 @@ class RoutingTests(SynchronousTestCase):
 
 
 class RequestIdTests(SynchronousTestCase):
-    """X-Request-Id (middleware.md 2)."""
+    """X-Request-Id (docs/design/http.md#request-id)."""
 
     def setUp(self) -> None:
         self.root, self.clock = make_root()
@@ -158,7 +158,7 @@ class RequestIdTests(SynchronousTestCase):
 
 
 class AccessLogTests(SynchronousTestCase):
-    """One log event per request (config.md 6.3)."""
+    """One log event per request (docs/design/http.md#access-log)."""
 
     def setUp(self) -> None:
         self.events = EventLoggingObserver.createWithCleanup(cast("TestCase", self), globalLogPublisher)
