@@ -95,9 +95,9 @@ class SessionNotFound(NotFound):
     """
     A session could not be found or read (404).
 
-    Its text is the reason, worded as sessions.md 3 lists them; the client
-    is told C{session not found}, with the reason as the one detail
-    (api-rest.md 7).
+    Its text is the reason, worded as docs/design/session-store.md#session-ids lists
+    them; the client is told C{session not found}, with the reason as the
+    one detail (docs/design/native-api.md#session-get).
 
     @ivar reason: Why no session could be used.
     """
@@ -190,7 +190,8 @@ class StoreError(InternalError):
     The session store itself failed: its directory could not be read, its
     lock not taken, or a file not written (500).  Its text is the cause;
     an endpoint that names its failure (C{failed to list sessions})
-    reports the cause as the detail of that failure (errors.md 1.1).
+    reports the cause as the detail of that failure
+    (docs/design/error-mapping.md#problem-catalogue).
     """
 
 

@@ -31,12 +31,14 @@ class IBackend(Interface):
         "section's (C{backends.<name>})."
     )
     aliases = Attribute(
-        "The model aliases the backend resolves for the command line (backends.md 2.1): a "
+        "The model aliases the backend resolves for the command line "
+        "(docs/design/cli-runs.md#model-aliases): a "
         "mapping of alias to model name, matched exactly."
     )
     model_markers = Attribute(
         "The texts that, found in the model name of an OpenAI-compatible request, choose this "
-        "backend (api-openai.md 2.4); the backends are tried in the order of their names."
+        "backend (docs/design/openai-api.md#openai-model-mapping); the backends are tried in the "
+        "order of their names."
     )
     default_for_compat = Attribute(
         "Whether a compatibility request whose model chooses no backend runs on this one; "
@@ -136,9 +138,9 @@ class IBackend(Interface):
     ) -> Sequence[HeadlessNeed]:
         """
         What the CLI needs to run unattended, beyond its login, and whether
-        it has it for runs in C{cwd} (docs/backends.md, "Things to know per
-        CLI").  This may read a few small files of the user's: C{clinvk
-        doctor} asks, never a request.
+        it has it for runs in C{cwd} (docs/design/cli-runs.md#unattended-needs).
+        This may read a few small files of the user's: C{clinvk doctor}
+        asks, never a request.
 
         @param section: The backend's configuration section.
         @param cwd: The folder runs without a C{workdir} go to.

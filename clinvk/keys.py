@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_keys -*-
 """
-The API keys the server accepts (middleware.md 6.1): the key set, how
+The API keys the server accepts (docs/design/http.md#api-key-sources): the key set, how
 keys are written, and where they come from: C{CLINVK_API_KEYS}, else a
 gopass secret, run by the process supervisor like any child (never
 blocking, stopped with its whole group on a timeout), reloaded every five

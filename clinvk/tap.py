@@ -61,8 +61,9 @@ Press Ctrl+C to stop"""
 
 def banner(server: ServerConfig) -> str:
     """
-    The start-up banner of config.md 6.1, with the host as given, the
-    explorer at C{/docs} beside the document, and C{/metrics} when on.
+    The start-up banner of docs/design/configuration.md#serve-banner, with
+    the host as given, the explorer at C{/docs} beside the document, and
+    C{/metrics} when on.
     """
     metrics = "  Metrics:        /metrics\n" if server.metrics_enabled else ""
     return BANNER.format(host=server.host, port=server.port, metrics=metrics)
@@ -208,7 +209,8 @@ def twistd_log_file(runner_options: object) -> str | None:
 class ServeOptions(_ServerOptions):
     """
     Options of C{clinvk serve}.  The clinvk tool's other global flags are
-    accepted and ignored, as the reference does (config.md 6), and left
+    accepted and ignored, as the reference does
+    (docs/design/configuration.md#serve-command), and left
     out of the help, since they do nothing here.
     """
 
@@ -263,7 +265,8 @@ class _CommandLineService(MultiService):
         stderr instead of a traceback.  (twistd binds earlier, in
         C{privilegedStartService}, and reports failures itself.)
       - SIGINT and SIGTERM are logged, then stop the reactor so that the
-        process exits 0 after its clean shutdown (DECISIONS D6) rather than
+        process exits 0 after its clean shutdown
+        (docs/design/decisions.md#d6-no-orphans) rather than
         re-raising the signal.
       - Under twistd with a log file, the log file is clinvk's
         L{ReopenableLogFile}, given to twistd as its application's log
@@ -486,14 +489,15 @@ def doctor(options: DoctorOptions, out: IO[str] | None = None, err: IO[str] | No
 def _handle_stop_signals(reactor: IClinvkReactor) -> None:
     """
     Replace the reactor's SIGINT/SIGTERM handlers with ones that log the
-    signal (config.md 6.2) before stopping the reactor.
+    signal (docs/design/configuration.md#shutdown) before stopping the reactor.
 
     This is the one place where clinvk overrides its runners: C{twist}
     and C{twistd} note the stop signal in the reactor's handler and, once
     the reactor has stopped, kill the process with it, so that it never
-    exits 0; they offer no way to choose otherwise, and DECISIONS D6
-    wants 0 after a clean stop.  The handlers are Python's own
-    (L{signal.signal}), installed once the reactor runs, after its own.
+    exits 0; they offer no way to choose otherwise, and
+    docs/design/decisions.md#d6-no-orphans wants 0 after a clean stop.
+    The handlers are Python's own (L{signal.signal}), installed once the
+    reactor runs, after its own.
     """
 
     def stop(signum: int) -> None:

@@ -1,7 +1,9 @@
 # -*- test-case-name: tests.backends.test_claude -*-
 """
-Claude Code (C{claude}): model aliases, flags, command lines and output
-parsing (backends.md 2.1, 2.2, 5.1, 5.4, 6.3, 7.2 and DECISIONS D9).
+Claude Code (C{claude}): model aliases (docs/design/cli-runs.md#model-aliases), flags
+(docs/design/cli-runs.md#flag-mapping), command lines (docs/design/cli-runs.md#claude-argv,
+docs/design/cli-runs.md#resume-argv) and output parsing (docs/design/cli-runs.md#claude-output,
+docs/design/cli-runs.md#claude-stream, docs/design/decisions.md#d9-token-streaming).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ FLAGS = FlagTable(
         "text": ("--output-format", "text"),
         "json": ("--output-format", "json"),
         # Print mode needs --verbose for stream-json; partial messages make
-        # the stream carry tokens as they come (DECISIONS D9).
+        # the stream carry tokens as they come (docs/design/decisions.md#d9-token-streaming).
         "stream-json": ("--output-format", "stream-json", "--verbose", "--include-partial-messages"),
     },
     verbose=("--verbose",),
@@ -163,7 +165,7 @@ def _usage(result: dict[str, Any]) -> TokenUsage:
 def result_error(result: dict[str, Any]) -> str:
     """
     The error of a result object, or C{""}: its C{result} text, else its
-    C{errors} joined, else its C{subtype} (backends.md 6.3 fix).
+    C{errors} joined, else its C{subtype} (docs/design/cli-runs.md#claude-output).
     """
     subtype = as_str(result.get("subtype"))
     if result.get("is_error") is not True and not subtype.startswith("error"):
@@ -192,8 +194,8 @@ def result_error_code(result: dict[str, Any]) -> str:
 
 def parse_response(raw: str) -> ParsedResponse | None:
     """
-    Claude's C{--output-format json} output (backends.md 6.3), or L{None}
-    when none can be found.
+    Claude's C{--output-format json} output (docs/design/cli-runs.md#claude-output), or
+    L{None} when none can be found.
     """
     result = _result_object(raw)
     if result is None:
@@ -240,12 +242,12 @@ def _retry_text(line: dict[str, Any]) -> str:
 @implementer(IStreamParser)
 class ClaudeStreamParser:
     """
-    Claude's C{stream-json} lines (backends.md 7.2).
+    Claude's C{stream-json} lines (docs/design/cli-runs.md#claude-stream).
 
     With C{--include-partial-messages} the text of an assistant message
     arrives first as deltas and then again in the complete message; the
     complete message's text and thinking blocks are dropped when deltas of
-    that kind were seen for it (DECISIONS D9).
+    that kind were seen for it (docs/design/decisions.md#d9-token-streaming).
 
     On an API error the CLI makes up an assistant message holding the
     error text (model C{<synthetic>}, a top-level C{error}); it is no

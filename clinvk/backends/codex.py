@@ -1,8 +1,11 @@
 # -*- test-case-name: tests.backends.test_codex -*-
 """
-OpenAI Codex CLI (C{codex exec}): model aliases, flags, command lines,
-JSONL parsing and what it needs to run unattended (backends.md 2.1, 2.2,
-5.2, 5.4, 6.3, 6.5, 7.2).
+OpenAI Codex CLI (C{codex exec}): model aliases
+(docs/design/cli-runs.md#model-aliases), flags (docs/design/cli-runs.md#flag-mapping),
+command lines (docs/design/cli-runs.md#codex-argv, docs/design/cli-runs.md#resume-argv),
+JSONL parsing (docs/design/cli-runs.md#codex-output, docs/design/cli-runs.md#codex-stream),
+where its ephemeral sessions are removed from (docs/design/cli-runs.md#ephemeral-cleanup)
+and what it needs to run unattended (docs/design/cli-runs.md#unattended-needs).
 """
 
 from __future__ import annotations
@@ -83,7 +86,7 @@ class CodexBackend:
             argv += ["resume", resume_id]
         if options.model:
             argv += ["--model", resolve_model(self, options.model)]
-        # "-" makes exec read the prompt from stdin (DECISIONS D1).
+        # "-" makes exec read the prompt from stdin (docs/design/decisions.md#d1-prompts-on-stdin).
         return [*argv, *mapped, "-"]
 
     def stdin_text(self, options: UnifiedOptions, prompt: str) -> str:
@@ -219,7 +222,7 @@ def _is_retry(event: dict[str, Any]) -> bool:
 
 def parse_response(raw: str) -> ParsedResponse:
     """
-    C{codex exec --json} output (backends.md 6.3); it never fails, and
+    C{codex exec --json} output (docs/design/cli-runs.md#codex-output); it never fails, and
     usage is summed over every turn.  Reconnection notices are no error:
     a turn that recovers ends with C{turn.completed}.
     """
@@ -251,7 +254,7 @@ def _command_failed(item: dict[str, Any]) -> bool:
 
 @implementer(IStreamParser)
 class CodexStreamParser:
-    """C{codex exec --json} lines (backends.md 7.2)."""
+    """C{codex exec --json} lines (docs/design/cli-runs.md#codex-stream)."""
 
     def __init__(self) -> None:
         # The text of the last error event, which a turn.failed repeats.

@@ -1,8 +1,11 @@
 # -*- test-case-name: tests.backends.test_gemini -*-
 """
-Gemini CLI (C{gemini}): model aliases, flags, command lines, output
-parsing and what it needs to run unattended (backends.md 2.1, 2.2, 5.3,
-5.4, 6.3, 6.5, 7.2).
+Gemini CLI (C{gemini}): model aliases (docs/design/cli-runs.md#model-aliases),
+flags (docs/design/cli-runs.md#flag-mapping), command lines (docs/design/cli-runs.md#gemini-argv,
+docs/design/cli-runs.md#resume-argv), output parsing (docs/design/cli-runs.md#gemini-output,
+docs/design/cli-runs.md#gemini-stream), how its ephemeral sessions are removed
+(docs/design/cli-runs.md#ephemeral-cleanup) and what it needs to run unattended
+(docs/design/cli-runs.md#unattended-needs).
 """
 
 from __future__ import annotations
@@ -248,8 +251,8 @@ def _output_object(raw: str) -> dict[str, Any] | None:
 
 def parse_response(raw: str) -> ParsedResponse | None:
     """
-    Gemini's C{--output-format json} output (backends.md 6.3), or L{None}
-    when there is nothing to report.
+    Gemini's C{--output-format json} output (docs/design/cli-runs.md#gemini-output), or
+    L{None} when there is nothing to report.
     """
     data = _output_object(raw)
     if data is not None:
@@ -267,7 +270,7 @@ def parse_response(raw: str) -> ParsedResponse | None:
 @implementer(IStreamParser)
 class GeminiStreamParser:
     """
-    Gemini's C{stream-json} lines (backends.md 7.2), in the real
+    Gemini's C{stream-json} lines (docs/design/cli-runs.md#gemini-stream), in the real
     snake_case shapes and the camelCase ones the reference expected.
     """
 

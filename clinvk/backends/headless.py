@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.backends.test_headless -*-
 """
 What the CLIs need to run unattended, and whether this machine and the
-configuration give it them (docs/backends.md, "Things to know per CLI"):
+configuration give it them (docs/design/cli-runs.md#unattended-needs):
 each backend says what it needs (L{clinvk.interfaces.IBackend.headless_needs});
 this module asks them all and holds the small file readers they share.
 

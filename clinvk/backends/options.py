@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.backends.test_options -*-
 """
 From a request to the options of a run: configuration layering
-(backends.md 2), model aliases (2.1, each backend has its own) and output
-formats (4).
+(docs/design/cli-runs.md#option-layering), model aliases
+(docs/design/cli-runs.md#model-aliases, each backend has its own) and
+output formats (docs/design/cli-runs.md#output-formats).
 """
 
 from __future__ import annotations
@@ -28,14 +29,14 @@ def resolve_model(backend: IBackend, model: str) -> str:
 def prompt_with_system(options: UnifiedOptions, prompt: str) -> str:
     """
     The prompt with the system prompt in front, for CLIs that have no flag
-    for it (the fix of backends.md 2.2).
+    for it (docs/design/cli-runs.md#flag-mapping).
     """
     return f"{options.system_prompt}\n\n{prompt}" if options.system_prompt else prompt
 
 
 def effective_format(requested: str, config: ClinvkConfig) -> str:
     """
-    The effective requested format (backends.md 4): the request's, else
+    The effective requested format (docs/design/cli-runs.md#output-formats): the request's, else
     C{output.format}, else C{json}; never C{""} or C{default}.
     """
     for value in (requested, config.output.format):
@@ -47,11 +48,11 @@ def effective_format(requested: str, config: ClinvkConfig) -> str:
 
 def unified_options(request: RunRequest, config: ClinvkConfig, *, streaming: bool) -> UnifiedOptions:
     """
-    Layer the configuration under C{request} (backends.md 2).
+    Layer the configuration under C{request} (docs/design/cli-runs.md#option-layering).
 
     @param streaming: Whether the caller streams events; the CLI is then
         asked for C{stream-json}, otherwise for C{json} whatever was
-        requested (the fix of backends.md 4).
+        requested (docs/design/cli-runs.md#output-formats).
     @raise KeyError: If the backend has no configuration section (pre-flight
         rejects unknown backends first).
     """

@@ -1,8 +1,10 @@
 # -*- test-case-name: tests.backends.test_results -*-
 """
 From a finished run's captures to its result: choosing the raw text
-(backends.md 6.2), parsing it (6.3), deciding what counts as an error
-(6.4), and the same for streaming runs (7.1).
+(docs/design/cli-runs.md#raw-output), parsing it
+(docs/design/cli-runs.md#output-parsing), deciding what counts as an
+error (docs/design/cli-runs.md#run-errors), and the same for streaming
+runs (docs/design/cli-runs.md#stream-outcome).
 """
 
 from __future__ import annotations
@@ -113,7 +115,7 @@ def _says_anything(parsed: ParsedResponse | None) -> bool:
 class StreamOutcome:
     """
     Watches the events of a streaming run to derive its result
-    (backends.md 7.1).
+    (docs/design/cli-runs.md#stream-outcome).
 
     An C{error} event marked as a warning (Gemini's warnings, Codex's
     non-fatal item errors) is delivered but is not a failure.

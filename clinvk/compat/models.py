@@ -19,7 +19,8 @@ BACKENDS: Mapping[str, IBackend] = build_backends()
 
 def openai_backend(model: str, backends: Mapping[str, IBackend] = BACKENDS) -> str:
     """
-    The backend of an OpenAI model name (api-openai.md 2.4): a backend's
+    The backend of an OpenAI model name
+    (docs/design/openai-api.md#openai-model-mapping): a backend's
     own name, else the first backend, in the order of their names, one of
     whose L{model markers<IBackend.model_markers>} it contains
     (case-sensitive: C{claude}, C{gpt}, C{gemini}), else the default

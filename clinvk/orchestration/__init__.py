@@ -137,18 +137,22 @@ class Orchestrator:
         self, *, backend: str = "", status: str = "", limit: int = 0, offset: int = 0
     ) -> Deferred[SessionPage]:
         """
-        A page of sessions, most recently used first (api-rest.md 6), as
+        A page of sessions, most recently used first
+        (docs/design/native-api.md#session-list), as
         L{ISessionStore.list} finds them.
         """
         return self.store.list(backend=backend, status=status, limit=limit, offset=offset)
 
     def session(self, reference: str) -> Deferred[SessionRecord]:
-        """The session C{reference} names: a full id or an unambiguous prefix (api-rest.md 7)."""
+        """
+        The session C{reference} names: a full id or an unambiguous prefix
+        (docs/design/native-api.md#session-get).
+        """
         return self.store.resolve(reference)
 
     def delete_session(self, reference: str) -> Deferred[None]:
         """
-        Delete the session C{reference} names (api-rest.md 8); the
+        Delete the session C{reference} names (docs/design/native-api.md#session-delete); the
         active-sessions gauge is counted afresh.
         """
         return Deferred.fromCoroutine(self._delete_session(reference))

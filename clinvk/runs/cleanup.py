@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.runs.test_runtime -*-
 """
 The clean-up after an ephemeral run: the native session the CLI left
-behind is deleted (backends.md 6.5), without holding the run's answer back.
+behind is deleted (docs/design/cli-runs.md#ephemeral-cleanup), without holding the
+run's answer back.
 """
 
 from __future__ import annotations

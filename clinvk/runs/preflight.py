@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.runs.test_runtime -*-
 """
 Pre-flight: the checks a request passes, in a fixed order, before any
-CLI starts, and the command line it runs with (backends.md 3).
+CLI starts, and the command line it runs with (docs/design/cli-runs.md#preflight,
+docs/design/cli-runs.md#command-lines).
 """
 
 from __future__ import annotations
@@ -51,7 +52,10 @@ class PreparedRun:
 
     @property
     def description(self) -> str:
-        """What a dry run reports (DECISIONS D1 rendering)."""
+        """
+        What a dry run reports (docs/design/cli-runs.md#dry-runs,
+        docs/design/decisions.md#d1-prompts-on-stdin).
+        """
         arguments = " ".join(self.command[1:])
         return f"Would execute: {self.command[0]} [{arguments}] < stdin ({len(self.stdin)} bytes)"
 
@@ -75,8 +79,8 @@ class Preflight:
 
     def prepare(self, request: RunRequest, *, streaming: bool = False) -> PreparedRun:
         """
-        Validate C{request} in the order of backends.md 3 and build its
-        command line.
+        Validate C{request} in the order of docs/design/cli-runs.md#preflight and
+        build its command line.
 
         @raise PreflightError: With the exact error text of the first
             failed check.

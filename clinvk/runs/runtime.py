@@ -1,8 +1,11 @@
 # -*- test-case-name: tests.runs.test_runtime -*-
 """
-Running a prepared request's CLI: dry runs (backends.md 5.6), runs to
-completion (6) and streaming runs (7), each in a run slot, with the
-clean-up of ephemeral native sessions (6.5) started after.
+Running a prepared request's CLI: dry runs (docs/design/cli-runs.md#dry-runs),
+runs to completion (docs/design/cli-runs.md#capture,
+docs/design/cli-runs.md#output-parsing) and streaming runs
+(docs/design/cli-runs.md#stream-reading), each in a run slot, with the
+clean-up of ephemeral native sessions (docs/design/cli-runs.md#ephemeral-cleanup)
+started after.
 """
 
 from __future__ import annotations
@@ -73,10 +76,12 @@ class BackendRuntime:
     @param clock: Stamps events and paces the clean-up's file search.
     @param environ: The children's environment (the server's, unchanged).
     @param home: The user's home directory (where CLIs keep sessions).
-    @param admission: Limits how many CLIs run at once (DECISIONS D4);
+    @param admission: Limits how many CLIs run at once
+        (docs/design/decisions.md#d4-admission-control);
         by default, no limit.
     @param observe_execution: Told the backend, success and seconds of
-        every execution past pre-flight (backends.md 9), when metrics are on.
+        every execution past pre-flight (docs/design/cli-runs.md#execution-metrics), when
+        metrics are on.
     """
 
     def __init__(
@@ -136,7 +141,8 @@ class BackendRuntime:
         Start the CLI once a run slot is free; the slot is given back when
         the CLI exits.
 
-        @raise RateLimited: When no slot came free (D4).
+        @raise RateLimited: When no slot came free
+            (docs/design/decisions.md#d4-admission-control).
         @raise ShuttingDown: When the server takes no more runs.
         """
         await self._admission.acquire()
@@ -157,7 +163,8 @@ class BackendRuntime:
 
     async def run(self, request: RunRequest) -> RunResult:
         """
-        Run C{request} to completion (backends.md 6).  Pre-flight failures
+        Run C{request} to completion (docs/design/cli-runs.md#capture,
+        docs/design/cli-runs.md#output-parsing).  Pre-flight failures
         and start failures are results with C{exit_code} 1, not errors.
 
         Cancelling the returned coroutine's Deferred stops the process group.
@@ -207,7 +214,7 @@ class BackendRuntime:
 
     def stream(self, prepared: PreparedRun) -> EventChannel:
         """
-        Start a prepared streaming run (backends.md 7): a channel of its
+        Start a prepared streaming run (docs/design/cli-runs.md#stream-reading): a channel of its
         events that ends with the run's result.  Cancelling the channel
         stops the run.
         """
@@ -228,7 +235,7 @@ class BackendRuntime:
 
         async def observed() -> RunResult:
             result = await self._stream(prepared, channel)
-            # A stream fails on an error too (backends.md 9).
+            # A stream fails on an error too (docs/design/cli-runs.md#execution-metrics).
             self._observe(prepared, started, result.exit_code == 0 and not result.error)
             return result
 
@@ -277,7 +284,7 @@ class BackendRuntime:
         stderr = capture.stderr_text() or "\n".join(unparsed)
         finished = outcome_watch.finish(outcome.reported_exit_code, stderr, error)
         if finished.exit_code != 0 and not outcome_watch.failure_seen:
-            # Every failure is visible in the stream (api-rest.md 1.4 fix).
+            # Every failure is visible in the stream (docs/design/cli-runs.md#stream-outcome).
             put(events.error(finished.error, 0, code=f"exit_{finished.exit_code}"))
         start_failed = outcome.reason is StopReason.START_FAILED
         result = _result(finished, prepared, self._clock.seconds(), start_failed=start_failed)

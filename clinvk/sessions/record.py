@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.sessions.test_record -*-
 """
 The session record and the rules shared by every session store: the file
-form of a record (sessions.md 2), timestamps, identifiers and their
-validation (sessions.md 3), and the errors a store reports.
+form of a record and its timestamps (docs/design/session-store.md#session-record),
+identifiers and their validation (docs/design/session-store.md#session-ids), and the
+errors a store reports.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def new_session_id() -> str:
 def check_prefix(prefix: str) -> None:
     """
     Check a session id prefix as the API's C{{id}} path parameter
-    (sessions.md 3).
+    (docs/design/session-store.md#session-ids).
 
     @raise SessionNotFound: With the validation message when C{prefix} is
         empty, contains path characters, or anything but C{0-9a-f}.
@@ -113,7 +114,7 @@ def check_prefix(prefix: str) -> None:
 def check_session_id(session_id: str) -> None:
     """
     Check a full session id before it is used to name a file
-    (sessions.md 3): legacy ids of other lengths pass as long as they
+    (docs/design/session-store.md#session-ids): legacy ids of other lengths pass as long as they
     cannot escape the sessions directory.
 
     @raise SessionNotFound: With the reference's message when the id is
@@ -141,7 +142,7 @@ def _metadata(items: Mapping[str, str]) -> Mapping[str, str]:
 @frozen
 class SessionRecord:
     """
-    One session as stored in C{<id>.json} (sessions.md 2).
+    One session as stored in C{<id>.json} (docs/design/session-store.md#session-record).
 
     @ivar id: 32 lowercase hex characters (16 for legacy records).
     @ivar created_at: When the session was created; timezone-aware.
@@ -320,7 +321,7 @@ class SessionPage:
 @frozen
 class StoreHealth:
     """
-    What C{/health} reports about the store (sessions.md 8).
+    What C{/health} reports about the store (docs/design/session-store.md#store-health).
 
     @ivar available: Whether listing works.
     @ivar session_count: How many sessions have a record.

@@ -17,8 +17,8 @@ Each API family has its own error dialect:
 
 Business code raises L{clinvk.errors.ClinvkError}; anything else is an
 internal error whose traceback is logged and never sent.  A route may name
-its internal failure (errors.md 1.1: C{execution failed}, C{failed to list
-sessions}); then an unexpected error or a failure of the session store is
+its internal failure (docs/design/error-mapping.md#problem-catalogue: C{execution failed},
+C{failed to list sessions}); then an unexpected error or a failure of the session store is
 that failure, with the cause as its one detail.
 
 Every failure goes through L{render_failure}: the family's JSON error
@@ -101,7 +101,8 @@ def name_failure(request: IRequest, failure: str) -> None:
     Call an internal failure of C{request}'s endpoint C{failure} instead
     of the generic C{internal server error}: an unexpected error, or a
     failure of the session store, becomes a 500 with that detail and its
-    cause as the one entry of C{errors} (errors.md 1.1).
+    cause as the one entry of C{errors}
+    (docs/design/error-mapping.md#problem-catalogue).
     """
     setattr(request, _FAILURE, failure)
 
@@ -285,8 +286,9 @@ _ANTHROPIC_TYPES = {
 }
 
 
-# In a stream, the deadline is a timeout_error (middleware.md 7); as a
-# status it is a 504, which the SDK reads as an api_error (D2).
+# In a stream, the deadline is a timeout_error (docs/design/http.md#request-deadline);
+# as a status it is a 504, which the SDK reads as an api_error
+# (docs/design/decisions.md#d2-sdk-error-dialects, docs/design/error-mapping.md#compat-error-bodies).
 _ANTHROPIC_STREAM_TYPES = {**_ANTHROPIC_TYPES, 504: "timeout_error"}
 
 
@@ -317,9 +319,9 @@ def stream_error_frame(dialect: Dialect, error: ClinvkError, origin: EventOrigin
     official SDKs parse it:
 
       - native: an NDJSON C{error} event whose content is the error's
-        code and message (api-rest.md 1.4);
+        code and message (docs/design/native-api.md#prompt-stream);
       - OpenAI: a C{data:} event holding the error of the JSON dialect,
-        then C{data: [DONE]} (D2);
+        then C{data: [DONE]} (docs/design/decisions.md#d2-sdk-error-dialects);
       - Anthropic: an C{event: error} holding the JSON dialect's body, but
         for the deadline, which is a C{timeout_error}.
 

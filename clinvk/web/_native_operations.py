@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_openapi,tests.web -*-
 """
 What the native API under C{/api/v1} contributes to the OpenAPI document:
-one L{Operation} per route (api-rest.md), which L{clinvk.web.native}
+one L{Operation} per route (docs/design/native-api.md#native-routing), which L{clinvk.web.native}
 routes and L{clinvk.openapi} describes.
 """
 

@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.web.test_request -*-
 """
 Reading a request: a JSON body (presence, content type, syntax, then
-schema: api-rest.md 0.1) or the query parameters an operation declares,
-each failure with its own status and problem details.
+schema: docs/design/native-api.md#request-bodies) or the query parameters an
+operation declares, each failure with its own status and problem details.
 """
 
 from __future__ import annotations

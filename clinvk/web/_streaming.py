@@ -127,7 +127,7 @@ class WriteGate:
 
 async def stream_ndjson(request: IRequest, stream: PromptStream, clock: IReactorTime) -> None:
     """
-    Answer C{request} with C{stream} as NDJSON (api-rest.md 1.4): one
+    Answer C{request} with C{stream} as NDJSON (docs/design/native-api.md#prompt-stream): one
     compact JSON event per line, each flushed as it comes.  Whatever ends
     it early (the client gone or the deadline passed, which cancel the
     handler) stops the run; the error path writes the last line.

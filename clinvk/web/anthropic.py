@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.web.test_anthropic -*-
 """
-The Anthropic-compatible API under C{/anthropic/v1} (api-anthropic.md):
+The Anthropic-compatible API under C{/anthropic/v1} (docs/design/anthropic-api.md#anthropic-api):
 messages, as JSON or as server-sent events, with every failure in
-Anthropic's error format (DECISIONS D2).
+Anthropic's error format (docs/design/decisions.md#d2-sdk-error-dialects).
 """
 
 from __future__ import annotations
@@ -96,7 +96,8 @@ class AnthropicApi(CompatFamily):
         Answer with the Messages event stream: its opening events as soon
         as the CLI runs, a text delta for each piece of text as the CLI
         produces it, then its closing events.  A failure once the stream
-        has started is an C{error} event, written by the error path (D2).
+        has started is an C{error} event, written by the error path
+        (docs/design/decisions.md#d2-sdk-error-dialects).
 
         @raise BackendFailed: When the CLI failed (once the content block
             is closed).

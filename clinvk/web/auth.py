@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.web.test_guards -*-
 """
-API keys over HTTP (middleware.md 6): which requests need one, how it is
-presented and how it is checked against the L{ApiKeys} the server holds.
+API keys over HTTP (docs/design/http.md#api-keys): which requests need one
+(docs/design/http.md#public-paths), how it is presented and how it is checked
+against the L{ApiKeys} the server holds (docs/design/http.md#api-key-credentials).
 Keys are never logged.
 """
 

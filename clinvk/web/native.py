@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.web -*-
 """
-The native REST API under C{/api/v1} (api-rest.md): prompts, batches,
+The native REST API under C{/api/v1} (docs/design/native-api.md#native-api): prompts, batches,
 backends and sessions.
 
 Handlers translate JSON into calls of the L{Orchestrator} and outcomes
@@ -270,7 +270,10 @@ def _run_request(body: Mapping[str, Any], *, ephemeral: bool = True) -> RunReque
 
 
 def _check_items(items: list[dict[str, Any]], name: str) -> None:
-    """The first task or step with an empty backend or prompt is refused (a fix of api-rest.md 2.1, 3.1)."""
+    """
+    The first task or step with an empty backend or prompt is refused
+    (docs/design/native-api.md#parallel, docs/design/native-api.md#chain).
+    """
     for index, item in enumerate(items):
         for field in ("backend", "prompt"):
             if not item[field]:
@@ -278,7 +281,7 @@ def _check_items(items: list[dict[str, Any]], name: str) -> None:
 
 
 def _prompt_result(outcome: Outcome) -> dict[str, Any]:
-    """The body of a prompt result (api-rest.md 1.3): empty members left out."""
+    """The body of a prompt result (docs/design/native-api.md#prompt-result): empty members left out."""
     result: dict[str, Any] = {}
     if outcome.session_id:
         result["session_id"] = outcome.session_id
@@ -307,7 +310,7 @@ def _task_result(outcome: Outcome, order: tuple[str, ...] = _RESULT_ORDER) -> di
 
 def session_info(record: SessionRecord) -> dict[str, Any]:
     """
-    The API's view of a session (api-rest.md 6.3): the native id, parent,
+    The API's view of a session (docs/design/native-api.md#session-info): the native id, parent,
     error message and metadata stay private.
     """
     info: dict[str, Any] = {

@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.web.test_openai -*-
 """
-The OpenAI-compatible API under C{/openai/v1} (api-openai.md): the model
-list and chat completions, as JSON or as server-sent events, with every
-failure in OpenAI's error format (DECISIONS D2).
+The OpenAI-compatible API under C{/openai/v1} (docs/design/openai-api.md#openai-api): the
+model list and chat completions, as JSON or as server-sent events, with
+every failure in OpenAI's error format (docs/design/decisions.md#d2-sdk-error-dialects).
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ class OpenAIApi(CompatFamily):
         piece of text as the CLI produces it, then the finish chunk, the
         usage chunk when asked for, and C{[DONE]}.  A failure once the
         stream has started is a final error event, written by the error
-        path (D2).
+        path (docs/design/decisions.md#d2-sdk-error-dialects).
 
         @raise BackendFailed: When the CLI failed.
         """

@@ -246,7 +246,8 @@ class NativePathTests(PathMixin, SynchronousTestCase):
         """
         On a route that names its failure, an unexpected error and a store
         failure are that failure, with their cause as the one detail
-        (errors.md 1.1); the other errors keep their own answer.
+        (docs/design/error-mapping.md#problem-catalogue); the other errors keep their
+        own answer.
         """
         for name, cause in (
             ("crash", "secret internal detail"),
@@ -289,7 +290,7 @@ class OpenAIPathTests(PathMixin, SynchronousTestCase):
     def test_stream_frame_per_error(self) -> None:
         """
         Every error ends an OpenAI stream with the error object its JSON
-        answer holds, then C{[DONE]} (D2).
+        answer holds, then C{[DONE]} (docs/design/decisions.md#d2-sdk-error-dialects).
         """
         for name in ERRORS:
             answer = json.loads(self.post("raise", name).body)
@@ -318,7 +319,7 @@ class AnthropicPathTests(PathMixin, SynchronousTestCase):
         """
         Every error ends an Anthropic stream with an C{error} event holding
         its JSON answer, but for the deadline, a C{timeout_error} in a
-        stream (middleware.md 7).
+        stream (docs/design/http.md#request-deadline).
         """
         for name in ERRORS:
             answer = json.loads(self.post("raise", name).body)

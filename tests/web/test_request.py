@@ -1,6 +1,6 @@
 """
 Tests for L{clinvk.web._request}: the order and form of body checks of
-api-rest.md 0.1, and the declared query parameters.
+docs/design/native-api.md#request-bodies, and the declared query parameters.
 """
 
 from __future__ import annotations
