@@ -31,6 +31,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.web.resource import IResource
 from twisted.web.server import Site
 
+from clinvk.assembly import build_core, configured_site
 from clinvk.config import ClinvkConfig, ConfigError, config_from_mapping, load_config
 from clinvk.errors import ClinvkError
 from clinvk.model import RunRequest, TokenUsage, UnifiedEvent
@@ -44,7 +45,7 @@ from clinvk.orchestration import (
     StepOutcome,
 )
 from clinvk.process.supervisor import ProcessSupervisor
-from clinvk.service import ClinvkService, build_core, configured_site
+from clinvk.service import ClinvkService
 from clinvk.types import IClinvkReactor, provides_clinvk_reactor
 
 __all__ = [

@@ -37,11 +37,12 @@ from twisted.python.components import Componentized
 from twisted.python.failure import Failure
 
 from clinvk._version import API_VERSION, __version__
+from clinvk.assembly import build_service
 from clinvk.config import ClinvkConfig, ConfigError, ServerConfig, load_config
 from clinvk.doctor import Diagnosis, diagnose, report, try_fakes_command
 from clinvk.logs import ReopenableLogFile, logfmt_observer
 from clinvk.process.supervisor import ProcessSupervisor
-from clinvk.service import ClinvkService, InstalledCLIAnnouncement, build_service
+from clinvk.service import ClinvkService, InstalledCLIAnnouncement
 from clinvk.types import IClinvkReactor, provides_clinvk_reactor
 
 log = Logger()

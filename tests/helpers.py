@@ -14,6 +14,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import IResource
 
+from clinvk.assembly import admission_of, build_service
 from clinvk.backends import build_backends
 from clinvk.backends.availability import BackendAvailability
 from clinvk.config import ClinvkConfig, config_from_mapping
@@ -23,7 +24,7 @@ from clinvk.process.runner import ProcessRunner
 from clinvk.process.spawn import Launcher
 from clinvk.process.supervisor import ProcessSupervisor
 from clinvk.runs.runtime import BackendRuntime
-from clinvk.service import ClinvkService, admission_of, build_service
+from clinvk.service import ClinvkService
 from clinvk.sessions import ISessionStore
 from clinvk.sessions.memory import MemorySessionStore
 from clinvk.testing.reactor import FakeProcessReactor

@@ -1,5 +1,6 @@
 """
-Tests for L{clinvk.service}: the tree, listening and the phased stop.
+Tests for L{clinvk.service}, L{clinvk.listeners} and L{clinvk.assembly}:
+the tree, listening and the phased stop.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from clinvk.config import config_from_mapping
+from clinvk.listeners import default_listen
 from clinvk.runs.installed import InstalledCLI
 from clinvk.runs.runtime import BackendRuntime
-from clinvk.service import ClinvkService, InstalledCLIAnnouncement, default_listen
+from clinvk.service import ClinvkService, InstalledCLIAnnouncement
 from clinvk.testing.reactor import FakeProcessReactor
 from clinvk.web.root import ClinvkSite
 from tests.helpers import RefusingReactor, built_service, isolate_home
