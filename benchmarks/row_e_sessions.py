@@ -21,7 +21,7 @@ from benchmarks.harness import AUTHORIZATION, Bench, closed_loop, expect_status
 from benchmarks.report import Line, verdict
 from benchmarks.stats import Latencies, ms
 from clinvk.model import TokenUsage
-from clinvk.sessions.disk import SessionFiles, sessions_directory
+from clinvk.sessions.files import SessionFiles, sessions_directory
 from clinvk.sessions.record import COMPLETED, SessionRecord
 
 SMALL, LARGE = 100, 10_000

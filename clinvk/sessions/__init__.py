@@ -6,13 +6,9 @@ the command-line tool uses (docs/design/session-store.md#session-store).
 
 from __future__ import annotations
 
-from clinvk.sessions.disk import (
-    DiskSessionStore,
-    RunBlocking,
-    SessionFiles,
-    in_thread_pool,
-    sessions_directory,
-)
+from clinvk.sessions.blocking import RunBlocking, in_thread_pool
+from clinvk.sessions.disk import DiskSessionStore
+from clinvk.sessions.files import SessionFiles, sessions_directory
 from clinvk.sessions.interfaces import ISessionStore
 from clinvk.sessions.memory import MemorySessionStore
 from clinvk.sessions.record import (

@@ -17,7 +17,7 @@ from twisted.python.filepath import FilePath
 from twisted.trial.unittest import TestCase
 
 import tests.sessions
-from clinvk.sessions.disk import SessionFiles, sessions_directory
+from clinvk.sessions.files import SessionFiles, sessions_directory
 from clinvk.sessions.record import SessionRecord, new_session_id
 from tests.integration._processes import CommandProtocol, python_command, spawn
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from attrs import evolve
 
-from clinvk.sessions.disk import SessionFiles
+from clinvk.sessions.files import SessionFiles
 from clinvk.sessions.record import SessionRecord, new_session_id
 
 UPDATES = 200

@@ -14,7 +14,8 @@ from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from clinvk.sessions.disk import DiskSessionStore, SessionFiles, sessions_directory
+from clinvk.sessions.disk import DiskSessionStore
+from clinvk.sessions.files import SessionFiles, sessions_directory
 from clinvk.sessions.interfaces import ISessionStore
 from clinvk.sessions.memory import MemorySessionStore
 from clinvk.sessions.record import (

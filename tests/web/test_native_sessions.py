@@ -13,7 +13,8 @@ from typing import Any
 import attrs
 
 from clinvk.sessions import SessionRecord
-from clinvk.sessions.disk import DiskSessionStore, SessionFiles
+from clinvk.sessions.disk import DiskSessionStore
+from clinvk.sessions.files import SessionFiles
 from tests.sessions.helpers import record
 from tests.web._native import NativeTestCase
 
