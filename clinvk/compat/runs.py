@@ -92,7 +92,13 @@ class CompatRunner:
             shutdown).
         """
         running = self._runtime.stream(self._prepare(request, streaming=True))
-        await running.started()
+        try:
+            await running.started()
+        except BaseException:
+            # The client went away (or the deadline passed) while the run
+            # waited for a slot: it must not start later with no reader.
+            running.cancel()
+            raise
         early: list[RunResult | Failure] = []
         running.result().addBoth(early.append)
         if early:

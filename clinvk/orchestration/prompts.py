@@ -225,7 +225,7 @@ class PromptRunner:
         try:
             return await running
         except CancelledError:
-            # Keep the native id the client saw: the session stays resumable.
+            # Keep the native id the CLI reported: the session stays resumable.
             return RunResult(exit_code=-1, error=DISCONNECTED, native_session_id=stream.native_session_id)
         except Exception as e:
             if isinstance(e, ClinvkError):

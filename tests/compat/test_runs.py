@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
-from clinvk.compat.runs import failure_text
-from clinvk.model import RunResult
+from clinvk.compat.runs import CompatRunner, failure_text
+from clinvk.model import RunRequest, RunResult
+from tests.helpers import Server
 
 
 class FailureTextTests(SynchronousTestCase):
@@ -28,3 +30,25 @@ class FailureTextTests(SynchronousTestCase):
 
     def test_nothing_said(self) -> None:
         self.assertEqual(failure_text(RunResult(exit_code=3)), "backend exited with status 3")
+
+
+class StreamTests(SynchronousTestCase):
+    def test_cancelled_while_queued(self) -> None:
+        """
+        A stream given up while it waits for a run slot never starts its
+        CLI, even once a slot frees.
+        """
+        server = Server(config={"server": {"max_concurrent_runs": 1, "max_queued_runs": 1}})
+        runner = CompatRunner(server.runtime)
+        first = self.successResultOf(
+            Deferred.fromCoroutine(runner.stream(RunRequest(backend="claude", prompt="a", ephemeral=True)))
+        )
+        queued = Deferred.fromCoroutine(
+            runner.stream(RunRequest(backend="claude", prompt="b", ephemeral=True))
+        )
+        self.assertNoResult(queued)
+        queued.cancel()
+        self.failureResultOf(queued, CancelledError)
+        server.reactor.spawned[-1].exit(0)
+        self.successResultOf(first.result())
+        self.assertEqual(len(server.reactor.spawned), 1)
