@@ -114,12 +114,23 @@ def error_from_failure(failure: Failure, request: IRequest) -> ClinvkError:
     """
     value = failure.value
     named: str | None = getattr(request, _FAILURE, None)
-    if isinstance(value, StoreError) and named is not None:
-        return InternalError(named, details=[ErrorDetail(str(value))])
-    if isinstance(value, ClinvkError):
-        return value
     method = request.method.decode("latin-1")
     path = request.path.decode("latin-1")
+    if isinstance(value, StoreError):
+        # Of the hierarchy, the one error that is an incident, not an
+        # answer: the operator must hear of it (its cause says enough
+        # without a traceback).
+        log.error(
+            "Session store failed method={method} path={path} request_id={request_id} reason={reason}",
+            method=method,
+            path=path,
+            request_id=_request_id(request),
+            reason=str(value),
+        )
+        if named is not None:
+            return InternalError(named, details=[ErrorDetail(str(value))])
+    if isinstance(value, ClinvkError):
+        return value
     if isinstance(value, _WerkzeugMethodNotAllowed):
         allowed = sorted(m for m in (value.valid_methods or ()) if m != "HEAD")
         return method_not_allowed(method, path, allowed)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from twisted.internet.task import Clock
 from twisted.internet.testing import EventLoggingObserver
-from twisted.logger import globalLogPublisher
+from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.iweb import IRequest
 
@@ -207,6 +207,17 @@ class PathMixin(_TestCase):
         """The session store's errors are answered like any other error of the hierarchy."""
         for name, status in (("session", 404), ("store", 500)):
             self.assertEqual(self.post("raise", name).code, status)
+
+    def test_store_failure_logged(self) -> None:
+        """
+        A failure of the session store is logged once, as an error with its
+        cause and the request id, without a traceback.
+        """
+        response = self.post("raise", "store")
+        [event] = [e for e in self.events if e.get("reason") == ERRORS["store"].args[0]]
+        self.assertEqual(event["log_level"], LogLevel.error)
+        self.assertEqual(event["request_id"], response.header("X-Request-Id"))
+        self.assertNotIn("log_failure", event)
 
 
 class NativePathTests(PathMixin, SynchronousTestCase):
