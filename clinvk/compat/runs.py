@@ -92,13 +92,9 @@ class CompatRunner:
             shutdown).
         """
         running = self._runtime.stream(self._prepare(request, streaming=True))
-        try:
-            await running.started()
-        except BaseException:
-            # The client went away (or the deadline passed) while the run
-            # waited for a slot: it must not start later with no reader.
-            running.cancel()
-            raise
+        # Cancelled (the client gone while the run waits for a slot), the
+        # wait cancels the run: it never starts with nobody reading.
+        await running.started()
         early: list[RunResult | Failure] = []
         running.result().addBoth(early.append)
         if early:

@@ -74,9 +74,19 @@ class OneResult(Generic[ResultT]):
         for waiter in waiters:
             self._deliver(waiter)
 
-    def wait(self) -> Deferred[ResultT]:
-        """A new Deferred firing with the result."""
-        waiter: Deferred[ResultT] = Deferred()
+    def wait(self, on_cancel: Callable[[], object] | None = None) -> Deferred[ResultT]:
+        """
+        A new Deferred firing with the result.  Cancelled, it fails with
+        C{CancelledError} and gets nothing more; C{on_cancel} is then called.
+        """
+
+        def cancel(waiter: Deferred[ResultT]) -> None:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+            if on_cancel is not None:
+                on_cancel()
+
+        waiter: Deferred[ResultT] = Deferred(cancel)
         if self._arrived:
             self._deliver(waiter)
         else:
@@ -179,8 +189,10 @@ class StreamChannel(Generic[ItemT, ResultT]):
         """
         A Deferred firing once the source runs or the stream has ended, and
         failing with the reason the source refused to run, if it did.
+        Cancelling it cancels the stream: a consumer that stops waiting for
+        the start (its client gone while the run waits for a slot) has gone.
         """
-        return self._start.wait()
+        return self._start.wait(self.cancel)
 
     def result(self) -> Deferred[ResultT]:
         """A Deferred firing with the stream's result once it has ended."""

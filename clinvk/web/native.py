@@ -95,13 +95,9 @@ class NativeApi:
         metadata = body.get("metadata") or {}
         if effective_format(run.output_format, self._config) == "stream-json":
             stream = await self._orchestrator.stream_prompt(run, metadata=metadata, session_id=session_id)
-            try:
-                # A run refused a slot is a 429 like any other, not a 200
-                # with the refusal in the stream.
-                await stream.started()
-            except BaseException:
-                stream.cancel()
-                raise
+            # A run refused a slot is a 429 like any other, not a 200 with
+            # the refusal in the stream; a wait cancelled cancels the run.
+            await stream.started()
             await stream_ndjson(request, stream, self._clock)
             return None
         outcome = await self._orchestrator.prompt(run, metadata=metadata, session_id=session_id)

@@ -4,7 +4,7 @@ Tests for L{clinvk.runs.channel}: the one stream channel.
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IPushProducer
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -145,6 +145,18 @@ class CancelTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(draining), [])
         self.assertEqual(len(stops), 1)
         self.assertTrue(channel.cancelled)
+
+    def test_cancelled_start_wait(self) -> None:
+        """A consumer that stops waiting for the start has gone: the stream is cancelled."""
+        stops: list[None] = []
+        channel: StreamChannel[str, int] = StreamChannel()
+        channel.stop_with(lambda: stops.append(None))
+        waiting = channel.started()
+        waiting.cancel()
+        self.failureResultOf(waiting, CancelledError)
+        self.assertEqual((len(stops), channel.cancelled), (1, True))
+        # The start arriving later reaches nobody that has stopped waiting.
+        channel.running()
 
     def test_stop_after_cancel(self) -> None:
         """A stop registered after the consumer cancelled is called at once."""
