@@ -41,11 +41,12 @@ class ClinvkService(MultiService):
 
     It starts the listeners first, so that a port it cannot bind stops
     the start before anything else runs, then its other children in the
-    order they were added: the session store, then the process
-    supervisor.  It stops in phases, each awaited before the next: first the listeners (no new requests), then
-    the other children, last added first, so the supervisor ends every
-    backend process before the store writes the last session updates and
-    stops.
+    order they were added: the session store, the settling of work beyond
+    requests, the process supervisor and the key loader.  It stops in
+    phases, each awaited before the next: first the listeners (no new
+    requests), then the other children, last added first, so the
+    supervisor ends every backend process and the streams record their
+    turns before the store writes the last session updates and stops.
 
     @param on_failure: Called with the reason when the service gives up
         after starting (the API keys cannot be loaded); what follows is

@@ -9,15 +9,11 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 
-from clinvk.backends import build_backends
 from clinvk.interfaces import IBackend
 from clinvk.model import TokenUsage
 
-# The registered backends (they are pure: one registry serves every request).
-BACKENDS: Mapping[str, IBackend] = build_backends()
 
-
-def openai_backend(model: str, backends: Mapping[str, IBackend] = BACKENDS) -> str:
+def openai_backend(model: str, backends: Mapping[str, IBackend]) -> str:
     """
     The backend of an OpenAI model name
     (docs/design/openai-api.md#openai-model-mapping): a backend's
@@ -34,12 +30,12 @@ def openai_backend(model: str, backends: Mapping[str, IBackend] = BACKENDS) -> s
     return compat_default(backends)
 
 
-def anthropic_backend(model: str, backends: Mapping[str, IBackend] = BACKENDS) -> str:
+def anthropic_backend(model: str, backends: Mapping[str, IBackend]) -> str:
     """The backend of an Anthropic model name: a backend's own name, else the default backend (Claude)."""
     return model if model in backends else compat_default(backends)
 
 
-def compat_default(backends: Mapping[str, IBackend] = BACKENDS) -> str:
+def compat_default(backends: Mapping[str, IBackend]) -> str:
     """
     The backend a compatibility request runs on when its model chooses
     none: the one that says it is L{the default<IBackend.default_for_compat>}.
@@ -52,7 +48,7 @@ def compat_default(backends: Mapping[str, IBackend] = BACKENDS) -> str:
     raise LookupError("no backend is the default of the compatibility APIs")
 
 
-def run_model(model: str, backends: Mapping[str, IBackend] = BACKENDS) -> str:
+def run_model(model: str, backends: Mapping[str, IBackend]) -> str:
     """
     The model to pass to the CLI: none for a bare backend name (the CLIs
     know no model called C{claude}), the name itself otherwise.

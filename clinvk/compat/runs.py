@@ -8,9 +8,12 @@ the stream's business.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from twisted.python.failure import Failure
 
 from clinvk.errors import BackendFailed, BackendUnavailable, ClinvkError, InternalError, InvalidRequest
+from clinvk.interfaces import IBackend
 from clinvk.model import RunRequest, RunResult
 from clinvk.runs.runtime import (
     BackendNotAvailable,
@@ -53,6 +56,11 @@ class CompatRunner:
 
     def __init__(self, runtime: BackendRuntime) -> None:
         self._runtime = runtime
+
+    @property
+    def backends(self) -> Mapping[str, IBackend]:
+        """The registered backends by name, which model names choose among."""
+        return self._runtime.backends
 
     def _prepare(self, request: RunRequest, *, streaming: bool) -> PreparedRun:
         try:

@@ -109,6 +109,11 @@ class BackendRuntime:
         self._observe_execution = observe_execution
         self._cleanup = NativeSessionCleanup(supervisor, clock, environ, home)
 
+    @property
+    def backends(self) -> Mapping[str, IBackend]:
+        """The registered backends by name."""
+        return self._backends
+
     def installed(self) -> Deferred[list[InstalledCLI]]:
         """Which of the backends' CLIs are on C{PATH}, at which versions."""
         return Deferred.fromCoroutine(

@@ -67,9 +67,9 @@ class AnthropicApi(CompatFamily):
         if not prompt:
             raise InvalidRequest("no user messages found", param="messages")
         run = RunRequest(
-            backend=anthropic_backend(model),
+            backend=anthropic_backend(model, self._runner.backends),
             prompt=prompt,
-            model=run_model(model),
+            model=run_model(model, self._runner.backends),
             system_prompt=system,
             max_tokens=body["max_tokens"],
             ephemeral=True,

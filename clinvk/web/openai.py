@@ -90,9 +90,9 @@ class OpenAIApi(CompatFamily):
         if not prompt:
             raise InvalidRequest("no user messages found", param="messages")
         run = RunRequest(
-            backend=openai_backend(model),
+            backend=openai_backend(model, self._runner.backends),
             prompt=prompt,
-            model=run_model(model),
+            model=run_model(model, self._runner.backends),
             system_prompt=system,
             max_tokens=body.get("max_tokens") or 0,
             ephemeral=True,

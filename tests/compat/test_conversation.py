@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from clinvk.backends import build_backends
 from clinvk.compat.conversation import anthropic_conversation, openai_conversation
 from clinvk.compat.models import anthropic_backend, new_id, openai_backend, run_model, usage_or_estimate
 from clinvk.errors import InvalidRequest
@@ -15,6 +16,9 @@ from clinvk.model import TokenUsage
 
 def messages(*turns: tuple[str, object]) -> list[dict[str, object]]:
     return [{"role": role, "content": content} for role, content in turns]
+
+
+BACKENDS = build_backends()
 
 
 class OpenAIConversationTests(SynchronousTestCase):
@@ -98,16 +102,16 @@ class ModelTests(SynchronousTestCase):
             "codex": "codex",
         }
         for model, backend in cases.items():
-            self.assertEqual(openai_backend(model), backend, model)
+            self.assertEqual(openai_backend(model, BACKENDS), backend, model)
 
     def test_anthropic_backends(self) -> None:
         for model, backend in {"gpt-4": "claude", "gemini-2.5-pro": "claude", "gemini": "gemini"}.items():
-            self.assertEqual(anthropic_backend(model), backend, model)
+            self.assertEqual(anthropic_backend(model, BACKENDS), backend, model)
 
     def test_run_model(self) -> None:
         """A bare backend name passes no model; any other name is passed on."""
-        self.assertEqual(run_model("claude"), "")
-        self.assertEqual(run_model("gpt-4o"), "gpt-4o")
+        self.assertEqual(run_model("claude", BACKENDS), "")
+        self.assertEqual(run_model("gpt-4o", BACKENDS), "gpt-4o")
 
     def test_ids_and_usage(self) -> None:
         first, second = new_id("chatcmpl-"), new_id("chatcmpl-")
