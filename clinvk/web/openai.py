@@ -15,7 +15,6 @@ from twisted.web.iweb import IRequest
 from clinvk.compat.conversation import openai_conversation
 from clinvk.compat.models import new_id, openai_backend, run_model, usage_or_estimate
 from clinvk.compat.runs import failed, failure_text
-from clinvk.config import BACKEND_NAMES
 from clinvk.errors import BackendFailed, InvalidRequest
 from clinvk.model import RunRequest, RunResult
 from clinvk.openapi import Operation
@@ -74,7 +73,7 @@ class OpenAIApi(CompatFamily):
         created = self._now()
         data = [
             {"id": name, "object": "model", "created": created, "owned_by": "clinvoker"}
-            for name in BACKEND_NAMES
+            for name in self._runner.backends
         ]
         return typed_response(request, "OpenAIModelsResponseBody", {"object": "list", "data": data})
 
