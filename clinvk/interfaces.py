@@ -12,7 +12,7 @@ from zope.interface import Attribute, Interface
 
 if TYPE_CHECKING:
     from clinvk.config import BackendConfig
-    from clinvk.model import HeadlessNeed, ParsedResponse, UnifiedEvent, UnifiedOptions
+    from clinvk.model import HeadlessNeed, LiveStep, ParsedResponse, UnifiedEvent, UnifiedOptions
 
 
 class IBackend(Interface):
@@ -165,4 +165,82 @@ class IStreamParser(Interface):
         @param sequence: Its number among the run's non-blank lines.
         @return: A list of L{clinvk.model.UnifiedEvent}, possibly
             empty.
+        """
+
+
+class ILiveMode(Interface):
+    """
+    A backend whose CLI has a long-lived mode: one process that answers
+    turn after turn on its stdin and stdout
+    (docs/design/live-sessions.md#live-protocol).  Optional: a backend that
+    does not provide it runs one process per turn.  Like L{IBackend}, it
+    runs nothing itself.
+    """
+
+    def live_command(executable: str, options: UnifiedOptions, resume_id: str) -> list[str]:
+        """
+        The argv of a live process for a conversation run with C{options}.
+        No prompt is on it: turns travel on stdin.
+
+        @param resume_id: The native conversation to continue, for a CLI
+            that takes it on the command line; others continue it in the
+            handshake of L{live_session}.
+        @return: A list of strings, starting with C{executable}.
+        """
+
+    def live_session(options: UnifiedOptions, resume_id: str, cwd: str) -> ILiveSession:
+        """
+        The protocol state of one new live process.
+
+        @param options: The options the process was started with.
+        @param resume_id: The native conversation to continue, or C{""}
+            for a new one.
+        @param cwd: The process's absolute working directory.
+        @return: An L{ILiveSession}.
+        """
+
+
+class ILiveSession(Interface):
+    """
+    The conversation with one live CLI process, without I/O: it says what
+    to write and reads what the CLI printed, one line at a time
+    (docs/design/live-sessions.md#live-protocol).  Lines are text without
+    their line end.  One turn runs at a time.
+    """
+
+    native_session_id = Attribute("The CLI's conversation id, once known; C{\"\"} before.")
+
+    def opening() -> list[str]:
+        """
+        The lines to write as soon as the process has started: the first
+        step of its handshake.  Empty for a CLI that needs none, whose
+        L{feed} then reports C{ready} on its first line, or which is ready
+        at once (see L{ready_at_start}).
+        """
+
+    def ready_at_start() -> bool:
+        """Whether turns may be sent before the CLI printed anything."""
+
+    def turn(text: str) -> list[str]:
+        """
+        The lines that send one user turn.  Sequence numbers of the
+        events of the turn start again at 1.
+
+        @param text: What the turn says (L{IBackend.stdin_text}: the
+            prompt, with the system prompt in front for CLIs without a
+            flag for it).
+        """
+
+    def interrupt() -> list[str]:
+        """
+        The lines that stop the running turn and keep the conversation;
+        empty when the protocol has no way to (the process is then
+        stopped instead).
+        """
+
+    def feed(line: str) -> LiveStep:
+        """
+        Read one non-blank output line.
+
+        @return: A L{clinvk.model.LiveStep}.
         """

@@ -171,6 +171,32 @@ class UnifiedEvent:
 
 
 @frozen
+class LiveStep:
+    """
+    What one output line of a live CLI process meant
+    (docs/design/live-sessions.md#live-protocol): the events it carries for
+    the turn running, the lines to write back, and whether it finished
+    the handshake, the turn, or the process.
+
+    @ivar events: Events of the running turn, in order; dropped when no
+        turn runs (a history replayed on resume, a late notification).
+    @ivar replies: Lines to write to the CLI's stdin, without line ends
+        (the next handshake request, an answer to the CLI's own request).
+    @ivar ready: The handshake is complete: turns may be sent.
+    @ivar ended: The running turn has ended, with what it answered (its
+        text, the CLI's conversation id, its tokens, its error).
+    @ivar failure: The process cannot serve turns any more (its handshake
+        was refused, its conversation is gone): why, or C{""}.
+    """
+
+    events: tuple[UnifiedEvent, ...] = field(default=(), converter=tuple)
+    replies: tuple[str, ...] = field(default=(), converter=_strings)
+    ready: bool = False
+    ended: ParsedResponse | None = None
+    failure: str = ""
+
+
+@frozen
 class RunResult:
     """
     The outcome of one execution (docs/design/cli-runs.md#output-parsing and

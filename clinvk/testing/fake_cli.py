@@ -42,6 +42,7 @@ Only the standard library is used, so the fakes run with any Python 3.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -802,11 +803,29 @@ VERSIONS = {
 }
 
 
+# The long-lived mode of each fake (docs/design/live-sessions.md#live-protocol),
+# in a module of its own: C{wants(args)} says whether C{args} start it,
+# C{run(args)} serves turns on stdin until it ends.
+LIVE_MODULES = {name: f"clinvk.testing.fake_live_{name}" for name in NAMES}
+
+
+def _live_mode(name: str, args: list[str]) -> Any:
+    """The module of fake C{name}'s long-lived mode if C{args} start it, else L{None}."""
+    try:
+        module = importlib.import_module(LIVE_MODULES[name])
+    except ModuleNotFoundError:
+        return None
+    return module if module.wants(args) else None
+
+
 def main(name: str, args: list[str]) -> int:
     """Run fake C{name} with C{args}; return its exit status."""
     if args == ["--version"]:
         print(VERSIONS[name])
         return 0
+    live = _live_mode(name, args)
+    if live is not None:
+        return int(live.run(args))
     stdin = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
     try:
         return COMMANDS[name](args, stdin)
