@@ -158,7 +158,11 @@ class FakeRun:
                 time.sleep(3600)
         return int(self.directives.get("exit", "0") or 0)
 
-    def record(self) -> None:
+    def record(self, **more: Any) -> None:
+        """
+        Write this run's record, with C{more} members (a live fake adds the
+        turns it served so far and the conversation it resumed).
+        """
         directory = os.environ.get("CLINVK_FAKE_RECORD")
         if not directory:
             return
@@ -172,6 +176,7 @@ class FakeRun:
             "cwd": os.getcwd(),
             "grandchildren": self.grandchildren,
             "ignored_signals": _ignored_signals(),
+            **more,
         }
         path = Path(directory) / f"{os.getpid()}.json"
         temporary = path.with_suffix(".tmp")
