@@ -171,6 +171,8 @@ def build_core(
         admission=admission_of(config, reactor, metrics),
         observe_execution=metrics.observe_execution if metrics is not None else None,
     )
+    if metrics is not None:
+        metrics.watch_live(runtime.live.counts)
     store, pool = _session_store(reactor, home)
     orchestrator = Orchestrator(runtime=runtime, store=store, clock=reactor, config=config, metrics=metrics)
     guards = Guards.from_config(config.server, reactor)

@@ -128,6 +128,7 @@ class BackendConfig:
     extra_flags: tuple[str, ...]
     enabled: bool
     system_prompt: str
+    live: bool
 
 
 def _read_only(sections: Mapping[str, BackendConfig]) -> Mapping[str, BackendConfig]:
@@ -225,6 +226,8 @@ class ServerConfig:
     shutdown_timeout_secs: int
     max_run_output_bytes: int
     output_idle_timeout_secs: int
+    live_idle_secs: int
+    max_live_processes: int
 
     @property
     def bind_host(self) -> str:
@@ -693,6 +696,8 @@ def _semantic_problems(config: Mapping[str, Any]) -> list[str]:
         "shutdown_timeout_secs",
         "max_run_output_bytes",
         "output_idle_timeout_secs",
+        "live_idle_secs",
+        "max_live_processes",
     ):
         non_negative(f"server.{key}", server[key])
 

@@ -177,7 +177,7 @@ class ILiveMode(Interface):
     runs nothing itself.
     """
 
-    def live_command(executable: str, options: UnifiedOptions, resume_id: str) -> list[str]:
+    def live_command(executable: str, options: UnifiedOptions, resume_id: str) -> list[str] | None:
         """
         The argv of a live process for a conversation run with C{options}.
         No prompt is on it: turns travel on stdin.
@@ -185,7 +185,9 @@ class ILiveMode(Interface):
         @param resume_id: The native conversation to continue, for a CLI
             that takes it on the command line; others continue it in the
             handshake of L{live_session}.
-        @return: A list of strings, starting with C{executable}.
+        @return: A list of strings, starting with C{executable}; L{None}
+            when C{options} cannot run live (an extra flag that would
+            change the protocol), and the turn runs cold.
         """
 
     def live_session(options: UnifiedOptions, resume_id: str, cwd: str) -> ILiveSession:
@@ -208,7 +210,7 @@ class ILiveSession(Interface):
     their line end.  One turn runs at a time.
     """
 
-    native_session_id = Attribute("The CLI's conversation id, once known; C{\"\"} before.")
+    native_session_id = Attribute('The CLI\'s conversation id, once known; C{""} before.')
 
     def opening() -> list[str]:
         """

@@ -7,8 +7,9 @@ an embedding program's own metrics never mix with clinvk's.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
+from attrs import frozen
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -19,6 +20,8 @@ from prometheus_client import (
     platform_collector,
     process_collector,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from twisted.logger import Logger
 
@@ -83,6 +86,13 @@ class Metrics:
         self.running_processes.set_function(lambda: float(running()))
         self.queued_runs.set_function(lambda: float(queued()))
 
+    def watch_live(self, counts: Callable[[], LiveCounts]) -> None:
+        """
+        Read the live-session figures (docs/design/live-sessions.md#live-metrics)
+        from C{counts} when scraped.
+        """
+        self.registry.register(_LiveCollector(counts))
+
     def observe_request(self, method: str, path: str, status: int, seconds: float) -> None:
         self.requests.labels(method, path, str(status)).inc()
         self.request_duration.labels(method, path).observe(seconds)
@@ -94,3 +104,58 @@ class Metrics:
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""
         return generate_latest(self.registry)
+
+
+@frozen
+class LiveCounts:
+    """
+    The live processes of conversations, and what happened to them
+    (docs/design/live-sessions.md#live-metrics).
+
+    @ivar live: Live processes now (starting, idle or busy).
+    @ivar idle: Live processes waiting for a turn.
+    @ivar warm: Processes started ahead for new conversations.
+    @ivar cold_starts: Live processes started, each paying a CLI start-up.
+    @ivar reused: Turns served by a process that was already live.
+    @ivar evicted: Idle processes ended to make room for another.
+    @ivar expired: Processes ended after C{server.live_idle_secs} without a turn.
+    """
+
+    live: int
+    idle: int
+    warm: int
+    cold_starts: int
+    reused: int
+    evicted: int
+    expired: int
+
+
+class _LiveCollector(Collector):
+    """Reads L{LiveCounts} at each scrape: the pool keeps the numbers, not the registry."""
+
+    def __init__(self, counts: Callable[[], LiveCounts]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self._counts()
+        yield GaugeMetricFamily("clinvk_live_processes", "Live CLI processes of conversations", counts.live)
+        yield GaugeMetricFamily(
+            "clinvk_live_idle_processes", "Live CLI processes waiting for a turn", counts.idle
+        )
+        yield GaugeMetricFamily(
+            "clinvk_warm_processes", "CLI processes started ahead for new conversations", counts.warm
+        )
+        yield CounterMetricFamily(
+            "clinvk_live_cold_starts", "Live CLI processes started (each a cold start)", counts.cold_starts
+        )
+        yield CounterMetricFamily(
+            "clinvk_live_reused_turns", "Turns served by an already live CLI process", counts.reused
+        )
+        yield CounterMetricFamily(
+            "clinvk_live_evicted", "Idle live processes ended to make room for another", counts.evicted
+        )
+        yield CounterMetricFamily(
+            "clinvk_live_expired",
+            "Live processes ended after server.live_idle_secs without a turn",
+            counts.expired,
+        )

@@ -7,7 +7,7 @@ run returns and what a CLI needs to run unattended.  It imports nothing of clinv
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -170,6 +170,10 @@ class UnifiedEvent:
         return event
 
 
+def _events(items: Iterable[UnifiedEvent]) -> tuple[UnifiedEvent, ...]:
+    return tuple(items)
+
+
 @frozen
 class LiveStep:
     """
@@ -189,7 +193,7 @@ class LiveStep:
         was refused, its conversation is gone): why, or C{""}.
     """
 
-    events: tuple[UnifiedEvent, ...] = field(default=(), converter=tuple)
+    events: tuple[UnifiedEvent, ...] = field(default=(), converter=_events)
     replies: tuple[str, ...] = field(default=(), converter=_strings)
     ready: bool = False
     ended: ParsedResponse | None = None

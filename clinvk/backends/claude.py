@@ -8,8 +8,12 @@ docs/design/cli-runs.md#claude-stream, docs/design/decisions.md#d9-token-streami
 
 from __future__ import annotations
 
+import itertools
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import attrs
 
 from zope.interface import implementer
 
@@ -18,8 +22,8 @@ from clinvk.backends.events import NOT_JSON, as_dict, as_int, as_str, loads
 from clinvk.backends.flags import FlagTable, mapped_flags
 from clinvk.backends.options import resolve_model
 from clinvk.config import BackendConfig
-from clinvk.interfaces import IBackend, IStreamParser
-from clinvk.model import HeadlessNeed, ParsedResponse, TokenUsage, UnifiedEvent, UnifiedOptions
+from clinvk.interfaces import IBackend, ILiveMode, ILiveSession, IStreamParser
+from clinvk.model import HeadlessNeed, LiveStep, ParsedResponse, TokenUsage, UnifiedEvent, UnifiedOptions
 
 FLAGS = FlagTable(
     approval={
@@ -70,7 +74,14 @@ ALIASES: Mapping[str, str] = {
 }
 
 
-@implementer(IBackend)
+# Extra flags that would change the stream-json protocol of a live process
+# (docs/design/live-sessions.md#live-claude): a request with one runs cold.
+NOT_LIVE_FLAGS = frozenset(
+    {"--output-format", "--input-format", "--resume", "--continue", "--no-session-persistence"}
+)
+
+
+@implementer(IBackend, ILiveMode)
 class ClaudeBackend:
     """Claude Code."""
 
@@ -99,6 +110,21 @@ class ClaudeBackend:
 
     def stdin_text(self, options: UnifiedOptions, prompt: str) -> str:
         return prompt
+
+    def live_command(self, executable: str, options: UnifiedOptions, resume_id: str) -> list[str] | None:
+        if any(flag.split("=", 1)[0].lower() in NOT_LIVE_FLAGS for flag in options.extra):
+            return None
+        argv = self.command(executable, attrs.evolve(options, output_format="stream-json"), resume_id)
+        # Turns arrive on stdin, one stream-json user message a line.
+        return [
+            *argv[: argv.index("--print") + 1],
+            "--input-format",
+            "stream-json",
+            *argv[argv.index("--print") + 1 :],
+        ]
+
+    def live_session(self, options: UnifiedOptions, resume_id: str, cwd: str) -> ILiveSession:
+        return ClaudeLiveSession(resume_id)
 
     def parse_response(self, raw: str) -> ParsedResponse | None:
         return parse_response(raw)
@@ -379,6 +405,78 @@ class ClaudeStreamParser:
                 )
             )
         return found
+
+
+@implementer(ILiveSession)
+class ClaudeLiveSession:
+    """
+    A live C{claude --print --input-format stream-json} process
+    (docs/design/live-sessions.md#live-claude): no handshake, one
+    C{user} line a turn, the output the same stream-json lines a
+    streaming run prints, and each turn ended by its C{result} line.
+
+    @param resume_id: The conversation the process resumed (C{--resume}),
+        or C{""}.
+    """
+
+    def __init__(self, resume_id: str = "") -> None:
+        self.native_session_id = resume_id
+        self._parser = ClaudeStreamParser()
+        self._sequence = 0
+        self._requests = itertools.count(1)
+
+    def opening(self) -> list[str]:
+        return []
+
+    def ready_at_start(self) -> bool:
+        # The CLI reads a user line written before it is ready once it is.
+        return True
+
+    def turn(self, text: str) -> list[str]:
+        self._parser = ClaudeStreamParser()
+        self._sequence = 0
+        message = {"role": "user", "content": text}
+        return [
+            json.dumps({"type": "user", "message": message, "parent_tool_use_id": None, "session_id": ""})
+        ]
+
+    def interrupt(self) -> list[str]:
+        request = {"subtype": "interrupt"}
+        return [
+            json.dumps(
+                {
+                    "type": "control_request",
+                    "request_id": f"interrupt-{next(self._requests)}",
+                    "request": request,
+                }
+            )
+        ]
+
+    def feed(self, line: str) -> LiveStep:
+        data = loads(line)
+        if isinstance(data, dict):
+            kind = data.get("type")
+            if kind == "control_response":
+                return LiveStep()
+            if kind == "control_request":
+                # clinvk asks the CLI for no permission prompts over stdio;
+                # any request of the CLI's is refused, not left waiting.
+                return LiveStep(replies=[_refused(as_str(data.get("request_id")))])
+            native_id = as_str(data.get("session_id"))
+            if native_id:
+                self.native_session_id = native_id
+        self._sequence += 1
+        found = self._parser.feed(line, self._sequence)
+        if isinstance(data, dict) and data.get("type") == "result":
+            return LiveStep(
+                events=found, ended=parse_response(line) or ParsedResponse(error="unreadable result")
+            )
+        return LiveStep(events=found)
+
+
+def _refused(request_id: str) -> str:
+    response = {"subtype": "error", "request_id": request_id, "error": "clinvk answers no control requests"}
+    return json.dumps({"type": "control_response", "response": response})
 
 
 # What clinvk.backends.build_backends registers under this module's name.

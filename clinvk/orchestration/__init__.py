@@ -158,9 +158,19 @@ class Orchestrator:
         return Deferred.fromCoroutine(self._delete_session(reference))
 
     async def _delete_session(self, reference: str) -> None:
-        await self.store.delete(reference)
+        deleted = await self.store.delete(reference)
+        # Its conversation is gone: so is the process that held it.
+        self._runtime.live.end(deleted)
         if self.metrics is not None:
             await recount_active_sessions(self.metrics, self.store)
+
+    def live_status(self) -> dict[str, str]:
+        """
+        Whether each backend's conversations run in live processes, by
+        name: C{live}, or why not (docs/design/live-sessions.md#live-fallback).
+        """
+        live = self._runtime.live
+        return {name: live.status(backend) for name, backend in self._runtime.backends.items()}
 
     def settled(self) -> Deferred[None]:
         """

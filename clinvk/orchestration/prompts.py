@@ -112,7 +112,7 @@ class PromptRunner:
             )
         session = await self._open(prepared, metadata, record)
         try:
-            result = await self._runtime.execute(prepared)
+            result = await self._runtime.execute(prepared, session)
         except Exception as e:
             if session:
                 await self._turns.close(session, _failed(e))
@@ -220,7 +220,7 @@ class PromptRunner:
         """Run C{prepared} with its events on C{stream}; its result once it has ended."""
         if stream.cancelled:
             return RunResult(exit_code=-1, error=DISCONNECTED)
-        running = self._runtime.feed(prepared, stream)
+        running = self._runtime.feed(prepared, stream, stream.session_id)
         stream.stop_with(running.cancel)
         try:
             return await running

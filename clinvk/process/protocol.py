@@ -203,8 +203,13 @@ class ExitStatus:
 
 class CLIProcessProtocol(ProcessProtocol):
     """
-    Writes the prompt to the child's stdin and closes it, hands output to a
-    capture, and reports the child's exit and end.
+    Writes the prompt to the child's stdin and closes it (or, for a live
+    process, keeps it open for more), hands output to a capture, and
+    reports the child's exit and end.
+
+    @param keep_stdin: Leave stdin open after C{stdin} was written: a
+        live process reads turn after turn on it
+        (docs/design/live-sessions.md#live-protocol).
 
     @ivar exited: Fires with the L{ExitStatus} once the child has exited;
         its pipes may still be open (grandchildren can hold them).
@@ -220,9 +225,11 @@ class CLIProcessProtocol(ProcessProtocol):
         on_connected: Callable[[IProcessTransport], None] = lambda transport: None,
         on_output: Callable[[], None] = lambda: None,
         on_overflow: Callable[[], None] = lambda: None,
+        keep_stdin: bool = False,
     ) -> None:
         self._capture = capture
         self._stdin = stdin
+        self._keep_stdin = keep_stdin
         self._on_connected = on_connected
         self._on_output = on_output
         self._on_overflow = on_overflow
@@ -233,8 +240,10 @@ class CLIProcessProtocol(ProcessProtocol):
     def connectionMade(self) -> None:
         transport = cast("IProcessTransport", self.transport)
         self._on_connected(transport)
-        transport.write(self._stdin)
-        transport.closeStdin()
+        if self._stdin:
+            transport.write(self._stdin)
+        if not self._keep_stdin:
+            transport.closeStdin()
 
     def outReceived(self, data: bytes) -> None:
         self._on_output()

@@ -55,6 +55,9 @@ class ProcessSpec:
     @ivar path: The working directory, or L{None} for the server's.
     @ivar timeout: Seconds the whole run may take, or L{None}.
     @ivar idle_timeout: Seconds the child may stay silent, or L{None}.
+    @ivar keep_stdin: Keep the child's stdin open after C{stdin} was
+        written, for L{RunningProcess.write} (a live process,
+        docs/design/live-sessions.md#live-protocol).
     """
 
     argv: tuple[str, ...] = field(converter=_argv)
@@ -63,6 +66,7 @@ class ProcessSpec:
     path: str | None = None
     timeout: float | None = None
     idle_timeout: float | None = None
+    keep_stdin: bool = False
 
 
 @frozen
@@ -231,6 +235,19 @@ class RunningProcess:
         self.ended.addCallback(deliver)
         return waiting
 
+    def write(self, data: bytes) -> None:
+        """
+        Write C{data} to the child's stdin (of a run started with
+        C{keep_stdin}); nothing once it has ended.
+        """
+        if self._transport is not None and not self.ended.called:
+            self._transport.write(data)
+
+    def close_stdin(self) -> None:
+        """Close the child's stdin: a live CLI ends once it has read it all."""
+        if self._transport is not None and not self.ended.called:
+            self._transport.closeStdin()
+
     def stop(self, reason: StopReason = StopReason.CANCELLED) -> None:
         """
         Stop the run: TERM to the whole group now, KILL after the grace
@@ -344,6 +361,7 @@ class ProcessRunner:
             on_connected=run._connected,
             on_output=run._output,
             on_overflow=lambda: run.stop(StopReason.OUTPUT_LIMIT),
+            keep_stdin=spec.keep_stdin,
         )
         protocol.exited.addCallback(run._exited)
         protocol.ended.addCallback(run._ended)

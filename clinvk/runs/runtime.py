@@ -5,25 +5,28 @@ runs to completion (docs/design/cli-runs.md#capture,
 docs/design/cli-runs.md#output-parsing) and streaming runs
 (docs/design/cli-runs.md#stream-reading), each in a run slot, with the
 clean-up of ephemeral native sessions (docs/design/cli-runs.md#ephemeral-cleanup)
-started after.
+started after.  A turn of a conversation runs in the conversation's live
+process where its CLI has one (docs/design/live-sessions.md#live-turns), and
+in a new process otherwise.
 """
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Mapping
 
 import attrs
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.logger import Logger
 
 from clinvk.backends import events
 from clinvk.backends.availability import BackendAvailability
 from clinvk.backends.results import Finished, StreamOutcome, finish_response
 from clinvk.config import ClinvkConfig
-from clinvk.interfaces import IBackend
+from clinvk.interfaces import IBackend, ILiveMode
 from clinvk.logs import redact, secret_values
 from clinvk.model import RunRequest, RunResult, TokenUsage, UnifiedEvent
 from clinvk.process.admission import Admission
@@ -33,6 +36,8 @@ from clinvk.process.supervisor import ProcessSupervisor
 from clinvk.runs.channel import Sink, StreamChannel
 from clinvk.runs.cleanup import NativeSessionCleanup
 from clinvk.runs.installed import InstalledCLI, find_installed
+from clinvk.runs.live import LiveProcess, TurnEnd
+from clinvk.runs.live_pool import LiveLaunch, LivePool
 from clinvk.runs.preflight import (
     BackendNotAvailable,
     Preflight,
@@ -108,6 +113,12 @@ class BackendRuntime:
         self._admission = admission or Admission.unlimited(clock)
         self._observe_execution = observe_execution
         self._cleanup = NativeSessionCleanup(supervisor, clock, environ, home)
+        self._live = LivePool(config=config, supervisor=supervisor, clock=clock, environ=environ)
+
+    @property
+    def live(self) -> LivePool:
+        """The live processes of the conversations in use."""
+        return self._live
 
     @property
     def backends(self) -> Mapping[str, IBackend]:
@@ -184,16 +195,24 @@ class BackendRuntime:
         if self._observe_execution is not None:
             self._observe_execution(prepared.backend.name, succeeded, self._clock.seconds() - started)
 
-    async def execute(self, prepared: PreparedRun) -> RunResult:
-        """Run a prepared, non-streaming request to completion."""
+    async def execute(self, prepared: PreparedRun, conversation: str = "") -> RunResult:
+        """
+        Run a prepared, non-streaming request to completion.
+
+        @param conversation: The server session the run is a turn of, whose
+            live process serves it where it can; C{""} for none.
+        """
         started = self._clock.seconds()
-        result = await self._execute(prepared)
+        result = await self._execute(prepared, conversation)
         self._observe(prepared, started, result.exit_code == 0 and not result.start_failed)
         return result
 
-    async def _execute(self, prepared: PreparedRun) -> RunResult:
+    async def _execute(self, prepared: PreparedRun, conversation: str) -> RunResult:
         if prepared.options.dry_run:
             return RunResult(exit_code=0, output=prepared.description, command=prepared.command, dry_run=True)
+        live = await self._live_turn(prepared, conversation, None)
+        if live is not None:
+            return live
         backend = prepared.backend
         limit = self._config.server.max_run_output_bytes
         capture = BufferedCapture(limit, merge_stderr=backend.merges_stderr)
@@ -229,24 +248,32 @@ class BackendRuntime:
         running.addCallbacks(channel.close, channel.fail)
         return channel
 
-    def feed(self, prepared: PreparedRun, channel: Sink[UnifiedEvent]) -> Deferred[RunResult]:
+    def feed(
+        self, prepared: PreparedRun, channel: Sink[UnifiedEvent], conversation: str = ""
+    ) -> Deferred[RunResult]:
         """
         Run a prepared streaming run, putting its events on C{channel}
         (which stays open: it belongs to the caller) and telling it when
         the CLI runs.  The Deferred fires with the run's result; cancelling
-        it stops the run.
+        it stops the run (a live turn is interrupted instead, and its
+        process kept).
+
+        @param conversation: The server session the run is a turn of, whose
+            live process serves it where it can; C{""} for none.
         """
         started = self._clock.seconds()
 
         async def observed() -> RunResult:
-            result = await self._stream(prepared, channel)
+            result = await self._stream(prepared, channel, conversation)
             # A stream fails on an error too (docs/design/cli-runs.md#execution-metrics).
             self._observe(prepared, started, result.exit_code == 0 and not result.error)
             return result
 
         return Deferred.fromCoroutine(observed())
 
-    async def _stream(self, prepared: PreparedRun, channel: Sink[UnifiedEvent]) -> RunResult:
+    async def _stream(
+        self, prepared: PreparedRun, channel: Sink[UnifiedEvent], conversation: str
+    ) -> RunResult:
         def put(event: UnifiedEvent) -> None:
             channel.put(attrs.evolve(event, timestamp=self._clock.seconds()))
 
@@ -255,6 +282,9 @@ class BackendRuntime:
             put(events.message(prepared.description, 0))
             put(events.done(0, None))
             return RunResult(exit_code=0, output=prepared.description, command=prepared.command, dry_run=True)
+        live = await self._live_turn(prepared, conversation, _Stamped(channel, self._clock))
+        if live is not None:
+            return live
         backend = prepared.backend
         parser = backend.stream_parser()
         outcome_watch = StreamOutcome(backend)
@@ -296,11 +326,93 @@ class BackendRuntime:
         self._ended(prepared, result, outcome, finished)
         return result
 
+    # -- live turns (docs/design/live-sessions.md#live-turns)
+
+    def _launch(self, prepared: PreparedRun, mode: ILiveMode) -> LiveLaunch | None:
+        """How to start a live process for C{prepared}, or L{None} when its options cannot run live."""
+        executable, options = prepared.command[0], prepared.options
+        argv = mode.live_command(executable, options, prepared.request.resume_id)
+        fresh = mode.live_command(executable, options, "")
+        if argv is None or fresh is None:
+            return None
+        workdir = prepared.request.workdir
+        cwd = os.path.abspath(workdir or os.getcwd())
+        return LiveLaunch(tuple(argv), (*fresh, cwd), cwd, workdir or None)
+
+    async def _live_turn(
+        self, prepared: PreparedRun, conversation: str, sink: Sink[UnifiedEvent] | None
+    ) -> RunResult | None:
+        """
+        Run C{prepared} as a turn of C{conversation}'s live process, in a
+        run slot; L{None} when it is to run cold instead: the backend runs
+        no live processes, there is no room for another, or the process
+        ended without serving the turn.
+        """
+        mode = self._live.mode(prepared.backend)
+        if not conversation or prepared.request.ephemeral or mode is None:
+            return None
+        launch = self._launch(prepared, mode)
+        if launch is None:
+            return None
+        flags, server = self._config.unified_flags, self._config.server
+        await self._admission.acquire()
+        try:
+            taken = await self._live.take(conversation, prepared, launch)
+            if taken is None:
+                return None
+            process, new = taken
+            end = await process.send(
+                prepared.stdin.decode("utf-8"),
+                sink,
+                timeout=float(flags.command_timeout_secs) or None,
+                idle_timeout=float(server.output_idle_timeout_secs) or None,
+            )
+        finally:
+            self._admission.release()
+        if end.silent and end.response is None and end.stopped is None:
+            # Nothing of the turn happened: it runs cold, losing nothing.
+            if new:
+                self._live.failed_to_serve(prepared.backend, end.error)
+            return None
+        result = self._live_result(prepared, process, launch, end)
+        if sink is not None and end.response is None and result.error:
+            # The protocol never ended the turn: say why in the stream.
+            code = "timeout" if end.stopped is not None else f"exit_{result.exit_code}"
+            sink.put(events.error(result.error, 0, code=code))
+        if not result.succeeded:
+            self._log_failure(prepared, result, end.stopped or StopReason.EXITED)
+        return result
+
+    def _live_result(
+        self, prepared: PreparedRun, process: LiveProcess, launch: LiveLaunch, end: TurnEnd
+    ) -> RunResult:
+        response = end.response
+        native_id = process.session.native_session_id or (response.session_id if response else "")
+        stopped = _stop_error(ProcessOutcome(None, None, end.stopped), self._config, 0) if end.stopped else ""
+        if stopped or response is None:
+            return RunResult(
+                exit_code=-1,
+                error=stopped or end.error,
+                native_session_id=native_id,
+                usage=response.usage if response else None,
+                command=launch.argv,
+                parsed_at=self._clock.seconds(),
+            )
+        return RunResult(
+            exit_code=1 if response.error else 0,
+            output="" if response.error else response.content,
+            error=response.error,
+            native_session_id=native_id,
+            usage=response.usage,
+            command=launch.argv,
+            parsed_at=self._clock.seconds(),
+        )
+
     def _ended(
         self, prepared: PreparedRun, result: RunResult, outcome: ProcessOutcome, finished: Finished
     ) -> None:
         """What every run does once its CLI has ended: log a failure, clean up after an ephemeral one."""
-        self._log_failure(prepared, result, outcome)
+        self._log_failure(prepared, result, outcome.reason)
         if prepared.request.ephemeral and finished.native_session_id:
             self._cleanup.start(prepared.backend, prepared.command[0], finished.native_session_id)
 
@@ -313,7 +425,7 @@ class BackendRuntime:
         """A Deferred firing once the clean-ups under way have ended."""
         return self._cleanup.settled()
 
-    def _log_failure(self, prepared: PreparedRun, result: RunResult, outcome: ProcessOutcome) -> None:
+    def _log_failure(self, prepared: PreparedRun, result: RunResult, reason: StopReason) -> None:
         """
         Log a failed run once, here, where every run of every API ends:
         its backend, exit status, why it ended and what the CLI said, with
@@ -321,7 +433,7 @@ class BackendRuntime:
         raises instead of ending here; a cancelled or shut-down run is no
         fault of the CLI either way (the runner logs why it stopped it).
         """
-        if result.succeeded or outcome.reason in (StopReason.CANCELLED, StopReason.SHUTDOWN):
+        if result.succeeded or reason in (StopReason.CANCELLED, StopReason.SHUTDOWN):
             return
         error = redact(result.error, self._secrets)
         if len(error) > LOGGED_ERROR_LIMIT:
@@ -330,7 +442,7 @@ class BackendRuntime:
             "Backend run failed backend={backend} exit_code={exit_code} reason={reason} error={error}",
             backend=prepared.backend.name,
             exit_code=result.exit_code,
-            reason=outcome.reason.value,
+            reason=reason.value,
             error=error,
         )
 
@@ -386,3 +498,17 @@ def _result(
         usage=finished.usage,
         command=prepared.command,
     )
+
+
+class _Stamped:
+    """A sink that stamps each event with the time it is put."""
+
+    def __init__(self, sink: Sink[UnifiedEvent], clock: IReactorTime) -> None:
+        self._sink = sink
+        self._clock = clock
+
+    def put(self, item: UnifiedEvent) -> None:
+        self._sink.put(attrs.evolve(item, timestamp=self._clock.seconds()))
+
+    def running(self, source: IPushProducer | None = None) -> None:
+        self._sink.running(source)

@@ -381,6 +381,118 @@ class _ClaudeStream:
         )
 
 
+class _ClaudeTurn:
+    """What one fake C{claude} turn answers: its init and result objects."""
+
+    def __init__(self, run: FakeRun, found: dict[str, Any]) -> None:
+        failed = run.directives.get("fail")
+        self.model = found.get("--model", ["claude-sonnet-4-5"])[-1]
+        self.output_tokens = max(1, len(run.answer) // 4)
+        # The API's errors: the CLI reports them as the result's text, with
+        # is_error set, and exits 1.
+        self.api_status = {"auth": 401, "api": 400}.get(failed or "")
+        if failed == "auth":
+            self.text = "Invalid API key · Please run /login"
+        elif failed == "api":
+            self.text = "API Error: 400 scripted bad request"
+        else:
+            self.text = run.answer
+        self.tool = "tool" in run.directives and self.api_status is None
+        self.turns = 2 if self.tool else 1
+        self.result = {
+            "type": "result",
+            "subtype": "success",
+            "is_error": self.api_status is not None,
+            "api_error_status": self.api_status,
+            "duration_ms": 1200,
+            "duration_api_ms": 1100,
+            "ttft_ms": 90,
+            "ttft_stream_ms": 85,
+            "time_to_request_ms": 60,
+            "num_turns": self.turns,
+            "result": self.text,
+            "stop_reason": "stop_sequence" if self.api_status else "end_turn",
+            "session_id": run.session,
+            "total_cost_usd": 0.0 if self.api_status else 0.0012,
+            "usage": _claude_usage(0, 0, 0) if self.api_status else _claude_usage(4, self.output_tokens, 2),
+            "modelUsage": {}
+            if self.api_status
+            else {
+                self.model: {
+                    "inputTokens": 4,
+                    "outputTokens": self.output_tokens,
+                    "cacheReadInputTokens": 2,
+                    "cacheCreationInputTokens": 0,
+                    "webSearchRequests": 0,
+                    "costUSD": 0.0012,
+                    "contextWindow": 200000,
+                    "maxOutputTokens": 64000,
+                }
+            },
+            "permission_denials": [],
+            "terminal_reason": "completed",
+            "fast_mode_state": "off",
+            "uuid": str(uuid.uuid4()),
+        }
+        self.init = {
+            "type": "system",
+            "subtype": "init",
+            "cwd": os.getcwd(),
+            "session_id": run.session,
+            "tools": CLAUDE_TOOLS,
+            "mcp_servers": [],
+            "model": self.model,
+            "permissionMode": found.get("--permission-mode", ["default"])[-1],
+            "slash_commands": ["compact", "context", "init", "review"],
+            "apiKeySource": "ANTHROPIC_API_KEY",
+            "claude_code_version": "2.1.197",
+            "output_style": "default",
+            "agents": ["general-purpose", "Explore", "Plan"],
+            "skills": [],
+            "plugins": [],
+            "analytics_disabled": True,
+            "product_feedback_disabled": True,
+            "uuid": str(uuid.uuid4()),
+            "memory_paths": {"auto": os.path.expanduser("~/.claude/projects/fake/memory/")},
+            "fast_mode_state": "off",
+        }
+
+
+def claude_stream(run: FakeRun, turn: _ClaudeTurn, *, partial: bool) -> None:
+    """Print the C{stream-json} lines of one turn, from its init to its result."""
+    stream = _ClaudeStream(run, turn.model, partial)
+    run.line(turn.init)
+    stream.status()
+    if turn.api_status:
+        stream.api_error(turn.text)
+    else:
+        if "retry" in run.directives:
+            stream.line(
+                {
+                    "type": "system",
+                    "subtype": "api_retry",
+                    "attempt": 1,
+                    "max_retries": 10,
+                    "retry_delay_ms": 500,
+                    "error_status": 529,
+                    "error": "overloaded",
+                }
+            )
+        if turn.tool:
+            tool_id = "toolu_" + uuid.uuid4().hex[:24]
+            call = {
+                "type": "tool_use",
+                "id": tool_id,
+                "name": "Bash",
+                "input": {"command": SHELL_COMMAND, "description": "Print hi"},
+            }
+            stream.message([call], "tool_use", 1)
+            stream.tool_result(tool_id)
+            stream.status()
+        stream.message([{"type": "text", "text": turn.text}], "end_turn", turn.output_tokens)
+    run.line(turn.result)
+
+
 def claude(args: list[str], stdin: str) -> int:
     found, positional = _options(
         args,
@@ -412,112 +524,14 @@ def claude(args: list[str], stdin: str) -> int:
     if "--resume" in found:
         run.session = found["--resume"][-1]
     run.prelude()
-    model = found.get("--model", ["claude-sonnet-4-5"])[-1]
-    output_tokens = max(1, len(run.answer) // 4)
     failed = run.directives.get("fail")
     if failed == "crash":
         run.err("Error: fake claude crashed\n")
         return 1
-    # The API's errors: the CLI reports them as the result's text, with
-    # is_error set, and exits 1.
-    api_status = {"auth": 401, "api": 400}.get(failed or "")
-    if failed == "auth":
-        text = "Invalid API key · Please run /login"
-    elif failed == "api":
-        text = "API Error: 400 scripted bad request"
-    else:
-        text = run.answer
-    tool = "tool" in run.directives and api_status is None
-    turns = 2 if tool else 1
-    result = {
-        "type": "result",
-        "subtype": "success",
-        "is_error": api_status is not None,
-        "api_error_status": api_status,
-        "duration_ms": 1200,
-        "duration_api_ms": 1100,
-        "ttft_ms": 90,
-        "ttft_stream_ms": 85,
-        "time_to_request_ms": 60,
-        "num_turns": turns,
-        "result": text,
-        "stop_reason": "stop_sequence" if api_status else "end_turn",
-        "session_id": run.session,
-        "total_cost_usd": 0.0 if api_status else 0.0012,
-        "usage": _claude_usage(0, 0, 0) if api_status else _claude_usage(4, output_tokens, 2),
-        "modelUsage": {}
-        if api_status
-        else {
-            model: {
-                "inputTokens": 4,
-                "outputTokens": output_tokens,
-                "cacheReadInputTokens": 2,
-                "cacheCreationInputTokens": 0,
-                "webSearchRequests": 0,
-                "costUSD": 0.0012,
-                "contextWindow": 200000,
-                "maxOutputTokens": 64000,
-            }
-        },
-        "permission_denials": [],
-        "terminal_reason": "completed",
-        "fast_mode_state": "off",
-        "uuid": str(uuid.uuid4()),
-    }
-    init = {
-        "type": "system",
-        "subtype": "init",
-        "cwd": os.getcwd(),
-        "session_id": run.session,
-        "tools": CLAUDE_TOOLS,
-        "mcp_servers": [],
-        "model": model,
-        "permissionMode": found.get("--permission-mode", ["default"])[-1],
-        "slash_commands": ["compact", "context", "init", "review"],
-        "apiKeySource": "ANTHROPIC_API_KEY",
-        "claude_code_version": "2.1.197",
-        "output_style": "default",
-        "agents": ["general-purpose", "Explore", "Plan"],
-        "skills": [],
-        "plugins": [],
-        "analytics_disabled": True,
-        "product_feedback_disabled": True,
-        "uuid": str(uuid.uuid4()),
-        "memory_paths": {"auto": os.path.expanduser("~/.claude/projects/fake/memory/")},
-        "fast_mode_state": "off",
-    }
+    turn = _ClaudeTurn(run, found)
+    model, text, result, init = turn.model, turn.text, turn.result, turn.init
     if output == "stream-json":
-        stream = _ClaudeStream(run, model, "--include-partial-messages" in found)
-        run.line(init)
-        stream.status()
-        if api_status:
-            stream.api_error(text)
-        else:
-            if "retry" in run.directives:
-                stream.line(
-                    {
-                        "type": "system",
-                        "subtype": "api_retry",
-                        "attempt": 1,
-                        "max_retries": 10,
-                        "retry_delay_ms": 500,
-                        "error_status": 529,
-                        "error": "overloaded",
-                    }
-                )
-            if tool:
-                tool_id = "toolu_" + uuid.uuid4().hex[:24]
-                call = {
-                    "type": "tool_use",
-                    "id": tool_id,
-                    "name": "Bash",
-                    "input": {"command": SHELL_COMMAND, "description": "Print hi"},
-                }
-                stream.message([call], "tool_use", 1)
-                stream.tool_result(tool_id)
-                stream.status()
-            stream.message([{"type": "text", "text": text}], "end_turn", output_tokens)
-        run.line(result)
+        claude_stream(run, turn, partial="--include-partial-messages" in found)
     elif output == "json":
         whole: Any = result
         if "--verbose" in found:
@@ -531,7 +545,7 @@ def claude(args: list[str], stdin: str) -> int:
                     "content": [{"type": "text", "text": text}],
                     "stop_reason": None,
                     "stop_sequence": None,
-                    "usage": {"input_tokens": 4, "output_tokens": output_tokens},
+                    "usage": {"input_tokens": 4, "output_tokens": turn.output_tokens},
                     "context_management": None,
                 },
                 "parent_tool_use_id": None,
@@ -542,7 +556,7 @@ def claude(args: list[str], stdin: str) -> int:
         run.out(json.dumps(whole) + "\n")
     else:
         run.out(text + "\n")
-    return 1 if api_status else run.finish()
+    return 1 if turn.api_status else run.finish()
 
 
 # -- codex

@@ -205,7 +205,11 @@ class NativeApi:
 
     @route(app, BACKENDS)
     def backends(self, request: IRequest) -> bytes:
-        backends = [{"name": name, "available": available} for name, available in self._availability.cached()]
+        live = self._orchestrator.live_status()
+        backends = [
+            {"name": name, "available": available, "live": live.get(name, "off")}
+            for name, available in self._availability.cached()
+        ]
         return typed_response(request, "BackendsResponseBody", {"backends": backends})
 
     @route(app, LIST_SESSIONS, failure="failed to list sessions")
