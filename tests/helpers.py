@@ -101,6 +101,10 @@ class Server:
     The real root resource over the real orchestration, on a fake process
     reactor and clock, with an in-memory session store.
 
+    The children are one-shot CLIs, whose part a test plays; with C{live},
+    conversations keep a live CLI between turns (docs/design/live-sessions.md),
+    as they do by default outside the tests.
+
     @ivar reactor: Spawns nothing; a test plays each child's part.
     @ivar store: The session store.
     @ivar supervisor: Owns the fake children.
@@ -117,8 +121,12 @@ class Server:
         store: ISessionStore | None = None,
         home: str = "/nonexistent-home",
         api_keys: tuple[str, ...] = (),
+        live: bool = False,
     ) -> None:
         self.reactor = reactor or FakeProcessReactor()
+        if not live:
+            config = {**(config or {})}
+            config["server"] = {"live_idle_secs": 0, **config.get("server", {})}
         self.config = config_from_mapping(config, {}, source=None)
         self.metrics = Metrics() if self.config.server.metrics_enabled else None
         self.store = store if store is not None else MemorySessionStore()
@@ -135,6 +143,8 @@ class Server:
             admission=admission_of(self.config, self.reactor, self.metrics),
             observe_execution=self.metrics.observe_execution if self.metrics else None,
         )
+        if self.metrics is not None:
+            self.metrics.watch_live(self.runtime.live.counts)
         self.in_flight = InFlight()
         self.orchestrator = Orchestrator(
             runtime=self.runtime,

@@ -47,8 +47,10 @@ VALUED = {
 
 def wants(args: list[str]) -> bool:
     """Whether C{args} start the long-lived mode."""
-    found, _ignored = _options(args, booleans=BOOLEANS, valued=VALUED)
-    return bool(found.get("--input-format", [""])[-1] == "stream-json")
+    pairs = zip(args, args[1:], strict=False)
+    return any(flag == "--input-format" and value == "stream-json" for flag, value in pairs) or (
+        "--input-format=stream-json" in args
+    )
 
 
 def _text(message: dict[str, Any]) -> str:

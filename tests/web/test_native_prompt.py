@@ -332,3 +332,84 @@ class ContinueSessionTests(NativeTestCase):
         pending = self.start("POST", "/api/v1/prompt", {"prompt": "c", "session_id": session_id})
         self.child().exit(0)
         self.assertEqual(self.finish(pending).code, 200)
+
+
+class LiveSessionTests(NativeTestCase):
+    """
+    With live sessions on (the default outside these tests), a session's
+    turns run in one live CLI (docs/design/live-sessions.md#live-turns).
+    """
+
+    def setUp(self) -> None:
+        self.use_server(installed=self.installed, live=True, config={"server": {"metrics_enabled": True}})
+
+    def test_turns_in_one_process(self) -> None:
+        """
+        A new session's first turn starts a live claude; the next turn,
+        JSON or NDJSON, is a line on the same process's stdin; the session
+        records both.
+        """
+        pending = self.start("POST", "/api/v1/prompt", {"backend": "claude", "prompt": "remember 7"})
+        child = self.child()
+        self.assertIn("--input-format", child.argv)
+        self.assertFalse(child.stdin_closed)
+        child.emit_stdout(claude_result("ok"))
+        session_id = self.answer(pending)["session_id"]
+        pending = self.start("POST", "/api/v1/prompt", {"prompt": "what number?", "session_id": session_id})
+        self.assertEqual(len(self.reactor.spawned), 1)
+        self.assertEqual(json.loads(child.stdin.splitlines()[-1])["message"]["content"], "what number?")
+        child.emit_stdout(claude_result("7", input_tokens=10, output_tokens=1))
+        self.assertEqual(self.answer(pending)["output"], "7")
+        _, chunks = self.stream(
+            self.start(
+                "POST",
+                "/api/v1/prompt",
+                {"prompt": "again", "session_id": session_id, "output_format": "stream-json"},
+            )
+        )
+        child.emit_stdout(claude_result("still 7"))
+        self.assertEqual([event["type"] for event in self.lines(chunks)], ["done"])
+        self.assertEqual(self.session(session_id)["turn_count"], 3)
+        self.assertFalse(child.exited)
+        metrics = self.request("GET", "/metrics").body.decode()
+        self.assertIn("clinvk_live_processes 1.0", metrics)
+        self.assertIn("clinvk_live_reused_turns_total 2.0", metrics)
+
+    def test_disconnect_interrupts(self) -> None:
+        """A client gone mid-turn interrupts it; the session's next turn reuses the process."""
+        pending = self.start("POST", "/api/v1/prompt", {"backend": "claude", "prompt": "one"})
+        child = self.child()
+        child.emit_stdout(claude_result("ok"))
+        session_id = self.answer(pending)["session_id"]
+        self.start("POST", "/api/v1/prompt", {"prompt": "slow", "session_id": session_id})
+        self.disconnect()
+        self.assertEqual(json.loads(child.stdin.splitlines()[-1])["type"], "control_request")
+        child.emit_stdout(
+            b'{"type":"result","subtype":"error_during_execution","is_error":true,"session_id":"x"}\n'
+        )
+        self.assertEqual(self.session(session_id)["status"], "error")
+        pending = self.start("POST", "/api/v1/prompt", {"prompt": "three", "session_id": session_id})
+        child.emit_stdout(claude_result("back"))
+        self.assertEqual(self.answer(pending)["output"], "back")
+        self.assertEqual(len(self.reactor.spawned), 1)
+
+    def test_delete_ends_process(self) -> None:
+        """Deleting a session closes its live process."""
+        pending = self.start("POST", "/api/v1/prompt", {"backend": "claude", "prompt": "one"})
+        child = self.child()
+        child.emit_stdout(claude_result("ok"))
+        session_id = self.answer(pending)["session_id"]
+        self.assertEqual(self.request("DELETE", f"/api/v1/sessions/{session_id}").code, 200)
+        self.assertTrue(child.stdin_closed)
+
+    def test_ephemeral_cold(self) -> None:
+        """An ephemeral prompt has no session: it runs one process, as before."""
+        pending = self.start(
+            "POST", "/api/v1/prompt", {"backend": "claude", "prompt": "x", "ephemeral": True}
+        )
+        child = self.child()
+        self.assertNotIn("--input-format", child.argv)
+        self.assertTrue(child.stdin_closed)
+        child.emit_stdout(claude_result("once"))
+        child.exit(0)
+        self.assertEqual(self.answer(pending)["output"], "once")

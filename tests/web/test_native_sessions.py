@@ -137,7 +137,7 @@ class BackendsAndHealthTests(NativeTestCase):
     installed: tuple[str, ...] = ("gemini", "claude")
 
     def test_backends(self) -> None:
-        """Sorted by name, availability included, typed body with its Link."""
+        """Sorted by name, availability and live sessions included, typed body with its Link."""
         response = self.request("GET", "/api/v1/backends", headers={"Host": "localhost:8080"})
         self.assertTrue(
             response.body.startswith(b'{"$schema":"http://localhost:8080/schemas/BackendsResponseBody.json"')
@@ -147,10 +147,15 @@ class BackendsAndHealthTests(NativeTestCase):
         self.assertEqual(
             json.loads(response.body)["backends"],
             [
-                {"name": "claude", "available": True},
-                {"name": "codex", "available": False},
-                {"name": "gemini", "available": True},
+                {"name": "claude", "available": True, "live": "off: server.live_idle_secs is 0"},
+                {"name": "codex", "available": False, "live": "off: server.live_idle_secs is 0"},
+                {"name": "gemini", "available": True, "live": "off: server.live_idle_secs is 0"},
             ],
+        )
+        self.use_server(installed=self.installed, live=True, config={"backends": {"gemini": {"live": False}}})
+        backends = json.loads(self.request("GET", "/api/v1/backends").body)["backends"]
+        self.assertEqual(
+            [backend["live"] for backend in backends], ["live", "live", "off: backends.gemini.live is false"]
         )
 
     def test_health_store(self) -> None:

@@ -1,0 +1,262 @@
+"""
+Live sessions with the real CLIs (docs/design/live-sessions.md): the turns
+of a conversation run in one long-lived process; a process ended by
+eviction, by a kill or by its client going away loses nothing of the
+conversation; and with live sessions off the same routes run one process
+per turn.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any, ClassVar
+
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.threads import deferToThread
+
+from clinvk.testing import model_server
+from tests.integration._processes import group_reaper, reactor
+from tests.integration._sdk_server import off_reactor
+from tests.integration._server import Config, NDJSONClient
+from tests.realcli._harness import RealCLITestCase, marked_processes
+
+METRICS: Config = {"server": {"metrics_enabled": True}}
+
+
+class _Conversations(RealCLITestCase):
+    """Helpers to hold conversations with one backend, L{backend}."""
+
+    backend: ClassVar[str]
+    server_config: ClassVar[Config] = METRICS
+
+    def turn(self, prompt: str, session_id: str = "", **fields: Any) -> dict[str, Any]:
+        """One successful native turn (blocking); its body."""
+        if session_id:
+            fields["session_id"] = session_id
+        status, _, body = self.prompt(self.backend, prompt, **fields)
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["exit_code"], 0, body)
+        return dict(body)
+
+    def streamed_turn(self, prompt: str, session_id: str) -> str:
+        """One successful NDJSON turn (blocking); the text it streamed."""
+        status, _, raw = self.post_raw(
+            "/api/v1/prompt",
+            {
+                "backend": self.backend,
+                "prompt": prompt,
+                "session_id": session_id,
+                "output_format": "stream-json",
+            },
+        )
+        self.assertEqual(status, 200, raw)
+        events = [json.loads(line) for line in raw.decode().splitlines() if line]
+        kinds = [event["type"] for event in events]
+        self.assertEqual((kinds[0], kinds[-1]), ("init", "done"), events)
+        self.assertNotIn("error", kinds, events)
+        return "".join(
+            event["content"]["text"]
+            for event in events
+            if event["type"] == "message" and event["content"].get("is_partial")
+        )
+
+    def last_request(self) -> str:
+        """The body of the model request the backend's CLI made last, as JSON text."""
+        return json.dumps(self.model.turns(self.backend)[-1].body)
+
+    def metric(self, name: str) -> float:
+        """A metric's value on C{/metrics} (blocking)."""
+        status, _, raw = self.get_raw("/metrics")
+        self.assertEqual(status, 200)
+        for line in raw.decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        raise AssertionError(f"no metric {name}")
+
+    def cli_groups(self) -> set[int]:
+        """The process groups of the CLIs the server runs (not its group reaper)."""
+        groups = set()
+        for pid in marked_processes(self.token):
+            if pid == self.server_pid or group_reaper(pid):
+                continue
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[1]) == self.server_pid:
+                groups.add(int(fields[2]))
+        return groups
+
+
+class _Live(_Conversations):
+    """A conversation's turns in one live process."""
+
+    @off_reactor
+    def test_follow_ups(self) -> None:
+        """
+        The second and third turns go to the process the first started
+        (JSON, then NDJSON): the model sees the whole conversation, and one
+        CLI start served three turns.
+        """
+        self.model.script(
+            self.backend,
+            model_server.text("Seven."),
+            model_server.text("Fourteen."),
+            model_server.text("Twenty-eight.", chunks=3),
+        )
+        first = self.turn("Pick a number")
+        session = first["session_id"]
+        self.assertEqual(self.turn("Double it", session)["output"], "Fourteen.")
+        self.assertIn("Pick a number", self.last_request())
+        self.assertIn("Seven.", self.last_request())
+        self.assertEqual(self.streamed_turn("Double it again", session), "Twenty-eight.")
+        self.assertIn("Fourteen.", self.last_request())
+        self.assertEqual(self.metric("clinvk_live_cold_starts_total"), 1)
+        self.assertEqual(self.metric("clinvk_live_reused_turns_total"), 2)
+        self.assertEqual(self.metric("clinvk_live_processes"), 1)
+        _, _, record = self.get_json(f"/api/v1/sessions/{session}")
+        self.assertEqual(record["turn_count"], 3)
+        _, _, backends = self.get_json("/api/v1/backends")
+        self.assertIn({"name": self.backend, "available": True, "live": "live"}, backends["backends"])
+
+    @off_reactor
+    def test_killed_process(self) -> None:
+        """A live process killed between turns loses nothing: the next turn resumes the conversation."""
+        self.model.script(self.backend, model_server.text("Blue."), model_server.text("It was blue."))
+        session = self.turn("Pick a colour")["session_id"]
+        groups = self.cli_groups()
+        self.assertEqual(len(groups), 1, groups)
+        for group in groups:
+            os.killpg(group, signal.SIGKILL)
+        self.assertEqual(self.turn("Which colour?", session)["output"], "It was blue.")
+        self.assertIn("Pick a colour", self.last_request())
+        self.assertIn("Blue.", self.last_request())
+        self.assertEqual(self.metric("clinvk_live_cold_starts_total"), 2)
+
+    @off_reactor
+    def test_deleted_session(self) -> None:
+        """Deleting a session ends its live process."""
+        self.model.script(self.backend, model_server.text("Hello."))
+        session = self.turn("Hello")["session_id"]
+        self.assertEqual(self.metric("clinvk_live_processes"), 1)
+        status, _, _ = self.request_raw("DELETE", f"/api/v1/sessions/{session}", None, {})
+        self.assertEqual(status, 200)
+        self.assertEqual(self.metric("clinvk_live_processes"), 0)
+
+    def test_client_goes_away(self) -> Deferred[None]:
+        """
+        A client that leaves in the middle of a turn interrupts it: the
+        process stays, and serves the next turn of the conversation.
+        """
+        return Deferred.fromCoroutine(self._goes_away())
+
+    async def _goes_away(self) -> None:
+        self.model.script(self.backend, model_server.text("Ready."))
+        first = await deferToThread(self.turn, "Get ready")
+        self.model.script(
+            self.backend,
+            model_server.text("Never seen.", first_byte_delay=120),
+            model_server.text("Still here."),
+        )
+        client = NDJSONClient.post(
+            "/api/v1/prompt",
+            self.port,
+            {
+                "backend": self.backend,
+                "prompt": "Take your time",
+                "session_id": first["session_id"],
+                "output_format": "stream-json",
+            },
+        )
+        await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", self.port), client)
+        await client.wait_for("init")
+        turns = len(self.model.turns(self.backend))
+        await self.eventually(lambda: len(self.model.turns(self.backend)) > turns, within=60)
+        groups = self.cli_groups()
+        client.abort()
+        await client.closed
+        after = await deferToThread(self.turn, "Are you there?", first["session_id"])
+        self.assertEqual(after["output"], "Still here.")
+        self.assertEqual(self.cli_groups(), groups)
+
+
+class _Evicted(_Conversations):
+    """Eviction with room for one live process."""
+
+    server_config: ClassVar[Config] = {"server": {"metrics_enabled": True, "max_live_processes": 1}}
+
+    @off_reactor
+    def test_evicted_process(self) -> None:
+        """A conversation whose process was evicted for another resumes with its whole history."""
+        self.model.script(
+            self.backend,
+            model_server.text("Red."),
+            model_server.text("Green."),
+            model_server.text("You said red."),
+        )
+        first = self.turn("Conversation one: pick red")["session_id"]
+        self.turn("Conversation two: pick green")
+        self.assertEqual(self.metric("clinvk_live_evicted_total"), 1)
+        self.assertEqual(self.turn("What did you pick?", first)["output"], "You said red.")
+        self.assertIn("pick red", self.last_request())
+        self.assertNotIn("pick green", self.last_request())
+        self.assertEqual(self.metric("clinvk_live_evicted_total"), 2)
+
+
+class _Cold(_Conversations):
+    """The same session routes with live sessions off: one process per turn."""
+
+    server_config: ClassVar[Config] = {"server": {"metrics_enabled": True, "live_idle_secs": 0}}
+
+    @off_reactor
+    def test_cold_turns(self) -> None:
+        """Every turn starts the CLI afresh and resumes its conversation; no process stays."""
+        self.model.script(self.backend, model_server.text("Seven."), model_server.text("Fourteen.", chunks=2))
+        session = self.turn("Pick a number")["session_id"]
+        self.assertEqual(self.cli_groups(), set())
+        self.assertEqual(self.streamed_turn("Double it", session), "Fourteen.")
+        self.assertIn("Pick a number", self.last_request())
+        self.assertEqual(self.metric("clinvk_live_cold_starts_total"), 0)
+        _, _, backends = self.get_json("/api/v1/backends")
+        self.assertIn(
+            {"name": self.backend, "available": True, "live": "off: server.live_idle_secs is 0"},
+            backends["backends"],
+        )
+
+
+class ClaudeLiveTests(_Live):
+    backend = "claude"
+
+
+class CodexLiveTests(_Live):
+    backend = "codex"
+
+
+class GeminiLiveTests(_Live):
+    backend = "gemini"
+
+
+class ClaudeEvictedTests(_Evicted):
+    backend = "claude"
+
+
+class CodexEvictedTests(_Evicted):
+    backend = "codex"
+
+
+class GeminiEvictedTests(_Evicted):
+    backend = "gemini"
+
+
+class ClaudeColdTests(_Cold):
+    backend = "claude"
+
+
+class CodexColdTests(_Cold):
+    backend = "codex"
+
+
+class GeminiColdTests(_Cold):
+    backend = "gemini"
