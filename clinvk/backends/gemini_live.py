@@ -15,7 +15,7 @@ C{agent-client-protocol} package (docs/design-notes.md#acp-messages).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from zope.interface import implementer
 
@@ -40,6 +40,14 @@ FAILED_STOPS = {
     "cancelled": "the turn was cancelled",
     "refusal": "the model refused to answer",
 }
+
+
+def _step(found: list[UnifiedEvent], **more: Any) -> LiveStep:
+    """
+    A step carrying events C{found}.  (mypy reads the C{tuple} converter
+    of L{LiveStep.events} as taking no list it can name, hence the cast.)
+    """
+    return LiveStep(events=cast("Any", found), **more)
 
 
 def _line(message: dict[str, Any]) -> str:
@@ -294,7 +302,7 @@ class GeminiLiveSession:
                 found.append(events.thinking(text, sequence, partial=True))
         elif kind in ("tool_call", "tool_call_update"):
             found += self._tool(update, sequence)
-        return LiveStep(events=self._started(found))
+        return _step(self._started(found))
 
     def _tool(self, update: dict[str, Any], sequence: int) -> list[UnifiedEvent]:
         call = as_str(update.get("toolCallId"))
@@ -358,4 +366,4 @@ class GeminiLiveSession:
         ended = ParsedResponse(
             content="".join(self._answer), session_id=self.native_session_id, usage=usage, error=text
         )
-        return LiveStep(events=found, ended=ended, failure=failure)
+        return _step(found, ended=ended, failure=failure)
