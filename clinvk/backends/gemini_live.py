@@ -231,9 +231,8 @@ class GeminiLiveSession:
             return self._fail(f"gemini refused {purpose}: {_error_text(as_dict(error))}")
         if purpose == "initialize":
             return self._open_session(result)
-        current = as_str(as_dict(result.get("models")).get("currentModelId"))
-        if current and current != "auto":
-            self._model = current
+        # "auto" without --model, as the cold stream's init says.
+        self._model = as_str(as_dict(result.get("models")).get("currentModelId")) or self._model
         if purpose == "session/new":
             session = as_str(result.get("sessionId"))
             if not session:
@@ -329,12 +328,13 @@ class GeminiLiveSession:
         return found
 
     def _started(self, found: list[UnifiedEvent]) -> list[UnifiedEvent]:
-        """C{found}, after the turn's C{init} event when they are its first."""
+        """
+        C{found}, after the turn's C{init} event when they are its first
+        events; C{init} stands for the turn's start, line 1.
+        """
         if found and not self._init_sent:
             self._init_sent = True
-            init = events.init(
-                found[0].sequence, model=self._model, native_id=self.native_session_id, working_dir=self._cwd
-            )
+            init = events.init(1, model=self._model, native_id=self.native_session_id, working_dir=self._cwd)
             return [init, *found]
         return found
 
