@@ -57,6 +57,23 @@ COMMANDS = [
     {"name": "about", "description": "Show version info"},
 ]
 
+AUTH_METHODS = [
+    {"id": "oauth-personal", "name": "Log in with Google", "description": "Log in with your Google account"},
+    {
+        "id": "gemini-api-key",
+        "name": "Gemini API key",
+        "description": "Use an API key with Gemini Developer API",
+        "_meta": {"api-key": {"provider": "google"}},
+    },
+    {"id": "vertex-ai", "name": "Vertex AI", "description": "Use an API key with Vertex AI GenAI API"},
+    {
+        "id": "gateway",
+        "name": "AI API Gateway",
+        "description": "Use a custom AI API Gateway",
+        "_meta": {"gateway": {"protocol": "google", "restartRequired": "false"}},
+    },
+]
+
 SESSION_CONTEXT = "<session_context>\nThis is the Gemini CLI. We are setting up the context for our chat.\n"
 
 
@@ -201,9 +218,7 @@ class FakeAgent:
     def capabilities(self) -> dict[str, Any]:
         return {
             "protocolVersion": 1,
-            "authMethods": [
-                {"id": "gemini-api-key", "name": "Gemini API key", "description": "Use an API key"}
-            ],
+            "authMethods": AUTH_METHODS,
             "agentInfo": {"name": "gemini-cli", "title": "Gemini CLI", "version": VERSION},
             "agentCapabilities": {
                 "loadSession": True,
@@ -213,7 +228,7 @@ class FakeAgent:
         }
 
     def state(self) -> dict[str, Any]:
-        models = [{"modelId": self.model, "name": self.model}]
+        models = [{"modelId": self.model, "name": self.model, "description": f"{self.model} (clinvk fake)"}]
         return {
             "modes": {"availableModes": MODES, "currentModeId": self.mode},
             "models": {"availableModels": models, "currentModelId": self.model},
