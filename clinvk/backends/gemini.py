@@ -4,8 +4,10 @@ Gemini CLI (C{gemini}): model aliases (docs/design/cli-runs.md#model-aliases),
 flags (docs/design/cli-runs.md#flag-mapping), command lines (docs/design/cli-runs.md#gemini-argv,
 docs/design/cli-runs.md#resume-argv), output parsing (docs/design/cli-runs.md#gemini-output,
 docs/design/cli-runs.md#gemini-stream), how its ephemeral sessions are removed
-(docs/design/cli-runs.md#ephemeral-cleanup) and what it needs to run unattended
-(docs/design/cli-runs.md#unattended-needs).
+(docs/design/cli-runs.md#ephemeral-cleanup), what it needs to run unattended
+(docs/design/cli-runs.md#unattended-needs) and its long-lived mode, C{--acp}
+(docs/design/live-sessions.md#live-gemini), whose protocol is in
+L{clinvk.backends.gemini_live}.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from zope.interface import implementer
 from clinvk.backends import events
 from clinvk.backends.events import NOT_JSON, as_dict, as_int, as_str, loads, readable
 from clinvk.backends.flags import FlagTable, mapped_flags
+from clinvk.backends.gemini_live import GeminiLiveSession
 from clinvk.backends.headless import dig, read_json
 from clinvk.backends.options import prompt_with_system, resolve_model
 from clinvk.config import BackendConfig
-from clinvk.interfaces import IBackend, IStreamParser
+from clinvk.interfaces import IBackend, ILiveMode, ILiveSession, IStreamParser
 from clinvk.model import HeadlessNeed, ParsedResponse, TokenUsage, UnifiedEvent, UnifiedOptions
 
 FLAGS = FlagTable(
@@ -70,7 +73,21 @@ SKIP_TRUST = "--skip-trust"
 TRUST_VARIABLE = "GEMINI_CLI_TRUST_WORKSPACE"
 
 
-@implementer(IBackend)
+def _without_output_format(flags: Sequence[str]) -> list[str]:
+    """C{flags} without C{--output-format} and its value (the protocol of C{--acp} is fixed)."""
+    kept: list[str] = []
+    skip = False
+    for flag in flags:
+        if skip:
+            skip = False
+        elif flag == "--output-format":
+            skip = True
+        elif not flag.startswith("--output-format="):
+            kept.append(flag)
+    return kept
+
+
+@implementer(IBackend, ILiveMode)
 class GeminiBackend:
     """Gemini CLI."""
 
@@ -95,6 +112,25 @@ class GeminiBackend:
         if options.model:
             argv += ["--model", resolve_model(self, options.model)]
         return argv + mapped
+
+    def live_command(self, executable: str, options: UnifiedOptions, resume_id: str) -> list[str]:
+        """
+        C{gemini --acp} with the cold command's model and flags, but no
+        output format (docs/design/live-sessions.md#live-gemini); a stored
+        conversation is continued by C{session/load}, not on argv.
+        """
+        argv = [executable, "--acp"]
+        if options.model:
+            argv += ["--model", resolve_model(self, options.model)]
+        return argv + _without_output_format(mapped_flags(FLAGS, options))
+
+    def live_session(self, options: UnifiedOptions, resume_id: str, cwd: str) -> ILiveSession:
+        return GeminiLiveSession(
+            cwd,
+            resume_id,
+            model=resolve_model(self, options.model) if options.model else "",
+            allow_tools=options.approval_mode == "none",
+        )
 
     def stdin_text(self, options: UnifiedOptions, prompt: str) -> str:
         return prompt_with_system(options, prompt)

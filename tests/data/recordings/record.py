@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,8 @@ from attrs import frozen
 from twisted.internet import reactor as global_reactor
 from twisted.internet.threads import blockingCallFromThread
 
+from clinvk.backends.gemini_live import GeminiLiveSession
+from clinvk.model import LiveStep
 from clinvk.testing import model_server
 from clinvk.testing.model_server import ModelServer, Reply
 
@@ -476,22 +480,299 @@ def _describe(reply: Reply) -> str:
 CASES_BY_NAME = {case.name: case for case in CASES}
 
 
+# -- long-lived modes (docs/design/live-sessions.md#live-protocol)
+
+
+@frozen
+class LiveTurn:
+    """
+    One turn of a live case: what it says, what the model server answers,
+    and when (seconds after it was sent) clinvk interrupts it, if it does.
+    """
+
+    text: str
+    replies: list[Reply]
+    interrupt_after: float = 0.0
+
+
+@frozen
+class LiveCase:
+    """
+    A conversation with a CLI's long-lived mode, driven by clinvk's own
+    session state machine: the lines clinvk wrote go to C{<case>.stdin},
+    the CLI's to C{<case>.stdout}.
+
+    @ivar before: A case of L{CASES} to run first, in the same C{HOME},
+        whose session this one continues.
+    @ivar allow_tools: How clinvk answers the CLI's permission requests.
+    """
+
+    name: str
+    cli: str
+    args: list[str]
+    turns: list[LiveTurn]
+    note: str
+    before: str = ""
+    allow_tools: bool = False
+
+
+def _slow(answer: str) -> Reply:
+    return model_server.text(answer, first_byte_delay=30)
+
+
+LIVE_CASES = [
+    LiveCase(
+        "gemini-acp-turns",
+        "gemini",
+        ["--acp", *GEMINI_TAIL],
+        [
+            LiveTurn("Say hello", [model_server.text("Hello there, friend.", chunks=3)]),
+            LiveTurn("Say hello again", [model_server.text("Hello again.")]),
+        ],
+        "a new session, then two turns: an answer in three chunks, then a follow-up",
+    ),
+    LiveCase(
+        "gemini-acp-tool",
+        "gemini",
+        ["--acp", "--yolo", *GEMINI_TAIL],
+        [LiveTurn("Say hello", _tool("gemini"))],
+        "the model calls run_shell_command (echo hi), which the CLI runs (--yolo), then answers",
+        allow_tools=True,
+    ),
+    LiveCase(
+        "gemini-acp-permission",
+        "gemini",
+        ["--acp", *GEMINI_TAIL],
+        [
+            LiveTurn(
+                "Say hello",
+                [
+                    model_server.tool_call("write_file", {"file_path": "hello.txt", "content": "hello"}),
+                    model_server.text("I did not write the file."),
+                ],
+            )
+        ],
+        "the model calls write_file, which needs approval in the default mode: the CLI asks"
+        " (session/request_permission) and clinvk rejects it",
+    ),
+    LiveCase(
+        "gemini-acp-interrupt",
+        "gemini",
+        ["--acp", *GEMINI_TAIL],
+        [
+            LiveTurn("Say hello slowly", [_slow("Too late.")], interrupt_after=2.0),
+            LiveTurn("Say hello", [model_server.text("Hello after all.")]),
+        ],
+        "a turn interrupted (session/cancel) while the model has not answered, then a turn",
+    ),
+    LiveCase(
+        "gemini-acp-error",
+        "gemini",
+        ["--acp", *GEMINI_TAIL],
+        [
+            LiveTurn("Say hello", [model_server.failure(400, "scripted bad request")]),
+            LiveTurn("Say hello", [model_server.text("Hello after an error.")]),
+        ],
+        "the API answers 400: the prompt's answer is a JSON-RPC error; the session goes on",
+    ),
+    LiveCase(
+        "gemini-acp-load",
+        "gemini",
+        ["--acp", *GEMINI_TAIL],
+        [LiveTurn("Say hello again", [model_server.text("Hello again.")])],
+        "session/load of the session a cold gemini-stream-json run started (in a later UTC"
+        " minute: see docs/design/live-sessions.md#live-gemini), its history replayed, then a turn",
+        before="gemini-stream-json",
+    ),
+]
+
+
+class _Live:
+    """One live process: its transcript, and the state machine reading it."""
+
+    def __init__(self, argv: list[str], workdir: Path, env: dict[str, str], session: Any) -> None:
+        self.process = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=workdir,
+            env=env,
+        )
+        self.session = session
+        self.written: list[str] = []
+        self.read: list[str] = []
+        self.stderr: list[str] = []
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+        threading.Thread(target=self._errors, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def _errors(self) -> None:
+        assert self.process.stderr is not None
+        self.stderr += self.process.stderr
+
+    def write(self, lines: Any) -> None:
+        assert self.process.stdin is not None
+        for line in lines:
+            self.written.append(line)
+            self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+
+    def until(self, done: Callable[[LiveStep], bool], timeout: float, at: float = 0.0) -> Any:
+        """
+        Feed lines to the session until a step is C{done}; write
+        C{interrupt()} once C{at} seconds have passed (when not 0).
+        """
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            wait = 0.1 if at else timeout
+            try:
+                line = self.lines.get(timeout=wait)
+            except queue.Empty:
+                if at and time.monotonic() - start >= at:
+                    self.write(self.session.interrupt())
+                    at = 0.0
+                continue
+            if line is None:
+                raise SystemExit(f"the CLI ended early:\n{''.join(self.stderr)}")
+            if not line.strip():
+                continue
+            self.read.append(line)
+            step = self.session.feed(line)
+            self.write(step.replies)
+            if step.failure:
+                raise SystemExit(f"the session failed: {step.failure}\n{''.join(self.stderr)}")
+            if done(step):
+                return step
+        raise SystemExit(f"no answer in {timeout}s")
+
+    def close(self) -> int:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        return self.process.wait(timeout=60)
+
+
+def _next_minute(after: float) -> None:
+    """
+    Wait until the UTC minute after the one of C{after}: gemini erases a
+    session that session/load loads in the minute it was created in.
+    """
+    while int(time.time() // 60) == int(after // 60):
+        time.sleep(1)
+
+
+class LiveRecorder(Recorder):
+    """Runs the live cases."""
+
+    def record_live(self, case: LiveCase) -> None:
+        home = self.scratch / case.name
+        shutil.rmtree(home, ignore_errors=True)
+        resume = ""
+        if case.before:
+            first = self.run(CASES_BY_NAME[case.before], home, CASES_BY_NAME[case.before].args)
+            resume = session_of(case.cli, first.stdout)
+            _next_minute(time.time())
+        blockingCallFromThread(reactor, self.server.reset)
+        workdir = home / "work"
+        workdir.mkdir(parents=True, exist_ok=True)
+        session = GeminiLiveSession(str(workdir), resume, allow_tools=case.allow_tools)
+        live = _Live(
+            [str(self.clis / case.cli), *case.args],
+            workdir,
+            environment(home, self.server.url, self.clis),
+            session,
+        )
+        live.write(session.opening())
+        live.until(lambda step: step.ready, 180)
+        answers = []
+        for turn in case.turns:
+            blockingCallFromThread(reactor, self.server.script, case.cli, *turn.replies)
+            live.write(session.turn(turn.text))
+            step = live.until(lambda step: step.ended is not None, 120, turn.interrupt_after)
+            answers.append(step.ended)
+        status = live.close()
+        paths = {
+            str(workdir): "<workdir>",
+            str(workdir).replace("/", "-"): "<workdir-slug>",
+            str(home): "<home>",
+            str(self.scratch): "<scratch>",
+            str(self.clis.parent): "<node_modules>",
+        }
+        normal = Normalizer(paths, self.server.url)
+        # One normalizer for both sides, so an id gets the same placeholder in each.
+        (HERE / f"{case.name}.stdin").write_text(normal.output("\n".join(live.written) + "\n"))
+        (HERE / f"{case.name}.stdout").write_text(normal.output("\n".join(live.read) + "\n"))
+        stderr = normal.output("".join(live.stderr))
+        error_file = HERE / f"{case.name}.stderr"
+        if stderr:
+            error_file.write_text(stderr)
+        elif error_file.exists():
+            error_file.unlink()
+        turns = blockingCallFromThread(reactor, self.server.turns)
+        self.live_manifest[case.name] = {
+            "cli": case.cli,
+            "args": [normal.text(arg) for arg in case.args],
+            "resumes": case.before,
+            "turns": [
+                {
+                    "text": turn.text,
+                    "model_script": [_describe(reply) for reply in turn.replies],
+                    "interrupt_after": turn.interrupt_after,
+                    "answer": answer.content if answer else "",
+                    "error": answer.error if answer else "",
+                }
+                for turn, answer in zip(case.turns, answers, strict=True)
+            ],
+            "turn_requests": len(turns),
+            "exit_code": status,
+            "note": case.note,
+        }
+        print(f"{case.name}: exit {status}, {len(turns)} turn requests", flush=True)
+
+    @property
+    def live_manifest(self) -> dict[str, Any]:
+        if not hasattr(self, "_live_manifest"):
+            path = HERE / "manifest-live.json"
+            self._live_manifest: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+        return self._live_manifest
+
+    def save(self) -> None:
+        super().save()
+        ordered = {
+            case.name: self.live_manifest[case.name] for case in LIVE_CASES if case.name in self.live_manifest
+        }
+        (HERE / "manifest-live.json").write_text(json.dumps(ordered, indent=2) + "\n")
+
+
+LIVE_CASES_BY_NAME = {case.name: case for case in LIVE_CASES}
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         sys.stderr.write(__doc__ or "")
         return 2
     clis = Path(argv[0]).resolve()
-    wanted = argv[1:] or list(CASES_BY_NAME)
-    unknown = [name for name in wanted if name not in CASES_BY_NAME]
+    wanted = argv[1:] or [*CASES_BY_NAME, *LIVE_CASES_BY_NAME]
+    unknown = [name for name in wanted if name not in CASES_BY_NAME and name not in LIVE_CASES_BY_NAME]
     if unknown:
         sys.stderr.write(f"unknown cases: {', '.join(unknown)}\n")
         return 2
     with tempfile.TemporaryDirectory(prefix="clinvk-recording-") as scratch:
-        recorder = Recorder(clis, Path(scratch))
+        recorder = LiveRecorder(clis, Path(scratch))
         recorder.start()
         try:
             for name in wanted:
-                recorder.record(CASES_BY_NAME[name])
+                if name in LIVE_CASES_BY_NAME:
+                    recorder.record_live(LIVE_CASES_BY_NAME[name])
+                else:
+                    recorder.record(CASES_BY_NAME[name])
         finally:
             recorder.save()
             recorder.stop()
