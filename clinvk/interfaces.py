@@ -190,6 +190,14 @@ class ILiveMode(Interface):
             change the protocol), and the turn runs cold.
         """
 
+    def live_resumable(last_turn_at: float, now: float) -> bool:
+        """
+        Whether a new live process may resume a stored conversation now,
+        given when its last turn was recorded (POSIX times); when not, the
+        turn runs cold, which resumes it safely
+        (docs/design/live-sessions.md#live-gemini).
+        """
+
     def live_session(options: UnifiedOptions, resume_id: str, cwd: str) -> ILiveSession:
         """
         The protocol state of one new live process.

@@ -32,6 +32,10 @@ class RunRequest:
         used so far, when known: a CLI that reports a resumed
         conversation's running total (Codex) has it taken off, so that a
         turn reports its own.
+    @ivar resumed_at: When the last turn of the conversation of
+        C{resume_id} was recorded (POSIX time), 0 when unknown: a CLI may
+        refuse to resume a conversation live that soon
+        (L{clinvk.interfaces.ILiveMode.live_resumable}).
     """
 
     backend: str
@@ -50,6 +54,7 @@ class RunRequest:
     extra: tuple[str, ...] = field(default=(), converter=_strings)
     resume_id: str = ""
     resumed_usage: TokenUsage | None = None
+    resumed_at: float = 0.0
 
 
 @frozen

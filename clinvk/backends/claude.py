@@ -123,6 +123,9 @@ class ClaudeBackend:
             *argv[argv.index("--print") + 1 :],
         ]
 
+    def live_resumable(self, last_turn_at: float, now: float) -> bool:
+        return True
+
     def live_session(self, options: UnifiedOptions, resume_id: str, cwd: str) -> ILiveSession:
         return ClaudeLiveSession(resume_id)
 

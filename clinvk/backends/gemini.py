@@ -124,6 +124,11 @@ class GeminiBackend:
             argv += ["--model", resolve_model(self, options.model)]
         return argv + _without_output_format(mapped_flags(FLAGS, options))
 
+    def live_resumable(self, last_turn_at: float, now: float) -> bool:
+        # session/load in the UTC minute a conversation was created wipes
+        # it (gemini 0.61.0); it was created no later than its last turn.
+        return int(now // 60) > int(last_turn_at // 60)
+
     def live_session(self, options: UnifiedOptions, resume_id: str, cwd: str) -> ILiveSession:
         return GeminiLiveSession(
             cwd,
@@ -156,7 +161,7 @@ class GeminiBackend:
     def headless_needs(
         self, section: BackendConfig, cwd: str, environ: Mapping[str, str], home: str
     ) -> Sequence[HeadlessNeed]:
-        return [self._trust(section, cwd, environ, home), self._auth(home)]
+        return [self._trust(section, cwd, environ, home), self._auth(home), self._retention(home)]
 
     def _trust(self, section: BackendConfig, cwd: str, environ: Mapping[str, str], home: str) -> HeadlessNeed:
         """gemini runs only in a folder it trusts, unless told to skip the check."""
@@ -178,6 +183,22 @@ class GeminiBackend:
             "backends.gemini.extra_flags, or trust the folder in gemini once",
         )
 
+    def _retention(self, home: str) -> HeadlessNeed:
+        """
+        gemini's session clean-up, on by default, can delete a conversation
+        that was resumed (gemini 0.61.0, docs/design/live-sessions.md#live-gemini).
+        """
+        need = "session clean-up off, so that resumed conversations are kept"
+        if _retention_off(read_json(os.path.join(home, ".gemini", "settings.json"))):
+            return HeadlessNeed(self.name, need, True, "general.sessionRetention.enabled is false")
+        return HeadlessNeed(
+            self.name,
+            need,
+            False,
+            'set {"general": {"sessionRetention": {"enabled": false}}} in ~/.gemini/settings.json: '
+            "gemini 0.61.0's clean-up deletes a resumed conversation when another one starts",
+        )
+
     def _auth(self, home: str) -> HeadlessNeed:
         """gemini needs an auth method chosen in its settings; without one it exits 41."""
         need = "an auth method in ~/.gemini/settings.json"
@@ -191,6 +212,10 @@ class GeminiBackend:
             False,
             "security.auth.selectedType is not set (gemini exits 41): log in to gemini once",
         )
+
+
+def _retention_off(settings: object) -> bool:
+    return dig(settings, "general", "sessionRetention", "enabled") is False
 
 
 def strip_credentials_line(text: str) -> str:

@@ -104,8 +104,9 @@ class SessionTurns:
     def continuing(request: RunRequest, record: SessionRecord) -> RunRequest:
         """
         C{request} as a new turn of C{record}: its backend, directory and
-        native conversation, and the tokens that conversation has used
-        (the sum of its turns', when the store keeps them).
+        native conversation, the tokens that conversation has used (the
+        sum of its turns', when the store keeps them) and when its last
+        turn was recorded.
         """
         return attrs.evolve(
             request,
@@ -114,6 +115,7 @@ class SessionTurns:
             model=request.model or record.model,
             resume_id=record.backend_session_id,
             resumed_usage=record.token_usage,
+            resumed_at=record.last_used.timestamp(),
         )
 
     def claim(self, session_id: str) -> None:

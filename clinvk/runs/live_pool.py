@@ -166,6 +166,13 @@ class LivePool:
 
     # -- processes
 
+    def serving(self, conversation: str, signature: tuple[str, ...]) -> bool:
+        """Whether C{conversation} has a live process started as C{signature} asks, to reuse."""
+        process = self._processes.get(conversation)
+        return (
+            process is not None and process.signature == signature and process.state is not LiveState.CLOSING
+        )
+
     async def take(
         self, conversation: str, prepared: PreparedRun, launch: LiveLaunch
     ) -> tuple[LiveProcess, bool] | None:

@@ -354,6 +354,13 @@ class BackendRuntime:
         launch = self._launch(prepared, mode)
         if launch is None:
             return None
+        request = prepared.request
+        if (
+            request.resume_id
+            and not self._live.serving(conversation, launch.signature)
+            and not mode.live_resumable(request.resumed_at, self._clock.seconds())
+        ):
+            return None
         flags, server = self._config.unified_flags, self._config.server
         await self._admission.acquire()
         try:

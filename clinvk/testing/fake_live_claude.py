@@ -20,6 +20,7 @@ Only the standard library is used.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import queue
@@ -47,7 +48,7 @@ VALUED = {
 
 def wants(args: list[str]) -> bool:
     """Whether C{args} start the long-lived mode."""
-    pairs = zip(args, args[1:], strict=False)
+    pairs = itertools.pairwise(args)
     return any(flag == "--input-format" and value == "stream-json" for flag, value in pairs) or (
         "--input-format=stream-json" in args
     )

@@ -496,3 +496,17 @@ class TurnTests(SynchronousTestCase):
                 ),
             ],
         )
+
+
+class ResumableTests(SynchronousTestCase):
+    """
+    gemini 0.61.0 wipes a conversation loaded in the UTC minute it was
+    created (docs/design/live-sessions.md#live-gemini): no live resume in
+    the minute of its last turn.
+    """
+
+    def test_same_minute(self) -> None:
+        self.assertFalse(GeminiBackend().live_resumable(1_800_000_000.0, 1_800_000_059.0))
+
+    def test_later_minute(self) -> None:
+        self.assertTrue(GeminiBackend().live_resumable(1_800_000_059.0, 1_800_000_061.0))

@@ -50,6 +50,7 @@ class HeadlessNeedsTests(SynchronousTestCase):
                 ("codex a Git repository as its working folder", False),
                 ("gemini a trusted folder", False),
                 ("gemini an auth method in ~/.gemini/settings.json", False),
+                ("gemini session clean-up off, so that resumed conversations are kept", False),
             ],
         )
         self.assertIn("--skip-git-repo-check", needs["codex a Git repository as its working folder"].detail)
@@ -102,3 +103,13 @@ class HeadlessNeedsTests(SynchronousTestCase):
         """Settings that are not JSON count as no choice, not as a crash."""
         self.home.descendant([".gemini", "settings.json"]).setContent(b"{nope")
         self.assertFalse(self.needs()["gemini an auth method in ~/.gemini/settings.json"].met)
+
+    def test_session_retention(self) -> None:
+        """gemini's session clean-up switched off in its settings keeps resumed conversations."""
+        key = "gemini session clean-up off, so that resumed conversations are kept"
+        self.assertIn("sessionRetention", self.needs()[key].detail)
+        self.home.descendant([".gemini", "settings.json"]).setContent(
+            b'{"general": {"sessionRetention": {"enabled": false}}}'
+        )
+        need = self.needs()[key]
+        self.assertEqual((need.met, need.detail), (True, "general.sessionRetention.enabled is false"))

@@ -138,6 +138,7 @@ class FourthBackendTests(SynchronousTestCase):
                 extra_flags=("--loud",),
                 enabled=True,
                 system_prompt="Repeat.",
+                live=True,
             ),
         )
         self.assertIn("echo", config_schema()["properties"]["backends"]["properties"])

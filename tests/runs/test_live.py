@@ -205,18 +205,18 @@ class TurnTests(LiveTestCase):
 class ColdTests(LiveTestCase):
     """What still runs one process per turn (docs/design/live-sessions.md#live-fallback)."""
 
-    def assertCold(self, running: Deferred[RunResult]) -> None:
+    def assert_cold(self, running: Deferred[RunResult]) -> None:
         child = self.child()
         self.assertNotIn("--input-format", child.argv)
         self.assertTrue(child.stdin_closed)
 
     def test_no_conversation(self) -> None:
         """A run that is no turn of a conversation runs cold."""
-        self.assertCold(self.turn(""))
+        self.assert_cold(self.turn(""))
 
     def test_ephemeral(self) -> None:
         """An ephemeral run runs cold."""
-        self.assertCold(self.turn("s1", ephemeral=True))
+        self.assert_cold(self.turn("s1", ephemeral=True))
 
     def test_turned_off(self) -> None:
         """live_idle_secs 0, or the backend's live set false, runs every turn cold, and says so."""
@@ -225,12 +225,12 @@ class ColdTests(LiveTestCase):
             ({"backends": {"claude": {"live": False}}}, "off: backends.claude.live is false"),
         ):
             self.runtime = self.make_runtime(raw)
-            self.assertCold(self.turn("s1"))
+            self.assert_cold(self.turn("s1"))
             self.assertEqual(self.runtime.live.status(self.runtime.backends["claude"]), status)
 
     def test_protocol_flag(self) -> None:
         """An extra flag that would change the live protocol runs that turn cold."""
-        self.assertCold(self.turn("s1", extra=["--output-format", "text"]))
+        self.assert_cold(self.turn("s1", extra=["--output-format", "text"]))
 
     def test_never_served(self) -> None:
         """
@@ -262,7 +262,7 @@ class ColdTests(LiveTestCase):
         self.turn("s1")
         self.turn("s2")
         self.assertEqual(len(self.reactor.spawned), 2)
-        self.assertCold(self.turn("s2"))
+        self.assert_cold(self.turn("s2"))
 
 
 class LifeTests(LiveTestCase):
@@ -367,7 +367,7 @@ class LifeTests(LiveTestCase):
         A cancelled turn (its client gone) is interrupted, not killed: the
         process ends the turn and serves the next one.
         """
-        channel, running = self.stream("s1")
+        _channel, running = self.stream("s1")
         child = self.child()
         child.emit_stdout(init("n1"))
         running.cancel()
@@ -457,3 +457,22 @@ class SizingTests(SynchronousTestCase):
 
 async def _collect(channel: EventChannel) -> list[UnifiedEvent]:
     return [event async for event in channel]
+
+
+class ResumableTests(LiveTestCase):
+    """A CLI that cannot resume a conversation live so soon resumes it cold (gemini)."""
+
+    def gemini_turn(self, resumed_at: float) -> FakeProcessTransport:
+        prepared = self.runtime.prepare(
+            RunRequest(backend="gemini", prompt="hi", resume_id="g1", resumed_at=resumed_at)
+        )
+        Deferred.fromCoroutine(self.runtime.execute(prepared, "s1"))
+        return self.child()
+
+    def test_too_soon(self) -> None:
+        """In the minute of the conversation's last turn, its turn runs cold."""
+        self.assertNotIn("--acp", self.gemini_turn(self.reactor.seconds() - 1).argv)
+
+    def test_later(self) -> None:
+        """A minute later, a live process resumes it."""
+        self.assertIn("--acp", self.gemini_turn(self.reactor.seconds() - 61).argv)
