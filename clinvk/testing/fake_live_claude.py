@@ -148,6 +148,7 @@ class LiveClaude:
         run = FakeRun("claude", self.args, text)
         run.session = self.session
         self.turns.append(text)
+        self.record()
         failed = run.directives.get("fail")
         turn = _ClaudeTurn(run, self.found)
         if failed == "crash":

@@ -202,7 +202,24 @@ def fake_records(directory: FilePath[str], name: str | None = None) -> list[dict
     recorded in C{directory}, their C{CLINVK_FAKE_RECORD}.
     """
     found = [json.loads(path.read_text()) for path in Path(directory.path).glob("*.json")]
-    return [record for record in found if name is None or record["name"] == name]
+    return [record for record in _turns(found) if name is None or record["name"] == name]
+
+
+def _turns(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """
+    The records as runs: a live fake's record (one per process, with the
+    turns it served) as one record per turn, whose C{stdin} is the turn's
+    text, as a one-shot fake's is its prompt.
+    """
+    runs = []
+    for record in records:
+        if record.get("live") and record.get("turns"):
+            runs += [
+                {**record, "stdin": text, "turn": number} for number, text in enumerate(record["turns"], 1)
+            ]
+        else:
+            runs.append(record)
+    return runs
 
 
 def fake_pids(records: Sequence[dict[str, Any]]) -> set[int]:
