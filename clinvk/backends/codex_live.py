@@ -225,6 +225,8 @@ class _Turn:
 
     @ivar base: The thread's token total before the turn.
     @ivar counted: Whether the turn's own usage was reported yet.
+    @ivar started: Whether C{turn/started} came: only then can the turn
+        be interrupted.
     @ivar early: Usage reports that came before the turn's id was known:
         (their turn id, the thread's total).
     @ivar streamed: The items whose text came in deltas.
@@ -233,6 +235,7 @@ class _Turn:
     base: TokenUsage
     sequence: int = 0
     turn_id: str = ""
+    started: bool = False
     interrupt_wanted: bool = False
     counted: bool = False
     early: list[tuple[str, TokenUsage]] = Factory(list)
@@ -289,14 +292,16 @@ class CodexLiveSession:
 
     def interrupt(self) -> list[str]:
         """
-        C{turn/interrupt} needs the turn's id, which the answer to
-        C{turn/start} gives: asked for before it came, the interrupt is
-        sent as a reply to that answer.
+        C{turn/interrupt} stops a turn once it has started: before its
+        C{turn/started} (which comes just after the answer to C{turn/start})
+        the CLI answers C{no active turn to interrupt}.  Asked for earlier,
+        the interrupt is a reply to C{turn/started}, and this returns
+        nothing.
         """
         turn = self._turn
         if turn is None:
             return []
-        if not turn.turn_id:
+        if not turn.started:
             turn.interrupt_wanted = True
             return []
         return [self._interrupt(turn)]
@@ -362,9 +367,10 @@ class CodexLiveSession:
             if failed:
                 return self._end(turn, "failed", error or "turn/start failed")
             self._know_turn(turn, as_str(as_dict(result.get("turn")).get("id")))
-            if turn.interrupt_wanted:
-                return LiveStep(replies=[self._interrupt(turn)])
-        # turn/interrupt: its answer says nothing the turn's end does not.
+        elif method == "turn/interrupt" and failed and turn is not None and not turn.started:
+            # Too early after all: again once the turn has started.
+            turn.interrupt_wanted = True
+        # Otherwise the answer to turn/interrupt says nothing the turn's end does not.
         return LiveStep()
 
     def _open_thread(self) -> str:
@@ -411,6 +417,14 @@ class CodexLiveSession:
         if turn is None:
             return LiveStep()
         sequence = turn.sequence
+        if method == "turn/started":
+            self._know_turn(turn, as_str(as_dict(params.get("turn")).get("id")))
+            turn.started = True
+            found = [events.progress("turn_started", sequence, message_text="Processing...")]
+            if turn.interrupt_wanted and turn.turn_id:
+                turn.interrupt_wanted = False
+                return LiveStep(events=found, replies=[self._interrupt(turn)])
+            return LiveStep(events=found)
         if method == "turn/completed":
             finished = as_dict(params.get("turn"))
             self._know_turn(turn, as_str(finished.get("id")))
@@ -448,8 +462,6 @@ class CodexLiveSession:
             return []
         if method == "item/completed":
             return self._completed(as_dict(params.get("item")), turn, sequence)
-        if method == "turn/started":
-            return [events.progress("turn_started", sequence, message_text="Processing...")]
         if method == "error":
             text = _error_text(params.get("error"))
             if params.get("willRetry") is True:
