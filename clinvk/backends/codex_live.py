@@ -367,10 +367,7 @@ class CodexLiveSession:
             if failed:
                 return self._end(turn, "failed", error or "turn/start failed")
             self._know_turn(turn, as_str(as_dict(result.get("turn")).get("id")))
-        elif method == "turn/interrupt" and failed and turn is not None and not turn.started:
-            # Too early after all: again once the turn has started.
-            turn.interrupt_wanted = True
-        # Otherwise the answer to turn/interrupt says nothing the turn's end does not.
+        # The answer to turn/interrupt says nothing the turn's end does not.
         return LiveStep()
 
     def _open_thread(self) -> str:

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 from attrs import asdict, field, frozen
-from record import CASES_BY_NAME, HERE, Normalizer, Recorder, environment, reactor, session_of
 
 from twisted.internet.threads import blockingCallFromThread
 
@@ -48,6 +47,15 @@ from clinvk.config import config_from_mapping
 from clinvk.model import ParsedResponse, RunRequest, UnifiedEvent
 from clinvk.testing import model_server
 from clinvk.testing.model_server import Reply
+from tests.data.recordings.record import (
+    CASES_BY_NAME,
+    HERE,
+    Normalizer,
+    Recorder,
+    environment,
+    reactor,
+    session_of,
+)
 
 MANIFEST = HERE / "live-codex.json"
 
