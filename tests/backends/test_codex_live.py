@@ -422,7 +422,7 @@ class SessionTests(SynchronousTestCase):
         unknown ones not found.
         """
         session = ready_session()
-        answers = {
+        answers: dict[str, dict[str, Any]] = {
             "item/commandExecution/requestApproval": {"result": {"decision": "decline"}},
             "item/fileChange/requestApproval": {"result": {"decision": "decline"}},
             "execCommandApproval": {"result": {"decision": "denied"}},
