@@ -99,6 +99,11 @@ class CodexBackend:
         # The thread to resume is named in the handshake, not here.
         return [executable, "app-server", *self._launch(options).flags]
 
+    def live_resumable(self, last_turn_at: float, now: float) -> bool:
+        # thread/resume works at once on a thread a cold run has just
+        # written, once that run has ended (docs/design/live-sessions.md#live-codex).
+        return True
+
     def live_session(self, options: UnifiedOptions, resume_id: str, cwd: str) -> ILiveSession:
         return CodexLiveSession(self._launch(options).thread, resume_id, cwd)
 

@@ -391,6 +391,7 @@ class SessionTests(SynchronousTestCase):
         verifyObject(ILiveMode, backend)
         verifyObject(ILiveSession, backend.live_session(options("codex"), "", "/work"))
         self.assertFalse(backend.live_session(options("codex"), "", "/work").ready_at_start())
+        self.assertTrue(backend.live_resumable(100.0, 100.0))
 
     def test_handshake_refused(self) -> None:
         """An error answer to initialize, thread/start or thread/resume fails the process."""
