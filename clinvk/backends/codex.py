@@ -4,8 +4,10 @@ OpenAI Codex CLI (C{codex exec}): model aliases
 (docs/design/cli-runs.md#model-aliases), flags (docs/design/cli-runs.md#flag-mapping),
 command lines (docs/design/cli-runs.md#codex-argv, docs/design/cli-runs.md#resume-argv),
 JSONL parsing (docs/design/cli-runs.md#codex-output, docs/design/cli-runs.md#codex-stream),
-where its ephemeral sessions are removed from (docs/design/cli-runs.md#ephemeral-cleanup)
-and what it needs to run unattended (docs/design/cli-runs.md#unattended-needs).
+where its ephemeral sessions are removed from (docs/design/cli-runs.md#ephemeral-cleanup),
+what it needs to run unattended (docs/design/cli-runs.md#unattended-needs) and its
+long-lived mode, C{codex app-server} (docs/design/live-sessions.md#live-codex), whose
+protocol is in L{clinvk.backends.codex_live}.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from typing import Any
 from zope.interface import implementer
 
 from clinvk.backends import events
+from clinvk.backends.codex_live import CodexLiveSession, Launch, live_launch
 from clinvk.backends.events import NOT_JSON, as_dict, as_int, as_str, compact, loads, readable
 from clinvk.backends.flags import FlagTable, mapped_flags
 from clinvk.backends.headless import git_repository
 from clinvk.backends.options import prompt_with_system, resolve_model
 from clinvk.config import BackendConfig
-from clinvk.interfaces import IBackend, IStreamParser
+from clinvk.interfaces import IBackend, ILiveMode, ILiveSession, IStreamParser
 from clinvk.model import HeadlessNeed, ParsedResponse, TokenUsage, UnifiedEvent, UnifiedOptions
 
 FLAGS = FlagTable(
@@ -61,7 +64,7 @@ ALIASES: Mapping[str, str] = {
 SKIP_REPOSITORY_CHECK = "--skip-git-repo-check"
 
 
-@implementer(IBackend)
+@implementer(IBackend, ILiveMode)
 class CodexBackend:
     """OpenAI Codex CLI."""
 
@@ -91,6 +94,23 @@ class CodexBackend:
 
     def stdin_text(self, options: UnifiedOptions, prompt: str) -> str:
         return prompt_with_system(options, prompt)
+
+    def live_command(self, executable: str, options: UnifiedOptions, resume_id: str) -> list[str]:
+        # The thread to resume is named in the handshake, not here.
+        return [executable, "app-server", *self._launch(options).flags]
+
+    def live_resumable(self, last_turn_at: float, now: float) -> bool:
+        # thread/resume works at once on a thread a cold run has just
+        # written, once that run has ended (docs/design/live-sessions.md#live-codex).
+        return True
+
+    def live_session(self, options: UnifiedOptions, resume_id: str, cwd: str) -> ILiveSession:
+        return CodexLiveSession(self._launch(options).thread, resume_id, cwd)
+
+    def _launch(self, options: UnifiedOptions) -> Launch:
+        """The live process of the cold command line's flags (docs/design/live-sessions.md#live-codex)."""
+        model = resolve_model(self, options.model) if options.model else ""
+        return live_launch(mapped_flags(FLAGS, options), model)
 
     def parse_response(self, raw: str) -> ParsedResponse | None:
         return parse_response(raw)
