@@ -244,8 +244,9 @@ class ILiveSession(Interface):
     def interrupt() -> list[str]:
         """
         The lines that stop the running turn and keep the conversation;
-        empty when the protocol has no way to (the process is then
-        stopped instead).
+        empty when they cannot go yet (the session sends them later, as
+        replies).  A turn that has not ended a grace period later is
+        ended by stopping the process.
         """
 
     def feed(line: str) -> LiveStep:

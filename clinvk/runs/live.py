@@ -281,12 +281,12 @@ class LiveProcess:
             return
         turn.stopped = reason
         self._cancel_timers(turn)
-        lines = self.session.interrupt() if turn.sent else []
-        if not lines:
-            self.stop(reason)
+        if not turn.sent:
+            # Still waiting for the process to be ready: nothing to stop.
+            self._end_turn(turn, TurnEnd(None, reason, silent=True))
             return
         self._run_resume()
-        self._write(lines)
+        self._write(self.session.interrupt())
         self._grace_timer = self._clock.callLater(self._kill_grace, self.stop, reason)
 
     def _heard(self, turn: _Turn) -> None:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 
 from attrs import frozen
 
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
@@ -267,6 +268,18 @@ class LivePool:
         timer = self._expiry.pop(conversation, None)
         if timer is not None and timer.active():
             timer.cancel()
+
+    def release(self, conversation: str) -> Deferred[None]:
+        """
+        End C{conversation}'s live process, if it has one, and fire once
+        it is gone: its turn is about to run cold, and a CLI may let only
+        one process at a time hold a conversation (codex).
+        """
+        process = self._processes.get(conversation)
+        self._retire(conversation)
+        if process is None:
+            return succeed(None)
+        return process.gone.wait().addCallback(lambda outcome: None)
 
     def end(self, conversation: str) -> None:
         """End C{conversation}'s live process, if it has one (the session was deleted)."""

@@ -352,14 +352,14 @@ class BackendRuntime:
         if not conversation or prepared.request.ephemeral or mode is None:
             return None
         launch = self._launch(prepared, mode)
-        if launch is None:
-            return None
         request = prepared.request
-        if (
+        if launch is None or (
             request.resume_id
             and not self._live.serving(conversation, launch.signature)
             and not mode.live_resumable(request.resumed_at, self._clock.seconds())
         ):
+            # A CLI may let one process at a time hold a conversation (codex).
+            await self._live.release(conversation)
             return None
         flags, server = self._config.unified_flags, self._config.server
         await self._admission.acquire()

@@ -476,3 +476,40 @@ class ResumableTests(LiveTestCase):
     def test_later(self) -> None:
         """A minute later, a live process resumes it."""
         self.assertIn("--acp", self.gemini_turn(self.reactor.seconds() - 61).argv)
+
+
+class NotReadyTests(LiveTestCase):
+    """A turn waiting for its process's handshake (codex, gemini)."""
+
+    def test_cancel_before_ready(self) -> None:
+        """Cancelled before the process was ready, the turn is dropped: the process starts on, unharmed."""
+        prepared = self.runtime.prepare(RunRequest(backend="codex", prompt="hi"))
+        running = Deferred.fromCoroutine(self.runtime.execute(prepared, "s1"))
+        child = self.child()
+        self.assertEqual(child.argv[1], "app-server")
+        self.assertEqual(
+            [json.loads(line)["method"] for line in child.stdin.decode().splitlines()], ["initialize"]
+        )
+        running.cancel()
+        self.failureResultOf(running, CancelledError)
+        self.reactor.advance(10)
+        self.assertEqual(self.reactor.signals, [])
+        self.assertEqual(self.admission.running, 0)
+        self.assertEqual(self.runtime.live.counts().live, 1)
+
+
+class ReleaseTests(LiveTestCase):
+    """A turn of a live conversation that must run cold waits for its live process to be gone."""
+
+    def test_cold_turn_after_live(self) -> None:
+        running = self.turn("s1")
+        live = self.child()
+        answer(live, "n1", "ok")
+        self.successResultOf(running)
+        running = self.turn("s1", resume_id="n1", extra=["--output-format", "text"])
+        self.assertTrue(live.stdin_closed)
+        self.assertIs(self.child(), live)
+        live.exit(0)
+        cold = self.child()
+        self.assertIsNot(cold, live)
+        self.assertEqual(cold.argv[:3], [CLAUDE, "--resume", "n1"])
