@@ -205,7 +205,7 @@ class NativeExampleTests(ExampleTestCase):
         health, backends, schema, request_id = run.lines()
         available = [{"name": name, "available": True} for name in ("claude", "codex", "gemini")]
         self.assertEqual((json.loads(health)["status"], json.loads(health)["backends"]), ("ok", available))
-        self.assertEqual(json.loads(backends)["backends"], available)
+        self.assertEqual(json.loads(backends)["backends"], [{**each, "live": "live"} for each in available])
         self.assertEqual(json.loads(schema)["type"], "object")
         self.assertEqual(request_id.lower(), "x-request-id: my-trace-1")
         document = json.loads((run.workdir / "openapi.json").read_text())
@@ -234,8 +234,10 @@ class NativeExampleTests(ExampleTestCase):
         self.assertEqual(first["output"], "claude answers: Pick a number")
         self.assertEqual(second["output"], "claude answers: Double it")
         self.assertEqual(first["session_id"], second["session_id"])
-        self.assertIn("--resume", self.run_with("claude", "Double it")["argv"])
-        self.assertNotIn("--resume", self.run_with("claude", "Pick a number")["argv"])
+        # The second turn went to the live claude the first one started.
+        first_run, second_run = self.run_with("claude", "Pick a number"), self.run_with("claude", "Double it")
+        self.assertEqual((second_run["pid"], second_run["turn"]), (first_run["pid"], 2))
+        self.assertNotIn("--resume", first_run["argv"])
         status, session = await get_json(f"{self.base_url}/api/v1/sessions/{first['session_id']}")
         self.assertEqual((status, session["turn_count"]), (200, 2))
         self.assert_documented("native/continue.sh", run)
