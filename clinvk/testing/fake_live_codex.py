@@ -454,6 +454,8 @@ class LiveCodex:
         texts = [str(part.get("text", "")) for part in params.get("input") or [] if isinstance(part, dict)]
         text = "\n".join(texts)
         self.turns.append(text)
+        # Recorded as it starts, so that a test sees a turn that never ends.
+        self.record()
         self.turn_id = str(uuid.uuid4())
         run = FakeRun("codex", self.args, text)
         self.result(request_id, {"turn": self.turn_object("inProgress", [], started=False)})

@@ -245,6 +245,8 @@ class FakeAgent:
             if isinstance(block, dict) and block.get("type") == "text"
         )
         self.turns.append(text)
+        # Recorded as it starts, so that a test sees a turn that never ends.
+        self.record()
         run = FakeRun("gemini", self.args, text)
         try:
             answer = self.answer(run)

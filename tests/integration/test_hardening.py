@@ -279,7 +279,8 @@ class ShutdownTests(ServerTestCase):
     their CLIs are stopped (docs/design/decisions.md#d6-no-orphans).
     """
 
-    server_config = {"server": {"shutdown_timeout_secs": SHUTDOWN_TIMEOUT}}
+    # One-shot runs (tests.integration.test_live_sessions stops live ones).
+    server_config = {"server": {"shutdown_timeout_secs": SHUTDOWN_TIMEOUT, "live_idle_secs": 0}}
 
     async def test_sigterm_during_streams(self) -> None:
         """
@@ -338,6 +339,9 @@ class ShutdownTests(ServerTestCase):
 
 class KilledServerTests(ServerTestCase):
     """A server killed with SIGKILL takes its CLIs with it (docs/design/decisions.md#d6-no-orphans)."""
+
+    # A one-shot run (tests.integration.test_live_sessions kills live ones).
+    server_config = {"server": {"live_idle_secs": 0}}
 
     async def test_sigkill(self) -> None:
         """

@@ -129,8 +129,11 @@ class PromptTests(NativeApiTestCase):
 class AbandonedStreamTests(NativeApiTestCase):
     """
     A client that leaves in the middle of a stream (docs/design/native-api.md#prompt-stream,
-    docs/design/decisions.md#d6-no-orphans).
+    docs/design/decisions.md#d6-no-orphans), with one process per turn (a
+    live turn is interrupted instead: tests.integration.test_live_sessions).
     """
+
+    server_config = {"server": {"shutdown_timeout_secs": 5, "live_idle_secs": 0}}
 
     async def test_disconnect_kills_cli_and_fails_session(self) -> None:
         """
@@ -272,6 +275,10 @@ class ContinuedSessionTests(NativeApiTestCase):
     C{session_id} on C{POST /api/v1/prompt} continues a session
     (docs/design/decisions.md#d3-session-continuation).
     """
+
+    # Each turn its own process: the resume on the command line
+    # (tests.integration.test_live_sessions continues live).
+    server_config = {"server": {"shutdown_timeout_secs": 5, "live_idle_secs": 0}}
 
     async def continue_session(self, backend: str, native_id: str) -> dict[str, Any]:
         """

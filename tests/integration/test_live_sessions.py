@@ -1,0 +1,162 @@
+"""
+Live sessions end to end with the fake CLIs (docs/design/live-sessions.md,
+docs/design/decisions.md#d6-no-orphans): the real server, real processes,
+each fake in its long-lived mode.  A session's turns go to one process; a
+process that is killed or evicted is replaced by one that resumes the
+conversation; a client that leaves interrupts its turn; and neither
+SIGTERM nor SIGKILL of the server leaves a live process behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from typing import Any, ClassVar
+
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+
+from tests.integration._processes import alive, process_exit, reactor
+from tests.integration._server import KILL_GRACE, Config, NDJSONClient
+from tests.integration.test_native_api import NativeApiTestCase
+
+BACKENDS = ("claude", "codex", "gemini")
+
+
+class _LiveTestCase(NativeApiTestCase):
+    server_config: ClassVar[Config] = {"server": {"shutdown_timeout_secs": 5}}
+
+    async def turn(self, backend: str, prompt: str, session_id: str = "") -> dict[str, Any]:
+        body: dict[str, Any] = {"backend": backend, "prompt": prompt}
+        if session_id:
+            body["session_id"] = session_id
+        answer: dict[str, Any] = await self.post("/api/v1/prompt", body)
+        self.assertEqual(answer["exit_code"], 0, answer)
+        self.assertEqual(answer["output"], f"{backend} answers: {prompt}")
+        return answer
+
+    def stored(self, session_id: str) -> dict[str, Any]:
+        """The session's record as stored on disk."""
+        path = self.home.descendant([".clinvk", "sessions", f"{session_id}.json"])
+        record: dict[str, Any] = json.loads(path.getContent())
+        return record
+
+
+class ContinuationTests(_LiveTestCase):
+    """A session's turns in one live process, and its conversation kept when the process goes."""
+
+    async def test_turns_in_one_process(self) -> None:
+        """On every backend: the second turn is the live process's second turn."""
+        for backend in BACKENDS:
+            first = await self.turn(backend, f"{backend} one")
+            await self.turn(backend, f"{backend} two", first["session_id"])
+            one, two = self.run_of(f"{backend} one"), self.run_of(f"{backend} two")
+            self.assertEqual((two["pid"], two["turn"]), (one["pid"], 2), backend)
+            self.assertTrue(alive(one["pid"]), backend)
+            session = await self.get(f"/api/v1/sessions/{first['session_id']}")
+            self.assertEqual((session["status"], session["turn_count"]), ("completed", 2), backend)
+
+    async def test_killed_process_resumed(self) -> None:
+        """
+        On every backend: a live process killed between turns is replaced
+        at the next turn by one that resumes the session's conversation.
+        """
+        for backend in BACKENDS:
+            first = await self.turn(backend, f"{backend} before")
+            before = self.run_of(f"{backend} before")
+            os.killpg(before["pgid"], signal.SIGKILL)
+            await process_exit(before["pid"])
+            await self.turn(backend, f"{backend} after", first["session_id"])
+            after = self.run_of(f"{backend} after")
+            self.assertNotEqual(after["pid"], before["pid"], backend)
+            stored = self.stored(first["session_id"])
+            self.assertTrue(stored["backend_session_id"], backend)
+            # The native conversation continues (gemini's in the next
+            # minute only: before, that turn ran cold, with --resume).
+            resumed = after.get("resumed") or after["argv"][after["argv"].index("--resume") + 1]
+            self.assertEqual(resumed, stored["backend_session_id"], backend)
+
+
+class EvictionTests(_LiveTestCase):
+    """With room for one live process, another session's turn evicts the idle one."""
+
+    server_config: ClassVar[Config] = {"server": {"shutdown_timeout_secs": 5, "max_live_processes": 1}}
+
+    async def test_evicted_and_resumed(self) -> None:
+        first = await self.turn("claude", "first conversation")
+        await self.turn("claude", "second conversation")
+        evicted = self.run_of("first conversation")
+        await process_exit(evicted["pid"])
+        await self.turn("claude", "first again", first["session_id"])
+        again = self.run_of("first again")
+        self.assertNotEqual(again["pid"], evicted["pid"])
+        stored = self.stored(first["session_id"])
+        self.assertEqual((again["resumed"], again["turn"]), (stored["backend_session_id"], 1))
+
+
+class DisconnectTests(_LiveTestCase):
+    """A client that leaves in the middle of a live turn."""
+
+    async def test_disconnect_interrupts(self) -> None:
+        """On every backend: the turn is interrupted, the process kept, and the next turn served by it."""
+        for backend in BACKENDS:
+            first = await self.turn(backend, f"{backend} ready")
+            client = NDJSONClient.post(
+                "/api/v1/prompt",
+                self.port,
+                {
+                    "prompt": f"#fake hang\n{backend} never answered",
+                    "session_id": first["session_id"],
+                    "output_format": "stream-json",
+                },
+            )
+            await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", self.port), client)
+            asked = f"{backend} never answered"
+            await self.eventually(lambda asked=asked: any(r["stdin"].endswith(asked) for r in self.runs()))
+            client.abort()
+            await client.closed
+
+            async def released(session_id: str = first["session_id"]) -> dict[str, Any] | None:
+                session: dict[str, Any] = await self.get(f"/api/v1/sessions/{session_id}")
+                return None if session["status"] == "active" else session
+
+            self.assertEqual((await self.found_eventually(released))["status"], "error")
+            await self.turn(backend, f"{backend} still here", first["session_id"])
+            ready, still = self.run_of(f"{backend} ready"), self.run_of(f"{backend} still here")
+            self.assertEqual((still["pid"], still["turn"]), (ready["pid"], 3), backend)
+
+
+class StopTests(_LiveTestCase):
+    """No live process outlives its server (docs/design/decisions.md#d6-no-orphans)."""
+
+    async def live_processes(self) -> list[int]:
+        """An idle live process of every backend, and a claude one in a turn that never ends."""
+        for backend in BACKENDS:
+            await self.turn(backend, f"{backend} idle")
+        client = NDJSONClient.post(
+            "/api/v1/prompt",
+            self.port,
+            {"backend": "claude", "prompt": "#fake hang\nbusy", "output_format": "stream-json"},
+        )
+        await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", self.port), client)
+        await self.eventually(lambda: any(r["stdin"].endswith("busy") for r in self.runs("claude")))
+        pids = sorted({record["pid"] for record in self.runs()})
+        self.assertEqual(len(pids), 4)
+        self.assertTrue(all(alive(pid) for pid in pids))
+        return pids
+
+    async def test_sigterm(self) -> None:
+        """SIGTERM: the server exits 0 and every live process, idle or busy, is gone."""
+        pids = await self.live_processes()
+        self.signal_server("TERM")
+        signalled = reactor.seconds()
+        self.assertEqual(await self.server.ended, 0, self.server_output())
+        await self.all_exit(pids, since=signalled, within=5 + 2 * KILL_GRACE + 3)
+
+    async def test_sigkill(self) -> None:
+        """SIGKILL: every live process, idle or busy, is gone within the kill grace."""
+        pids = await self.live_processes()
+        self.signal_server("KILL")
+        killed = reactor.seconds()
+        self.assertEqual(await self.server.ended, -signal.SIGKILL)
+        await self.all_exit(pids, since=killed, within=KILL_GRACE + 1)
