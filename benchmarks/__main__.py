@@ -30,6 +30,7 @@ ROWS = {
     "d": "benchmarks.row_d_concurrency",
     "e": "benchmarks.row_e_sessions",
     "f": "benchmarks.row_f_large",
+    "g": "benchmarks.row_g_live",
 }
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "performance.md"

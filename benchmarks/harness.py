@@ -256,6 +256,7 @@ class Bench:
         config: Mapping[str, Mapping[str, Any]] | None = None,
         *,
         prepare_home: Callable[[Path], None] | None = None,
+        environment: Callable[[Path], Mapping[str, str]] | None = None,
     ) -> Server:
         """
         Start clinvk: C{python -m twisted --log-file <file> clinvk --port N
@@ -264,6 +265,8 @@ class Bench:
 
         @param prepare_home: Called with the server's C{HOME} before it
             starts (to store sessions there).
+        @param environment: Called with the server's C{HOME}: variables to
+            set in its environment beyond L{environment}'s.
         """
         base = self.directory(name)
         home = base / "home"
@@ -285,7 +288,10 @@ class Bench:
             "--config",
             str(config_file),
         ]
-        return await self._start(name, command, home, port, self.environment(home))
+        env = self.environment(home)
+        if environment is not None:
+            env.update(environment(home))
+        return await self._start(name, command, home, port, env)
 
     async def start_process_server(self, name: str, command: Sequence[str], port: int) -> Server:
         """Start another server (C{command} must listen on C{port}) and wait until it answers."""
