@@ -136,7 +136,8 @@ class DisconnectTests(RealCLITestCase):
             client = NDJSONClient.post(
                 "/api/v1/prompt",
                 self.port,
-                {"backend": backend, "prompt": "Wait", "output_format": "stream-json"},
+                # One process per turn (tests.realcli.test_live interrupts a live one).
+                {"backend": backend, "prompt": "Wait", "output_format": "stream-json", "ephemeral": True},
             )
             await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", self.port), client)
             await client.wait_for("init")
