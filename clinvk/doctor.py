@@ -29,10 +29,11 @@ from clinvk.config import (
     default_config_path,
     load_config,
 )
-from clinvk.interfaces import IBackend
+from clinvk.interfaces import IBackend, ILiveMode
 from clinvk.model import HeadlessNeed
 from clinvk.process.supervisor import ProcessSupervisor
 from clinvk.runs.installed import InstalledCLI, find_installed
+from clinvk.runs.live_pool import configured_status
 from clinvk.types import IClinvkReactor
 
 
@@ -58,6 +59,9 @@ class Diagnosis:
     @ivar config_problems: Why it is unusable, or its unknown keys.
     @ivar clis: Each backend's CLI.
     @ivar needs: What the CLIs found need to run unattended.
+    @ivar live: Per backend, whether its conversations would keep a live
+        CLI (docs/design/live-sessions.md#live-fallback), with its
+        long-lived mode.
     """
 
     config_file: str
@@ -66,6 +70,7 @@ class Diagnosis:
     config_problems: tuple[str, ...]
     clis: tuple[InstalledCLI, ...]
     needs: tuple[HeadlessNeed, ...]
+    live: Mapping[str, str]
 
     @property
     def serving(self) -> list[str]:
@@ -110,7 +115,9 @@ async def diagnose(
     needs = tuple(
         need for need in headless_needs(effective, backends, cwd, environ, home) if need.backend in found
     )
+    live = {name: _live(effective, backend) for name, backend in backends.items()}
     return Diagnosis(
+        live=live,
         config_file=config_file,
         config_found=os.path.exists(config_file),
         config=config,
@@ -118,6 +125,12 @@ async def diagnose(
         clis=clis,
         needs=needs,
     )
+
+
+def _live(config: ClinvkConfig, backend: IBackend) -> str:
+    status = configured_status(config, backend)
+    mode = ILiveMode(backend, None)
+    return f"{status} ({mode.live_mode})" if mode is not None and status == "live" else status
 
 
 async def _find_clis(
@@ -155,6 +168,7 @@ def report(diagnosis: Diagnosis, out: IO[str]) -> None:
         say(f"  {cli.name}: {cli.describe()}")
         if cli.path is not None:
             say(f"    path: {cli.path}")
+            say(f"    live sessions: {diagnosis.live[cli.name]}")
         for need in diagnosis.needs:
             if need.backend == cli.name:
                 mark = "ok" if need.met else "missing"

@@ -177,6 +177,10 @@ class ILiveMode(Interface):
     runs nothing itself.
     """
 
+    live_mode = Attribute(
+        "The CLI's long-lived mode in a few words, such as C{claude --input-format stream-json}."
+    )
+
     def live_command(executable: str, options: UnifiedOptions, resume_id: str) -> list[str] | None:
         """
         The argv of a live process for a conversation run with C{options}.

@@ -96,6 +96,7 @@ class ClaudeBackend:
     merges_stderr = True
     reports_running_usage = False
     allowed_flags = ALLOWED_FLAGS
+    live_mode = "claude --print --input-format stream-json"
 
     def command(self, executable: str, options: UnifiedOptions, resume_id: str) -> list[str]:
         argv = [executable]

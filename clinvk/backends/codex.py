@@ -79,6 +79,7 @@ class CodexBackend:
     # turn.completed.usage of a resumed thread is the thread's running total.
     reports_running_usage = True
     allowed_flags = ALLOWED_FLAGS
+    live_mode = "codex app-server"
 
     def command(self, executable: str, options: UnifiedOptions, resume_id: str) -> list[str]:
         mapped = mapped_flags(FLAGS, options)

@@ -101,6 +101,7 @@ class GeminiBackend:
     merges_stderr = False
     reports_running_usage = False
     allowed_flags = ALLOWED_FLAGS
+    live_mode = "gemini --acp, the Agent Client Protocol"
 
     def command(self, executable: str, options: UnifiedOptions, resume_id: str) -> list[str]:
         mapped = mapped_flags(FLAGS, options)

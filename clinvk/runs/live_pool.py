@@ -49,6 +49,20 @@ def memory_sized_limit(physical_bytes: int | None = None) -> int:
     return max(1, min(MOST_LIVE_PROCESSES, physical_bytes // BYTES_PER_LIVE_PROCESS))
 
 
+def configured_status(config: ClinvkConfig, backend: IBackend) -> str:
+    """
+    Whether the configuration lets C{backend}'s conversations run live:
+    C{live}, or C{off: } and why (docs/design/live-sessions.md#live-fallback).
+    """
+    if not ILiveMode.providedBy(backend):
+        return "off: the CLI has no long-lived mode"
+    if config.server.live_idle_secs <= 0:
+        return "off: server.live_idle_secs is 0"
+    if not config.backends.get(backend.name).live:
+        return f"off: backends.{backend.name}.live is false"
+    return "live"
+
+
 @frozen
 class LiveLaunch:
     """
@@ -121,15 +135,10 @@ class LivePool:
         Whether C{backend}'s conversations run live, in a few words:
         C{live}, or why not (docs/design/live-sessions.md#live-fallback).
         """
-        if not ILiveMode.providedBy(backend):
-            return "off: the CLI has no long-lived mode"
-        if self.idle_seconds <= 0:
-            return "off: server.live_idle_secs is 0"
-        if not self._config.backends.get(backend.name).live:
-            return f"off: backends.{backend.name}.live is false"
-        if backend.name in self._off:
+        configured = configured_status(self._config, backend)
+        if configured == "live" and backend.name in self._off:
             return f"off: {self._off[backend.name]}"
-        return "live"
+        return configured
 
     def failed_to_serve(self, backend: IBackend, why: str) -> None:
         """C{backend}'s new live process never served its first turn: run it cold from now on."""

@@ -56,6 +56,8 @@ class DoctorTests(_FirstRunTestCase):
         out = protocol.stdout.decode()
         self.assertEqual(protocol.ended.result, 0, out + protocol.stderr.decode())
         self.assertIn(f"  claude: 2.1.197, clinvk's fake CLI\n    path: {self.bin.path}/claude\n", out)
+        self.assertIn("    live sessions: live (claude --print --input-format stream-json)\n", out)
+        self.assertIn("    live sessions: live (gemini --acp, the Agent Client Protocol)\n", out)
         self.assertIn("  codex: 0.171.0, clinvk's fake CLI\n", out)
         self.assertIn(
             "    needs a Git repository as its working folder: missing, "
@@ -77,10 +79,11 @@ class DoctorTests(_FirstRunTestCase):
         """Unknown keys are warnings, or with --strict-config the reason not to start."""
         self.with_fakes()
         config = self.home.child("config.yaml")
-        config.setContent(b"server:\n  prot: 9000\n")
+        config.setContent(b"server:\n  prot: 9000\n  live_idle_secs: 0\n")
         protocol = await self.clinvk("doctor", "--config", config.path)
         out = protocol.stdout.decode()
         self.assertEqual(protocol.ended.result, 0, out)
+        self.assertIn("    live sessions: off: server.live_idle_secs is 0\n", out)
         self.assertIn(
             f"Configuration: {config.path} (read)\n  warning: server.prot: unknown key; did you mean server.port?\n",
             out,
