@@ -194,6 +194,16 @@ class ILiveMode(Interface):
             change the protocol), and the turn runs cold.
         """
 
+    def live_checks_passed(options: UnifiedOptions, cwd: str) -> bool:
+        """
+        Whether a live process may run in C{cwd} with C{options}: the
+        long-lived mode may skip a check the one-shot command makes
+        (codex's Git repository, gemini's trusted folder), and the turn
+        then runs cold for the CLI to make it
+        (docs/design/live-sessions.md#live-turns).  It may look at a few
+        directories, never read a file.
+        """
+
     def live_resumable(last_turn_at: float, now: float) -> bool:
         """
         Whether a new live process may resume a stored conversation now,

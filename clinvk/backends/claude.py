@@ -124,6 +124,10 @@ class ClaudeBackend:
             *argv[argv.index("--print") + 1 :],
         ]
 
+    def live_checks_passed(self, options: UnifiedOptions, cwd: str) -> bool:
+        # Its long-lived mode checks what its one-shot mode checks.
+        return True
+
     def live_resumable(self, last_turn_at: float, now: float) -> bool:
         return True
 

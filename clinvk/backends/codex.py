@@ -100,6 +100,11 @@ class CodexBackend:
         # The thread to resume is named in the handshake, not here.
         return [executable, "app-server", *self._launch(options).flags]
 
+    def live_checks_passed(self, options: UnifiedOptions, cwd: str) -> bool:
+        # app-server runs anywhere; exec refuses a folder outside Git
+        # unless told not to check, and the live mode must not skip that.
+        return SKIP_REPOSITORY_CHECK in options.extra or git_repository(cwd) is not None
+
     def live_resumable(self, last_turn_at: float, now: float) -> bool:
         # thread/resume works at once on a thread a cold run has just
         # written, once that run has ended (docs/design/live-sessions.md#live-codex).

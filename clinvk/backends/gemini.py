@@ -125,6 +125,12 @@ class GeminiBackend:
             argv += ["--model", resolve_model(self, options.model)]
         return argv + _without_output_format(mapped_flags(FLAGS, options))
 
+    def live_checks_passed(self, options: UnifiedOptions, cwd: str) -> bool:
+        # --acp does not check that the folder is trusted; a one-shot run
+        # does, unless told to skip it (whether the folder is trusted is
+        # in a file, which a request does not read).
+        return SKIP_TRUST in options.extra
+
     def live_resumable(self, last_turn_at: float, now: float) -> bool:
         # session/load in the UTC minute a conversation was created wipes
         # it (gemini 0.61.0); it was created no later than its last turn.

@@ -331,12 +331,12 @@ class BackendRuntime:
     def _launch(self, prepared: PreparedRun, mode: ILiveMode) -> LiveLaunch | None:
         """How to start a live process for C{prepared}, or L{None} when its options cannot run live."""
         executable, options = prepared.command[0], prepared.options
-        argv = mode.live_command(executable, options, prepared.request.resume_id)
-        fresh = mode.live_command(executable, options, "")
-        if argv is None or fresh is None:
-            return None
         workdir = prepared.request.workdir
         cwd = os.path.abspath(workdir or os.getcwd())
+        argv = mode.live_command(executable, options, prepared.request.resume_id)
+        fresh = mode.live_command(executable, options, "")
+        if argv is None or fresh is None or not mode.live_checks_passed(options, cwd):
+            return None
         return LiveLaunch(tuple(argv), (*fresh, cwd), cwd, workdir or None)
 
     async def _live_turn(

@@ -183,7 +183,11 @@ class ToolMixin:
         kinds = [event["type"] for event in events]
         self.assertIn("tool_use", kinds, events)
         results = [event["content"] for event in events if event["type"] == "tool_result"]
-        self.assertTrue(any("hi-from-tool" in str(result.get("output")) for result in results), events)
+        self.assertTrue(results, events)
+        if self.backend != "gemini":
+            # gemini --acp, the live mode this session's turn runs in, sends a
+            # tool's status but not its output (docs/design/live-sessions.md#live-gemini).
+            self.assertTrue(any("hi-from-tool" in str(result.get("output")) for result in results), events)
         self.assertEqual(kinds[-1], "done", events)
         self.assertNotIn("error", kinds, events)
         self.assertIn("hi-from-tool", json.dumps(self.model.turns(self.backend)[-1].body))

@@ -7,7 +7,10 @@ reactor, with Claude's live protocol (docs/design/live-sessions.md).
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
+import tempfile
 from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred
@@ -462,6 +465,8 @@ async def _collect(channel: EventChannel) -> list[UnifiedEvent]:
 class ResumableTests(LiveTestCase):
     """A CLI that cannot resume a conversation live so soon resumes it cold (gemini)."""
 
+    raw = {"backends": {"gemini": {"extra_flags": ["--skip-trust"]}}}
+
     def gemini_turn(self, resumed_at: float) -> FakeProcessTransport:
         prepared = self.runtime.prepare(
             RunRequest(backend="gemini", prompt="hi", resume_id="g1", resumed_at=resumed_at)
@@ -513,3 +518,36 @@ class ReleaseTests(LiveTestCase):
         cold = self.child()
         self.assertIsNot(cold, live)
         self.assertEqual(cold.argv[:3], [CLAUDE, "--resume", "n1"])
+
+
+class FolderCheckTests(LiveTestCase):
+    """
+    A long-lived mode that skips a folder check of the one-shot command
+    runs only where that check would pass; elsewhere the turn runs cold,
+    and the CLI makes its check (docs/design/live-sessions.md#live-turns).
+    """
+
+    def first_turn(self, backend: str, workdir: str) -> FakeProcessTransport:
+        prepared = self.runtime.prepare(RunRequest(backend=backend, prompt="hi", workdir=workdir))
+        Deferred.fromCoroutine(self.runtime.execute(prepared, "s1"))
+        return self.child()
+
+    def test_codex_outside_git(self) -> None:
+        """codex runs live in a Git repository, or anywhere with --skip-git-repo-check."""
+        outside = tempfile.mkdtemp(prefix="clinvk-no-git-")
+        self.addCleanup(shutil.rmtree, outside)
+        self.assertEqual(self.first_turn("codex", outside).argv[1], "exec")
+        repository = FilePath(tempfile.mkdtemp(prefix="clinvk-git-"))
+        self.addCleanup(shutil.rmtree, repository.path)
+        repository.child(".git").makedirs()
+        self.assertEqual(self.first_turn("codex", repository.path).argv[1], "app-server")
+        self.runtime = self.make_runtime({"backends": {"codex": {"extra_flags": ["--skip-git-repo-check"]}}})
+        self.assertEqual(self.first_turn("codex", outside).argv[1], "app-server")
+
+    def test_gemini_trust(self) -> None:
+        """gemini runs live only with --skip-trust: --acp does not check the folder's trust."""
+        folder = self.mktemp()
+        os.makedirs(folder)
+        self.assertNotIn("--acp", self.first_turn("gemini", os.path.abspath(folder)).argv)
+        self.runtime = self.make_runtime({"backends": {"gemini": {"extra_flags": ["--skip-trust"]}}})
+        self.assertIn("--acp", self.first_turn("gemini", os.path.abspath(folder)).argv)
