@@ -71,7 +71,8 @@ class LiveLaunch:
     @ivar argv: Its command line (with a resumed conversation, for a CLI
         that takes it there).
     @ivar signature: What a process must have been started with to serve
-        the turn: its argv for a new conversation, and its directory.
+        the turn: its argv for a new conversation, its directory, and the
+        options a CLI may take in its handshake instead of on argv.
     @ivar cwd: Its absolute working directory.
     @ivar path: The directory to start it in, or L{None} for the server's.
     """

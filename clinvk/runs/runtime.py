@@ -337,7 +337,11 @@ class BackendRuntime:
         fresh = mode.live_command(executable, options, "")
         if argv is None or fresh is None or not mode.live_checks_passed(options, cwd):
             return None
-        return LiveLaunch(tuple(argv), (*fresh, cwd), cwd, workdir or None)
+        # A CLI may take some options in its handshake rather than on argv
+        # (codex's model and modes): a process serves turns asking for all
+        # the same.
+        asked = (options.model, options.approval_mode, options.sandbox_mode, options.system_prompt)
+        return LiveLaunch(tuple(argv), (*fresh, cwd, *asked), cwd, workdir or None)
 
     async def _live_turn(
         self, prepared: PreparedRun, conversation: str, sink: Sink[UnifiedEvent] | None

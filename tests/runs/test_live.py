@@ -551,3 +551,21 @@ class FolderCheckTests(LiveTestCase):
         self.assertNotIn("--acp", self.first_turn("gemini", os.path.abspath(folder)).argv)
         self.runtime = self.make_runtime({"backends": {"gemini": {"extra_flags": ["--skip-trust"]}}})
         self.assertIn("--acp", self.first_turn("gemini", os.path.abspath(folder)).argv)
+
+
+class HandshakeOptionTests(LiveTestCase):
+    """Options a CLI takes in its handshake, not on argv (codex's model), need a process of their own."""
+
+    def test_other_model(self) -> None:
+        prepared = self.runtime.prepare(RunRequest(backend="codex", prompt="hi", model="gpt-5.1-codex"))
+        Deferred.fromCoroutine(self.runtime.execute(prepared, "s1")).addErrback(lambda failure: None)
+        first = self.child()
+        self.assertEqual(first.argv[1], "app-server")
+        self.assertFalse(self.runtime.live.serving("s1", ()))
+        prepared = self.runtime.prepare(
+            RunRequest(backend="codex", prompt="hi", model="gpt-5.2", resume_id="t")
+        )
+        launch = self.runtime._launch(prepared, self.runtime.live.mode(prepared.backend))  # type: ignore[arg-type]
+        assert launch is not None
+        self.assertNotIn("gpt-5.2", launch.argv)
+        self.assertFalse(self.runtime.live.serving("s1", launch.signature))
