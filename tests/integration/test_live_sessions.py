@@ -9,15 +9,16 @@ SIGTERM nor SIGKILL of the server leaves a live process behind.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
-from typing import Any, ClassVar
+from typing import Any
 
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 
 from tests.integration._processes import alive, process_exit, reactor
-from tests.integration._server import KILL_GRACE, Config, NDJSONClient
+from tests.integration._server import KILL_GRACE, NDJSONClient
 from tests.integration.test_native_api import NativeApiTestCase
 
 BACKENDS = ("claude", "codex", "gemini")
@@ -25,11 +26,11 @@ BACKENDS = ("claude", "codex", "gemini")
 
 # gemini runs live only when told to skip its folder-trust check, which its
 # long-lived mode does not make (docs/design/live-sessions.md#live-turns).
-GEMINI_LIVE: Config = {"backends": {"gemini": {"extra_flags": ["--skip-trust"]}}}
+GEMINI_LIVE: dict[str, Any] = {"backends": {"gemini": {"extra_flags": ["--skip-trust"]}}}
 
 
 class _LiveTestCase(NativeApiTestCase):
-    server_config: ClassVar[Config] = {"server": {"shutdown_timeout_secs": 5}, **GEMINI_LIVE}
+    server_config = {"server": {"shutdown_timeout_secs": 5}, **GEMINI_LIVE}
 
     async def turn(self, backend: str, prompt: str, session_id: str = "") -> dict[str, Any]:
         body: dict[str, Any] = {"backend": backend, "prompt": prompt}
@@ -85,7 +86,7 @@ class ContinuationTests(_LiveTestCase):
 class EvictionTests(_LiveTestCase):
     """With room for one live process, another session's turn evicts the idle one."""
 
-    server_config: ClassVar[Config] = {
+    server_config = {
         "server": {"shutdown_timeout_secs": 5, "max_live_processes": 1},
         **GEMINI_LIVE,
     }
@@ -105,6 +106,10 @@ class EvictionTests(_LiveTestCase):
 class DisconnectTests(_LiveTestCase):
     """A client that leaves in the middle of a live turn."""
 
+    def asked(self, text: str) -> bool:
+        """Whether a fake has been sent a turn ending with C{text}."""
+        return any(run["stdin"].endswith(text) for run in self.runs())
+
     async def test_disconnect_interrupts(self) -> None:
         """On every backend: the turn is interrupted, the process kept, and the next turn served by it."""
         for backend in BACKENDS:
@@ -119,8 +124,7 @@ class DisconnectTests(_LiveTestCase):
                 },
             )
             await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", self.port), client)
-            asked = f"{backend} never answered"
-            await self.eventually(lambda asked=asked: any(r["stdin"].endswith(asked) for r in self.runs()))
+            await self.eventually(functools.partial(self.asked, f"{backend} never answered"))
             client.abort()
             await client.closed
 

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.task import deferLater
 from twisted.internet.threads import deferToThread
 
 from clinvk.testing import model_server
@@ -206,10 +207,14 @@ class LiveMixin:
         groups = self.cli_groups()
         client.abort()
         await client.closed
-        # The interrupted turn is recorded as failed; then the session is free.
+        # The interrupted turn is recorded as failed, then the session is
+        # free: until then a turn is refused (409), and asked again.
         await self.eventually(lambda: self.session_status(first["session_id"]) == "error", within=30)
-        after = await deferToThread(self.turn, "Are you there?", first["session_id"])
-        self.assertEqual(after["output"], "Still here.")
+        asked = {"session_id": first["session_id"]}
+        while (answer := await deferToThread(self.prompt, self.backend, "Are you there?", **asked))[0] == 409:
+            await deferLater(reactor, 0.05)
+        status, _, after = answer
+        self.assertEqual((status, after["exit_code"], after["output"]), (200, 0, "Still here."), after)
         self.assertEqual(self.cli_groups(), groups)
 
 
