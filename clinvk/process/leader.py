@@ -182,7 +182,7 @@ class PosixSpawn:
                     _check(libc.posix_spawn_file_actions_addchdir_np(file_actions, _text(path)), "addchdir")
                 # The signals the server ignores get their default action
                 # back, as Twisted does for its children.
-                libc.sigemptyset(default)
+                _check(libc.sigemptyset(default), "sigemptyset")
                 for number in range(1, signal.NSIG):
                     if signal.getsignal(number) == signal.SIG_IGN:
                         _check(libc.sigaddset(default, number), "sigaddset")
