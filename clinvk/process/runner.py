@@ -336,6 +336,7 @@ class ProcessRunner:
         kill_grace: float,
     ) -> None:
         self._spawner: IReactorProcess = reactor
+        self._leaders = launcher.spawner(reactor)
         self._clock: IReactorTime = reactor
         self._launcher = launcher
         self._signal_group = signal_group
@@ -365,9 +366,9 @@ class ProcessRunner:
         )
         protocol.exited.addCallback(run._exited)
         protocol.ended.addCallback(run._ended)
-        argv = self._launcher.wrap(spec.argv)
+        argv = list(spec.argv)
         try:
-            self._spawner.spawnProcess(protocol, argv[0], argv, env=dict(spec.env), path=spec.path)
+            self._leaders.spawnProcess(protocol, argv[0], argv, env=dict(spec.env), path=spec.path)
         except Exception as e:
             run._failed_to_start(e)
             return run

@@ -24,6 +24,7 @@ from clinvk.backends import build_backends
 from clinvk.backends.availability import BackendAvailability
 from clinvk.config import config_from_mapping
 from clinvk.model import RunRequest, RunResult, UnifiedEvent
+from clinvk.process.leader import PosixSpawn
 from clinvk.process.runner import ProcessRunner
 from clinvk.process.spawn import Launcher, signal_group
 from clinvk.process.supervisor import ProcessSupervisor
@@ -52,13 +53,15 @@ class _RuntimeTestCase(TestCase):
         self.home = base.child("home")
         self.home.makedirs()
         self.supervisor = ProcessSupervisor(
-            ProcessRunner(
-                reactor, launcher=Launcher.detect(), signal_group=signal_group, kill_grace=KILL_GRACE
-            )
+            ProcessRunner(reactor, launcher=self.launcher(), signal_group=signal_group, kill_grace=KILL_GRACE)
         )
         self.supervisor.startService()
         self.addCleanup(self.supervisor.stopService)
         self.runtime = self.make_runtime()
+
+    def launcher(self) -> Launcher:
+        """How the CLIs are started: the best way this system has."""
+        return Launcher.detect()
 
     def make_runtime(self, raw: dict[str, Any] | None = None) -> BackendRuntime:
         return BackendRuntime(
@@ -121,8 +124,7 @@ class StdinTests(_RuntimeTestCase):
         # status and signals are its own.
         self.assertEqual(record["pgid"], record["pid"])
         self.assertEqual(record["ppid"], os.getpid())
-        # Launched through a shell, yet not with the signals a shell's
-        # background jobs ignore.
+        # Not with the signals a shell's background jobs ignore.
         self.assertNotIn(signal.SIGINT, record["ignored_signals"])
         self.assertNotIn(signal.SIGQUIT, record["ignored_signals"])
 
@@ -324,15 +326,17 @@ from clinvk.process.spawn import Launcher, signal_group
 from clinvk.process.supervisor import ProcessSupervisor
 
 async def main(reactor):
-    supervisor = ProcessSupervisor(ProcessRunner(reactor, launcher=Launcher.detect(), signal_group=signal_group, kill_grace=5))
+    bin, mode, grace, directives = sys.argv[1:]
+    launcher = Launcher.detect() if mode == "direct" else Launcher.launched()
+    supervisor = ProcessSupervisor(ProcessRunner(reactor, launcher=launcher, signal_group=signal_group, kill_grace=float(grace)))
     supervisor.startService()
     runtime = BackendRuntime(
         config=config_from_mapping(None, {}, source=None), backends=build_backends(), supervisor=supervisor,
-        availability=BackendAvailability(reactor, which=lambda name: os.path.join(sys.argv[1], name)),
+        availability=BackendAvailability(reactor, which=lambda name: os.path.join(bin, name)),
         clock=reactor, environ=os.environ, home=os.environ["HOME"])
-    stream = runtime.stream(runtime.prepare(RunRequest(backend="gemini", prompt="#fake grandchild hang\\nhi"), streaming=True))
+    stream = runtime.stream(runtime.prepare(RunRequest(backend="gemini", prompt=f"#fake {directives}\\nhi"), streaming=True))
     async for event in stream:
-        print("ready", flush=True)
+        print("ready", type(launcher.spawner(reactor)).__name__, flush=True)
         break
     await Deferred()
 
@@ -341,16 +345,65 @@ task.react(lambda reactor: Deferred.fromCoroutine(main(reactor)))
 
 
 class ServerDeathTests(_RuntimeTestCase):
-    """Children die with the server, even when it is SIGKILLed (docs/design/decisions.md#d6-no-orphans)."""
+    """
+    Children die with the server, even when it is SIGKILLed
+    (docs/design/decisions.md#d6-no-orphans): spawned directly, without a
+    parent-death signal, the group reaper alone ends them
+    (docs/design-notes.md#spawn-group-leader); through the launcher chain,
+    the parent-death signal and the reaper.
+    """
+
+    async def kill_server(self, mode: str, directives: str, grace: float = 5.0) -> float:
+        """
+        Start a server (spawning C{mode}) whose gemini runs with
+        C{directives}, SIGKILL it once the run has started, and wait until
+        the CLI and its grandchild are gone; the seconds that took.
+        """
+        env = {**os.environ, "CLINVK_FAKE_RECORD": self.records.path, "HOME": self.home.path}
+        server, transport = spawn(
+            [sys.executable, "-c", SERVER_SCRIPT, str(self.bin), mode, str(grace), directives],
+            env,
+            self.home.path,
+        )
+        spawner = {"direct": "LeaderSpawner", "launched": "PrefixSpawner"}[mode]
+        await server.wait_for(f"ready {spawner}")
+        [record] = self.records_of("gemini")
+        self.assertEqual(record["pgid"], record["pid"])
+        transport.signalProcess("KILL")
+        killed = reactor.seconds()
+        self.assertEqual(await server.ended, -signal.SIGKILL)
+        await self.gone(record["pid"], *record["grandchildren"])
+        took: float = reactor.seconds() - killed
+        return took
+
+    def require_direct(self) -> None:
+        if PosixSpawn.load() is None:
+            self.skipTest("posix_spawn of a session leader is not available here")
 
     async def test_sigkill_of_server(self) -> None:
         """SIGKILL of the server takes its CLI and the CLI's grandchild down too."""
+        self.require_direct()
+        await self.kill_server("direct", "grandchild hang")
+
+    async def test_sigkill_term_ignored(self) -> None:
+        """
+        A CLI that ignores SIGTERM, with its grandchild, is killed by the
+        reaper once the grace period has passed: no parent-death signal
+        killed it before.
+        """
+        self.require_direct()
+        took = await self.kill_server("direct", "ignore_term grandchild hang", grace=1.0)
+        self.assertGreaterEqual(took, 1.0)
+
+    async def test_sigkill_of_server_launched(self) -> None:
+        """The same through the launcher chain."""
         if shutil.which("setpriv") is None:
             self.skipTest("setpriv is not installed: no parent-death signal on this machine")
-        env = {**os.environ, "CLINVK_FAKE_RECORD": self.records.path, "HOME": self.home.path}
-        server, transport = spawn([sys.executable, "-c", SERVER_SCRIPT, str(self.bin)], env, self.home.path)
-        await server.wait_for("ready")
-        [record] = self.records_of("gemini")
-        transport.signalProcess("KILL")
-        self.assertEqual(await server.ended, -signal.SIGKILL)
-        await self.gone(record["pid"], *record["grandchildren"])
+        await self.kill_server("launched", "grandchild hang")
+
+
+class LaunchedStoppingTests(StoppingTests):
+    """The kill protocol with the launcher chain, where a system cannot spawn directly."""
+
+    def launcher(self) -> Launcher:
+        return Launcher.launched()
