@@ -210,6 +210,8 @@ class LiveProcess:
         """What to say of a process that ended under a turn."""
         if outcome.reason is StopReason.START_FAILED:
             return outcome.start_error
+        if outcome.reason is StopReason.SHUTDOWN:
+            return "server is shutting down"
         said = self.backend.failure_text(self._capture.stderr_text() if self._capture else "").strip()
         if outcome.signal is not None:
             status = f"killed by signal {outcome.signal}"

@@ -442,10 +442,14 @@ class LifeTests(LiveTestCase):
         self.assertTrue(child.stdin_closed)
 
     def test_shutdown(self) -> None:
-        """The supervisor's stop ends live processes like any run."""
+        """The supervisor's stop ends live processes like any run; a turn under way says why it failed."""
         child = self.finished_turn("s1", "n1")
+        running = self.turn("s1", resume_id="n1")
+        child.emit_stdout(init("n1"))
         self.supervisor.stopService()
         self.assertIn((child.pid, signal.SIGTERM), self.reactor.signals)
+        child.die(signal.SIGTERM)
+        self.assertEqual(self.successResultOf(running).error, "server is shutting down")
 
 
 class SizingTests(SynchronousTestCase):
