@@ -453,6 +453,13 @@ class ValidationTests(SynchronousTestCase):
                 "config validation: server.kill_grace_secs: must be non-negative",
             ],
         )
+        self.assertEqual(
+            problems({"server": {"live_idle_secs": -1, "max_live_processes": -2}}),
+            [
+                "config validation: server.live_idle_secs: must be non-negative",
+                "config validation: server.max_live_processes: must be non-negative",
+            ],
+        )
 
 
 class LoadingTests(SynchronousTestCase):
