@@ -125,11 +125,9 @@ class LivePool:
 
     def mode(self, backend: IBackend) -> ILiveMode | None:
         """C{backend}'s long-lived mode, if its turns run live now."""
-        if self.idle_seconds <= 0 or not self._config.backends.get(backend.name).live:
+        if self.status(backend) != "live":
             return None
-        if backend.name in self._off:
-            return None
-        return ILiveMode(backend, None)
+        return ILiveMode(backend)
 
     def status(self, backend: IBackend) -> str:
         """
