@@ -49,6 +49,7 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import Set
 from pathlib import Path
 from typing import Any
 
@@ -203,7 +204,7 @@ def _take_value(args: list[str], index: int, flag: str) -> str:
     return args[index + 1]
 
 
-def _options(args: list[str], booleans: set[str], valued: set[str]) -> tuple[dict[str, Any], list[str]]:
+def parse_options(args: list[str], booleans: Set[str], valued: Set[str]) -> tuple[dict[str, Any], list[str]]:
     """Parse C{--flag}, C{--flag value} and C{--flag=value} as the CLIs do."""
     found: dict[str, Any] = {}
     positional: list[str] = []
@@ -381,7 +382,7 @@ class _ClaudeStream:
         )
 
 
-class _ClaudeTurn:
+class ClaudeTurn:
     """What one fake C{claude} turn answers: its init and result objects."""
 
     def __init__(self, run: FakeRun, found: dict[str, Any]) -> None:
@@ -458,7 +459,7 @@ class _ClaudeTurn:
         }
 
 
-def claude_stream(run: FakeRun, turn: _ClaudeTurn, *, partial: bool) -> None:
+def claude_stream(run: FakeRun, turn: ClaudeTurn, *, partial: bool) -> None:
     """Print the C{stream-json} lines of one turn, from its init to its result."""
     stream = _ClaudeStream(run, turn.model, partial)
     run.line(turn.init)
@@ -493,27 +494,26 @@ def claude_stream(run: FakeRun, turn: _ClaudeTurn, *, partial: bool) -> None:
     run.line(turn.result)
 
 
+# The flags the fake claude takes, alone or with a value.
+CLAUDE_BOOLEANS = frozenset(
+    {"--print", "--verbose", "--include-partial-messages", "--no-session-persistence", "--continue"}
+)
+CLAUDE_VALUED = frozenset(
+    {
+        "--output-format",
+        "--model",
+        "--max-turns",
+        "--system-prompt",
+        "--permission-mode",
+        "--resume",
+        "--allowedTools",
+        "--add-dir",
+    }
+)
+
+
 def claude(args: list[str], stdin: str) -> int:
-    found, positional = _options(
-        args,
-        booleans={
-            "--print",
-            "--verbose",
-            "--include-partial-messages",
-            "--no-session-persistence",
-            "--continue",
-        },
-        valued={
-            "--output-format",
-            "--model",
-            "--max-turns",
-            "--system-prompt",
-            "--permission-mode",
-            "--resume",
-            "--allowedTools",
-            "--add-dir",
-        },
-    )
+    found, positional = parse_options(args, booleans=CLAUDE_BOOLEANS, valued=CLAUDE_VALUED)
     if "--print" not in found:
         raise Usage("fake claude only runs in --print mode")
     prompt = " ".join(positional) if positional else stdin
@@ -528,7 +528,7 @@ def claude(args: list[str], stdin: str) -> int:
     if failed == "crash":
         run.err("Error: fake claude crashed\n")
         return 1
-    turn = _ClaudeTurn(run, found)
+    turn = ClaudeTurn(run, found)
     model, text, result, init = turn.model, turn.text, turn.result, turn.init
     if output == "stream-json":
         claude_stream(run, turn, partial="--include-partial-messages" in found)
@@ -577,7 +577,7 @@ def codex(args: list[str], stdin: str) -> int:
         rest = leading + rest[2:]
     else:
         rest = args
-    found, positional = _options(rest, booleans, valued)
+    found, positional = parse_options(rest, booleans, valued)
     if positional == ["-"] or not positional:
         prompt = stdin
     else:
@@ -662,7 +662,7 @@ def _gemini_trace() -> str:
 
 
 def gemini(args: list[str], stdin: str) -> int:
-    found, positional = _options(
+    found, positional = parse_options(
         args,
         booleans={"--yolo", "--debug", "--sandbox", "--color", "--disable-color", "--skip-trust"},
         valued={"--output-format", "--model", "--approval-mode", "--resume", "--delete-session"},

@@ -30,20 +30,18 @@ import time
 import uuid
 from typing import Any
 
-from clinvk.testing.fake_cli import FakeRun, _ClaudeTurn, _options, claude_stream, parse_directives
+from clinvk.testing.fake_cli import (
+    CLAUDE_BOOLEANS,
+    CLAUDE_VALUED,
+    ClaudeTurn,
+    FakeRun,
+    claude_stream,
+    parse_directives,
+    parse_options,
+)
 
-BOOLEANS = {"--print", "--verbose", "--include-partial-messages"}
-VALUED = {
-    "--input-format",
-    "--output-format",
-    "--model",
-    "--max-turns",
-    "--system-prompt",
-    "--permission-mode",
-    "--resume",
-    "--allowedTools",
-    "--add-dir",
-}
+# The one-shot fake's flags, and the one that starts this mode.
+VALUED = CLAUDE_VALUED | {"--input-format"}
 
 
 def wants(args: list[str]) -> bool:
@@ -93,7 +91,7 @@ class LiveClaude:
 
     def __init__(self, args: list[str]) -> None:
         self.args = args
-        self.found, _ignored = _options(args, booleans=BOOLEANS, valued=VALUED)
+        self.found, _ignored = parse_options(args, booleans=CLAUDE_BOOLEANS, valued=VALUED)
         self.resumed = self.found.get("--resume", [""])[-1]
         directives, _answer = parse_directives(os.environ.get("CLINVK_FAKE", ""))
         self.session = self.resumed or directives.get("session") or str(uuid.uuid4())
@@ -150,7 +148,7 @@ class LiveClaude:
         self.turns.append(text)
         self.record()
         failed = run.directives.get("fail")
-        turn = _ClaudeTurn(run, self.found)
+        turn = ClaudeTurn(run, self.found)
         if failed == "crash":
             self.line(turn.init)
             sys.stderr.write("Error: fake claude crashed\n")

@@ -22,7 +22,7 @@ from typing import Any
 from twisted.trial.unittest import SynchronousTestCase
 
 from clinvk.testing.fake_cli import command_line
-from tests.testing.test_recordings import RECORDINGS, Event, compare, key_paths
+from tests.testing.test_recordings import RECORDINGS, Event, add_recording_tests, compare, key_paths
 
 SESSION = "<uuid-1>"
 
@@ -127,14 +127,4 @@ class LiveRecordingsTests(SynchronousTestCase):
         )
 
 
-def _add(name: str) -> None:
-    def test(self: LiveRecordingsTests) -> None:
-        self.check(name)
-
-    test.__name__ = "test_" + name.replace("-", "_")
-    test.__doc__ = f"The fake prints the structure of recording C{{{name}}}."
-    setattr(LiveRecordingsTests, test.__name__, test)
-
-
-for _name in DIRECTIVES:
-    _add(_name)
+add_recording_tests(LiveRecordingsTests, DIRECTIVES)

@@ -29,7 +29,14 @@ from clinvk.testing import fake_live_codex
 from clinvk.testing.fake_cli import command_line
 from clinvk.testing.fake_live_codex import LiveCodex
 from tests.backends.helpers import options
-from tests.testing.test_recordings import RECORDINGS, Event, compare, key_paths, structure
+from tests.testing.test_recordings import (
+    RECORDINGS,
+    Event,
+    add_recording_tests,
+    compare,
+    key_paths,
+    structure,
+)
 
 MANIFEST: dict[str, Any] = json.loads((RECORDINGS / "live-codex.json").read_text())
 
@@ -222,17 +229,7 @@ class LiveRecordingsTests(SynchronousTestCase):
         )
 
 
-def _add(name: str) -> None:
-    def test(self: LiveRecordingsTests) -> None:
-        self.check(name)
-
-    test.__name__ = "test_" + name.replace("-", "_")
-    test.__doc__ = f"The fake prints the structure of recording C{{{name}}}."
-    setattr(LiveRecordingsTests, test.__name__, test)
-
-
-for _name in DIRECTIVES:
-    _add(_name)
+add_recording_tests(LiveRecordingsTests, DIRECTIVES)
 
 
 class FakeBehaviourTests(SynchronousTestCase):

@@ -17,6 +17,7 @@ import difflib
 import json
 import os
 import sys
+from collections.abc import Iterable
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -263,14 +264,22 @@ class RecordingsTests(SynchronousTestCase):
         self.assertEqual([event.label for event in structure("hello\n\nthere\n")], ["text", "text"])
 
 
-def _add(name: str) -> None:
-    def test(self: RecordingsTests) -> None:
-        self.check(name)
+def add_recording_tests(case: type[Any], names: Iterable[str]) -> None:
+    """
+    Give C{case} a test per recording of C{names}, C{test_<name>}, which
+    calls its C{check(name)}.
+    """
 
-    test.__name__ = "test_" + name.replace("-", "_")
-    test.__doc__ = f"The fake prints the structure of recording C{{{name}}}."
-    setattr(RecordingsTests, test.__name__, test)
+    def add(name: str) -> None:
+        def test(self: Any) -> None:
+            self.check(name)
+
+        test.__name__ = "test_" + name.replace("-", "_")
+        test.__doc__ = f"The fake prints the structure of recording C{{{name}}}."
+        setattr(case, test.__name__, test)
+
+    for name in names:
+        add(name)
 
 
-for _name in DIRECTIVES:
-    _add(_name)
+add_recording_tests(RecordingsTests, DIRECTIVES)
