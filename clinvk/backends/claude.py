@@ -117,12 +117,8 @@ class ClaudeBackend:
             return None
         argv = self.command(executable, attrs.evolve(options, output_format="stream-json"), resume_id)
         # Turns arrive on stdin, one stream-json user message a line.
-        return [
-            *argv[: argv.index("--print") + 1],
-            "--input-format",
-            "stream-json",
-            *argv[argv.index("--print") + 1 :],
-        ]
+        after_print = argv.index("--print") + 1
+        return [*argv[:after_print], "--input-format", "stream-json", *argv[after_print:]]
 
     def live_checks_passed(self, options: UnifiedOptions, cwd: str) -> bool:
         # Its long-lived mode checks what its one-shot mode checks.

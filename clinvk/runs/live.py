@@ -132,7 +132,6 @@ class LiveProcess:
         self._on_state = on_state
         self.state = LiveState.STARTING
         self.last_used = clock.seconds()
-        self.turns = 0
         self._run: RunningProcess | None = None
         self._capture: LineCapture | None = None
         self._turn: _Turn | None = None
@@ -244,8 +243,8 @@ class LiveProcess:
         Run one turn: send C{text} once the process is ready, put the
         turn's events on C{sink}, and fire with how the turn ended.
         Cancelling the Deferred interrupts the turn (the process is stopped
-        if the CLI cannot be interrupted, or does not end the turn within
-        the grace period) and fails it with C{CancelledError} at once.
+        if the CLI does not end the turn within the grace period) and fails
+        it with C{CancelledError} at once.
 
         @param timeout: Seconds the turn may take, from now, or L{None}.
         @param idle_timeout: Seconds the CLI may stay silent in the turn.
@@ -256,7 +255,6 @@ class LiveProcess:
             raise RuntimeError(f"a live process in state {self.state.value} takes no turn")
         turn = _Turn(text, sink, timeout, idle_timeout, OneResult())
         self._turn = turn
-        self.turns += 1
         self.last_used = self._clock.seconds()
         if timeout is not None:
             turn.deadline = self._clock.callLater(timeout, self.interrupt, StopReason.TIMEOUT)
@@ -275,8 +273,8 @@ class LiveProcess:
     def interrupt(self, reason: StopReason) -> None:
         """
         End the running turn for C{reason}: ask the CLI to stop it and keep
-        the conversation, and stop the process if it cannot, or has not
-        ended the turn a grace period later.
+        the conversation, and stop the process if it has not ended the
+        turn a grace period later (a turn not sent yet just ends).
         """
         turn = self._turn
         if turn is None or turn.stopped is not None:

@@ -89,8 +89,6 @@ class LivePool:
     @param supervisor: Starts and owns the processes.
     @param clock: Times idleness.
     @param environ: The processes' environment.
-    @param max_processes: The most live processes; by default
-        C{server.max_live_processes}, or L{memory_sized_limit}.
     @ivar started: Live processes started (each a cold start).
     @ivar reused: Turns served by a process that was already live.
     @ivar evicted: Idle processes ended to make room for another.
@@ -104,7 +102,6 @@ class LivePool:
         supervisor: ProcessSupervisor,
         clock: IReactorTime,
         environ: Mapping[str, str],
-        max_processes: int | None = None,
     ) -> None:
         self._config = config
         self._supervisor = supervisor
@@ -112,7 +109,7 @@ class LivePool:
         self._environ = dict(environ)
         server = config.server
         self.idle_seconds = float(server.live_idle_secs)
-        self.max_processes = max_processes or server.max_live_processes or memory_sized_limit()
+        self.max_processes = server.max_live_processes or memory_sized_limit()
         self._processes: dict[str, LiveProcess] = {}
         self._expiry: dict[str, IDelayedCall] = {}
         self._off: dict[str, str] = {}
@@ -292,8 +289,3 @@ class LivePool:
     def end(self, conversation: str) -> None:
         """End C{conversation}'s live process, if it has one (the session was deleted)."""
         self._retire(conversation)
-
-    def close_all(self) -> None:
-        """End every live process politely (the server is stopping)."""
-        for conversation in list(self._processes):
-            self._retire(conversation)

@@ -274,15 +274,15 @@ class BackendRuntime:
     async def _stream(
         self, prepared: PreparedRun, channel: Sink[UnifiedEvent], conversation: str
     ) -> RunResult:
-        def put(event: UnifiedEvent) -> None:
-            channel.put(attrs.evolve(event, timestamp=self._clock.seconds()))
+        stamped = _Stamped(channel, self._clock)
+        put = stamped.put
 
         if prepared.options.dry_run:
             channel.running()
             put(events.message(prepared.description, 0))
             put(events.done(0, None))
             return RunResult(exit_code=0, output=prepared.description, command=prepared.command, dry_run=True)
-        live = await self._live_turn(prepared, conversation, _Stamped(channel, self._clock))
+        live = await self._live_turn(prepared, conversation, stamped)
         if live is not None:
             return live
         backend = prepared.backend
