@@ -2,7 +2,8 @@
 Row g: live sessions with the real CLIs (docs/design/live-sessions.md), per
 backend, against the project's model server, which answers at once: the
 time to the first token and to the end of the answer for a new
-conversation (its CLI started from cold), for a follow-up on the live
+conversation (its CLI started from cold, or taken warm from the processes
+started ahead, docs/design/live-sessions.md#warm-pool), for a follow-up on the live
 session, and for the same follow-up with live sessions off (the CLI
 started again to resume the conversation); the end-to-end time of a
 non-streaming follow-up; and the resident size of a live CLI with its
@@ -41,6 +42,13 @@ HEADLESS: dict[str, dict[str, Any]] = {
     },
     "server": {"metrics_enabled": True, "max_live_processes": 8},
 }
+WARM = merged(
+    HEADLESS,
+    {"backends": {name: {**HEADLESS["backends"].get(name, {}), "warm": 1} for name in BACKENDS}},
+)
+# How long a warm process is given to start before a new conversation
+# takes it (gemini, the slowest, starts in about 5 s on a 2-core machine).
+WARM_START = 8.0
 PINNED = Path(__file__).resolve().parent.parent / ".tox" / "real-clis" / "pinned" / "node_modules" / ".bin"
 
 
@@ -166,10 +174,6 @@ async def measure_backend(bench: Bench, live: Server, cold: Server, backend: str
         finally:
             connection.close()
 
-    def timing(turns: list[Turn]) -> str:
-        first, end = median([t.first_token for t in turns]), median([t.total for t in turns])
-        return f"first token {ms(first)}, end {ms(end)}"
-
     follow_first = median([t.first_token for t in follow_ups])
     follow_json = median(jsons)
     mib = median([float(size) for size in rss]) / (1 << 20)
@@ -179,7 +183,7 @@ async def measure_backend(bench: Bench, live: Server, cold: Server, backend: str
             what=f"{backend}: new conversation (the CLI starts cold)",
             clinvk=timing(news),
             baseline="—",
-            target="— (the warm pool is not built yet)",
+            target="—",
             verdict=Verdict.INFO,
         ),
         Line(
@@ -209,6 +213,38 @@ async def measure_backend(bench: Bench, live: Server, cold: Server, backend: str
     ]
 
 
+def timing(turns: list[Turn]) -> str:
+    first, end = median([t.first_token for t in turns]), median([t.total for t in turns])
+    return f"first token {ms(first)}, end {ms(end)}"
+
+
+async def measure_warm(bench: Bench, warm: Server, backend: str, rounds: int) -> Line:
+    """New conversations that each take the process kept warm, given time to start first."""
+    news = []
+    for _ in range(rounds):
+        await bench.sleep(WARM_START)
+        connection = await connect(bench.reactor, warm.port)
+        try:
+            new = await streamed_turn(connection, warm.port, {"backend": backend, "prompt": "Start a story"})
+            await connection.request(
+                build_request(
+                    "DELETE", f"/api/v1/sessions/{new.session_id}", port=warm.port, headers=AUTHORIZATION
+                )
+            )
+        finally:
+            connection.close()
+        news.append(new)
+    first = median([t.first_token for t in news])
+    return Line(
+        row="g",
+        what=f"{backend}: new conversation taking a warm process (NDJSON)",
+        clinvk=timing(news),
+        baseline="—",
+        target=f"≤ {ms(ADDED_TARGET)} added over the model server",
+        verdict=verdict(first <= ADDED_TARGET),
+    )
+
+
 async def run(bench: Bench) -> list[Line]:
     clis = real_clis()
     if clis is None:
@@ -232,13 +268,21 @@ async def run(bench: Bench) -> list[Line]:
         lines = []
         for backend in BACKENDS:
             lines += await measure_backend(bench, live, cold, backend, rounds)
+        await bench.stop(live)
+        await bench.stop(cold)
+        # Alone on the machine: the warm processes would idle beside the rest.
+        warm = await bench.start_server("row-g-warm", WARM, environment=environment)
+        for backend in BACKENDS:
+            lines.append(await measure_warm(bench, warm, backend, rounds))
     finally:
         await bench.stop_all()
         await model.stop()
     bench.note(
         f"**g** — the real CLIs ({clis}), {rounds} rounds per backend: a new session's first turn "
         "(NDJSON), a follow-up on it (NDJSON) and another (JSON), then the session deleted; and the "
-        "same two streamed turns on a server with `server.live_idle_secs: 0`. Medians. The model "
+        "same two streamed turns on a server with `server.live_idle_secs: 0`. Then, on a server "
+        f"keeping one process of each backend warm, new sessions' first turns (NDJSON), each "
+        f"{WARM_START:.0f} s after the last, for the replacement to start. Medians. The model "
         "server answers at once (a few milliseconds), so the times are the CLIs' and clinvk's own. "
         "The resident size is of everything the server runs but its group reaper, with one live CLI."
     )

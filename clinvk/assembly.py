@@ -29,7 +29,7 @@ from clinvk.orchestration import Orchestrator, recount_active_sessions
 from clinvk.process.admission import Admission
 from clinvk.process.supervisor import ProcessSupervisor
 from clinvk.runs.runtime import BackendRuntime
-from clinvk.service import ClinvkService, SettledWork
+from clinvk.service import ClinvkService, SettledWork, WarmProcesses
 from clinvk.sessions import ISessionStore
 from clinvk.sessions.disk import DiskSessionStore, SessionFiles, in_thread_pool, sessions_directory
 from clinvk.sessions.service import SessionStoreService
@@ -222,4 +222,6 @@ def build_core(
         config.server.api_keys_gopass_path,
         on_fatal=service.fail,
     ).setServiceParent(service)
+    # Last: it starts CLIs once the supervisor runs, and stops first.
+    WarmProcesses(runtime).setServiceParent(service)
     return service

@@ -129,6 +129,7 @@ class BackendConfig:
     enabled: bool
     system_prompt: str
     live: bool
+    warm: int
 
 
 def _read_only(sections: Mapping[str, BackendConfig]) -> Mapping[str, BackendConfig]:
@@ -657,6 +658,7 @@ def _semantic_problems(config: Mapping[str, Any]) -> list[str]:
             problem(f"backends.{name}.approval_mode", f'invalid mode "{section["approval_mode"]}"')
         if section["sandbox_mode"] and section["sandbox_mode"] not in SANDBOX_MODES:
             problem(f"backends.{name}.sandbox_mode", f'invalid mode "{section["sandbox_mode"]}"')
+        non_negative(f"backends.{name}.warm", section["warm"])
 
     non_negative("session.retention_days", config["session"]["retention_days"])
 

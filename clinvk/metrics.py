@@ -115,6 +115,7 @@ class LiveCounts:
     @ivar live: Live processes now (starting, idle or busy).
     @ivar idle: Live processes waiting for a turn.
     @ivar warm: Processes started ahead for new conversations.
+    @ivar warm_taken: New conversations that took a warm process.
     @ivar cold_starts: Live processes started, each paying a CLI start-up.
     @ivar reused: Turns served by a process that was already live.
     @ivar evicted: Idle processes ended to make room for another.
@@ -124,6 +125,7 @@ class LiveCounts:
     live: int
     idle: int
     warm: int
+    warm_taken: int
     cold_starts: int
     reused: int
     evicted: int
@@ -144,6 +146,9 @@ class _LiveCollector(Collector):
         )
         yield GaugeMetricFamily(
             "clinvk_warm_processes", "CLI processes started ahead for new conversations", counts.warm
+        )
+        yield CounterMetricFamily(
+            "clinvk_live_warm_taken", "New conversations that took a warm CLI process", counts.warm_taken
         )
         yield CounterMetricFamily(
             "clinvk_live_cold_starts", "Live CLI processes started (each a cold start)", counts.cold_starts

@@ -229,6 +229,28 @@ class InstalledCLIAnnouncement(Service):
         return stopped
 
 
+class WarmProcesses(Service):
+    """
+    Keeps the backends' warm processes for new conversations
+    (docs/design/live-sessions.md#warm-pool) while it runs.
+
+    @param runtime: Starts them; its supervisor must be started first.
+    """
+
+    name = "warm-processes"
+
+    def __init__(self, runtime: BackendRuntime) -> None:
+        self._runtime = runtime
+
+    def startService(self) -> None:
+        super().startService()
+        self._runtime.warm_up()
+
+    def stopService(self) -> None:
+        super().stopService()
+        self._runtime.live.stop_warming()
+
+
 class SettledWork(Service):
     """
     Stops once the work that outlives its request has ended

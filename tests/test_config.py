@@ -460,6 +460,10 @@ class ValidationTests(SynchronousTestCase):
                 "config validation: server.max_live_processes: must be non-negative",
             ],
         )
+        self.assertEqual(
+            problems({"backends": {"codex": {"warm": -1}}}),
+            ["config validation: backends.codex.warm: must be non-negative"],
+        )
 
 
 class LoadingTests(SynchronousTestCase):

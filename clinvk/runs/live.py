@@ -110,6 +110,8 @@ class LiveProcess:
         has to end before the process is stopped.
     @param line_limit: The longest output line kept in memory.
     @param on_state: Told of every change of L{state}.
+    @ivar on_state: The same; the pool that holds the process may change
+        it (a warm process taken by a conversation).
     """
 
     def __init__(
@@ -129,7 +131,7 @@ class LiveProcess:
         self._clock = clock
         self._kill_grace = kill_grace
         self._line_limit = line_limit
-        self._on_state = on_state
+        self.on_state = on_state
         self.state = LiveState.STARTING
         self.last_used = clock.seconds()
         self._run: RunningProcess | None = None
@@ -164,7 +166,7 @@ class LiveProcess:
     def _set_state(self, state: LiveState) -> None:
         if self.state is not state and self.state is not LiveState.GONE:
             self.state = state
-            self._on_state(self)
+            self.on_state(self)
 
     def _ready(self) -> None:
         if self.state is not LiveState.STARTING:

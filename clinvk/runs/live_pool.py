@@ -9,7 +9,8 @@ stored session, which the next turn resumes from cold.
 
 Whether a backend runs live at all (docs/design/live-sessions.md#live-fallback)
 is decided here too: a CLI whose live process could not serve its first
-turn runs one process per turn from then on, and says why.
+turn runs one process per turn from then on, and says why.  The pool holds
+the warm processes of new conversations too (L{clinvk.runs.warm_pool}).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from clinvk.process.runner import ProcessSpec
 from clinvk.process.supervisor import ProcessSupervisor
 from clinvk.runs.live import LiveProcess, LiveState
 from clinvk.runs.preflight import PreparedRun
+from clinvk.runs.warm_pool import WarmPool
 
 log = Logger()
 
@@ -89,7 +91,7 @@ class LivePool:
     @param supervisor: Starts and owns the processes.
     @param clock: Times idleness.
     @param environ: The processes' environment.
-    @ivar started: Live processes started (each a cold start).
+    @ivar started: Live processes started for a turn (each a cold start).
     @ivar reused: Turns served by a process that was already live.
     @ivar evicted: Idle processes ended to make room for another.
     @ivar expired: Processes ended after C{server.live_idle_secs} without a turn.
@@ -113,6 +115,7 @@ class LivePool:
         self._processes: dict[str, LiveProcess] = {}
         self._expiry: dict[str, IDelayedCall] = {}
         self._off: dict[str, str] = {}
+        self._warm = WarmPool(clock)
         self.started = 0
         self.reused = 0
         self.evicted = 0
@@ -145,6 +148,7 @@ class LivePool:
                 why=why,
             )
             self._off[backend.name] = f"its live process failed: {why}" if why else "its live process failed"
+            self._warm.stop(backend.name)
 
     # -- counts
 
@@ -163,7 +167,8 @@ class LivePool:
         return LiveCounts(
             live=self.live,
             idle=self.idle,
-            warm=0,
+            warm=self._warm.waiting,
+            warm_taken=self._warm.taken,
             cold_starts=self.started,
             reused=self.reused,
             evicted=self.evicted,
@@ -184,10 +189,12 @@ class LivePool:
     ) -> tuple[LiveProcess, bool] | None:
         """
         The live process for the next turn of C{conversation}: its own if
-        it was started the same way, otherwise a new one (resuming the
-        conversation C{prepared} continues, if any).
+        it was started the same way, otherwise a warm one for a new
+        conversation that asks for what it was started with, otherwise a
+        new one (resuming the conversation C{prepared} continues, if any).
 
-        @return: The process and whether it is new; L{None} when there is
+        @return: The process and whether it is new (a warm one included:
+            it has served no turn yet); L{None} when there is
             no room for another (every process busy), and the turn runs cold.
         @raise ShuttingDown: When the supervisor takes no more runs.
         """
@@ -206,6 +213,23 @@ class LivePool:
             self._retire(conversation)
         if self.live >= self.max_processes and not self._evict():
             return None
+        process = None
+        if not prepared.request.resume_id:
+            process = self._warm.take(prepared.backend.name, launch.signature)
+        if process is None:
+            process = self._start(prepared, launch)
+            self.started += 1
+        process.on_state = lambda changed: self._changed(conversation, changed)
+        if process.state is not LiveState.GONE:
+            self._processes[conversation] = process
+        return process, True
+
+    def _start(self, prepared: PreparedRun, launch: LiveLaunch) -> LiveProcess:
+        """
+        Start a live process for C{prepared} as C{launch} says.
+
+        @raise ShuttingDown: When the supervisor takes no more runs.
+        """
         backend = prepared.backend
         session = ILiveMode(backend).live_session(prepared.options, prepared.request.resume_id, launch.cwd)
         process = LiveProcess(
@@ -215,14 +239,23 @@ class LivePool:
             clock=self._clock,
             kill_grace=float(self._config.server.kill_grace_secs),
             line_limit=self._config.server.max_run_output_bytes,
-            on_state=lambda changed: self._changed(conversation, changed),
         )
         spec = ProcessSpec(argv=launch.argv, env=self._environ, path=launch.path, keep_stdin=True)
         process.start(self._supervisor, spec)
-        self.started += 1
-        if process.state is not LiveState.GONE:
-            self._processes[conversation] = process
-        return process, True
+        return process
+
+    # -- warm processes (docs/design/live-sessions.md#warm-pool)
+
+    def keep_warm(self, prepared: PreparedRun, launch: LiveLaunch, count: int) -> None:
+        """
+        Keep C{count} processes started as C{launch} says warm for the
+        new conversations of C{prepared}'s backend that ask for the same.
+        """
+        self._warm.keep(prepared.backend.name, launch.signature, count, lambda: self._start(prepared, launch))
+
+    def stop_warming(self) -> None:
+        """Keep no process warm any more, ending those waiting (the server is stopping)."""
+        self._warm.stop_all()
 
     def _changed(self, conversation: str, process: LiveProcess) -> None:
         if self._processes.get(conversation) is not process:

@@ -343,6 +343,47 @@ class BackendRuntime:
         asked = (options.model, options.approval_mode, options.sandbox_mode, options.system_prompt)
         return LiveLaunch(tuple(argv), (*fresh, cwd, *asked), cwd, workdir or None)
 
+    # -- warm processes (docs/design/live-sessions.md#warm-pool)
+
+    def warm_up(self) -> None:
+        """
+        Start the warm processes of every backend with
+        C{backends.<name>.warm} set, started as a new conversation that
+        asks for nothing is; where that cannot run live, log why and keep
+        none.
+        """
+        for backend in self._backends.values():
+            count = self._config.backends.get(backend.name).warm
+            if count <= 0:
+                continue
+            warm = self._warm_launch(backend)
+            if isinstance(warm, str):
+                log.warn(
+                    "No process is kept warm backend={backend} why={why}", backend=backend.name, why=warm
+                )
+                continue
+            prepared, launch = warm
+            log.info(
+                "Keeping processes warm for new conversations backend={backend} count={count}",
+                backend=backend.name,
+                count=count,
+            )
+            self._live.keep_warm(prepared, launch, count)
+
+    def _warm_launch(self, backend: IBackend) -> tuple[PreparedRun, LiveLaunch] | str:
+        """How a warm process of C{backend} starts, or why none can."""
+        mode = self._live.mode(backend)
+        if mode is None:
+            return f"live sessions are {self._live.status(backend)}"
+        try:
+            prepared = self.prepare(RunRequest(backend=backend.name, prompt=""))
+        except PreflightError as e:
+            return str(e)
+        launch = self._launch(prepared, mode)
+        if launch is None:
+            return "a new conversation with the configured options runs cold"
+        return prepared, launch
+
     async def _live_turn(
         self, prepared: PreparedRun, conversation: str, sink: Sink[UnifiedEvent] | None
     ) -> RunResult | None:

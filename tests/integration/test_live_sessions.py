@@ -4,7 +4,8 @@ docs/design/decisions.md#d6-no-orphans): the real server, real processes,
 each fake in its long-lived mode.  A session's turns go to one process; a
 process that is killed or evicted is replaced by one that resumes the
 conversation; a client that leaves interrupts its turn; and neither
-SIGTERM nor SIGKILL of the server leaves a live process behind.
+SIGTERM nor SIGKILL of the server leaves a live process behind.  A new
+session's first turn takes a process started ahead, where one is kept warm.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 
-from tests.integration._processes import alive, process_exit, reactor
+from tests.integration._processes import alive, get_bytes, process_exit, reactor
 from tests.integration._server import KILL_GRACE, NDJSONClient
 from tests.integration.test_native_api import NativeApiTestCase
 
@@ -172,3 +173,50 @@ class StopTests(_LiveTestCase):
         killed = reactor.seconds()
         self.assertEqual(await self.server.ended, -signal.SIGKILL)
         await self.all_exit(pids, since=killed, within=KILL_GRACE + 1)
+
+
+class WarmTests(_LiveTestCase):
+    """Processes kept warm for new conversations (docs/design/live-sessions.md#warm-pool)."""
+
+    server_config = {
+        "server": {"shutdown_timeout_secs": 5, "metrics_enabled": True},
+        "backends": {
+            "claude": {"warm": 1},
+            "codex": {"warm": 1},
+            "gemini": {"warm": 1, "extra_flags": ["--skip-trust"]},
+        },
+    }
+
+    def waiting(self) -> dict[str, int]:
+        """The pid of each backend's live process that is running and has served no turn."""
+        return {
+            record["name"]: record["pid"]
+            for record in self.records_of()
+            if record.get("live") and not record.get("turns") and alive(record["pid"])
+        }
+
+    async def test_taken_and_replaced(self) -> None:
+        """
+        On every backend: a new session's first turn is the first turn of
+        the process started ahead, a replacement starts, and SIGTERM
+        leaves none of them behind.
+        """
+        await self.eventually(lambda: len(self.waiting()) == 3)
+        warm = self.waiting()
+        for backend in BACKENDS:
+            await self.turn(backend, f"{backend} new")
+            run = self.run_of(f"{backend} new")
+            self.assertEqual((run["pid"], run["turn"]), (warm[backend], 1), backend)
+        await self.eventually(lambda: len(self.waiting()) == 3)
+        replacements = self.waiting()
+        self.assertFalse(set(replacements.values()) & set(warm.values()))
+        code, body = await get_bytes(self.url("/metrics"))
+        self.assertEqual(code, 200)
+        self.assertIn(b"\nclinvk_live_warm_taken_total 3.0\n", body)
+        self.assertIn(b"\nclinvk_live_cold_starts_total 0.0\n", body)
+        self.assertIn(b"\nclinvk_warm_processes 3.0\n", body)
+        pids = [*warm.values(), *replacements.values()]
+        self.signal_server("TERM")
+        signalled = reactor.seconds()
+        self.assertEqual(await self.server.ended, 0, self.server_output())
+        await self.all_exit(pids, since=signalled, within=5 + 2 * KILL_GRACE + 3)

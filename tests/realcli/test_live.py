@@ -2,8 +2,9 @@
 Live sessions with the real CLIs (docs/design/live-sessions.md): the turns
 of a conversation run in one long-lived process; a process ended by
 eviction, by a kill or by its client going away loses nothing of the
-conversation; and with live sessions off the same routes run one process
-per turn.
+conversation; a new conversation takes a process started ahead where
+one is kept warm; and with live sessions off the same routes run one
+process per turn.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from clinvk.testing import model_server
 from tests.integration._processes import group_reaper, reactor
 from tests.integration._sdk_server import off_reactor
 from tests.integration._server import Config, NDJSONClient
-from tests.realcli._harness import RealCLITestCase, marked_processes
+from tests.realcli._harness import HEADLESS_CONFIG, RealCLITestCase, marked_processes
 
 METRICS: Config = {"server": {"metrics_enabled": True}}
 
@@ -244,6 +245,35 @@ class EvictedMixin:
         self.assertIn(self.metric("clinvk_live_evicted_total"), expected)
 
 
+class WarmMixin:
+    """One process kept warm for new conversations (mixed into a L{_Conversations})."""
+
+    def config_layers(self: Any) -> list[Config]:
+        headless = HEADLESS_CONFIG["backends"].get(self.backend, {})
+        return [*super().config_layers(), {"backends": {self.backend: {**headless, "warm": 1}}}]  # type: ignore[misc]
+
+    @off_reactor
+    def test_warm_new_conversation(self: Any) -> None:
+        """
+        A new session's first turn goes to the process started with the
+        server, which then serves the follow-up; a replacement waits for
+        the next new conversation.
+        """
+        self.model.script(self.backend, model_server.text("Seven."), model_server.text("Fourteen."))
+        [warm] = self.cli_groups()
+        self.assertEqual(self.metric("clinvk_warm_processes"), 1)
+        session = self.turn("Pick a number")["session_id"]
+        self.assertEqual(self.turn("Double it", session)["output"], "Fourteen.")
+        self.assertIn("Seven.", self.last_request())
+        self.assertEqual(self.metric("clinvk_live_warm_taken_total"), 1)
+        self.assertEqual(self.metric("clinvk_live_cold_starts_total"), 0)
+        self.assertEqual(self.metric("clinvk_live_reused_turns_total"), 1)
+        self.assertEqual(self.metric("clinvk_warm_processes"), 1)
+        groups = self.cli_groups()
+        self.assertEqual(len(groups), 2)
+        self.assertIn(warm, groups)
+
+
 class ColdMixin:
     """The same session routes with live sessions off: one process per turn (mixed into a L{_Conversations})."""
 
@@ -298,4 +328,16 @@ class CodexColdTests(ColdMixin, _Conversations):
 
 
 class GeminiColdTests(ColdMixin, _Conversations):
+    backend = "gemini"
+
+
+class ClaudeWarmTests(WarmMixin, _Conversations):
+    backend = "claude"
+
+
+class CodexWarmTests(WarmMixin, _Conversations):
+    backend = "codex"
+
+
+class GeminiWarmTests(WarmMixin, _Conversations):
     backend = "gemini"

@@ -139,6 +139,7 @@ class FourthBackendTests(SynchronousTestCase):
                 enabled=True,
                 system_prompt="Repeat.",
                 live=True,
+                warm=0,
             ),
         )
         self.assertIn("echo", config_schema()["properties"]["backends"]["properties"])
