@@ -409,6 +409,12 @@ class AnthropicErrorTests(AnthropicErrorCase):
                     cast_to=anthropic.types.Message,
                 )
             self.assert_error(caught.exception, 400, "invalid_request_error", "max_tokens")
+            # So does a known member of the wrong type.
+            wrong: list[dict[str, Any]] = [{"tools": "x"}, {"tool_choice": "auto"}]
+            for fields in wrong:
+                with self.assertRaises(anthropic.BadRequestError) as caught:
+                    client.messages.create(model="claude", max_tokens=5, messages=user, **fields)
+                self.assert_error(caught.exception, 400, "invalid_request_error", next(iter(fields)))
         self.assertEqual(self.runs(), [])
 
     @off_reactor

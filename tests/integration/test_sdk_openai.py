@@ -378,6 +378,12 @@ class OpenAIErrorTests(OpenAIErrorCase):
             with self.assertRaises(openai.BadRequestError) as caught:
                 client.chat.completions.create(model="claude", messages=user, extra_body={"stream": "yes"})
             self.assert_error(caught.exception, 400, "invalid_request_error", "stream")
+            # So do the known members the SDK is strict about.
+            wrong: list[dict[str, Any]] = [{"tools": "x"}, {"tool_choice": 5}, {"response_format": "json"}]
+            for fields in wrong:
+                with self.assertRaises(openai.BadRequestError) as caught:
+                    client.chat.completions.create(model="claude", messages=user, **fields)
+                self.assert_error(caught.exception, 400, "invalid_request_error", next(iter(fields)))
         self.assertEqual(self.runs(), [])
 
     @off_reactor

@@ -87,6 +87,17 @@ class MessagesTests(NativeTestCase):
             (body(("user", "x"), max_tokens=0), "max_tokens must be greater than 0"),
             (body(("assistant", "x")), "no user messages found"),
             (body(("user", [{"type": "image", "source": {}}])), "unsupported content block type: image"),
+            (body(("user", "x"), tools="x"), "tools: expected array"),
+            (
+                body(("user", "x"), tools=[{"input_schema": {}}]),
+                "tools[0].name: expected required property name to be present",
+            ),
+            (body(("user", "x"), tool_choice="auto"), "tool_choice: expected object"),
+            (
+                body(("user", "x"), tool_choice={"type": "sometimes"}),
+                'tool_choice.type: expected value to be one of "auto, any, tool, none"',
+            ),
+            (body(("user", "x"), thinking=True), "thinking: expected object"),
         ]
         for request, message in cases:
             error = self.error(self.request("POST", MESSAGES, request), 400)

@@ -124,6 +124,19 @@ class ChatTests(OpenAITestCase):
             (body(("system", "x")), "no user messages found"),
             (body(("user", [{"type": "image_url"}])), "unsupported content part type: image_url"),
             (body(("user", "x"), stream="yes"), "stream: expected boolean"),
+            (body(("user", "x"), tools="x"), "tools: expected array"),
+            (
+                body(("user", "x"), tools=[{"function": {"name": "f"}}]),
+                "tools[0].type: expected required property type to be present",
+            ),
+            (body(("user", "x"), tool_choice=5), "tool_choice: expected string"),
+            (
+                body(("user", "x"), tool_choice="sometimes"),
+                'tool_choice: expected value to be one of "none, auto, required"',
+            ),
+            (body(("user", "x"), response_format="json"), "response_format: expected object"),
+            (body(("user", "x"), parallel_tool_calls="yes"), "parallel_tool_calls: expected boolean"),
+            (body(("user", "x"), seed="1"), "seed: expected integer"),
             (
                 body(("user", "x"), model="\u0000"),
                 "invalid request: a command-line value contains a NUL character",
