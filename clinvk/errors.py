@@ -110,6 +110,12 @@ class SessionNotFound(NotFound):
         return self.reason
 
 
+class ModelNotFound(NotFound):
+    """A compatibility API was asked for a model it does not list (404)."""
+
+    code = "model_not_found"
+
+
 class RouteNotFound(ClinvkError):
     """No route serves this path (404, the router's fallback)."""
 

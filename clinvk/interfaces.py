@@ -44,6 +44,10 @@ class IBackend(Interface):
         "Whether a compatibility request whose model chooses no backend runs on this one; "
         "exactly one backend says so (Claude)."
     )
+    streams_tokens = Attribute(
+        "Whether a streaming run's answer arrives a few tokens at a time (rather than whole "
+        "messages), which the compatibility APIs' model lists report."
+    )
     supports_allowed_tools = Attribute(
         "Whether the CLI takes C{backends.<name>.allowed_tools}; for the others it is ignored, "
         "with a warning logged once."

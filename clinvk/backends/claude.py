@@ -90,6 +90,7 @@ class ClaudeBackend:
     model_markers = ("claude",)
     # What the Anthropic API's models are, and what any other model runs on.
     default_for_compat = True
+    streams_tokens = True
     supports_allowed_tools = True
     # tests/realcli/package.json pins it.
     proven_version = "2.1.197"

@@ -72,6 +72,7 @@ class CodexBackend:
     aliases = ALIASES
     model_markers = ("gpt",)
     default_for_compat = False
+    streams_tokens = False
     supports_allowed_tools = False
     # tests/realcli/package.json pins it.
     proven_version = "0.171.0"

@@ -95,6 +95,7 @@ class GeminiBackend:
     aliases = ALIASES
     model_markers = ("gemini",)
     default_for_compat = False
+    streams_tokens = True
     supports_allowed_tools = False
     # tests/realcli/package.json pins it.
     proven_version = "0.61.0"

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.compat.test_models -*-
 """
 Which backend a compatibility request runs on, with which model, and the
-identifiers and token estimates of its answer.
+identifiers and token estimates of its answer; what each backend's model
+can do through these APIs.
 """
 
 from __future__ import annotations
@@ -69,3 +70,28 @@ def usage_or_estimate(usage: TokenUsage | None, prompt: str, output: str) -> tup
     if usage is not None:
         return usage.input_tokens, usage.output_tokens
     return len(prompt.encode("utf-8")) // 4, len(output.encode("utf-8")) // 4
+
+
+def capabilities(backend: IBackend) -> dict[str, bool]:
+    """
+    What a request for C{backend}'s model gets through the compatibility
+    APIs today (docs/design/openai-api.md#openai-models-list): streamed
+    answers a few tokens at a time, images, the client's tools, structured
+    output, and a conversation continued in the CLI's own session.
+    """
+    return {
+        "streaming_tokens": bool(backend.streams_tokens),
+        "images": False,
+        "tools": False,
+        "structured_output": False,
+        "resume": False,
+    }
+
+
+def estimate_tokens(text: str) -> int:
+    """
+    Tokens in C{text}, estimated at four bytes of UTF-8 a token (at least
+    one for any text), as L{usage_or_estimate} estimates an answer's.
+    """
+    size = len(text.encode("utf-8"))
+    return max(1, size // 4) if size else 0

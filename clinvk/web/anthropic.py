@@ -1,36 +1,47 @@
 # -*- test-case-name: tests.web.test_anthropic -*-
 """
 The Anthropic-compatible API under C{/anthropic/v1} (docs/design/anthropic-api.md#anthropic-api):
-messages, as JSON or as server-sent events, with every failure in
+messages, as JSON or as server-sent events, their token count, and the
+models, with every failure in
 Anthropic's error format (docs/design/decisions.md#d2-sdk-error-dialects).
 """
 
 from __future__ import annotations
 
+import json
 from contextlib import closing
 from typing import Any, ClassVar
 
 from twisted.web.iweb import IRequest
 
 from clinvk.compat.conversation import anthropic_conversation
-from clinvk.compat.models import anthropic_backend, new_id, run_model, usage_or_estimate
+from clinvk.compat.models import (
+    anthropic_backend,
+    capabilities,
+    estimate_tokens,
+    new_id,
+    run_model,
+    usage_or_estimate,
+)
 from clinvk.compat.runs import failed, failure_text
-from clinvk.errors import BackendFailed, InvalidRequest
+from clinvk.errors import BackendFailed, InvalidRequest, ModelNotFound
 from clinvk.model import RunRequest
-from clinvk.openapi import Operation
+from clinvk.openapi import Operation, Parameter
 from clinvk.web._compat_family import CompatFamily
 from clinvk.web._errors import Dialect
 from clinvk.web._request import read_json
-from clinvk.web._responses import write_json
+from clinvk.web._responses import typed_response, write_json
 from clinvk.web._routing import family_app, route
 from clinvk.web._sse import EventSource, frame
 from clinvk.web._streaming import stopped_on_failure
+
+_TAG = "Anthropic compatible"
 
 MESSAGES = Operation(
     operation_id="anthropicMessages",
     method="POST",
     path="/anthropic/v1/messages",
-    tag="Anthropic compatible",
+    tag=_TAG,
     summary="Create a message",
     description=(
         "Runs the conversation as one prompt on Claude, or on the backend named by the model "
@@ -46,11 +57,61 @@ MESSAGES = Operation(
 )
 
 
+COUNT_TOKENS = Operation(
+    operation_id="anthropicCountTokens",
+    method="POST",
+    path="/anthropic/v1/messages/count_tokens",
+    tag=_TAG,
+    summary="Count the input tokens of a message",
+    description=(
+        "An estimate, about one token per four bytes of the system prompt, the conversation as "
+        "it would reach the CLI and the tools; the CLI adds its own system prompt and tools."
+    ),
+    request_schema="AnthropicCountTokensRequest",
+    response_schema="AnthropicTokensCount",
+    error_media_type="application/json",
+    error_schema="AnthropicErrorBody",
+)
+MODELS = Operation(
+    operation_id="anthropicListModels",
+    method="GET",
+    path="/anthropic/v1/models",
+    tag=_TAG,
+    summary="List models",
+    description="One model per backend, sorted by id, a page at a time.",
+    parameters=(
+        Parameter("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000}, "Page size (20)."),
+        Parameter("after_id", "query", {"type": "string"}, "The page after this id."),
+        Parameter("before_id", "query", {"type": "string"}, "The page before this id."),
+    ),
+    response_schema="AnthropicModelsResponseBody",
+    error_media_type="application/json",
+    error_schema="AnthropicErrorBody",
+)
+MODEL = Operation(
+    operation_id="anthropicRetrieveModel",
+    method="GET",
+    path="/anthropic/v1/models/{model}",
+    tag=_TAG,
+    summary="Retrieve a model",
+    description="One of the models the list has: a backend's name.",
+    parameters=(Parameter("model", "path", {"type": "string"}, "claude, codex or gemini.", required=True),),
+    response_schema="AnthropicModel",
+    error_media_type="application/json",
+    error_schema="AnthropicErrorBody",
+)
+
+# Anthropic's ModelInfo allows the epoch where a release date is unknown.
+_UNKNOWN_RELEASE = "1970-01-01T00:00:00Z"
+_DEFAULT_PAGE = 20
+_LARGEST_PAGE = 1000
+
+
 class AnthropicApi(CompatFamily):
     """The C{/anthropic} family."""
 
     dialect: ClassVar[Dialect] = Dialect.ANTHROPIC
-    operations: ClassVar[tuple[Operation, ...]] = (MESSAGES,)
+    operations: ClassVar[tuple[Operation, ...]] = (MESSAGES, COUNT_TOKENS, MODELS, MODEL)
     app = family_app(dialect)
 
     @route(app, MESSAGES)
@@ -90,6 +151,55 @@ class AnthropicApi(CompatFamily):
         }
         write_json(request, message)
         return None
+
+    @route(app, COUNT_TOKENS)
+    def count_tokens(self, request: IRequest) -> bytes:
+        body: dict[str, Any] = read_json(request, self._schemas, "AnthropicCountTokensRequest")
+        if not body["model"]:
+            raise InvalidRequest("model is required", param="model")
+        if not body["messages"]:
+            raise InvalidRequest("messages are required", param="messages")
+        prompt, system = anthropic_conversation(body["messages"], body.get("system"))
+        tools = body.get("tools") or []
+        counted = estimate_tokens(system) + estimate_tokens(prompt)
+        if tools:
+            counted += estimate_tokens(json.dumps(tools, separators=(",", ":")))
+        return typed_response(request, "AnthropicTokensCount", {"input_tokens": counted})
+
+    def _model(self, name: str) -> dict[str, Any]:
+        return {
+            "type": "model",
+            "id": name,
+            "display_name": name,
+            "created_at": _UNKNOWN_RELEASE,
+            "lifecycle": "active",
+            "clinvk_capabilities": capabilities(self._runner.backends[name]),
+        }
+
+    @route(app, MODELS)
+    def models(self, request: IRequest) -> bytes:
+        names = sorted(self._runner.backends)
+        limit = _limit(request)
+        after, before = _query(request, "after_id"), _query(request, "before_id")
+        if before is not None:
+            earlier = [name for name in names if name < before]
+            names, more = earlier[-limit:], len(earlier) > limit
+        else:
+            later = [name for name in names if after is None or name > after]
+            names, more = later[:limit], len(later) > limit
+        page = {
+            "data": [self._model(name) for name in names],
+            "has_more": more,
+            "first_id": names[0] if names else None,
+            "last_id": names[-1] if names else None,
+        }
+        return typed_response(request, "AnthropicModelsResponseBody", page)
+
+    @route(app, MODEL)
+    def model(self, request: IRequest, model: str) -> bytes:
+        if model not in self._runner.backends:
+            raise ModelNotFound(f"model: {model}", param="model")
+        return typed_response(request, "AnthropicModel", self._model(model))
 
     async def _stream(self, request: IRequest, run: RunRequest, model: str) -> None:
         """
@@ -146,3 +256,27 @@ class AnthropicApi(CompatFamily):
             }
             await events.send(frame(ending, "message_delta"))
             await events.send(frame({"type": "message_stop"}, "message_stop"))
+
+
+def _query(request: IRequest, name: str) -> str | None:
+    """A query parameter's first value, if given."""
+    values = (request.args or {}).get(name.encode("ascii"))
+    return values[0].decode("utf-8", "replace") if values else None
+
+
+def _limit(request: IRequest) -> int:
+    """
+    The page size of a model list: C{limit}, 20 when absent.
+
+    @raise InvalidRequest: When it is no integer from 1 to 1000.
+    """
+    given = _query(request, "limit")
+    if given is None:
+        return _DEFAULT_PAGE
+    try:
+        limit = int(given)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= _LARGEST_PAGE:
+        raise InvalidRequest(f"limit: expected an integer from 1 to {_LARGEST_PAGE}", param="limit")
+    return limit

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.web.test_openai -*-
 """
 The OpenAI-compatible API under C{/openai/v1} (docs/design/openai-api.md#openai-api): the
-model list and chat completions, as JSON or as server-sent events, with
+models and chat completions, as JSON or as server-sent events, with
 every failure in OpenAI's error format (docs/design/decisions.md#d2-sdk-error-dialects).
 """
 
@@ -13,11 +13,11 @@ from typing import Any, ClassVar
 from twisted.web.iweb import IRequest
 
 from clinvk.compat.conversation import openai_conversation
-from clinvk.compat.models import new_id, openai_backend, run_model, usage_or_estimate
+from clinvk.compat.models import capabilities, new_id, openai_backend, run_model, usage_or_estimate
 from clinvk.compat.runs import failed, failure_text
-from clinvk.errors import BackendFailed, InvalidRequest
+from clinvk.errors import BackendFailed, InvalidRequest, ModelNotFound
 from clinvk.model import RunRequest, RunResult
-from clinvk.openapi import Operation
+from clinvk.openapi import Operation, Parameter
 from clinvk.web._compat_family import CompatFamily
 from clinvk.web._errors import Dialect
 from clinvk.web._request import read_json
@@ -36,6 +36,18 @@ MODELS = Operation(
     summary="List models",
     description="One model per backend, whether or not its CLI is installed.",
     response_schema="OpenAIModelsResponseBody",
+    error_media_type="application/json",
+    error_schema="OpenAIErrorBody",
+)
+MODEL = Operation(
+    operation_id="openaiRetrieveModel",
+    method="GET",
+    path="/openai/v1/models/{model}",
+    tag=_TAG,
+    summary="Retrieve a model",
+    description="One of the models the list has: a backend's name.",
+    parameters=(Parameter("model", "path", {"type": "string"}, "claude, codex or gemini.", required=True),),
+    response_schema="OpenAIModel",
     error_media_type="application/json",
     error_schema="OpenAIErrorBody",
 )
@@ -62,20 +74,32 @@ class OpenAIApi(CompatFamily):
     """The C{/openai} family."""
 
     dialect: ClassVar[Dialect] = Dialect.OPENAI
-    operations: ClassVar[tuple[Operation, ...]] = (MODELS, CHAT)
+    operations: ClassVar[tuple[Operation, ...]] = (MODELS, MODEL, CHAT)
     app = family_app(dialect)
 
     def _now(self) -> int:
         return int(self._clock.seconds())
 
+    def _model(self, name: str, created: int) -> dict[str, Any]:
+        return {
+            "id": name,
+            "object": "model",
+            "created": created,
+            "owned_by": "clinvoker",
+            "capabilities": capabilities(self._runner.backends[name]),
+        }
+
     @route(app, MODELS)
     def models(self, request: IRequest) -> bytes:
         created = self._now()
-        data = [
-            {"id": name, "object": "model", "created": created, "owned_by": "clinvoker"}
-            for name in self._runner.backends
-        ]
+        data = [self._model(name, created) for name in self._runner.backends]
         return typed_response(request, "OpenAIModelsResponseBody", {"object": "list", "data": data})
+
+    @route(app, MODEL)
+    def model(self, request: IRequest, model: str) -> bytes:
+        if model not in self._runner.backends:
+            raise ModelNotFound(f"The model '{model}' does not exist", param="model")
+        return typed_response(request, "OpenAIModel", self._model(model, self._now()))
 
     @route(app, CHAT)
     async def chat_completions(self, request: IRequest) -> bytes | None:

@@ -499,8 +499,12 @@ KNOWN_PATHS = (
     "/schemas/PromptRequest.json",
     "/schemas/..%2F..%2Fetc%2Fpasswd",
     "/openai/v1/models",
+    "/openai/v1/models/claude",
     "/openai/v1/chat/completions",
     "/anthropic/v1/messages",
+    "/anthropic/v1/messages/count_tokens",
+    "/anthropic/v1/models",
+    "/anthropic/v1/models/claude",
 )
 
 PATH_CHANGES = (
@@ -739,6 +743,7 @@ BODY_ROUTES = (
     "/api/v1/compare",
     "/openai/v1/chat/completions",
     "/anthropic/v1/messages",
+    "/anthropic/v1/messages/count_tokens",
 )
 
 
@@ -918,6 +923,15 @@ VALID_BODIES: dict[str, list[dict[str, Any]]] = {
             "system": [{"type": "text", "text": "be brief"}],
             "messages": [{"role": "user", "content": "hi"}],
             "stream": True,
+        },
+    ],
+    "/anthropic/v1/messages/count_tokens": [
+        {
+            "model": "claude-sonnet-4-5",
+            "system": "be brief",
+            "messages": [{"role": "user", "content": "hi"}],
+            "tools": [{"name": "weather", "input_schema": {"type": "object"}}],
+            "tool_choice": {"type": "auto"},
         },
     ],
 }

@@ -144,6 +144,32 @@ class AnthropicConformanceTests(SDKServerTestCase):
         self.assertEqual({run["name"] for run in self.runs()}, {"claude"})
 
     @off_reactor
+    def test_models(self) -> None:
+        """
+        The SDK pages through the models (docs/design/anthropic-api.md#anthropic-models)
+        and retrieves one; each is a ModelInfo with clinvk's capabilities.
+        """
+        with self.anthropic_client() as client:
+            listed = list(client.models.list(limit=2))
+            self.assertEqual([model.id for model in listed], ["claude", "codex", "gemini"])
+            model = client.models.retrieve("codex")
+            self.assertEqual((model.id, model.type, model.lifecycle), ("codex", "model", "active"))
+            self.assertEqual(model.created_at.year, 1970)
+            self.assertEqual((model.model_extra or {})["clinvk_capabilities"]["streaming_tokens"], False)
+
+    @off_reactor
+    def test_count_tokens(self) -> None:
+        """C{messages.count_tokens} answers an estimate (docs/design/anthropic-api.md#anthropic-count-tokens), running no CLI."""
+        with self.anthropic_client() as client:
+            counted = client.messages.count_tokens(
+                model="claude-sonnet-4-5",
+                system="Be brief.",
+                messages=[{"role": "user", "content": "What is the weather like in Paris today?"}],
+            )
+            self.assertEqual(counted.input_tokens, 2 + 10)
+        self.assertEqual(self.runs(), [])
+
+    @off_reactor
     def test_system(self) -> None:
         """
         C{system} as a string, and as text blocks joined with newlines,
@@ -413,25 +439,24 @@ class AnthropicErrorTests(AnthropicErrorCase):
             wrong: list[dict[str, Any]] = [{"tools": "x"}, {"tool_choice": "auto"}]
             for fields in wrong:
                 with self.assertRaises(anthropic.BadRequestError) as caught:
-                    client.messages.create(model="claude", max_tokens=5, messages=user, **fields)
+                    client.messages.create(**{"model": "claude", "max_tokens": 5, "messages": user, **fields})
                 self.assert_error(caught.exception, 400, "invalid_request_error", next(iter(fields)))
         self.assertEqual(self.runs(), [])
 
     @off_reactor
     def test_unknown_route(self) -> None:
         """
-        A route that does not exist (C{GET /anthropic/v1/models},
-        docs/design/anthropic-api.md#anthropic-api) is a C{NotFoundError}; a wrong method
-        is a 405
-        C{APIStatusError}.
+        A route that does not exist (C{GET /anthropic/v1/files},
+        docs/design/anthropic-api.md#anthropic-api) or a model that is not listed is a
+        C{NotFoundError}; a wrong method is a 405 C{APIStatusError}.
         """
         with self.anthropic_client() as client:
             with self.assertRaises(anthropic.NotFoundError) as caught:
-                client.models.list()
-            self.assert_error(caught.exception, 404, "not_found_error", "/anthropic/v1/models")
+                client.get("/v1/files", cast_to=object)
+            self.assert_error(caught.exception, 404, "not_found_error", "/anthropic/v1/files")
             with self.assertRaises(anthropic.NotFoundError) as caught:
-                client.messages.count_tokens(model="claude", messages=[{"role": "user", "content": "hello"}])
-            self.assert_error(caught.exception, 404, "not_found_error", "/anthropic/v1/messages/count_tokens")
+                client.models.retrieve("claude-opus-4")
+            self.assert_error(caught.exception, 404, "not_found_error", "claude-opus-4")
             # A known route with the wrong method: 405, which has no class of its own.
             with self.assertRaises(anthropic.APIStatusError) as caught:
                 client.get("/v1/messages", cast_to=object)

@@ -389,15 +389,20 @@ class OpenAIErrorTests(OpenAIErrorCase):
     @off_reactor
     def test_unknown_route(self) -> None:
         """
-        A route that does not exist (C{GET /openai/v1/models/{model}},
-        docs/design/openai-api.md#openai-models-list) is a C{NotFoundError}; a wrong
-        method is a 405
-        C{APIStatusError}.
+        A route that does not exist (C{POST /openai/v1/embeddings}) or a
+        model that is not listed (docs/design/openai-api.md#openai-models-list) is a
+        C{NotFoundError}; a wrong method is a 405 C{APIStatusError}.
         """
         with self.openai_client() as client:
+            model = client.models.retrieve("gemini")
+            self.assertEqual((model.id, model.object, model.owned_by), ("gemini", "model", "clinvoker"))
+            self.assertEqual((model.model_extra or {})["capabilities"]["streaming_tokens"], True)
             with self.assertRaises(openai.NotFoundError) as caught:
-                client.models.retrieve("claude")
-            self.assert_error(caught.exception, 404, "invalid_request_error", "/openai/v1/models/claude")
+                client.models.retrieve("gpt-4o")
+            self.assert_error(
+                caught.exception, 404, "invalid_request_error", "The model 'gpt-4o' does not exist"
+            )
+            self.assertEqual(caught.exception.code, "model_not_found")
             with self.assertRaises(openai.NotFoundError) as caught:
                 client.embeddings.create(model="claude", input="hello")
             self.assert_error(caught.exception, 404, "invalid_request_error", "/openai/v1/embeddings")

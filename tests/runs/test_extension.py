@@ -52,6 +52,7 @@ class EchoBackend:
     aliases: Mapping[str, str] = {"fast": "echo-small"}
     model_markers = ("echo",)
     default_for_compat = False
+    streams_tokens = False
     supports_allowed_tools = False
     proven_version = "1.0.0"
     merges_stderr = False

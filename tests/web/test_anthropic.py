@@ -31,7 +31,7 @@ def delta(text: str) -> bytes:
     return json.dumps({"type": "stream_event", "event": event}).encode() + b"\n"
 
 
-class MessagesTests(NativeTestCase):
+class AnthropicTestCase(NativeTestCase):
     def error(self, response: Any, status: int) -> dict[str, Any]:
         self.assertEqual(response.code, status, response.body)
         answer = json.loads(response.body)
@@ -39,6 +39,8 @@ class MessagesTests(NativeTestCase):
         error: dict[str, Any] = answer["error"]
         return error
 
+
+class MessagesTests(AnthropicTestCase):
     def test_message(self) -> None:
         """One text block, end_turn, usage; no stop_sequence; anthropic-version not needed."""
         pending = self.start(
@@ -106,7 +108,7 @@ class MessagesTests(NativeTestCase):
     def test_errors(self) -> None:
         """Unknown routes, missing CLIs and failed CLIs in Anthropic's types."""
         self.assertEqual(
-            self.error(self.request("GET", "/anthropic/v1/models"), 404)["type"], "not_found_error"
+            self.error(self.request("GET", "/anthropic/v1/files"), 404)["type"], "not_found_error"
         )
         self.use_server(installed=("claude",))
         error = self.error(self.request("POST", MESSAGES, body(("user", "x"), model="gemini")), 503)
@@ -179,3 +181,88 @@ class MessagesStreamTests(NativeTestCase):
         self.use_server(installed=("claude",))
         response = self.request("POST", MESSAGES, body(("user", "x"), model="codex", stream=True))
         self.assertEqual(response.code, 503)
+
+
+class CountTokensTests(AnthropicTestCase):
+    """docs/design/anthropic-api.md#anthropic-count-tokens."""
+
+    def count(self, request: dict[str, Any]) -> int:
+        response = self.request("POST", "/anthropic/v1/messages/count_tokens", request)
+        self.assertEqual(response.code, 200, response.body)
+        answer = json.loads(response.body)
+        self.assertConforms(answer, "AnthropicTokensCount")
+        return int(answer["input_tokens"])
+
+    def test_estimate(self) -> None:
+        """
+        About a token per four bytes of the system prompt, the conversation
+        as the CLI would get it, and the tools; no CLI runs.
+        """
+        request = {"model": "claude", "messages": [{"role": "user", "content": "x" * 40}]}
+        self.assertEqual(self.count(request), 10)
+        self.assertEqual(self.count({**request, "system": "y" * 20}), 15)
+        tools = [{"name": "weather", "input_schema": {"type": "object"}}]
+        with_tools = self.count({**request, "tools": tools})
+        self.assertEqual(with_tools, 10 + len(json.dumps(tools, separators=(",", ":"))) // 4)
+        self.assertEqual(self.reactor.spawned, [])
+
+    def test_validation(self) -> None:
+        """The request is checked as a message's, without max_tokens."""
+        path = "/anthropic/v1/messages/count_tokens"
+        cases = [
+            ({"messages": []}, "model: expected required property model to be present"),
+            ({"model": "claude", "messages": []}, "messages are required"),
+            (
+                {"model": "claude", "messages": [{"role": "user", "content": "x"}], "tools": "x"},
+                "tools: expected array",
+            ),
+        ]
+        for request, message in cases:
+            error = self.error(self.request("POST", path, request), 400)
+            self.assertEqual((error["type"], error["message"]), ("invalid_request_error", message))
+
+
+class ModelsTests(AnthropicTestCase):
+    """docs/design/anthropic-api.md#anthropic-models."""
+
+    def page(self, query: str = "") -> dict[str, Any]:
+        response = self.request("GET", "/anthropic/v1/models" + query)
+        self.assertEqual(response.code, 200, response.body)
+        answer: dict[str, Any] = json.loads(response.body)
+        self.assertConforms(answer, "AnthropicModelsResponseBody")
+        return answer
+
+    def test_list(self) -> None:
+        """One model per backend, sorted, in ModelInfo's shape with clinvk's capabilities."""
+        answer = self.page()
+        self.assertEqual([m["id"] for m in answer["data"]], ["claude", "codex", "gemini"])
+        self.assertEqual(
+            (answer["has_more"], answer["first_id"], answer["last_id"]), (False, "claude", "gemini")
+        )
+        first = answer["data"][0]
+        self.assertEqual(
+            (first["type"], first["created_at"], first["lifecycle"]),
+            ("model", "1970-01-01T00:00:00Z", "active"),
+        )
+        self.assertTrue(first["clinvk_capabilities"]["streaming_tokens"])
+
+    def test_pages(self) -> None:
+        """limit, after_id and before_id page through the list as Anthropic's do."""
+        first = self.page("?limit=2")
+        self.assertEqual(([m["id"] for m in first["data"]], first["has_more"]), (["claude", "codex"], True))
+        rest = self.page("?limit=2&after_id=codex")
+        self.assertEqual(([m["id"] for m in rest["data"]], rest["has_more"]), (["gemini"], False))
+        back = self.page("?limit=1&before_id=gemini")
+        self.assertEqual(([m["id"] for m in back["data"]], back["has_more"]), (["codex"], True))
+        for bad in ("0", "1001", "many"):
+            error = self.error(self.request("GET", f"/anthropic/v1/models?limit={bad}"), 400)
+            self.assertEqual(error["message"], "limit: expected an integer from 1 to 1000")
+
+    def test_model(self) -> None:
+        """A listed model alone; any other name is a 404."""
+        response = self.request("GET", "/anthropic/v1/models/gemini")
+        answer = json.loads(response.body)
+        self.assertConforms(answer, "AnthropicModel")
+        self.assertEqual(answer["id"], "gemini")
+        error = self.error(self.request("GET", "/anthropic/v1/models/claude-opus-4"), 404)
+        self.assertEqual((error["type"], error["message"]), ("not_found_error", "model: claude-opus-4"))

@@ -89,8 +89,8 @@ class MisdirectedTests(SynchronousTestCase):
             "Unknown request URL: POST /openai/v1/embeddings",
         )
         self.assertEqual(
-            self.anthropic_error(self.request("GET", "/anthropic/v1/models")),
-            "Unknown request URL: GET /anthropic/v1/models",
+            self.anthropic_error(self.request("GET", "/anthropic/v1/files")),
+            "Unknown request URL: GET /anthropic/v1/files",
         )
 
     def test_family_dialect_kept(self) -> None:

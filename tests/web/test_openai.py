@@ -37,6 +37,23 @@ class ModelsTests(OpenAITestCase):
         self.assertEqual([m["id"] for m in answer["data"]], ["claude", "codex", "gemini"])
         self.assertEqual({m["owned_by"] for m in answer["data"]}, {"clinvoker"})
         self.assertEqual({m["created"] for m in answer["data"]}, {int(self.reactor.seconds())})
+        self.assertEqual([m["capabilities"]["streaming_tokens"] for m in answer["data"]], [True, False, True])
+        self.assertEqual({m["capabilities"]["images"] for m in answer["data"]}, {False})
+
+    def test_model(self) -> None:
+        """A listed model alone; any other name is a 404 naming it, code model_not_found."""
+        response = self.request("GET", "/openai/v1/models/codex")
+        answer = json.loads(response.body)
+        self.assertConforms(answer, "OpenAIModel")
+        self.assertEqual(
+            (answer["id"], answer["object"], answer["owned_by"]), ("codex", "model", "clinvoker")
+        )
+        self.assertFalse(answer["capabilities"]["streaming_tokens"])
+        error = self.error(self.request("GET", "/openai/v1/models/gpt-4o"), 404)
+        self.assertEqual(
+            (error["message"], error["type"], error["param"], error["code"]),
+            ("The model 'gpt-4o' does not exist", "invalid_request_error", "model", "model_not_found"),
+        )
 
 
 class ChatTests(OpenAITestCase):
@@ -163,7 +180,7 @@ class ChatTests(OpenAITestCase):
         self.assertIn("Invalid API key", error["message"])
 
     def test_unknown_route_and_method(self) -> None:
-        self.error(self.request("GET", "/openai/v1/models/claude"), 404)
+        self.error(self.request("GET", "/openai/v1/models/claude/versions"), 404)
         self.error(self.request("GET", CHAT), 405)
 
 
