@@ -118,6 +118,13 @@ async def json_turn(connection: HTTPConnection, port: int, body: dict[str, Any])
     return elapsed
 
 
+async def delete_session(connection: HTTPConnection, port: int, session_id: str) -> None:
+    """Delete a session (and so end its live process)."""
+    await connection.request(
+        build_request("DELETE", f"/api/v1/sessions/{session_id}", port=port, headers=AUTHORIZATION)
+    )
+
+
 def live_rss(server: Server) -> int:
     """The resident size of the server's live CLIs, with their children, but not its group reaper (bytes)."""
     total = 0
@@ -152,11 +159,7 @@ async def measure_backend(bench: Bench, live: Server, cold: Server, backend: str
                 await json_turn(connection, live.port, {"prompt": "And?", "session_id": new.session_id})
             )
             rss.append(live_rss(live))
-            await connection.request(
-                build_request(
-                    "DELETE", f"/api/v1/sessions/{new.session_id}", port=live.port, headers=AUTHORIZATION
-                )
-            )
+            await delete_session(connection, live.port, new.session_id)
         finally:
             connection.close()
         news.append(new)
@@ -226,11 +229,7 @@ async def measure_warm(bench: Bench, warm: Server, backend: str, rounds: int) ->
         connection = await connect(bench.reactor, warm.port)
         try:
             new = await streamed_turn(connection, warm.port, {"backend": backend, "prompt": "Start a story"})
-            await connection.request(
-                build_request(
-                    "DELETE", f"/api/v1/sessions/{new.session_id}", port=warm.port, headers=AUTHORIZATION
-                )
-            )
+            await delete_session(connection, warm.port, new.session_id)
         finally:
             connection.close()
         news.append(new)
