@@ -90,8 +90,8 @@ def capabilities(backend: IBackend) -> dict[str, bool]:
 
 def estimate_tokens(text: str) -> int:
     """
-    Tokens in C{text}, estimated at four bytes of UTF-8 a token (at least
-    one for any text), as L{usage_or_estimate} estimates an answer's.
+    Tokens in C{text}, estimated at four bytes of UTF-8 a token (the rate
+    of L{usage_or_estimate}), and at least one for any text.
     """
     size = len(text.encode("utf-8"))
     return max(1, size // 4) if size else 0

@@ -442,23 +442,21 @@ class BackendRuntime:
         native_id = process.session.native_session_id or (response.session_id if response else "")
         stopped = _stop_error(ProcessOutcome(None, None, end.stopped), self._config, 0) if end.stopped else ""
         if stopped or response is None:
-            return RunResult(
-                exit_code=-1,
+            finished = Finished(
+                -1,
                 error=stopped or end.error,
                 native_session_id=native_id,
                 usage=response.usage if response else None,
-                command=launch.argv,
-                parsed_at=self._clock.seconds(),
             )
-        return RunResult(
-            exit_code=1 if response.error else 0,
-            output="" if response.error else response.content,
-            error=response.error,
-            native_session_id=native_id,
-            usage=response.usage,
-            command=launch.argv,
-            parsed_at=self._clock.seconds(),
-        )
+        else:
+            finished = Finished(
+                1 if response.error else 0,
+                output="" if response.error else response.content,
+                error=response.error,
+                native_session_id=native_id,
+                usage=response.usage,
+            )
+        return _result(finished, prepared, self._clock.seconds(), command=launch.argv)
 
     def _ended(
         self, prepared: PreparedRun, result: RunResult, outcome: ProcessOutcome, finished: Finished
@@ -538,8 +536,19 @@ def _turn_usage_event(prepared: PreparedRun, event: UnifiedEvent) -> UnifiedEven
 
 
 def _result(
-    finished: Finished, prepared: PreparedRun, parsed_at: float, *, start_failed: bool = False
+    finished: Finished,
+    prepared: PreparedRun,
+    parsed_at: float,
+    *,
+    start_failed: bool = False,
+    command: tuple[str, ...] | None = None,
 ) -> RunResult:
+    """
+    The result of C{prepared}'s run from what its output decided.
+
+    @param command: What ran, when it was not C{prepared}'s own command
+        (a live process's argv).
+    """
     return RunResult(
         parsed_at=parsed_at,
         start_failed=start_failed,
@@ -548,7 +557,7 @@ def _result(
         error=finished.error,
         native_session_id=finished.native_session_id,
         usage=finished.usage,
-        command=prepared.command,
+        command=prepared.command if command is None else command,
     )
 
 
