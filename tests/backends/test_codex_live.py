@@ -54,6 +54,22 @@ def session_for(name: str) -> CodexLiveSession:
     return session
 
 
+def interrupt_case() -> tuple[CodexLiveSession, list[str], int]:
+    """
+    The recorded interrupt: a session past its handshake (the first three
+    lines) with its turn sent, the CLI's lines, and the index of the
+    C{turn/started} among them.
+    """
+    session = session_for("codex-live-interrupt")
+    session.opening()
+    lines = recorded_lines("codex-live-interrupt", "stdout")
+    for line in lines[:3]:
+        session.feed(line)
+    session.turn("Take your time")
+    turn_started = next(index for index, line in enumerate(lines) if '"turn/started"' in line)
+    return session, lines, turn_started
+
+
 def replay(name: str) -> Replay:
     """
     Drive a session with the recorded output of C{name}, as the recorder
@@ -252,13 +268,7 @@ class RecordingReplayTests(SynchronousTestCase):
 
     def test_interrupt_after_start(self) -> None:
         """An interrupt once the turn has started is turn/interrupt with its id; the turn ends interrupted."""
-        session = session_for("codex-live-interrupt")
-        session.opening()
-        lines = recorded_lines("codex-live-interrupt", "stdout")
-        for line in lines[:3]:
-            session.feed(line)
-        session.turn("Take your time")
-        turn_started = next(index for index, line in enumerate(lines) if '"turn/started"' in line)
+        session, lines, turn_started = interrupt_case()
         for line in lines[3:turn_started]:
             self.assertEqual(session.feed(line).replies, ())
         self.assertEqual(session.interrupt(), [])  # not started yet
@@ -277,13 +287,7 @@ class RecordingReplayTests(SynchronousTestCase):
 
     def test_interrupt_once_started(self) -> None:
         """After turn/started, interrupt() writes turn/interrupt at once."""
-        session = session_for("codex-live-interrupt")
-        session.opening()
-        lines = recorded_lines("codex-live-interrupt", "stdout")
-        for line in lines[:3]:
-            session.feed(line)
-        session.turn("Take your time")
-        turn_started = next(index for index, line in enumerate(lines) if '"turn/started"' in line)
+        session, lines, turn_started = interrupt_case()
         for line in lines[3 : turn_started + 1]:
             session.feed(line)
         self.assertEqual(

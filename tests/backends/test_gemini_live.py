@@ -92,6 +92,15 @@ class Conversation:
         return self
 
 
+def ready_session(**new_session: Any) -> GeminiLiveSession:
+    """A session past its handshake: C{initialize}, then C{session/new} answered with session C{s}."""
+    session = GeminiLiveSession(WORKDIR)
+    session.opening()
+    session.feed(response(1, result={}))
+    session.feed(response(2, result={"sessionId": "s", **new_session}))
+    return session
+
+
 def turns_of(case: str) -> list[str]:
     """The texts of the turns clinvk sent in recording C{case}."""
     found = []
@@ -414,10 +423,7 @@ class TurnTests(SynchronousTestCase):
 
     def test_lost_session(self) -> None:
         """A prompt answered C{Session not found} ends the turn and fails the process."""
-        session = GeminiLiveSession(WORKDIR)
-        session.opening()
-        session.feed(response(1, result={}))
-        session.feed(response(2, result={"sessionId": "s"}))
+        session = ready_session()
         session.turn("hello")
         step = session.feed(response(3, error={"code": -32602, "message": "Session not found: s"}))
         assert step.ended is not None
@@ -430,10 +436,7 @@ class TurnTests(SynchronousTestCase):
         other sessions' and unknown updates are nothing, and updates
         between turns are dropped.
         """
-        session = GeminiLiveSession(WORKDIR)
-        session.opening()
-        session.feed(response(1, result={}))
-        session.feed(response(2, result={"sessionId": "s", "models": {"currentModelId": "gemini-2.5-pro"}}))
+        session = ready_session(models={"currentModelId": "gemini-2.5-pro"})
         self.assertEqual(session.feed(text_update("agent_message_chunk", "between turns", "s")), LiveStep())
         session.turn("hello")
         self.assertEqual(
@@ -456,10 +459,7 @@ class TurnTests(SynchronousTestCase):
 
     def test_failed_tool(self) -> None:
         """A tool call that failed is a C{tool_result} with its error."""
-        session = GeminiLiveSession(WORKDIR)
-        session.opening()
-        session.feed(response(1, result={}))
-        session.feed(response(2, result={"sessionId": "s"}))
+        session = ready_session()
         session.turn("hello")
         content = [{"type": "content", "content": {"type": "text", "text": "no such file"}}]
         step = session.feed(
