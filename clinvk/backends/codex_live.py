@@ -17,7 +17,6 @@ deltas in front.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -187,10 +186,6 @@ METHOD_NOT_FOUND = -32601
 INTERRUPTED = "turn interrupted"
 
 
-def _line(message: Mapping[str, Any]) -> str:
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
-
-
 def _usage(counts: Any) -> TokenUsage:
     """A C{tokenUsage} breakdown, counted as a cold run's C{turn.completed} is."""
     counts = as_dict(counts)
@@ -273,7 +268,7 @@ class CodexLiveSession:
     def _request(self, method: str, params: Mapping[str, Any]) -> str:
         self._last_id += 1
         self._requests[self._last_id] = method
-        return _line({"id": self._last_id, "method": method, "params": params})
+        return compact({"id": self._last_id, "method": method, "params": params})
 
     # -- ILiveSession
 
@@ -338,12 +333,12 @@ class CodexLiveSession:
     def _answer(self, request_id: Any, method: str) -> str:
         """The answer to the CLI's request C{method} (see L{DECLINED} and L{REFUSED})."""
         if method in DECLINED:
-            return _line({"id": request_id, "result": DECLINED[method]})
+            return compact({"id": request_id, "result": DECLINED[method]})
         if method in REFUSED:
             error = {"code": SERVER_ERROR, "message": f"{method} is not supported by clinvk"}
         else:
             error = {"code": METHOD_NOT_FOUND, "message": f"method not found: {method}"}
-        return _line({"id": request_id, "error": error})
+        return compact({"id": request_id, "error": error})
 
     def _response(self, message: dict[str, Any], turn: _Turn | None) -> LiveStep:
         request_id = message.get("id")
@@ -354,7 +349,7 @@ class CodexLiveSession:
         if method == "initialize":
             if failed:
                 return LiveStep(failure=f"codex app-server refused initialize: {error}")
-            return LiveStep(replies=[_line({"method": "initialized"}), self._open_thread()])
+            return LiveStep(replies=[compact({"method": "initialized"}), self._open_thread()])
         if method in ("thread/start", "thread/resume"):
             if failed:
                 return LiveStep(failure=f"codex app-server refused {method}: {error}")

@@ -14,13 +14,12 @@ C{agent-client-protocol} package (docs/design-notes.md#acp-messages).
 
 from __future__ import annotations
 
-import json
 from typing import Any, cast
 
 from zope.interface import implementer
 
 from clinvk.backends import events
-from clinvk.backends.events import as_dict, as_int, as_str, loads
+from clinvk.backends.events import as_dict, as_int, as_str, compact, loads
 from clinvk.interfaces import ILiveSession
 from clinvk.model import LiveStep, ParsedResponse, TokenUsage, UnifiedEvent
 
@@ -51,7 +50,8 @@ def _step(found: list[UnifiedEvent], **more: Any) -> LiveStep:
 
 
 def _line(message: dict[str, Any]) -> str:
-    return json.dumps({"jsonrpc": "2.0", **message}, separators=(",", ":"), ensure_ascii=False)
+    """One JSON-RPC 2.0 message, as a line's text."""
+    return compact({"jsonrpc": "2.0", **message})
 
 
 def _error_text(error: dict[str, Any]) -> str:
