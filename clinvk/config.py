@@ -229,6 +229,7 @@ class ServerConfig:
     output_idle_timeout_secs: int
     live_idle_secs: int
     max_live_processes: int
+    compat_sessions: bool
 
     @property
     def bind_host(self) -> str:

@@ -88,13 +88,17 @@ def flatten(turns: Iterable[tuple[str, str]]) -> str:
     return prompt
 
 
-def openai_conversation(messages: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
+Turns = list[tuple[str, str]]
+
+
+def openai_turns(messages: Sequence[Mapping[str, Any]]) -> tuple[Turns, str]:
     """
-    The prompt and system text of an OpenAI C{messages} array: system and
-    developer messages joined by a blank line, the rest flattened.
+    The C{(role, text)} turns and the system text of an OpenAI C{messages}
+    array: system and developer messages are the system text, joined by a
+    blank line.
     """
     systems: list[str] = []
-    turns: list[tuple[str, str]] = []
+    turns: Turns = []
     for index, message in enumerate(messages):
         role = message["role"]
         text = openai_content(message.get("content"), f"messages[{index}].content")
@@ -102,14 +106,25 @@ def openai_conversation(messages: Sequence[Mapping[str, Any]]) -> tuple[str, str
             systems.append(text)
         else:
             turns.append((role, text))
-    return flatten(turns), "\n\n".join(systems)
+    return turns, "\n\n".join(systems)
 
 
-def anthropic_conversation(messages: Sequence[Mapping[str, Any]], system: Any) -> tuple[str, str]:
-    """The prompt and system text of an Anthropic Messages request."""
-    system_text = anthropic_system(system)
+def openai_conversation(messages: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
+    """The prompt and system text of an OpenAI C{messages} array: its turns flattened."""
+    turns, system = openai_turns(messages)
+    return flatten(turns), system
+
+
+def anthropic_turns(messages: Sequence[Mapping[str, Any]], system: Any) -> tuple[Turns, str]:
+    """The C{(role, text)} turns and the system text of an Anthropic Messages request."""
     turns = [
         (message["role"], anthropic_content(message.get("content"), f"messages[{index}].content"))
         for index, message in enumerate(messages)
     ]
+    return turns, anthropic_system(system)
+
+
+def anthropic_conversation(messages: Sequence[Mapping[str, Any]], system: Any) -> tuple[str, str]:
+    """The prompt and system text of an Anthropic Messages request: its turns flattened."""
+    turns, system_text = anthropic_turns(messages, system)
     return flatten(turns), system_text

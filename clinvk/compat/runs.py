@@ -62,7 +62,14 @@ class CompatRunner:
         """The registered backends by name, which model names choose among."""
         return self._runtime.backends
 
-    def _prepare(self, request: RunRequest, *, streaming: bool) -> PreparedRun:
+    def prepare(self, request: RunRequest, *, streaming: bool) -> PreparedRun:
+        """
+        Check C{request} and build its command line.
+
+        @raise ClinvkError: 400 for an unknown backend or an unusable
+            request, 503 when its CLI is missing, 500 for another
+            pre-flight failure.
+        """
         try:
             return self._runtime.prepare(request, streaming=streaming)
         except UnknownBackend as e:
@@ -75,31 +82,32 @@ class CompatRunner:
             # The configuration, not the request, is at fault.
             raise InternalError(str(e)) from None
 
-    async def complete(self, request: RunRequest) -> RunResult:
+    async def complete(self, prepared: PreparedRun, conversation: str = "") -> RunResult:
         """
-        Run C{request} to completion.
+        Run C{prepared} to completion.
 
-        @raise ClinvkError: 400 for an unknown backend, 503 when its CLI is
-            missing or cannot start, 500 for another pre-flight failure,
-            502 when the CLI failed (an answer cut short by a failure is no
-            answer: the SDKs have no finish reason for it).
+        @param conversation: The server session the run is a turn of, whose
+            live process serves it where it can; C{""} for none.
+        @raise ClinvkError: 503 when the CLI cannot start, 502 when it
+            failed (an answer cut short by a failure is no answer: the SDKs
+            have no finish reason for it).
         """
-        result = await self._runtime.execute(self._prepare(request, streaming=False))
+        result = await self._runtime.execute(prepared, conversation)
         if result.start_failed:
             raise BackendUnavailable(result.error)
         if failed(result):
             raise BackendFailed(failure_text(result))
         return result
 
-    async def stream(self, request: RunRequest) -> EventChannel:
+    async def stream(self, prepared: PreparedRun, conversation: str = "") -> EventChannel:
         """
-        Start streaming C{request}; the CLI is running when this returns.
+        Start streaming C{prepared}; the CLI is running when this returns.
 
+        @param conversation: As for L{complete}.
         @raise ClinvkError: As L{complete} for everything known before the
-            CLI runs (pre-flight, no free run slot, start failure,
-            shutdown).
+            CLI runs (no free run slot, start failure, shutdown).
         """
-        running = self._runtime.stream(self._prepare(request, streaming=True))
+        running = self._runtime.stream(prepared, conversation)
         # Cancelled (the client gone while the run waits for a slot), the
         # wait cancels the run: it never starts with nobody reading.
         await running.started()

@@ -51,6 +51,8 @@ class Orchestrator:
     @param config: The server's configuration.
     @param metrics: Where session counts go, when metrics are enabled.
     @ivar store: The session store, for the sessions API.
+    @ivar turns: The session turns of prompt runs, which the
+        compatibility APIs' conversations share (one turn at a time).
     """
 
     def __init__(
@@ -65,8 +67,10 @@ class Orchestrator:
         self.store = store
         self.metrics = metrics
         self._runtime = runtime
-        self._prompts = PromptRunner(runtime, SessionTurns(store, clock, config.session, metrics), clock)
+        self.turns = SessionTurns(store, clock, config.session, metrics)
+        self._prompts = PromptRunner(runtime, self.turns, clock)
         self._batches = BatchRunner(self._prompts, clock, config.parallel)
+        self._outliving: set[Deferred[None]] = set()
 
     def prompt(
         self, request: RunRequest, *, metadata: Mapping[str, str] | None = None, session_id: str = ""
@@ -172,11 +176,26 @@ class Orchestrator:
         live = self._runtime.live
         return {name: live.status(backend) for name, backend in self._runtime.backends.items()}
 
+    def outlive(self, work: Deferred[None]) -> None:
+        """
+        Keep C{work}, which outlives the request that began it (a session
+        turn recorded after the answer), until it ends: L{settled} waits
+        for it.
+        """
+        self._outliving.add(work)
+
+        def ended(result: object) -> object:
+            self._outliving.discard(work)
+            return result
+
+        work.addBoth(ended)
+
     def settled(self) -> Deferred[None]:
         """
         A Deferred firing once the work that outlives its request has
-        ended: the prompt streams under way (their session turns recorded)
-        and the clean-ups after ephemeral runs.  At shutdown it is awaited
-        once the supervisor has stopped every CLI.
+        ended: the prompt streams under way (their session turns recorded),
+        the clean-ups after ephemeral runs and what L{outlive} was given.
+        At shutdown it is awaited once the supervisor has stopped every CLI.
         """
-        return gatherResults([self._prompts.settled(), self._runtime.settled()]).addCallback(lambda _: None)
+        waiting = [self._prompts.settled(), self._runtime.settled(), *self._outliving]
+        return gatherResults(waiting).addCallback(lambda _: None)

@@ -132,11 +132,21 @@ class SessionTurns:
         """The turn of C{session_id} has been recorded."""
         self._busy.discard(session_id)
 
-    async def open(self, request: RunRequest, model: str, metadata: Mapping[str, str]) -> str:
+    async def open(
+        self,
+        request: RunRequest,
+        model: str,
+        metadata: Mapping[str, str],
+        *,
+        tags: tuple[str, ...] = (),
+        parent_id: str = "",
+    ) -> str:
         """
         Create the session of a new run, in status C{active}.
 
         @param model: The model as configured for the run, unresolved.
+        @param tags: Tags after the configured ones and C{api}.
+        @param parent_id: The session this one was forked from, if any.
         @return: Its id, or C{""} when it could not be written (the run
             goes on without a session).
         """
@@ -151,7 +161,8 @@ class SessionTurns:
             initial_prompt=request.prompt,
             status=ACTIVE,
             token_usage=TokenUsage(),
-            tags=(*self._config.default_tags, "api"),
+            tags=(*self._config.default_tags, "api", *tags),
+            parent_id=parent_id,
             metadata=dict(metadata),
         )
         try:
@@ -169,11 +180,17 @@ class SessionTurns:
             await recount_active_sessions(self._metrics, self._store)
         return record.id
 
-    async def close(self, session_id: str, result: RunResult) -> None:
+    async def close(self, session_id: str, result: RunResult, lineage: tuple[str, ...] | None = ()) -> None:
         """
         Record a finished turn (docs/design/session-store.md#session-turns): count it, add
         its tokens, set the status and the native id.  Failures are logged: the run's
         answer matters more than its bookkeeping.
+
+        @param lineage: Where the conversation stands now for the
+            compatibility APIs (docs/design/conversations.md#lineage-chain),
+            kept only when the turn succeeded; C{()}, for any other turn,
+            leaves it where no client's history can follow; L{None} leaves
+            it as it was (a turn whose CLI never ran).
         """
         now = self._now()
         keep_usage = self._config.store_token_usage
@@ -196,6 +213,7 @@ class SessionTurns:
                 status=status,
                 error_message=error_message,
                 backend_session_id=result.native_session_id or record.backend_session_id,
+                lineage=record.lineage if lineage is None else (lineage if status == COMPLETED else ()),
             )
 
         try:

@@ -236,14 +236,16 @@ class BackendRuntime:
 
     # -- streaming
 
-    def stream(self, prepared: PreparedRun) -> EventChannel:
+    def stream(self, prepared: PreparedRun, conversation: str = "") -> EventChannel:
         """
         Start a prepared streaming run (docs/design/cli-runs.md#stream-reading): a channel of its
         events that ends with the run's result.  Cancelling the channel
-        stops the run.
+        stops the run (a live turn is interrupted instead).
+
+        @param conversation: As for L{feed}.
         """
         channel: EventChannel = StreamChannel()
-        running = self.feed(prepared, channel)
+        running = self.feed(prepared, channel, conversation)
         channel.stop_with(running.cancel)
         running.addCallbacks(channel.close, channel.fail)
         return channel

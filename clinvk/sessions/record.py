@@ -154,9 +154,13 @@ class SessionRecord:
         C{""}.
     @ivar token_usage: Accumulated token counts, or L{None} when never
         recorded.
-    @ivar parent_id: Set only by the command-line tool's fork feature.
+    @ivar parent_id: The session this one was forked from: by the
+        command-line tool, or by clinvk for a conversation that left another.
     @ivar error_message: The last error when C{status} is L{ERROR}.
     @ivar metadata: The request's metadata, a read-only mapping.
+    @ivar lineage: For a conversation of the compatibility APIs, the hash
+        chain points of its transcript (docs/design/conversations.md#lineage-chain),
+        the last one where it stands now; written by clinvk only.
     """
 
     id: str
@@ -175,6 +179,7 @@ class SessionRecord:
     parent_id: str = ""
     error_message: str = ""
     metadata: Mapping[str, str] = field(factory=dict, converter=_metadata, hash=False)
+    lineage: tuple[str, ...] = field(default=(), converter=_tags)
 
     def to_json(self) -> dict[str, Any]:
         """
@@ -202,6 +207,7 @@ class SessionRecord:
             ("parent_id", self.parent_id),
             ("error_message", self.error_message),
             ("metadata", dict(self.metadata)),
+            ("lineage", list(self.lineage)),
         ]
         # A token_usage of zeros is still written (its dict is never empty):
         # only its absence is.
@@ -242,6 +248,7 @@ class SessionRecord:
             parent_id=_string(data, "parent_id"),
             error_message=_string(data, "error_message"),
             metadata=_string_map(data, "metadata"),
+            lineage=_string_list(data, "lineage"),
         )
 
 

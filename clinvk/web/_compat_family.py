@@ -1,17 +1,40 @@
 # -*- test-case-name: tests.web.test_openai,tests.web.test_anthropic -*-
 """
 What the OpenAI and Anthropic API families share: the runner of their
-requests, the clock, the schemas, the keepalive and the request deadline.
+requests and their conversations, the clock, the schemas, the keepalive
+and the request deadline, and the session header
+(docs/design/conversations.md#conversation-header).
 """
 
 from __future__ import annotations
 
-from twisted.internet.interfaces import IReactorTime
+from collections.abc import Callable
 
+from twisted.internet.interfaces import IReactorTime
+from twisted.web.iweb import IRequest
+
+from clinvk.compat.conversations import Conversations
 from clinvk.compat.runs import CompatRunner
 from clinvk.config import ClinvkConfig
 from clinvk.schemas import SchemaSet
 from clinvk.web.deadline import RequestDeadline
+
+SESSION_HEADER = b"X-Clinvk-Session-Id"
+
+
+def pinned_session(request: IRequest) -> str:
+    """The session a request names in C{X-Clinvk-Session-Id}, or C{""}."""
+    given: bytes | None = request.getHeader(SESSION_HEADER)
+    return given.decode("latin-1").strip() if given else ""
+
+
+def announcer(request: IRequest) -> Callable[[str], None]:
+    """Tells the client its conversation's session, in C{X-Clinvk-Session-Id}."""
+
+    def announce(session_id: str) -> None:
+        request.setHeader(SESSION_HEADER, session_id.encode("ascii"))
+
+    return announce
 
 
 class CompatFamily:
@@ -19,6 +42,7 @@ class CompatFamily:
     What both compatibility API families hold.
 
     @param runner: Runs the requests' executions.
+    @param conversations: The conversations their requests continue.
     @param clock: Stamps answers and paces keepalives.
     @param schemas: Validates request bodies.
     @param config: The server's configuration (keepalive, deadline).
@@ -26,9 +50,16 @@ class CompatFamily:
     """
 
     def __init__(
-        self, *, runner: CompatRunner, clock: IReactorTime, schemas: SchemaSet, config: ClinvkConfig
+        self,
+        *,
+        runner: CompatRunner,
+        conversations: Conversations,
+        clock: IReactorTime,
+        schemas: SchemaSet,
+        config: ClinvkConfig,
     ) -> None:
         self._runner = runner
+        self._conversations = conversations
         self._clock = clock
         self._schemas = schemas
         self._keepalive = float(config.server.stream_keepalive_secs)

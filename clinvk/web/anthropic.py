@@ -14,7 +14,8 @@ from typing import Any, ClassVar
 
 from twisted.web.iweb import IRequest
 
-from clinvk.compat.conversation import anthropic_conversation
+from clinvk.compat.conversation import anthropic_conversation, anthropic_turns, flatten
+from clinvk.compat.conversations import Turn
 from clinvk.compat.models import (
     anthropic_backend,
     capabilities,
@@ -27,7 +28,7 @@ from clinvk.compat.runs import failed, failure_text
 from clinvk.errors import BackendFailed, InvalidRequest, ModelNotFound
 from clinvk.model import RunRequest
 from clinvk.openapi import Operation, Parameter
-from clinvk.web._compat_family import CompatFamily
+from clinvk.web._compat_family import CompatFamily, announcer, pinned_session
 from clinvk.web._errors import Dialect
 from clinvk.web._request import read_json
 from clinvk.web._responses import typed_response, write_json
@@ -124,7 +125,8 @@ class AnthropicApi(CompatFamily):
             raise InvalidRequest("messages are required", param="messages")
         if body["max_tokens"] <= 0:
             raise InvalidRequest("max_tokens must be greater than 0", param="max_tokens")
-        prompt, system = anthropic_conversation(body["messages"], body.get("system"))
+        turns, system = anthropic_turns(body["messages"], body.get("system"))
+        prompt = flatten(turns)
         if not prompt:
             raise InvalidRequest("no user messages found", param="messages")
         run = RunRequest(
@@ -135,11 +137,16 @@ class AnthropicApi(CompatFamily):
             max_tokens=body["max_tokens"],
             ephemeral=True,
         )
-        if body.get("stream"):
-            await self._stream(request, run, model)
-            return None
-        result = await self._runner.complete(run)
-        input_tokens, output_tokens = usage_or_estimate(result.usage, prompt, result.output)
+        turn = await self._conversations.begin(
+            run, turns, api="anthropic", pinned=pinned_session(request), announce=announcer(request)
+        )
+        with self._conversations.recorded(turn):
+            if body.get("stream"):
+                await self._stream(request, turn, model)
+                return None
+            result = await self._conversations.complete(turn)
+            self._conversations.end(turn, result, result.output)
+        input_tokens, output_tokens = usage_or_estimate(result.usage, turn.request.prompt, result.output)
         message = {
             "id": new_id("msg_"),
             "type": "message",
@@ -201,7 +208,7 @@ class AnthropicApi(CompatFamily):
             raise ModelNotFound(f"model: {model}", param="model")
         return typed_response(request, "AnthropicModel", self._model(model))
 
-    async def _stream(self, request: IRequest, run: RunRequest, model: str) -> None:
+    async def _stream(self, request: IRequest, turn: Turn, model: str) -> None:
         """
         Answer with the Messages event stream: its opening events as soon
         as the CLI runs, a text delta for each piece of text as the CLI
@@ -212,7 +219,7 @@ class AnthropicApi(CompatFamily):
         @raise BackendFailed: When the CLI failed (once the content block
             is closed).
         """
-        running = await self._runner.stream(run)
+        running = await self._conversations.stream(turn)
         events = EventSource(request, self._clock, self._keepalive)
         with stopped_on_failure(running), closing(events):
             start = {
@@ -242,6 +249,7 @@ class AnthropicApi(CompatFamily):
                     }
                     await events.send(frame(delta, "content_block_delta"))
             result = await running.result()
+            self._conversations.end(turn, result, streamed)
             await events.send(frame({"type": "content_block_stop", "index": 0}, "content_block_stop"))
             if failed(result):
                 raise BackendFailed(failure_text(result, streamed))

@@ -16,7 +16,15 @@ log = Logger()
 DEFAULT_ORIGINS = ("http://localhost:*", "http://127.0.0.1:*")
 ALLOWED_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "OPTIONS"})
 ALLOWED_HEADERS = frozenset(
-    {"Accept", "Authorization", "Content-Type", "X-Api-Key", "Anthropic-Version", "Origin"}
+    {
+        "Accept",
+        "Authorization",
+        "Content-Type",
+        "X-Api-Key",
+        "Anthropic-Version",
+        "Origin",
+        "X-Clinvk-Session-Id",
+    }
 )
 
 
@@ -96,6 +104,6 @@ class CorsPolicy:
         if origin is None or request.method.decode("latin-1") not in ALLOWED_METHODS:
             return
         request.setHeader(b"Access-Control-Allow-Origin", origin.encode("latin-1"))
-        request.setHeader(b"Access-Control-Expose-Headers", b"Link")
+        request.setHeader(b"Access-Control-Expose-Headers", b"Link, X-Clinvk-Session-Id")
         if self._credentials:
             request.setHeader(b"Access-Control-Allow-Credentials", b"true")

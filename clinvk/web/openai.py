@@ -12,13 +12,14 @@ from typing import Any, ClassVar
 
 from twisted.web.iweb import IRequest
 
-from clinvk.compat.conversation import openai_conversation
+from clinvk.compat.conversation import flatten, openai_turns
+from clinvk.compat.conversations import Turn
 from clinvk.compat.models import capabilities, new_id, openai_backend, run_model, usage_or_estimate
 from clinvk.compat.runs import failed, failure_text
 from clinvk.errors import BackendFailed, InvalidRequest, ModelNotFound
 from clinvk.model import RunRequest, RunResult
 from clinvk.openapi import Operation, Parameter
-from clinvk.web._compat_family import CompatFamily
+from clinvk.web._compat_family import CompatFamily, announcer, pinned_session
 from clinvk.web._errors import Dialect
 from clinvk.web._request import read_json
 from clinvk.web._responses import typed_response, write_json
@@ -109,7 +110,8 @@ class OpenAIApi(CompatFamily):
             raise InvalidRequest("model is required", param="model")
         if not body["messages"]:
             raise InvalidRequest("messages are required", param="messages")
-        prompt, system = openai_conversation(body["messages"])
+        turns, system = openai_turns(body["messages"])
+        prompt = flatten(turns)
         if not prompt:
             raise InvalidRequest("no user messages found", param="messages")
         run = RunRequest(
@@ -120,12 +122,17 @@ class OpenAIApi(CompatFamily):
             max_tokens=body.get("max_tokens") or 0,
             ephemeral=True,
         )
-        if body.get("stream"):
-            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            await self._stream(request, run, model, include_usage)
-            return None
-        result = await self._runner.complete(run)
-        write_json(request, self._completion(result, model, prompt))
+        turn = await self._conversations.begin(
+            run, turns, api="openai", pinned=pinned_session(request), announce=announcer(request)
+        )
+        with self._conversations.recorded(turn):
+            if body.get("stream"):
+                include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+                await self._stream(request, turn, model, include_usage)
+                return None
+            result = await self._conversations.complete(turn)
+            self._conversations.end(turn, result, result.output)
+            write_json(request, self._completion(result, model, turn.request.prompt))
         return None
 
     def _completion(self, result: RunResult, model: str, prompt: str) -> dict[str, Any]:
@@ -145,7 +152,7 @@ class OpenAIApi(CompatFamily):
             "usage": _usage(prompt_tokens, completion_tokens),
         }
 
-    async def _stream(self, request: IRequest, run: RunRequest, model: str, include_usage: bool) -> None:
+    async def _stream(self, request: IRequest, turn: Turn, model: str, include_usage: bool) -> None:
         """
         Answer with chunks: the role as soon as the CLI runs, then each
         piece of text as the CLI produces it, then the finish chunk, the
@@ -155,7 +162,7 @@ class OpenAIApi(CompatFamily):
 
         @raise BackendFailed: When the CLI failed.
         """
-        running = await self._runner.stream(run)
+        running = await self._conversations.stream(turn)
         completion_id, created = new_id("chatcmpl-"), self._now()
 
         def chunk(delta: dict[str, str], finish_reason: str | None) -> bytes:
@@ -179,11 +186,14 @@ class OpenAIApi(CompatFamily):
                     output += text
                     await events.send(chunk({"content": text}, None))
             result = await running.result()
+            self._conversations.end(turn, result, output)
             if failed(result):
                 raise BackendFailed(failure_text(result, output))
             await events.send(chunk({}, "stop"))
             if include_usage:
-                prompt_tokens, completion_tokens = usage_or_estimate(result.usage, run.prompt, output)
+                prompt_tokens, completion_tokens = usage_or_estimate(
+                    result.usage, turn.request.prompt, output
+                )
                 usage_chunk = {
                     "id": completion_id,
                     "object": "chat.completion.chunk",

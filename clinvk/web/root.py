@@ -21,6 +21,7 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 
 from clinvk.backends.availability import BackendAvailability
+from clinvk.compat.conversations import Conversations
 from clinvk.compat.runs import CompatRunner
 from clinvk.config import ClinvkConfig
 from clinvk.errors import ClinvkError, InvalidRequest, ShuttingDown
@@ -227,8 +228,15 @@ def build_root(
         orchestrator=orchestrator, availability=availability, schemas=schemas, config=config, clock=clock
     )
     compat = CompatRunner(runtime)
-    openai = OpenAIApi(runner=compat, clock=clock, schemas=schemas, config=config)
-    anthropic = AnthropicApi(runner=compat, clock=clock, schemas=schemas, config=config)
+    conversations = Conversations(
+        runner=compat, orchestrator=orchestrator, enabled=config.server.compat_sessions
+    )
+    openai = OpenAIApi(
+        runner=compat, conversations=conversations, clock=clock, schemas=schemas, config=config
+    )
+    anthropic = AnthropicApi(
+        runner=compat, conversations=conversations, clock=clock, schemas=schemas, config=config
+    )
     operations = (
         *NativeApi.operations,
         *MetaApi.operations,

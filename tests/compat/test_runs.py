@@ -7,6 +7,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from clinvk.compat.runs import CompatRunner, failure_text
 from clinvk.model import RunRequest, RunResult
+from clinvk.runs.runtime import EventChannel
 from tests.helpers import Server
 
 
@@ -40,12 +41,15 @@ class StreamTests(SynchronousTestCase):
         """
         server = Server(config={"server": {"max_concurrent_runs": 1, "max_queued_runs": 1}})
         runner = CompatRunner(server.runtime)
-        first = self.successResultOf(
-            Deferred.fromCoroutine(runner.stream(RunRequest(backend="claude", prompt="a", ephemeral=True)))
-        )
-        queued = Deferred.fromCoroutine(
-            runner.stream(RunRequest(backend="claude", prompt="b", ephemeral=True))
-        )
+
+        def stream(prompt: str) -> Deferred[EventChannel]:
+            prepared = runner.prepare(
+                RunRequest(backend="claude", prompt=prompt, ephemeral=True), streaming=True
+            )
+            return Deferred.fromCoroutine(runner.stream(prepared))
+
+        first = self.successResultOf(stream("a"))
+        queued = stream("b")
         self.assertNoResult(queued)
         queued.cancel()
         self.failureResultOf(queued, CancelledError)

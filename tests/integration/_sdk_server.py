@@ -39,8 +39,16 @@ Case = TypeVar("Case", bound="SDKServerTestCase")
 CLIENT_TIMEOUT = 20.0
 
 # What the SDK servers add to the harness's configuration: keep-alives
-# that the keep-alive tests see within a second, and a short shutdown.
-SDK_CONFIG: Config = {"server": {"stream_keepalive_secs": 1, "shutdown_timeout_secs": 5}}
+# that the keep-alive tests see within a second, a short shutdown, and
+# one-shot CLIs, whose runs the fakes record one by one and which honour
+# every directive (silent, hold); the conversation tests turn live
+# processes back on (LIVE_CONFIG).
+SDK_CONFIG: Config = {"server": {"stream_keepalive_secs": 1, "shutdown_timeout_secs": 5, "live_idle_secs": 0}}
+# Live processes as a server has them by default, for a class that turns
+# them back on; with gemini told to trust its folder, which it needs to run
+# live (docs/backends.md).
+LIVE_SERVER: Config = {"server": {"live_idle_secs": 300}}
+LIVE_CONFIG: Config = {**LIVE_SERVER, "backends": {"gemini": {"extra_flags": ["--skip-trust"]}}}
 
 # The API keys the client factories present unless told otherwise; a server
 # without CLINVK_API_KEYS accepts any.
@@ -219,8 +227,12 @@ class SDKServerTestCase(ServerTestCase):
             self.assertEqual(record["stdin"], f"{system}\n\n{prompt}")
             self.assertFalse(any(system in arg for arg in argv), argv)
 
-    def assert_ephemeral(self, records: Iterable[dict[str, Any]]) -> None:
-        """The Claude runs among C{records} were told not to keep the conversation."""
+    def assert_ephemeral(self, records: Iterable[dict[str, Any]], ephemeral: bool = True) -> None:
+        """
+        The Claude runs among C{records} were told not to keep the
+        conversation, or with C{ephemeral} false, were not (a conversation
+        turn, docs/design/conversations.md#conversation-records).
+        """
         for record in records:
             if record["name"] == "claude":
-                self.assertIn("--no-session-persistence", record["argv"])
+                self.assertEqual("--no-session-persistence" in record["argv"], ephemeral, record["argv"])

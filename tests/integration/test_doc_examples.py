@@ -32,7 +32,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests._docs import DOCS, EXAMPLES
 from tests.integration._processes import TIMEOUT, CommandProtocol, get_json, reactor
-from tests.integration._sdk_server import SDKServerTestCase, output_tokens, sse_lines
+from tests.integration._sdk_server import LIVE_SERVER, SDKServerTestCase, output_tokens, sse_lines
+from tests.integration._server import Config
 
 # The guide that shows the examples of each directory.
 PAGES = {"native": "native-api.md", "openai": "openai-api.md", "anthropic": "anthropic-api.md"}
@@ -131,6 +132,10 @@ class ExampleTestCase(SDKServerTestCase):
     """
 
     example_environment: ClassVar[Mapping[str, str]] = {}
+
+    def config_layers(self) -> list[Config]:
+        # The examples run against a server as installed: live processes on.
+        return [*super().config_layers(), LIVE_SERVER]
 
     async def run_example(self, example: str) -> ExampleRun:
         """
@@ -449,8 +454,29 @@ class OpenAIExampleTests(ExampleTestCase):
         self.assertEqual(run.stdout, "claude answers: What is Twisted?\n")
         [record] = self.runs("claude")
         self.assert_system_prompt(record, "Answer in one sentence.", "What is Twisted?")
-        self.assert_ephemeral([record])
+        self.assert_ephemeral([record], ephemeral=False)
         self.assert_documented("openai/chat.py", run)
+
+    async def test_conversation(self) -> None:
+        """
+        C{openai/conversation.py} asks three questions as one conversation:
+        one session, whose CLI was given each question alone.
+        """
+        run = await self.run_example("openai/conversation.py")
+        self.assertEqual(
+            run.lines(),
+            [
+                "claude answers: Pick a number",
+                "claude answers: Double it",
+                "claude answers: Now add ten",
+                "sessions used: 1",
+            ],
+        )
+        self.assertEqual(
+            sorted(record["stdin"] for record in self.runs("claude")),
+            ["Double it", "Now add ten", "Pick a number"],
+        )
+        self.assert_documented("openai/conversation.py", run)
 
     async def test_list_models(self) -> None:
         """C{openai/list_models.py} lists one model per backend."""

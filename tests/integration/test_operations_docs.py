@@ -609,6 +609,12 @@ class NginxTests(OperationsTestCase):
 
     def setUp(self) -> Deferred[None]:  # type: ignore[override] # trial waits for it
         super().setUp()
+        # One-shot CLIs: the held stream is released through the fake's own
+        # process, which a live claude would outlive.
+        config = self.installed.config.getContent().decode()
+        self.installed.config.setContent(
+            config.replace("server:\n", "server:\n  live_idle_secs: 0\n", 1).encode()
+        )
         self.nginx_binary = require_tool("nginx", "apt-get install nginx-light or nginx")
         self.openssl = require_tool("openssl", "apt-get install openssl; nginx needs a certificate")
         return Deferred.fromCoroutine(self.start_proxy())

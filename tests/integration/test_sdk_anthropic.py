@@ -125,7 +125,7 @@ class AnthropicConformanceTests(SDKServerTestCase):
                 run = self.run_with(backend, prompt)
                 self.assertEqual(run["stdin"], prompt)
                 self.assert_model_flag(run["argv"], None)
-        self.assert_ephemeral(self.runs())
+        self.assert_ephemeral(self.runs(), ephemeral=False)
 
     @off_reactor
     def test_model_names(self) -> None:
@@ -255,7 +255,7 @@ class AnthropicConformanceTests(SDKServerTestCase):
                 self.check_events(events, model, backend)
                 self.assertEqual(self.run_with(backend, prompt)["stdin"], prompt)
         self.assertIn("--include-partial-messages", self.run_with("claude", "Count for claude")["argv"])
-        self.assert_ephemeral(self.runs())
+        self.assert_ephemeral(self.runs(), ephemeral=False)
 
     @off_reactor
     def test_stream_helper(self) -> None:

@@ -137,7 +137,7 @@ class OpenAIConformanceTests(SDKServerTestCase):
                 run = self.run_with(backend, prompt)
                 self.assertEqual(run["stdin"], prompt)
                 self.assert_model_flag(run["argv"], MODEL_FLAG[backend])
-        self.assert_ephemeral(self.runs())
+        self.assert_ephemeral(self.runs(), ephemeral=False)
         self.assertEqual(sorted(run["name"] for run in self.runs()), sorted(NAMES))
 
     @off_reactor
@@ -227,7 +227,7 @@ class OpenAIConformanceTests(SDKServerTestCase):
                 self.assertEqual(run["stdin"], prompt)
                 self.assert_model_flag(run["argv"], MODEL_FLAG[backend])
         self.assertIn("--include-partial-messages", self.run_with("claude", "Count for claude")["argv"])
-        self.assert_ephemeral(self.runs())
+        self.assert_ephemeral(self.runs(), ephemeral=False)
 
     @off_reactor
     def test_claude_token_deltas(self) -> None:

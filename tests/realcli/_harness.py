@@ -32,7 +32,7 @@ from twisted.trial.unittest import FailTest, SkipTest
 
 from clinvk.testing.model_server import ModelServer, cli_environment
 from tests.integration._processes import alive, reactor
-from tests.integration._sdk_server import SDKServerTestCase
+from tests.integration._sdk_server import LIVE_SERVER, SDKServerTestCase
 from tests.integration._server import Config
 
 REAL_CLIS = "CLINVK_REAL_CLIS"
@@ -110,7 +110,8 @@ class RealCLITestCase(SDKServerTestCase):
     server_config: ClassVar[Config] = {}
 
     def config_layers(self) -> list[Config]:
-        return [*super().config_layers()[:-1], HEADLESS_CONFIG, self.server_config]
+        # The real CLIs run as a server runs them by default: live.
+        return [*super().config_layers()[:-1], LIVE_SERVER, HEADLESS_CONFIG, self.server_config]
 
     def setUp(self) -> Deferred[None]:  # type: ignore[override]
         self.clis = real_clis()

@@ -144,14 +144,16 @@ class CorsTests(NativeTestCase):
         headers = {
             "Origin": "http://localhost:3000",
             "Access-Control-Request-Method": "post",
-            "Access-Control-Request-Headers": "content-type, x-api-key",
+            "Access-Control-Request-Headers": "content-type, x-api-key, x-clinvk-session-id",
         }
         for _ in range(3):
             response = self.request("OPTIONS", "/api/v1/prompt", headers=headers)
             self.assertEqual(response.code, 200)
         self.assertEqual(response.header("Access-Control-Allow-Origin"), "http://localhost:3000")
         self.assertEqual(response.header("Access-Control-Allow-Methods"), "POST")
-        self.assertEqual(response.header("Access-Control-Allow-Headers"), "Content-Type, X-Api-Key")
+        self.assertEqual(
+            response.header("Access-Control-Allow-Headers"), "Content-Type, X-Api-Key, X-Clinvk-Session-Id"
+        )
         self.assertEqual(response.header("Access-Control-Max-Age"), "300")
         self.assertEqual(response.body, b"")
 
@@ -172,7 +174,7 @@ class CorsTests(NativeTestCase):
         unauthorized = self.request("POST", "/api/v1/prompt", DRY, headers=headers)
         self.assertEqual(unauthorized.code, 401)
         self.assertEqual(unauthorized.header("Access-Control-Allow-Origin"), "http://127.0.0.1:5173")
-        self.assertEqual(unauthorized.header("Access-Control-Expose-Headers"), "Link")
+        self.assertEqual(unauthorized.header("Access-Control-Expose-Headers"), "Link, X-Clinvk-Session-Id")
         limited = self.request("GET", "/health", headers=headers)
         self.assertEqual(
             (limited.code, limited.header("Access-Control-Allow-Origin")), (429, "http://127.0.0.1:5173")

@@ -65,7 +65,7 @@ class ChatTests(OpenAITestCase):
         return self.finish(pending)
 
     def test_completion(self) -> None:
-        """One choice, stop, usage as reported; the prompt on stdin; no session."""
+        """One choice, stop, usage as reported; the prompt on stdin; the conversation's session named."""
         response = self.complete(body(("user", "2+2?")))
         answer = json.loads(response.body)
         self.assertConforms(answer, "ChatCompletion")
@@ -78,8 +78,8 @@ class ChatTests(OpenAITestCase):
         child = self.child()
         self.assertEqual(child.stdin, b"2+2?")
         self.assertNotIn("--model", child.argv)
-        self.assertIn("--no-session-persistence", child.argv)
-        self.assertEqual(json.loads(self.request("GET", "/api/v1/sessions").body)["total"], 0)
+        [session] = json.loads(self.request("GET", "/api/v1/sessions").body)["sessions"]
+        self.assertEqual(response.header("X-Clinvk-Session-Id"), session["id"])
 
     def test_ids_differ(self) -> None:
         first = json.loads(self.complete(body(("user", "a"))).body)["id"]
