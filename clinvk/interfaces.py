@@ -86,6 +86,16 @@ class IBackend(Interface):
         @return: A L{str}.
         """
 
+    def fork_flags(message_id: str) -> tuple[str, ...]:
+        """
+        The extra flags that make a run resuming a conversation start a
+        new one instead, holding the resumed conversation as it stood at
+        the message C{message_id} (L{clinvk.model.RunResult.native_message_id};
+        docs/design/conversations.md#native-fork).
+
+        @return: The flags, or C{()} when the CLI cannot fork so.
+        """
+
     def parse_response(raw: str) -> ParsedResponse | None:
         """
         Parse the raw output of a finished non-streaming run

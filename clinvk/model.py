@@ -139,6 +139,8 @@ class ParsedResponse:
     session_id: str = ""
     usage: TokenUsage | None = None
     error: str = ""
+    # The CLI's id of the answer's last message, where it reports one.
+    message_id: str = ""
 
 
 @frozen
@@ -223,6 +225,9 @@ class RunResult:
     @ivar parsed_at: When its output was parsed (reactor time), before
         any clean-up; 0 when it did not run.
     @ivar start_failed: Whether the CLI could not be started at all.
+    @ivar native_message_id: The CLI's id of the answer's last message,
+        where it reports one (a live claude's assistant message uuid): a
+        conversation can be forked as it stood there.
     """
 
     exit_code: int
@@ -235,6 +240,7 @@ class RunResult:
     ran: bool = True
     parsed_at: float = 0.0
     start_failed: bool = False
+    native_message_id: str = ""
 
     @property
     def succeeded(self) -> bool:

@@ -60,6 +60,8 @@ ALLOWED_FLAGS = frozenset(
         "--allowed-tools",
         "--no-session-persistence",
         "--continue",
+        "--resume-session-at",
+        "--fork-session",
     }
 )
 
@@ -75,9 +77,18 @@ ALIASES: Mapping[str, str] = {
 
 
 # Extra flags that would change the stream-json protocol of a live process
-# (docs/design/live-sessions.md#live-claude): a request with one runs cold.
+# (docs/design/live-sessions.md#live-claude), or the conversation it holds
+# for every later turn (a fork): a request with one runs cold.
 NOT_LIVE_FLAGS = frozenset(
-    {"--output-format", "--input-format", "--resume", "--continue", "--no-session-persistence"}
+    {
+        "--output-format",
+        "--input-format",
+        "--resume",
+        "--continue",
+        "--no-session-persistence",
+        "--resume-session-at",
+        "--fork-session",
+    }
 )
 
 
@@ -112,6 +123,11 @@ class ClaudeBackend:
 
     def stdin_text(self, options: UnifiedOptions, prompt: str) -> str:
         return prompt
+
+    def fork_flags(self, message_id: str) -> tuple[str, ...]:
+        # With --resume: a new session holding the resumed one up to the
+        # message (docs/design/conversations.md#native-fork).
+        return ("--resume-session-at", message_id, "--fork-session")
 
     def live_command(self, executable: str, options: UnifiedOptions, resume_id: str) -> list[str] | None:
         if any(flag.split("=", 1)[0].lower() in NOT_LIVE_FLAGS for flag in options.extra):
@@ -429,6 +445,8 @@ class ClaudeLiveSession:
         self._parser = ClaudeStreamParser()
         self._sequence = 0
         self._requests = itertools.count(1)
+        # The uuid of the turn's last assistant message.
+        self._answer_id = ""
 
     def opening(self) -> list[str]:
         return []
@@ -440,6 +458,7 @@ class ClaudeLiveSession:
     def turn(self, text: str) -> list[str]:
         self._parser = ClaudeStreamParser()
         self._sequence = 0
+        self._answer_id = ""
         message = {"role": "user", "content": text}
         return [
             json.dumps({"type": "user", "message": message, "parent_tool_use_id": None, "session_id": ""})
@@ -470,12 +489,13 @@ class ClaudeLiveSession:
             native_id = as_str(data.get("session_id"))
             if native_id:
                 self.native_session_id = native_id
+            if kind == "assistant" and as_str(data.get("uuid")):
+                self._answer_id = as_str(data.get("uuid"))
         self._sequence += 1
         found = self._parser.feed(line, self._sequence)
         if isinstance(data, dict) and data.get("type") == "result":
-            return LiveStep(
-                events=found, ended=parse_response(line) or ParsedResponse(error="unreadable result")
-            )
+            ended = parse_response(line) or ParsedResponse(error="unreadable result")
+            return LiveStep(events=found, ended=attrs.evolve(ended, message_id=self._answer_id))
         return LiveStep(events=found)
 
 

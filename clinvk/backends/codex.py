@@ -97,6 +97,11 @@ class CodexBackend:
     def stdin_text(self, options: UnifiedOptions, prompt: str) -> str:
         return prompt_with_system(options, prompt)
 
+    def fork_flags(self, message_id: str) -> tuple[str, ...]:
+        # Its forks (app-server thread/fork, the TUI's codex fork) copy the
+        # whole thread, not the thread as it stood at a message.
+        return ()
+
     def live_command(self, executable: str, options: UnifiedOptions, resume_id: str) -> list[str]:
         # The thread to resume is named in the handshake, not here.
         return [executable, "app-server", *self._launch(options).flags]

@@ -11,8 +11,8 @@ the handshake (C{initialize}, C{initialized}, then C{thread/start} or
 C{thread/resume}), turns (C{turn/start} until C{turn/completed}),
 interrupts (C{turn/interrupt}) and the answers to the CLI's own requests.
 A turn's events are those a cold C{codex exec --json} run gives for the
-same turn (docs/design/cli-runs.md#codex-stream), with the answer's
-deltas in front.
+same turn (docs/design/cli-runs.md#codex-stream): whole messages, since a
+delta that a reconnect voids could not be taken back from a client.
 """
 
 from __future__ import annotations
@@ -224,7 +224,6 @@ class _Turn:
         be interrupted.
     @ivar early: Usage reports that came before the turn's id was known:
         (their turn id, the thread's total).
-    @ivar streamed: The items whose text came in deltas.
     """
 
     base: TokenUsage
@@ -235,7 +234,6 @@ class _Turn:
     counted: bool = False
     early: list[tuple[str, TokenUsage]] = Factory(list)
     messages: list[str] = Factory(list)
-    streamed: set[str] = Factory(set)
     last_error: str = ""
 
 
@@ -432,14 +430,6 @@ class CodexLiveSession:
 
     def _events(self, method: str, params: dict[str, Any], turn: _Turn, sequence: int) -> list[UnifiedEvent]:
         """The events of one notification of the running turn (docs/design/live-sessions.md#live-codex)."""
-        if method == "item/agentMessage/delta":
-            delta = as_str(params.get("delta"))
-            turn.streamed.add(as_str(params.get("itemId")))
-            return [events.message(delta, sequence, partial=True)] if delta else []
-        if method == "item/reasoning/summaryTextDelta":
-            delta = as_str(params.get("delta"))
-            turn.streamed.add(as_str(params.get("itemId")))
-            return [events.thinking(delta, sequence, partial=True)] if delta else []
         if method == "item/started":
             item = as_dict(params.get("item"))
             if item.get("type") == "commandExecution":
@@ -477,11 +467,11 @@ class CodexLiveSession:
             text = as_str(item.get("text"))
             if text:
                 turn.messages.append(text)
-            return [] if item_id in turn.streamed else [events.message(text, sequence)]
+            return [events.message(text, sequence)]
         if kind == "reasoning":
             summary = item.get("summary")
             text = "\n".join(as_str(part) for part in summary) if isinstance(summary, list) else ""
-            if not text.strip() or item_id in turn.streamed:
+            if not text.strip():
                 return []
             return [events.thinking(text, sequence)]
         if kind == "commandExecution":

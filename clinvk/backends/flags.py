@@ -67,6 +67,7 @@ BOOLEAN_FLAGS = frozenset(
         "--print",
         "--no-session-persistence",
         "--continue",
+        "--fork-session",
         "--json",
         "--full-auto",
         "--quiet",

@@ -148,6 +148,10 @@ class GeminiBackend:
     def stdin_text(self, options: UnifiedOptions, prompt: str) -> str:
         return prompt_with_system(options, prompt)
 
+    def fork_flags(self, message_id: str) -> tuple[str, ...]:
+        # It has no fork of a session.
+        return ()
+
     def parse_response(self, raw: str) -> ParsedResponse | None:
         return parse_response(raw)
 

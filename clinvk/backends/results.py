@@ -25,6 +25,7 @@ class Finished:
     error: str = ""
     native_session_id: str = ""
     usage: TokenUsage | None = None
+    native_message_id: str = ""
 
 
 def exit_error(backend: IBackend, exit_code: int, stderr: str) -> str:

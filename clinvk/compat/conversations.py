@@ -18,7 +18,7 @@ import attrs
 from twisted.internet.defer import CancelledError, Deferred, DeferredLock
 from twisted.logger import Logger
 
-from clinvk.compat.lineage import History, history, root
+from clinvk.compat.lineage import History, entry, history, message_of, point_of, root
 from clinvk.compat.runs import CompatRunner, failed
 from clinvk.errors import BackendFailed, ClinvkError, InvalidRequest, SessionNotFound
 from clinvk.model import RunRequest, RunResult
@@ -33,34 +33,35 @@ log = Logger()
 class LineageIndex:
     """
     Where each conversation of the store stands: this process's copy of
-    the lineage of every session that has one, most recently changed last.
+    the points of every session that has a lineage, most recently changed
+    last.
     """
 
     def __init__(self) -> None:
-        self._lineages: dict[str, tuple[str, ...]] = {}
+        self._points: dict[str, tuple[str, ...]] = {}
         self._changed: set[str] = set()
 
     def load(self, records: Sequence[SessionRecord]) -> None:
         """Add the lineages of C{records}, except those changed since the store was read."""
         for record in sorted(records, key=lambda record: record.last_used):
             if record.lineage and record.id not in self._changed:
-                self._lineages[record.id] = record.lineage
+                self._points[record.id] = tuple(map(point_of, record.lineage))
         self._changed.clear()
 
     def put(self, session_id: str, lineage: tuple[str, ...]) -> None:
         """C{session_id} now stands at the end of C{lineage}; nowhere when it is empty."""
-        self._lineages.pop(session_id, None)
+        self._points.pop(session_id, None)
         self._changed.add(session_id)
         if lineage:
-            self._lineages[session_id] = lineage
+            self._points[session_id] = tuple(map(point_of, lineage))
 
     def standing_at(self, point: str) -> list[str]:
         """The sessions whose conversation stands at C{point}, most recent first."""
-        return [sid for sid, lineage in reversed(self._lineages.items()) if lineage[-1] == point]
+        return [sid for sid, points in reversed(self._points.items()) if points[-1] == point]
 
     def passed(self, point: str) -> str:
         """The most recent session whose conversation went through C{point}, or C{""}."""
-        return next((sid for sid, lineage in reversed(self._lineages.items()) if point in lineage), "")
+        return next((sid for sid, points in reversed(self._points.items()) if point in points), "")
 
 
 @attrs.define
@@ -68,13 +69,16 @@ class Turn:
     """
     One request's turn of a conversation.
 
-    @ivar request: What runs: the new input alone for a continued
-        conversation, the seeded history otherwise.
+    @ivar request: What runs: the new input alone for a continued or
+        natively forked conversation, the seeded history otherwise.
     @ivar session_id: The session it is a turn of, once known; C{""} when
         conversations are off or the store could not be written.
     @ivar continued: Whether it continues a conversation the CLI holds.
     @ivar parent_id: For a new session, the one whose history it departs
         from (an edited or regenerated turn), if known.
+    @ivar forked: Whether the CLI forks the parent's conversation rather
+        than being given the whole history.
+    @ivar base: The lineage this turn's answer extends.
     """
 
     request: RunRequest
@@ -85,13 +89,17 @@ class Turn:
     session_id: str = ""
     continued: bool = False
     parent_id: str = ""
+    forked: bool = False
+    base: tuple[str, ...] = ()
+
     ended: bool = False
 
-    def lineage(self, output: str) -> tuple[str, ...]:
+    def lineage(self, result: RunResult, output: str) -> tuple[str, ...]:
         """Where the conversation stands once C{output} answered this turn."""
         assert self.history is not None
         start = self.history.prefix or self.start
-        return (*self.history.points, self.history.answered(start, output))
+        answered = self.history.answered(start, output)
+        return (*self.base, entry(answered, result.native_message_id))
 
 
 class Conversations:
@@ -145,12 +153,14 @@ class Conversations:
         if not self._enabled:
             return Turn(request=run)
         start = root(run.backend, run.model, run.system_prompt)
+        found = history(start, turns)
         turn = Turn(
             request=attrs.evolve(run, ephemeral=False),
-            history=history(start, turns),
+            history=found,
             start=start,
             api=api,
             announce=announce,
+            base=found.points,
         )
         if pinned:
             await self._continue_pinned(turn, pinned)
@@ -189,12 +199,42 @@ class Conversations:
             except BaseException:
                 self._unlock(session_id)
                 raise
-            if record.lineage[-1:] == (prefix,) and record.backend_session_id and self._claim(session_id):
+            standing = record.lineage and point_of(record.lineage[-1]) == prefix
+            if standing and record.backend_session_id and self._claim(session_id):
                 self._continue(turn, record)
+                turn.base = record.lineage
                 return
             # Another turn moved it on while this one waited: a fork.
             self._unlock(session_id)
         turn.parent_id = self._index.passed(prefix)
+        if turn.parent_id:
+            await self._fork(turn, turn.parent_id, prefix)
+
+    async def _fork(self, turn: Turn, parent_id: str, point: str) -> None:
+        """
+        Make C{turn} fork C{parent_id}'s conversation at C{point} where its
+        CLI can (docs/design/conversations.md#native-fork); otherwise it
+        stays seeded with the whole history.
+        """
+        assert turn.history is not None
+        try:
+            parent = await self._store.get(parent_id)
+        except SessionNotFound:
+            return
+        marks = [message_of(item) for item in parent.lineage if point_of(item) == point]
+        backend = self._runner.backends.get(parent.backend)
+        if not marks or not marks[0] or backend is None or not parent.backend_session_id:
+            return
+        flags = tuple(backend.fork_flags(marks[0]))
+        if not flags:
+            return
+        turn.request = attrs.evolve(
+            turn.request,
+            prompt=turn.history.prompt,
+            resume_id=parent.backend_session_id,
+            extra=(*turn.request.extra, *flags),
+        )
+        turn.forked = True
 
     def _continue(self, turn: Turn, record: SessionRecord) -> None:
         """Make C{turn}, holding C{record}, a turn of its conversation."""
@@ -309,7 +349,7 @@ class Conversations:
             return
         lineage: tuple[str, ...] | None
         if not failed(result):
-            lineage = turn.lineage(output)
+            lineage = turn.lineage(result, output)
         else:
             lineage = () if cli_ran else None
         if lineage is not None:

@@ -8,7 +8,10 @@ A history is normalised to its system text and its C{(role, text)}
 messages.  Its chain starts from a root that hashes the backend, the model
 and the system text, and each message extends it.  The I{points} of a
 history are the chain's values after each assistant message: the places
-where a conversation can go on.
+where a conversation can go on.  A session's lineage lists its points as
+I{entries}: a point, with C{@} and the CLI's id of the answer's message
+where the CLI reported one, the place a native fork starts from
+(docs/design/conversations.md#native-fork).
 """
 
 from __future__ import annotations
@@ -45,6 +48,21 @@ def extend(point: str, messages: Iterable[tuple[str, str]]) -> str:
     for role, text in messages:
         point = _hash(point, role, text.strip())
     return point
+
+
+def entry(point: str, message_id: str = "") -> str:
+    """A lineage entry: C{point}, marked with the CLI's C{message_id} when known."""
+    return f"{point}@{message_id}" if message_id else point
+
+
+def point_of(entry: str) -> str:
+    """The point of a lineage entry."""
+    return entry.partition("@")[0]
+
+
+def message_of(entry: str) -> str:
+    """The CLI's message id of a lineage entry, or C{""}."""
+    return entry.partition("@")[2]
 
 
 @frozen

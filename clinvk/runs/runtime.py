@@ -457,6 +457,7 @@ class BackendRuntime:
                 error=response.error,
                 native_session_id=native_id,
                 usage=response.usage,
+                native_message_id=response.message_id,
             )
         return _result(finished, prepared, self._clock.seconds(), command=launch.argv)
 
@@ -560,6 +561,7 @@ def _result(
         native_session_id=finished.native_session_id,
         usage=finished.usage,
         command=prepared.command if command is None else command,
+        native_message_id=finished.native_message_id,
     )
 
 

@@ -496,7 +496,14 @@ def claude_stream(run: FakeRun, turn: ClaudeTurn, *, partial: bool) -> None:
 
 # The flags the fake claude takes, alone or with a value.
 CLAUDE_BOOLEANS = frozenset(
-    {"--print", "--verbose", "--include-partial-messages", "--no-session-persistence", "--continue"}
+    {
+        "--print",
+        "--verbose",
+        "--include-partial-messages",
+        "--no-session-persistence",
+        "--continue",
+        "--fork-session",
+    }
 )
 CLAUDE_VALUED = frozenset(
     {
@@ -508,6 +515,7 @@ CLAUDE_VALUED = frozenset(
         "--resume",
         "--allowedTools",
         "--add-dir",
+        "--resume-session-at",
     }
 )
 
@@ -523,6 +531,11 @@ def claude(args: list[str], stdin: str) -> int:
         raise Usage("When using --print, --output-format=stream-json requires --verbose")
     if "--resume" in found:
         run.session = found["--resume"][-1]
+    if "--resume-session-at" in found and "--resume" not in found:
+        raise Usage("Error: --resume-session-at requires --resume")
+    if "--fork-session" in found:
+        # A new conversation, holding the resumed one (up to the message).
+        run.session = str(uuid.uuid4())
     run.prelude()
     failed = run.directives.get("fail")
     if failed == "crash":
@@ -675,6 +688,11 @@ def gemini(args: list[str], stdin: str) -> int:
     run = FakeRun("gemini", args, prompt)
     if "--resume" in found:
         run.session = found["--resume"][-1]
+    if "--resume-session-at" in found and "--resume" not in found:
+        raise Usage("Error: --resume-session-at requires --resume")
+    if "--fork-session" in found:
+        # A new conversation, holding the resumed one (up to the message).
+        run.session = str(uuid.uuid4())
     run.prelude()
     output = found.get("--output-format", ["text"])[-1]
     model = found.get("--model", ["gemini-2.5-pro"])[-1]

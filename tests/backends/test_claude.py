@@ -13,7 +13,7 @@ from typing import Any
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from clinvk.backends.claude import ClaudeBackend, ClaudeStreamParser, parse_response
+from clinvk.backends.claude import ClaudeBackend, ClaudeLiveSession, ClaudeStreamParser, parse_response
 from clinvk.interfaces import IBackend, IStreamParser
 from clinvk.model import ParsedResponse, TokenUsage
 from tests.backends.helpers import options, sample
@@ -357,3 +357,28 @@ class StreamTests(SynchronousTestCase):
             stream(line),
             [("tool_result", {"tool_id": "t", "tool_name": "", "output": "denied", "is_error": True}, 1)],
         )
+
+
+class LiveSessionTests(SynchronousTestCase):
+    """The turn of a live claude (docs/design/live-sessions.md#live-claude)."""
+
+    def test_answer_message_id(self) -> None:
+        """
+        A turn ends with the uuid of its last assistant message, which a
+        fork resumes at (docs/design/conversations.md#native-fork); the
+        next turn starts without one.
+        """
+        session = ClaudeLiveSession()
+        session.turn("hi")
+        steps = [session.feed(line) for line in sample("recordings/claude-stream-json.stdout").splitlines()]
+        ended = steps[-1].ended
+        assert ended is not None
+        self.assertEqual((ended.content, ended.message_id), ("Hello there, friend.", "<uuid-9>"))
+        session.turn("again")
+        result = '{"type":"result","subtype":"success","is_error":false,"result":"ok","session_id":"s"}'
+        after = session.feed(result).ended
+        assert after is not None
+        self.assertEqual(after.message_id, "")
+
+    def test_fork_flags(self) -> None:
+        self.assertEqual(ClaudeBackend().fork_flags("m-1"), ("--resume-session-at", "m-1", "--fork-session"))

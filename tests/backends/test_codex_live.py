@@ -113,8 +113,8 @@ def init(model: str = "gpt-6.2-sol") -> tuple[str, dict[str, Any]]:
 STARTED = ("progress", {"stage": "turn_started", "message": "Processing..."})
 
 
-def delta(text: str) -> tuple[str, dict[str, Any]]:
-    return ("message", {"text": text, "role": "assistant", "is_partial": True})
+def message(text: str) -> tuple[str, dict[str, Any]]:
+    return ("message", {"text": text, "role": "assistant"})
 
 
 def done(input_tokens: int, output_tokens: int) -> tuple[str, dict[str, Any]]:
@@ -142,8 +142,9 @@ class RecordingReplayTests(SynchronousTestCase):
     def test_handshake_and_turns(self) -> None:
         """
         initialize, initialized and thread/start; ready with the thread's
-        id; each turn: init first, the deltas, then done with the turn's
-        own tokens; the answer is the completed message.
+        id; each turn: init first, the completed message (its deltas left
+        out), then done with the turn's own tokens; the answer is the
+        completed message.
         """
         session = session_for("codex-live")
         opening = [json.loads(line) for line in session.opening()]
@@ -185,9 +186,9 @@ class RecordingReplayTests(SynchronousTestCase):
         result = replay("codex-live")
         self.assertEqual(
             shapes(result.events[0]),
-            [init(), STARTED, delta("Hello t"), delta("here, f"), delta("riend."), done(20, 5)],
+            [init(), STARTED, message("Hello there, friend."), done(20, 5)],
         )
-        self.assertEqual(shapes(result.events[1]), [init(), STARTED, delta("Hello again."), done(20, 3)])
+        self.assertEqual(shapes(result.events[1]), [init(), STARTED, message("Hello again."), done(20, 3)])
         self.assertEqual(
             result.ended,
             [
@@ -201,8 +202,8 @@ class RecordingReplayTests(SynchronousTestCase):
         events = replay("codex-live").events[0]
         # thread/started is the turn's line 1, the turn/start answer 2,
         # thread/status/changed 3, turn/started 4, the user message 5 and
-        # 6, the agent message's start 7, its deltas 8 to 10.
-        self.assertEqual([event.sequence for event in events], [1, 4, 8, 9, 10, 14])
+        # 6, the agent message's start 7, its deltas 8 to 10, its completion 11.
+        self.assertEqual([event.sequence for event in events], [1, 4, 11, 14])
 
     def test_tool(self) -> None:
         """A command execution: tool_use when it starts, tool_result when it is done; usage of both model calls."""
@@ -221,7 +222,7 @@ class RecordingReplayTests(SynchronousTestCase):
                     },
                 ),
                 ("tool_result", {"tool_id": "<call-1>", "tool_name": "command_execution", "output": "hi\n"}),
-                delta("It printed hi."),
+                message("It printed hi."),
                 done(40, 4),
             ],
         )
@@ -523,18 +524,26 @@ class SessionTests(SynchronousTestCase):
         step = session.feed(completed("failed", id="turn-2", error=None))
         self.assertEqual(step.ended and step.ended.error, "turn failed")
 
-    def test_complete_message_without_deltas(self) -> None:
-        """A message that came whole (no deltas) is a complete message event; the answer joins the messages."""
+    def test_whole_messages(self) -> None:
+        """
+        Messages are whole, when completed: a delta is nothing, since a
+        reconnect can void it (the text a client gets is the answer's);
+        the answer joins the messages.
+        """
         session = ready_session()
         started(session)
         item = {"type": "agentMessage", "id": "m1", "text": "One."}
         step = session.feed(notification("item/completed", turnId="turn-1", item=item))
-        self.assertEqual(shapes(step.events), [("message", {"text": "One.", "role": "assistant"})])
-        session.feed(notification("item/agentMessage/delta", itemId="m2", delta="Two."))
-        step = session.feed(
-            notification("item/completed", item={"type": "agentMessage", "id": "m2", "text": "Two."})
+        self.assertEqual(shapes(step.events), [message("One.")])
+        self.assertEqual(
+            session.feed(notification("item/agentMessage/delta", itemId="m2", delta="Tw")).events, ()
         )
-        self.assertEqual(step.events, ())
+        retry = {"message": "Reconnecting... 1/5", "additionalDetails": "stream disconnected"}
+        session.feed(notification("error", turnId="turn-1", willRetry=True, error=retry))
+        step = session.feed(
+            notification("item/completed", item={"type": "agentMessage", "id": "m3", "text": "Two."})
+        )
+        self.assertEqual(shapes(step.events), [message("Two.")])
         step = session.feed(completed())
         self.assertEqual(step.ended and step.ended.content, "One.\nTwo.")
 
@@ -546,13 +555,11 @@ class SessionTests(SynchronousTestCase):
         self.assertEqual(step.ended and step.ended.content, "Late.")
 
     def test_reasoning(self) -> None:
-        """Reasoning summaries are thinking: deltas as partial, a whole one once when no delta came."""
+        """Reasoning summaries are thinking, whole when completed (their deltas are nothing)."""
         session = ready_session()
         started(session)
         step = session.feed(notification("item/reasoning/summaryTextDelta", itemId="r1", delta="Hmm"))
-        self.assertEqual(shapes(step.events), [("thinking", {"text": "Hmm", "is_partial": True})])
-        item = {"type": "reasoning", "id": "r1", "summary": ["Hmm"], "content": []}
-        self.assertEqual(session.feed(notification("item/completed", item=item)).events, ())
+        self.assertEqual(step.events, ())
         item = {"type": "reasoning", "id": "r2", "summary": ["A", "B"], "content": []}
         step = session.feed(notification("item/completed", item=item))
         self.assertEqual(shapes(step.events), [("thinking", {"text": "A\nB"})])

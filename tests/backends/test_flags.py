@@ -249,6 +249,8 @@ class AllowListTests(SynchronousTestCase):
                 "--allowed-tools",
                 "--no-session-persistence",
                 "--continue",
+                "--resume-session-at",
+                "--fork-session",
             },
         )
         self.assertEqual(

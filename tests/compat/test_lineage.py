@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from twisted.trial.unittest import SynchronousTestCase
 
 from clinvk.compat.conversations import LineageIndex
-from clinvk.compat.lineage import extend, history, root
+from clinvk.compat.lineage import entry, extend, history, message_of, point_of, root
 from clinvk.sessions import SessionRecord
 
 START = root("claude", "", "be brief")
@@ -95,3 +95,17 @@ class IndexTests(SynchronousTestCase):
         index.put("a", ("p1", "p2"))
         index.load([record("a", ("p1",), 1)])
         self.assertEqual(index.standing_at("p2"), ["a"])
+
+
+class EntryTests(SynchronousTestCase):
+    def test_marked(self) -> None:
+        """An entry carries the CLI's message id after C{@}, when there is one."""
+        marked, plain = entry(START, "uuid-1"), entry(START)
+        self.assertEqual((marked, plain), (f"{START}@uuid-1", START))
+        self.assertEqual((point_of(marked), message_of(marked)), (START, "uuid-1"))
+        self.assertEqual((point_of(plain), message_of(plain)), (START, ""))
+
+    def test_index_compares_points(self) -> None:
+        index = LineageIndex()
+        index.put("a", (entry("p1", "m1"), entry("p2", "m2")))
+        self.assertEqual((index.standing_at("p2"), index.passed("p1")), (["a"], "a"))

@@ -132,7 +132,12 @@ class OpenAIConversationTests(ConversationTestCase):
 
     @off_reactor
     def test_regenerate(self) -> None:
-        """The last question asked again forks: a new session, seeded with the history."""
+        """
+        The second question asked anew forks the conversation: a new
+        session.  At an answer a live claude gave, claude forks its own
+        conversation and is given the new question alone; at any other
+        answer the new session is seeded with the flattened history.
+        """
         with self.openai_client() as client:
             answers, sessions = self.openai_turns(client, "claude")
             history: list[Any] = [
@@ -143,10 +148,17 @@ class OpenAIConversationTests(ConversationTestCase):
             raw = client.chat.completions.with_raw_response.create(model="claude", messages=history)
         forked = raw.headers[HEADER]
         self.assertNotIn(forked, sessions)
-        # Seeded: the fake answers the first line of the flattened history.
-        self.assertEqual(raw.parse().choices[0].message.content, f"claude answers: {QUESTIONS[0]}")
         status, _, body = self.get_raw(f"/api/v1/sessions/{forked}")
         self.assertEqual((status, json.loads(body)["turn_count"]), (200, 1))
+        answer = raw.parse().choices[0].message.content
+        if self.live:
+            self.assertEqual(answer, "claude answers: Triple it")
+            fork = self.run_with("claude", "Triple it")
+            self.assertIn("--fork-session", fork["argv"])
+            self.assertIn("--resume-session-at", fork["argv"])
+        else:
+            # Seeded: the fake answers the first line of the flattened history.
+            self.assertEqual(answer, f"claude answers: {QUESTIONS[0]}")
 
 
 class AnthropicConversationTests(ConversationTestCase):

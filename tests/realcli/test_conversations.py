@@ -85,6 +85,36 @@ class _ConversationMixin:
 class ClaudeConversationTests(_ConversationMixin, RealCLITestCase):
     backend = "claude"
 
+    @off_reactor
+    def test_regenerate_forks_natively(self) -> None:
+        """
+        The second question asked anew after three turns: claude forks its
+        own session at the first answer (--resume-session-at), and the
+        model sees the transcript up to that answer and the new question.
+        """
+        self.model.script(self.backend, *(model_server.text(answer) for answer in (*ANSWERS, "Twenty-one.")))
+        client = self.openai_client()
+        messages: list[Any] = []
+        sessions = set()
+        for question in QUESTIONS:
+            messages.append({"role": "user", "content": question})
+            raw = client.chat.completions.with_raw_response.create(model="claude", messages=messages)
+            sessions.add(raw.headers[HEADER])
+            messages.append({"role": "assistant", "content": raw.parse().choices[0].message.content})
+        regenerated = [*messages[:2], {"role": "user", "content": "Triple it"}]
+        raw = client.chat.completions.with_raw_response.create(model="claude", messages=regenerated)
+        self.assertEqual(raw.parse().choices[0].message.content, "Twenty-one.")
+        [parent] = sessions
+        self.assertNotEqual(raw.headers[HEADER], parent)
+        last = self.model.turns(self.backend)[-1]
+        texts, body = last.user_texts(), json.dumps(last.body)
+        self.assertTrue(any("Pick a number" in text for text in texts), texts)
+        self.assertTrue(texts[-1].endswith("Triple it"), texts)
+        self.assertFalse(any("Double it" in text for text in texts), texts)
+        self.assertIn("Seven.", body)
+        self.assertNotIn("Fourteen.", body)
+        self.assertNotIn("[Previous response", body)
+
 
 class CodexConversationTests(_ConversationMixin, RealCLITestCase):
     backend = "codex"

@@ -131,11 +131,18 @@ class GeminiTests(RealCLITestCase):
         )
         self.assertTrue(stored["backend_session_id"], stored)
 
+
+class GeminiStatelessTests(RealCLITestCase):
+    """The compatibility APIs made stateless (docs/design/conversations.md#conversation-header)."""
+
+    server_config: ClassVar[Config] = {"server": {"compat_sessions": False}}
+
     def test_compat_answer_does_not_wait_for_cleanup(self) -> Deferred[None]:
         """
-        The compatibility routes end a gemini answer without waiting for
-        the clean-up of its ephemeral session (C{--delete-session}), which
-        here waits until the test has the whole answer.
+        Stateless, the compatibility routes end a gemini answer without
+        waiting for the clean-up of its ephemeral session
+        (C{--delete-session}), which here waits until the test has the
+        whole answer.
         """
         return Deferred.fromCoroutine(self._cleanup_after_answer())
 

@@ -98,7 +98,11 @@ class _Conversations(RealCLITestCase):
         for pid in marked_processes(self.token):
             if pid == self.server_pid or group_reaper(pid):
                 continue
-            stat = Path(f"/proc/{pid}/stat").read_text()
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except FileNotFoundError:
+                # It ended since it was listed.
+                continue
             fields = stat.rsplit(")", 1)[1].split()
             if int(fields[1]) == self.server_pid:
                 groups.add(int(fields[2]))

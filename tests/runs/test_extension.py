@@ -70,6 +70,9 @@ class EchoBackend:
     def stdin_text(self, options: UnifiedOptions, prompt: str) -> str:
         return prompt_with_system(options, prompt)
 
+    def fork_flags(self, message_id: str) -> tuple[str, ...]:
+        return ()
+
     def parse_response(self, raw: str) -> ParsedResponse | None:
         try:
             data = json.loads(raw)

@@ -344,3 +344,77 @@ class WaitingTests(ConversationTestCase):
         self.child().exit(0)
         self.assertEqual(self.finish(first).code, 200)
         self.assertEqual(len(self.reactor.spawned), 2)
+
+
+def assistant(text: str, uuid: str, native_id: str = CLAUDE_NATIVE_ID) -> bytes:
+    """A live claude's assistant message line."""
+    message = {"role": "assistant", "content": [{"type": "text", "text": text}]}
+    line = {"type": "assistant", "message": message, "session_id": native_id, "uuid": uuid}
+    return json.dumps(line).encode() + b"\n"
+
+
+class LiveConversationTests(ConversationTestCase):
+    """With live processes (the default outside these tests): turns and native forks."""
+
+    def setUp(self) -> None:
+        self.use_server(installed=self.installed, live=True)
+
+    def live_turn(self, request: dict[str, Any], answer: str, uuid: str) -> str:
+        """A turn the live claude answers with message C{uuid}; the session named."""
+        pending = self.start("POST", CHAT, request)
+        child = self.child()
+        child.emit_stdout(assistant(answer, uuid))
+        child.emit_stdout(claude_result(answer))
+        response = self.finish(pending)
+        self.assertEqual(response.code, 200, response.body)
+        session_id = response.header(HEADER)
+        assert session_id is not None
+        return session_id
+
+    def test_regenerated_turn_forks_natively(self) -> None:
+        """
+        Asked again at an answer a live claude gave, the conversation is
+        forked there: --resume with --resume-session-at that answer's
+        message and --fork-session, given the new input alone.
+        """
+        session_id = self.live_turn(chat(("user", "2+2?")), "4", "uuid-four")
+        history = [("user", "2+2?"), ("assistant", "4")]
+        self.assertEqual(self.live_turn(chat(*history, ("user", "+1?")), "5", "uuid-five"), session_id)
+        self.assertEqual(len(self.reactor.spawned), 1)
+        self.assertEqual(self.record(session_id).lineage[0].split("@")[1], "uuid-four")
+        pending = self.start("POST", CHAT, chat(*history, ("user", "-1?")))
+        fork = self.child()
+        self.assertEqual(len(self.reactor.spawned), 2)
+        argv = fork.argv
+        self.assertEqual(argv[argv.index("--resume") + 1], CLAUDE_NATIVE_ID)
+        self.assertEqual(argv[argv.index("--resume-session-at") + 1], "uuid-four")
+        self.assertIn("--fork-session", argv)
+        # A fork runs cold: the process would hold the fork's argv for good.
+        self.assertNotIn("--input-format", argv)
+        self.assertEqual(fork.stdin, b"-1?")
+        fork.emit_stdout(claude_result("3", native_id=OTHER_NATIVE_ID))
+        fork.exit(0)
+        forked = self.finish(pending).header(HEADER)
+        record = self.record(forked)
+        self.assertEqual(
+            (record.parent_id, record.backend_session_id, record.turn_count), (session_id, OTHER_NATIVE_ID, 1)
+        )
+        # The fork goes on from its own conversation.
+        self.live_turn(chat(*history, ("user", "-1?"), ("assistant", "3"), ("user", "more")), "2", "u2")
+        argv = self.child().argv
+        self.assertEqual(argv[argv.index("--resume") + 1], OTHER_NATIVE_ID)
+        self.assertNotIn("--fork-session", argv)
+
+    def test_unmarked_point_is_seeded(self) -> None:
+        """An answer without the CLI's message id (a cold turn) forks seeded."""
+        session_id = self.live_turn(chat(("user", "2+2?")), "4", "")
+        self.live_turn(chat(("user", "2+2?"), ("assistant", "4"), ("user", "+1?")), "5", "uuid-five")
+        pending = self.start("POST", CHAT, chat(("user", "2+2?"), ("assistant", "4"), ("user", "-1?")))
+        fork = self.child()
+        self.assertNotIn("--fork-session", fork.argv)
+        self.assertEqual(
+            json.loads(fork.stdin.splitlines()[-1])["message"]["content"],
+            "2+2?\n[Previous response: 4]\n\n-1?",
+        )
+        fork.emit_stdout(claude_result("3", native_id=OTHER_NATIVE_ID))
+        self.assertEqual(self.record(self.finish(pending).header(HEADER)).parent_id, session_id)
