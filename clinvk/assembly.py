@@ -32,6 +32,7 @@ from clinvk.runs.runtime import BackendRuntime
 from clinvk.service import ClinvkService, SettledWork, WarmProcesses
 from clinvk.sessions import ISessionStore
 from clinvk.sessions.disk import DiskSessionStore, SessionFiles, in_thread_pool, sessions_directory
+from clinvk.sessions.responses import ResponseFiles, ResponseStore, responses_directory
 from clinvk.sessions.service import SessionStoreService
 from clinvk.types import IClinvkReactor
 from clinvk.web.bodies import ReadLimits
@@ -54,6 +55,17 @@ def _session_store(reactor: IClinvkReactor, home: str) -> tuple[ISessionStore, T
     return DiskSessionStore(
         files, run_blocking=in_thread_pool(cast("IReactorFromThreads", reactor), pool), clock=reactor
     ), pool
+
+
+def _response_store(reactor: IClinvkReactor, home: str, pool: ThreadPool | None) -> ResponseStore:
+    """
+    The stored responses in the user's home directory, written on the
+    session store's thread (docs/design/responses-api.md#responses-store).
+    """
+    files = ResponseFiles(responses_directory(home))
+    if pool is None:
+        return ResponseStore(files)
+    return ResponseStore(files, in_thread_pool(cast("IReactorFromThreads", reactor), pool))
 
 
 def admission_of(config: ClinvkConfig, clock: IReactorTime, metrics: Metrics | None = None) -> Admission:
@@ -187,6 +199,7 @@ def build_core(
         guards=guards,
         in_flight=in_flight,
         metrics=metrics,
+        responses=_response_store(reactor, home, pool),
     )
     site = configured_site(root, config, reactor)
     service = ClinvkService(

@@ -10,18 +10,24 @@ from __future__ import annotations
 from contextlib import closing
 from typing import Any, ClassVar
 
+import attrs
+
+from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
 from clinvk.compat.conversation import flatten, openai_turns
 from clinvk.compat.conversations import Turn
 from clinvk.compat.models import capabilities, new_id, openai_backend, run_model, usage_or_estimate
+from clinvk.compat.responses import output_message, output_text, response_object, responses_turns, usage
 from clinvk.compat.runs import failed, failure_text
-from clinvk.errors import BackendFailed, InvalidRequest, ModelNotFound
+from clinvk.errors import BackendFailed, InvalidRequest, ModelNotFound, NotFound, StoreError
 from clinvk.model import RunRequest, RunResult
 from clinvk.openapi import Operation, Parameter
+from clinvk.sessions.responses import MemoryResponseFiles, ResponseStore, StoredResponse
 from clinvk.web._compat_family import CompatFamily, announcer, pinned_session
 from clinvk.web._errors import Dialect
 from clinvk.web._request import read_json
+from clinvk.web._response_events import ResponseEvents
 from clinvk.web._responses import typed_response, write_json
 from clinvk.web._routing import family_app, route
 from clinvk.web._sse import DONE, EventSource, frame
@@ -69,14 +75,66 @@ CHAT = Operation(
     error_media_type="application/json",
     error_schema="OpenAIErrorBody",
 )
+RESPONSES = Operation(
+    operation_id="openaiCreateResponse",
+    method="POST",
+    path="/openai/v1/responses",
+    tag=_TAG,
+    summary="Create a response",
+    description=(
+        "The Responses API: the input, after the conversation of previous_response_id, on the backend "
+        "the model selects. With stream true the answer is the Responses event stream, from "
+        "response.created to response.completed."
+    ),
+    request_schema="OpenAIResponsesRequest",
+    response_schema="OpenAIResponse",
+    stream_media_type="text/event-stream",
+    error_media_type="application/json",
+    error_schema="OpenAIErrorBody",
+)
+_RESPONSE_ID = Parameter("response_id", "path", {"type": "string"}, "A stored response's id.", required=True)
+RESPONSE = Operation(
+    operation_id="openaiRetrieveResponse",
+    method="GET",
+    path="/openai/v1/responses/{response_id}",
+    tag=_TAG,
+    summary="Retrieve a response",
+    description="A stored response, as it was answered.",
+    parameters=(_RESPONSE_ID,),
+    response_schema="OpenAIResponse",
+    error_media_type="application/json",
+    error_schema="OpenAIErrorBody",
+)
+RESPONSE_DELETE = Operation(
+    operation_id="openaiDeleteResponse",
+    method="DELETE",
+    path="/openai/v1/responses/{response_id}",
+    tag=_TAG,
+    summary="Delete a response",
+    description="Deletes a stored response; its session stays.",
+    parameters=(_RESPONSE_ID,),
+    response_schema="OpenAIResponseDeleted",
+    error_media_type="application/json",
+    error_schema="OpenAIErrorBody",
+)
+
+log = Logger()
 
 
 class OpenAIApi(CompatFamily):
     """The C{/openai} family."""
 
     dialect: ClassVar[Dialect] = Dialect.OPENAI
-    operations: ClassVar[tuple[Operation, ...]] = (MODELS, MODEL, CHAT)
+    operations: ClassVar[tuple[Operation, ...]] = (MODELS, MODEL, CHAT, RESPONSES, RESPONSE, RESPONSE_DELETE)
     app = family_app(dialect)
+
+    def __init__(self, *, responses: ResponseStore | None = None, **family: Any) -> None:
+        """
+        @param responses: Where responses are stored; by default in memory.
+        @param family: As for L{CompatFamily}.
+        """
+        super().__init__(**family)
+        self._responses = responses or ResponseStore(MemoryResponseFiles())
 
     def _now(self) -> int:
         return int(self._clock.seconds())
@@ -204,6 +262,149 @@ class OpenAIApi(CompatFamily):
                 }
                 await events.send(frame(usage_chunk))
             await events.send(DONE)
+
+    # -- the Responses API (docs/design/responses-api.md)
+
+    @route(app, RESPONSES)
+    async def create_response(self, request: IRequest) -> bytes | None:
+        body: dict[str, Any] = read_json(request, self._schemas, "OpenAIResponsesRequest")
+        model: str = body["model"]
+        if not model:
+            raise InvalidRequest("model is required", param="model")
+        new_input, system = responses_turns(body["input"], body.get("instructions"))
+        if not any(role == "user" for role, _ in new_input):
+            raise InvalidRequest("input has no user message", param="input")
+        turns = [*(await self._earlier(body.get("previous_response_id"))), *new_input]
+        run = RunRequest(
+            backend=openai_backend(model, self._runner.backends),
+            prompt=flatten(turns),
+            model=run_model(model, self._runner.backends),
+            system_prompt=system,
+            max_tokens=body.get("max_output_tokens") or 0,
+            ephemeral=True,
+        )
+        turn = await self._conversations.begin(
+            run, turns, api="responses", pinned=pinned_session(request), announce=announcer(request)
+        )
+        answer = _Answer(body, new_id("resp_"), new_id("msg_"), self._now(), turns)
+        with self._conversations.recorded(turn):
+            if body.get("stream"):
+                await self._stream_response(request, turn, answer)
+                return None
+            result = await self._conversations.complete(turn)
+            self._conversations.end(turn, result, result.output)
+        completed = answer.completed(result, turn.request.prompt, result.output, self._now())
+        await self._keep(answer, completed, result.output, turn.session_id)
+        write_json(request, completed)
+        return None
+
+    async def _earlier(self, previous: str | None) -> list[tuple[str, str]]:
+        """The conversation the response C{previous} ended, if one is named."""
+        if not previous:
+            return []
+        stored = await self._responses.get(previous)
+        if stored is None:
+            raise NotFound(f"Previous response with id '{previous}' not found.", param="previous_response_id")
+        return list(stored.history)
+
+    async def _keep(self, answer: _Answer, completed: dict[str, Any], text: str, session_id: str) -> None:
+        """Store a completed response, unless asked not to; a failure to is logged."""
+        if answer.request.get("store") is False:
+            return
+        stored = StoredResponse(completed, (*answer.turns, ("assistant", text)), session_id)
+        try:
+            await self._responses.save(stored)
+        except StoreError as e:
+            log.error("Could not store response {id}: {error}", id=answer.response_id, error=str(e))
+
+    async def _stream_response(self, request: IRequest, turn: Turn, answer: _Answer) -> None:
+        """
+        Answer with the Responses event stream (docs/design/responses-api.md#responses-stream);
+        a CLI failure once it runs ends it with C{response.failed}.
+        """
+        running = await self._conversations.stream(turn)
+        numbered = ResponseEvents()
+        events = EventSource(request, self._clock, self._keepalive)
+        where = {"item_id": answer.message_id, "output_index": 0, "content_index": 0}
+        with stopped_on_failure(running), closing(events):
+            for kind in ("response.created", "response.in_progress"):
+                await events.send(numbered.frame(kind, response=answer.snapshot("in_progress")))
+            item = output_message(answer.message_id, None, "in_progress")
+            await events.send(numbered.frame("response.output_item.added", output_index=0, item=item))
+            await events.send(numbered.frame("response.content_part.added", **where, part=output_text("")))
+            text = ""
+            async for event in running:
+                piece = event.content.get("text") if event.type == "message" else None
+                if piece:
+                    text += piece
+                    await events.send(
+                        numbered.frame("response.output_text.delta", **where, delta=piece, logprobs=[])
+                    )
+            result = await running.result()
+            self._conversations.end(turn, result, text)
+            if failed(result):
+                error = {"code": "server_error", "message": failure_text(result, text)}
+                await events.send(
+                    numbered.frame("response.failed", response=answer.snapshot("failed", error=error))
+                )
+                return
+            await events.send(numbered.frame("response.output_text.done", **where, text=text, logprobs=[]))
+            await events.send(numbered.frame("response.content_part.done", **where, part=output_text(text)))
+            item = output_message(answer.message_id, text)
+            await events.send(numbered.frame("response.output_item.done", output_index=0, item=item))
+            completed = answer.completed(result, turn.request.prompt, text, self._now())
+            await self._keep(answer, completed, text, turn.session_id)
+            await events.send(numbered.frame("response.completed", response=completed))
+
+    @route(app, RESPONSE)
+    async def retrieve_response(self, request: IRequest, response_id: str) -> bytes | None:
+        stored = await self._responses.get(response_id)
+        if stored is None:
+            raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
+        write_json(request, stored.body)
+        return None
+
+    @route(app, RESPONSE_DELETE)
+    async def delete_response(self, request: IRequest, response_id: str) -> bytes | None:
+        if not await self._responses.delete(response_id):
+            raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
+        write_json(request, {"id": response_id, "object": "response", "deleted": True})
+        return None
+
+
+@attrs.frozen
+class _Answer:
+    """
+    The response a Responses request is answered with, as it is built.
+
+    @ivar request: The request body.
+    @ivar turns: Its conversation, earlier responses' included.
+    """
+
+    request: dict[str, Any]
+    response_id: str
+    message_id: str
+    created_at: int
+    turns: list[tuple[str, str]]
+
+    def snapshot(self, status: str, **members: Any) -> dict[str, Any]:
+        """The response object while it has no output."""
+        return response_object(
+            self.request, response_id=self.response_id, created_at=self.created_at, status=status, **members
+        )
+
+    def completed(self, result: RunResult, prompt: str, text: str, now: int) -> dict[str, Any]:
+        """The response object once C{text} answered it."""
+        input_tokens, output_tokens = usage_or_estimate(result.usage, prompt, text)
+        return response_object(
+            self.request,
+            response_id=self.response_id,
+            created_at=self.created_at,
+            status="completed",
+            output=[output_message(self.message_id, text)],
+            used=usage(input_tokens, output_tokens),
+            completed_at=now,
+        )
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:

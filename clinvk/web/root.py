@@ -29,6 +29,7 @@ from clinvk.metrics import Metrics
 from clinvk.orchestration import Orchestrator
 from clinvk.runs.runtime import BackendRuntime
 from clinvk.schemas import SchemaSet
+from clinvk.sessions.responses import ResponseStore
 from clinvk.web._errors import Dialect, method_not_allowed, render_failure, route_not_found
 from clinvk.web._misdirected import Sdk, misdirected, sdk_of
 from clinvk.web._responses import remember_mount_path
@@ -204,6 +205,7 @@ def build_root(
     guards: Guards | None = None,
     in_flight: InFlight | None = None,
     metrics: Metrics | None = None,
+    responses: ResponseStore | None = None,
 ) -> ClinvkRoot:
     """
     The root resource with every family mounted.
@@ -221,6 +223,8 @@ def build_root(
         shutdown.
     @param metrics: Where requests are counted and C{/metrics} reads
         from, when metrics are enabled.
+    @param responses: Where the Responses API keeps responses; by default
+        in memory.
     """
     in_flight = in_flight or InFlight()
     schemas = SchemaSet.from_package()
@@ -232,7 +236,12 @@ def build_root(
         runner=compat, orchestrator=orchestrator, enabled=config.server.compat_sessions
     )
     openai = OpenAIApi(
-        runner=compat, conversations=conversations, clock=clock, schemas=schemas, config=config
+        runner=compat,
+        conversations=conversations,
+        clock=clock,
+        schemas=schemas,
+        config=config,
+        responses=responses,
     )
     anthropic = AnthropicApi(
         runner=compat, conversations=conversations, clock=clock, schemas=schemas, config=config

@@ -478,6 +478,19 @@ class OpenAIExampleTests(ExampleTestCase):
         )
         self.assert_documented("openai/conversation.py", run)
 
+    async def test_responses(self) -> None:
+        """
+        C{openai/responses.py} holds a conversation through the Responses
+        API: each answer given to its input alone, in one live claude.
+        """
+        run = await self.run_example("openai/responses.py")
+        questions = ["Pick a number", "Double it", "Now add ten"]
+        self.assertEqual(run.lines(), [f"claude answers: {question}" for question in questions])
+        runs = self.runs("claude")
+        self.assertEqual(sorted(record["stdin"] for record in runs), sorted(questions))
+        self.assertEqual(len({record["pid"] for record in runs}), 1)
+        self.assert_documented("openai/responses.py", run)
+
     async def test_list_models(self) -> None:
         """C{openai/list_models.py} lists one model per backend."""
         run = await self.run_example("openai/list_models.py")

@@ -501,6 +501,8 @@ KNOWN_PATHS = (
     "/openai/v1/models",
     "/openai/v1/models/claude",
     "/openai/v1/chat/completions",
+    "/openai/v1/responses",
+    "/openai/v1/responses/resp_0123456789abcdef01234567",
     "/anthropic/v1/messages",
     "/anthropic/v1/messages/count_tokens",
     "/anthropic/v1/models",
@@ -742,6 +744,7 @@ BODY_ROUTES = (
     "/api/v1/chain",
     "/api/v1/compare",
     "/openai/v1/chat/completions",
+    "/openai/v1/responses",
     "/anthropic/v1/messages",
     "/anthropic/v1/messages/count_tokens",
 )
@@ -801,6 +804,11 @@ class DocumentedRouteTests(FuzzTestCase):
     @given(data=st.data())
     def test_openai_chat(self, data: st.DataObject) -> None:
         self.fuzz_body(data, "/openai/v1/chat/completions")
+
+    @FUZZ
+    @given(data=st.data())
+    def test_openai_responses(self, data: st.DataObject) -> None:
+        self.fuzz_body(data, "/openai/v1/responses")
 
     @FUZZ
     @given(data=st.data())
@@ -924,6 +932,22 @@ VALID_BODIES: dict[str, list[dict[str, Any]]] = {
             "messages": [{"role": "user", "content": "hi"}],
             "stream": True,
         },
+    ],
+    "/openai/v1/responses": [
+        {
+            "model": "claude",
+            "instructions": "be brief",
+            "input": [
+                {"role": "developer", "content": "no jokes"},
+                {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]},
+                {"role": "assistant", "content": [{"type": "output_text", "text": "hello"}]},
+                {"role": "user", "content": "again"},
+            ],
+            "metadata": {"k": "v"},
+            "user": "someone",
+            "max_output_tokens": 10,
+        },
+        {"model": "gpt-4o", "input": "hi", "stream": True, "store": False},
     ],
     "/anthropic/v1/messages/count_tokens": [
         {

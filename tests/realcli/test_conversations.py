@@ -3,7 +3,8 @@ Conversations on the compatibility APIs with the real CLIs
 (docs/design/conversations.md): an SDK client that sends its whole history
 each time holds a three-turn conversation in one CLI session. The model
 server sees it: the third request carries the CLI's own transcript, each
-question a user message of its own and no flattened history.
+question a user message of its own and no flattened history. The same
+holds through the Responses API, each turn naming the response before it.
 """
 
 from __future__ import annotations
@@ -79,6 +80,23 @@ class _ConversationMixin:
             messages.append(
                 {"role": "assistant", "content": [block.model_dump() for block in message.content]}
             )
+        self.assert_one_session(sessions)
+
+    @off_reactor
+    def test_responses_sdk(self: Any) -> None:
+        """C{responses.create} three times, each naming the response before it."""
+        self.model.script(self.backend, *(model_server.text(answer) for answer in ANSWERS))
+        client = self.openai_client()
+        previous = None
+        sessions = set()
+        for question, expected in zip(QUESTIONS, ANSWERS, strict=True):
+            raw = client.responses.with_raw_response.create(
+                model=MODELS[self.backend], input=question, previous_response_id=previous
+            )
+            sessions.add(raw.headers[HEADER])
+            response = raw.parse()
+            self.assertEqual(response.output_text, expected)
+            previous = response.id
         self.assert_one_session(sessions)
 
 

@@ -1,0 +1,128 @@
+# -*- test-case-name: tests.compat.test_responses -*-
+"""
+The shapes of OpenAI's Responses API (docs/design/responses-api.md): a
+request's C{input} and C{instructions} as the turns of a conversation, and
+the response object, its output message and its usage, built from a run's
+answer.  Nothing here runs anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from clinvk.compat.conversation import SYSTEM_ROLES, Turns
+from clinvk.errors import InvalidRequest
+
+# The text part types of each role's content, as the SDKs send them back.
+_TEXT_PARTS = ("input_text", "output_text", "text")
+# Items that carry nothing for the CLI: the model's own reasoning.
+_SKIPPED_ITEMS = ("reasoning",)
+
+
+def _part_text(parts: Sequence[Any], field: str) -> str:
+    texts = []
+    for index, part in enumerate(parts):
+        kind = part.get("type") if isinstance(part, Mapping) else None
+        text = part.get("text") if isinstance(part, Mapping) else None
+        if kind in _TEXT_PARTS and isinstance(text, str):
+            texts.append(text)
+        elif kind == "refusal":
+            continue
+        else:
+            raise InvalidRequest(f"unsupported content part type: {kind}", param=f"{field}[{index}]")
+    return "\n".join(texts)
+
+
+def responses_turns(items: str | Sequence[Any], instructions: str | None) -> tuple[Turns, str]:
+    """
+    The C{(role, text)} turns of a request's C{input} and its system text:
+    C{instructions}, then the input's system and developer messages, joined
+    by a blank line.
+
+    @raise InvalidRequest: For an input item or content part that is not
+        text (images, files, tool calls and their outputs).
+    """
+    systems = [instructions] if instructions else []
+    if isinstance(items, str):
+        return [("user", items)], "\n\n".join(systems)
+    turns: Turns = []
+    for index, item in enumerate(items):
+        field = f"input[{index}]"
+        kind = item.get("type", "message")
+        if kind in _SKIPPED_ITEMS:
+            continue
+        if kind != "message":
+            raise InvalidRequest(f"unsupported input item type: {kind}", param=field)
+        role, content = item.get("role"), item.get("content")
+        text = content if isinstance(content, str) else _part_text(content or [], f"{field}.content")
+        if role in SYSTEM_ROLES:
+            systems.append(text)
+        else:
+            turns.append((str(role), text))
+    return turns, "\n\n".join(systems)
+
+
+def output_message(message_id: str, text: str | None, status: str = "completed") -> dict[str, Any]:
+    """The output item of an answer; no content part while it has none (C{text} L{None})."""
+    content = [] if text is None else [output_text(text)]
+    return {"id": message_id, "type": "message", "status": status, "role": "assistant", "content": content}
+
+
+def output_text(text: str) -> dict[str, Any]:
+    """An C{output_text} content part."""
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    """A response's C{usage}."""
+    return {
+        "input_tokens": input_tokens,
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "output_tokens": output_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": input_tokens + output_tokens,
+    }
+
+
+def response_object(
+    request: Mapping[str, Any],
+    *,
+    response_id: str,
+    created_at: int,
+    status: str,
+    output: Sequence[Mapping[str, Any]] = (),
+    used: Mapping[str, Any] | None = None,
+    error: Mapping[str, Any] | None = None,
+    completed_at: int | None = None,
+) -> dict[str, Any]:
+    """
+    The response object of C{request} (the request body as sent): what it
+    asked for echoed back, with the answer so far.
+    """
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": created_at,
+        "status": status,
+        "completed_at": completed_at,
+        "error": dict(error) if error else None,
+        "incomplete_details": None,
+        "instructions": request.get("instructions"),
+        "max_output_tokens": request.get("max_output_tokens"),
+        "model": request["model"],
+        "output": [dict(item) for item in output],
+        "parallel_tool_calls": request.get("parallel_tool_calls", True),
+        "previous_response_id": request.get("previous_response_id"),
+        "reasoning": {"effort": None, "summary": None},
+        "store": request.get("store", True),
+        "temperature": request.get("temperature", 1.0),
+        "text": request.get("text") or {"format": {"type": "text"}},
+        "tool_choice": request.get("tool_choice", "auto"),
+        "tools": list(request.get("tools") or []),
+        "top_p": request.get("top_p", 1.0),
+        "truncation": request.get("truncation", "disabled"),
+        "usage": dict(used) if used else None,
+        "user": request.get("user"),
+        "metadata": dict(request.get("metadata") or {}),
+    }

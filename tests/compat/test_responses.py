@@ -1,0 +1,64 @@
+"""A Responses request's input as turns (docs/design/responses-api.md#responses-input)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from clinvk.compat.responses import output_message, responses_turns, usage
+from clinvk.errors import InvalidRequest
+
+
+class TurnsTests(SynchronousTestCase):
+    def test_string(self) -> None:
+        self.assertEqual(responses_turns("hi", "terse"), ([("user", "hi")], "terse"))
+        self.assertEqual(responses_turns("hi", None), ([("user", "hi")], ""))
+
+    def test_items(self) -> None:
+        """System and developer messages join the instructions; parts are joined; reasoning and refusals skipped."""
+        items = [
+            {"role": "system", "content": "a"},
+            {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "x"}, {"type": "input_text", "text": "y"}],
+            },
+            {"type": "reasoning", "summary": []},
+            {
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": "z"}, {"type": "refusal", "refusal": "no"}],
+            },
+            {"role": "developer", "content": [{"type": "input_text", "text": "b"}]},
+        ]
+        self.assertEqual(
+            responses_turns(items, "terse"), ([("user", "x\ny"), ("assistant", "z")], "terse\n\na\n\nb")
+        )
+
+    def test_refused(self) -> None:
+        """Items and parts that are not text are refused, naming where they are."""
+        cases: list[tuple[list[Any], str, str]] = [
+            (
+                [{"type": "function_call_output", "call_id": "c", "output": "x"}],
+                "input[0]",
+                "unsupported input item type: function_call_output",
+            ),
+            (
+                [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}],
+                "input[0].content[0]",
+                "unsupported content part type: input_file",
+            ),
+        ]
+        for items, param, message in cases:
+            with self.assertRaises(InvalidRequest) as raised:
+                responses_turns(items, None)
+            self.assertEqual((raised.exception.param, str(raised.exception)), (param, message))
+
+
+class ShapeTests(SynchronousTestCase):
+    def test_output_message(self) -> None:
+        self.assertEqual(output_message("m", None, "in_progress")["content"], [])
+        self.assertEqual(output_message("m", "t")["content"][0]["text"], "t")
+
+    def test_usage(self) -> None:
+        self.assertEqual(usage(3, 4)["total_tokens"], 7)
