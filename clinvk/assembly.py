@@ -186,6 +186,7 @@ def build_core(
     if metrics is not None:
         metrics.watch_live(runtime.live.counts)
     store, pool = _session_store(reactor, home)
+    responses = _response_store(reactor, home, pool)
     orchestrator = Orchestrator(runtime=runtime, store=store, clock=reactor, config=config, metrics=metrics)
     guards = Guards.from_config(config.server, reactor)
     in_flight = InFlight()
@@ -199,7 +200,7 @@ def build_core(
         guards=guards,
         in_flight=in_flight,
         metrics=metrics,
-        responses=_response_store(reactor, home, pool),
+        responses=responses,
     )
     site = configured_site(root, config, reactor)
     service = ClinvkService(
@@ -220,7 +221,7 @@ def build_core(
         else lambda: None
     )
     SessionStoreService(
-        store, reactor, config.session.retention_days, pool, after_clean=recount
+        store, reactor, config.session.retention_days, pool, after_clean=recount, responses=responses
     ).setServiceParent(service)
     # Between the two: once the supervisor has stopped every CLI, the
     # streams' session turns are recorded while the store still runs.

@@ -13,6 +13,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Protocol
 
 from attrs import frozen
@@ -129,6 +130,29 @@ class ResponseFiles:
             raise StoreError(f"failed to delete response: {cause(e)}") from None
         return True
 
+    def clean(self, older_than: float) -> int:
+        """Delete the responses written before C{older_than} (POSIX time); how many."""
+        try:
+            names = os.listdir(self._directory)
+        except FileNotFoundError:
+            return 0
+        except OSError as e:
+            raise StoreError(f"failed to list responses: {cause(e)}") from None
+        deleted = 0
+        for name in names:
+            response_id = name.removesuffix(".json")
+            if not (name.endswith(".json") and known_id(response_id)):
+                continue
+            try:
+                if os.stat(self._path(response_id)).st_mtime < older_than:
+                    os.unlink(self._path(response_id))
+                    deleted += 1
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                raise StoreError(f"failed to clean responses: {cause(e)}") from None
+        return deleted
+
 
 class _Files(Protocol):
     def save(self, stored: StoredResponse) -> None: ...
@@ -136,6 +160,8 @@ class _Files(Protocol):
     def load(self, response_id: str) -> StoredResponse | None: ...
 
     def delete(self, response_id: str) -> bool: ...
+
+    def clean(self, older_than: float) -> int: ...
 
 
 class MemoryResponseFiles:
@@ -152,6 +178,10 @@ class MemoryResponseFiles:
 
     def delete(self, response_id: str) -> bool:
         return self.stored.pop(response_id, None) is not None
+
+    def clean(self, older_than: float) -> int:
+        # Kept in memory, they go with the process.
+        return 0
 
 
 class ResponseStore:
@@ -177,3 +207,7 @@ class ResponseStore:
     def delete(self, response_id: str) -> Deferred[bool]:
         """Delete a response; fires with whether there was one."""
         return self._run(lambda: self._files.delete(response_id))
+
+    def clean(self, older_than: datetime) -> Deferred[int]:
+        """Retention: delete the responses stored before C{older_than}; fires with how many."""
+        return self._run(lambda: self._files.clean(older_than.timestamp()))

@@ -20,6 +20,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from clinvk.sessions.interfaces import ISessionStore
+from clinvk.sessions.responses import ResponseStore
 
 RETENTION_INTERVAL_SECONDS = 24 * 60 * 60
 
@@ -40,6 +41,8 @@ class SessionStoreService(Service):
         lets the service stop) only once it has fired.
     @param pool: The thread pool the store runs its work in, started and
         stopped with this service.
+    @param responses: The Responses API's stored responses, cleaned with
+        the same retention (docs/design/responses-api.md#responses-store).
     """
 
     name = "session-store"
@@ -52,8 +55,10 @@ class SessionStoreService(Service):
         retention_days: int,
         pool: ThreadPool | None = None,
         after_clean: Callable[[], object] = lambda: None,
+        responses: ResponseStore | None = None,
     ) -> None:
         self._store = store
+        self._responses = responses
         self._after_clean = after_clean
         self._clock = clock
         self._retention_days = retention_days
@@ -122,4 +127,23 @@ class SessionStoreService(Service):
             # would stop for good on a failure).
             self.log.warn("failed to clean old sessions error={error}", error=failure.getErrorMessage())
 
-        return maybeDeferred(self._store.clean, cutoff).addCallbacks(cleaned, failed)
+        cleaning = maybeDeferred(self._store.clean, cutoff).addCallbacks(cleaned, failed)
+        if self._responses is not None:
+            cleaning.addCallback(lambda ignored: self._clean_responses(cutoff))
+        return cleaning
+
+    def _clean_responses(self, cutoff: datetime) -> Deferred[None]:
+        assert self._responses is not None
+
+        def cleaned(deleted: int) -> None:
+            if deleted:
+                self.log.info(
+                    "cleaned old responses deleted={deleted} retention_days={retention_days}",
+                    deleted=deleted,
+                    retention_days=self._retention_days,
+                )
+
+        def failed(failure: Failure) -> None:
+            self.log.warn("failed to clean old responses error={error}", error=failure.getErrorMessage())
+
+        return self._responses.clean(cutoff).addCallbacks(cleaned, failed)

@@ -5,6 +5,7 @@ and stopping.
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -20,6 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from clinvk.sessions.interfaces import ISessionStore
 from clinvk.sessions.memory import MemorySessionStore
 from clinvk.sessions.record import StoreError
+from clinvk.sessions.responses import ResponseFiles, ResponseStore, StoredResponse
 from clinvk.sessions.service import SessionStoreService
 from tests.sessions.helpers import record, session_id
 
@@ -240,4 +242,22 @@ class SessionStoreServiceTests(SynchronousTestCase):
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
         said = [e["log_format"] for e in self.events if "log_failure" in e]
         self.assertEqual(said, ["Failed after cleaning old sessions"] * 2)
+        self.successResultOf(service.stopService())
+
+    def test_stored_responses(self) -> None:
+        """Stored responses older than the retention period go too, and say so."""
+        directory = self.mktemp()
+        files = ResponseFiles(directory)
+        old, recent = "resp_" + "0" * 24, "resp_" + "1" * 24
+        for response_id, days_ago in ((old, 31), (recent, 1)):
+            files.save(StoredResponse({"id": response_id}, ()))
+            moment = (NOW - timedelta(days=days_ago)).timestamp()
+            os.utime(os.path.join(directory, f"{response_id}.json"), (moment, moment))
+        service = self.service(responses=ResponseStore(files))
+        service.startService()
+        self.assertIsNone(files.load(old))
+        self.assertIsNotNone(files.load(recent))
+        [info] = self.logged(LogLevel.info)
+        self.assertEqual((info["log_format"].split()[1], info["deleted"]), ("old", 1))
+        self.assertIn("responses", info["log_format"])
         self.successResultOf(service.stopService())
