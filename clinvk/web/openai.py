@@ -271,7 +271,8 @@ class OpenAIApi(CompatFamily):
         model: str = body["model"]
         if not model:
             raise InvalidRequest("model is required", param="model")
-        new_input, system = responses_turns(body["input"], body.get("instructions"))
+        items = await self._referenced(body["input"])
+        new_input, system = responses_turns(items, body.get("instructions"))
         if not any(role == "user" for role, _ in new_input):
             raise InvalidRequest("input has no user message", param="input")
         turns = [*(await self._earlier(body.get("previous_response_id"))), *new_input]
@@ -286,7 +287,9 @@ class OpenAIApi(CompatFamily):
         turn = await self._conversations.begin(
             run, turns, api="responses", pinned=pinned_session(request), announce=announcer(request)
         )
-        answer = _Answer(body, new_id("resp_"), new_id("msg_"), self._now(), turns)
+        # One id for both: an item_reference to the message finds its response.
+        unique = new_id("")
+        answer = _Answer(body, "resp_" + unique, "msg_" + unique, self._now(), turns)
         with self._conversations.recorded(turn):
             if body.get("stream"):
                 await self._stream_response(request, turn, answer)
@@ -297,6 +300,28 @@ class OpenAIApi(CompatFamily):
         await self._keep(answer, completed, result.output, turn.session_id)
         write_json(request, completed)
         return None
+
+    async def _referenced(self, items: str | list[Any]) -> str | list[Any]:
+        """
+        C{input} with each C{item_reference} to an answer clinvk gave
+        replaced by that answer, as an assistant message.
+
+        @raise NotFound: For a reference to no stored answer.
+        """
+        if isinstance(items, str):
+            return items
+        resolved = []
+        for index, item in enumerate(items):
+            if item.get("type") != "item_reference":
+                resolved.append(item)
+                continue
+            item_id = str(item.get("id") or "")
+            stored = await self._responses.get("resp_" + item_id.removeprefix("msg_"))
+            if not item_id.startswith("msg_") or stored is None:
+                raise NotFound(f"Item with id '{item_id}' not found.", param=f"input[{index}]")
+            text = "".join(part.get("text", "") for part in stored.body["output"][0]["content"])
+            resolved.append({"role": "assistant", "content": text})
+        return resolved
 
     async def _earlier(self, previous: str | None) -> list[tuple[str, str]]:
         """The conversation the response C{previous} ended, if one is named."""

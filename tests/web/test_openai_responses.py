@@ -185,6 +185,31 @@ class StoreTests(ResponsesTestCase):
         self.assertNotIn("--resume", child.argv)
         self.assertEqual(child.stdin, b"2+2?\n[Previous response: 4]\n\n+1?")
 
+    def test_item_reference(self) -> None:
+        """
+        An item_reference to an answer clinvk gave stands for that answer
+        (the AI SDK sends them): the history continues the conversation.
+        """
+        first = json.loads(self.create({"model": "claude", "input": "2+2?"}).body)
+        message_id = first["output"][0]["id"]
+        self.assertEqual(message_id.removeprefix("msg_"), first["id"].removeprefix("resp_"))
+        items = [
+            {"role": "user", "content": [{"type": "input_text", "text": "2+2?"}]},
+            {"type": "item_reference", "id": message_id},
+            {"role": "user", "content": [{"type": "input_text", "text": "+1?"}]},
+        ]
+        self.create({"model": "claude", "input": items}, "5")
+        self.assertEqual(self.child().stdin, b"+1?")
+        self.assertIn("--resume", self.child().argv)
+        missing = {**items[1], "id": "msg_0123456789abcdef01234567"}
+        error = self.error(
+            self.request("POST", RESPONSES, {"model": "claude", "input": [items[0], missing]}), 404
+        )
+        self.assertEqual(
+            (error["param"], error["message"]),
+            ("input[1]", "Item with id 'msg_0123456789abcdef01234567' not found."),
+        )
+
     def test_unknown_previous_response(self) -> None:
         error = self.error(
             self.request(

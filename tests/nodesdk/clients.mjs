@@ -1,0 +1,126 @@
+// The Node clients of the Node SDK suite (tests/nodesdk/test_node_sdks.py),
+// one scenario a run: `node clients.mjs <scenario> <backend> <model>`, with
+// the server's address in CLINVK_URL.  Each scenario prints one JSON object
+// of what the client got, for the test to check.
+import Anthropic from "@anthropic-ai/sdk";
+import { createOpenAI } from "@ai-sdk/openai";
+import { generateText, streamText } from "ai";
+import OpenAI from "openai";
+
+const [scenario, backend, model] = process.argv.slice(2);
+const base = process.env.CLINVK_URL;
+const openai = new OpenAI({ baseURL: `${base}/openai/v1`, apiKey: "sk-clinvk-test", maxRetries: 0 });
+const anthropic = new Anthropic({ baseURL: `${base}/anthropic`, apiKey: "sk-ant-clinvk-test", maxRetries: 0 });
+// The AI SDK's default OpenAI provider: provider(model) speaks the Responses API.
+const provider = createOpenAI({ baseURL: `${base}/openai/v1`, apiKey: "sk-clinvk-test" });
+const QUESTIONS = ["Pick a number", "Double it", "Now add ten"];
+const SESSION = "x-clinvk-session-id";
+
+const scenarios = {
+  async chat() {
+    const completion = await openai.chat.completions.create({
+      model,
+      messages: [{ role: "user", content: `Say hello to ${backend}` }],
+    });
+    const stream = await openai.chat.completions.create({
+      model,
+      messages: [{ role: "user", content: `#fake chunks=3\nCount for ${backend}` }],
+      stream: true,
+    });
+    const pieces = [];
+    for await (const chunk of stream) {
+      const piece = chunk.choices[0]?.delta?.content;
+      if (piece) pieces.push(piece);
+    }
+    return {
+      text: completion.choices[0].message.content,
+      finish: completion.choices[0].finish_reason,
+      pieces,
+    };
+  },
+
+  async chatConversation() {
+    const messages = [];
+    const answers = [];
+    const sessions = new Set();
+    for (const question of QUESTIONS) {
+      messages.push({ role: "user", content: question });
+      const { data, response } = await openai.chat.completions.create({ model, messages }).withResponse();
+      sessions.add(response.headers.get(SESSION));
+      answers.push(data.choices[0].message.content);
+      messages.push({ role: "assistant", content: data.choices[0].message.content });
+    }
+    return { answers, sessions: [...sessions] };
+  },
+
+  async responses() {
+    const answers = [];
+    const sessions = new Set();
+    let previous;
+    for (const question of QUESTIONS) {
+      const { data, response } = await openai.responses
+        .create({ model, input: question, previous_response_id: previous })
+        .withResponse();
+      sessions.add(response.headers.get(SESSION));
+      answers.push(data.output_text);
+      previous = data.id;
+    }
+    const kinds = [];
+    const stream = await openai.responses.create({ model, input: `#fake chunks=2\nStream for ${backend}`, stream: true });
+    for await (const event of stream) kinds.push(event.type);
+    const stored = await openai.responses.retrieve(previous);
+    await openai.responses.delete(previous);
+    let deleted = false;
+    try {
+      await openai.responses.retrieve(previous);
+    } catch (error) {
+      deleted = error instanceof OpenAI.NotFoundError;
+    }
+    return { answers, sessions: [...sessions], kinds, stored: stored.output_text, deleted };
+  },
+
+  async anthropicConversation() {
+    const messages = [];
+    const answers = [];
+    const sessions = new Set();
+    for (const question of QUESTIONS) {
+      messages.push({ role: "user", content: question });
+      const { data, response } = await anthropic.messages
+        .create({ model: backend, max_tokens: 100, messages })
+        .withResponse();
+      sessions.add(response.headers.get(SESSION));
+      answers.push(data.content[0].text);
+      messages.push({ role: "assistant", content: data.content });
+    }
+    return { answers, sessions: [...sessions] };
+  },
+
+  async aiSdk() {
+    const generated = await generateText({ model: provider(model), prompt: `Say hello to ${backend}` });
+    const streamed = streamText({ model: provider(model), prompt: `#fake chunks=3\nCount for ${backend}` });
+    const pieces = [];
+    for await (const piece of streamed.textStream) pieces.push(piece);
+    return { text: generated.text, finish: generated.finishReason, pieces };
+  },
+
+  async aiSdkConversation() {
+    const messages = [];
+    const answers = [];
+    const sessions = new Set();
+    for (const question of QUESTIONS) {
+      messages.push({ role: "user", content: question });
+      const result = await generateText({ model: provider(model), messages });
+      sessions.add(result.response.headers?.[SESSION]);
+      answers.push(result.text);
+      messages.push(...result.response.messages);
+    }
+    return { answers, sessions: [...sessions] };
+  },
+};
+
+try {
+  console.log(JSON.stringify(await scenarios[scenario]()));
+} catch (error) {
+  console.error(error);
+  process.exit(1);
+}
