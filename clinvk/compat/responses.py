@@ -34,18 +34,19 @@ def _part_text(parts: Sequence[Any], field: str) -> str:
     return "\n".join(texts)
 
 
-def responses_turns(items: str | Sequence[Any], instructions: str | None) -> tuple[Turns, str]:
+def responses_turns(items: str | Sequence[Any]) -> tuple[Turns, list[str]]:
     """
-    The C{(role, text)} turns of a request's C{input} and its system text:
-    C{instructions}, then the input's system and developer messages, joined
-    by a blank line.
+    The C{(role, text)} turns of a request's C{input}, and the texts of its
+    system and developer messages, which are part of the conversation (a
+    later request's C{previous_response_id} carries them over, unlike
+    C{instructions}).
 
     @raise InvalidRequest: For an input item or content part that is not
         text (images, files, tool calls and their outputs).
     """
-    systems = [instructions] if instructions else []
+    systems: list[str] = []
     if isinstance(items, str):
-        return [("user", items)], "\n\n".join(systems)
+        return [("user", items)], systems
     turns: Turns = []
     for index, item in enumerate(items):
         field = f"input[{index}]"
@@ -60,7 +61,7 @@ def responses_turns(items: str | Sequence[Any], instructions: str | None) -> tup
             systems.append(text)
         else:
             turns.append((str(role), text))
-    return turns, "\n\n".join(systems)
+    return turns, systems
 
 
 def output_message(message_id: str, text: str | None, status: str = "completed") -> dict[str, Any]:

@@ -42,11 +42,14 @@ class StoredResponse:
     @ivar history: The conversation it ended, C{(role, text)} turns
         without the system text, its own answer last.
     @ivar session_id: The session of that conversation, or C{""}.
+    @ivar systems: The conversation's system and developer messages (not
+        the request's instructions), in order.
     """
 
     body: Mapping[str, Any]
     history: tuple[tuple[str, str], ...]
     session_id: str = ""
+    systems: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -57,6 +60,7 @@ class StoredResponse:
             "response": dict(self.body),
             "history": [list(turn) for turn in self.history],
             "session_id": self.session_id,
+            "systems": list(self.systems),
         }
 
     @classmethod
@@ -75,7 +79,12 @@ class StoredResponse:
         session_id = data.get("session_id") or ""
         if not isinstance(session_id, str):
             raise ValueError("stored response: session_id is not a string")
-        return cls(data["response"], tuple((role, text) for role, text in history), session_id)
+        systems = data.get("systems") or []
+        if not isinstance(systems, list) or not all(isinstance(text, str) for text in systems):
+            raise ValueError("stored response: systems is not a list of strings")
+        return cls(
+            data["response"], tuple((role, text) for role, text in history), session_id, tuple(systems)
+        )
 
 
 def known_id(response_id: str) -> bool:

@@ -272,15 +272,19 @@ class OpenAIApi(CompatFamily):
         if not model:
             raise InvalidRequest("model is required", param="model")
         items = await self._referenced(body["input"])
-        new_input, system = responses_turns(items, body.get("instructions"))
+        new_input, new_systems = responses_turns(items)
         if not any(role == "user" for role, _ in new_input):
             raise InvalidRequest("input has no user message", param="input")
-        turns = [*(await self._earlier(body.get("previous_response_id"))), *new_input]
+        earlier = await self._earlier(body.get("previous_response_id"))
+        turns = [*(earlier.history if earlier else ()), *new_input]
+        # The conversation's system messages go on; the instructions do not.
+        systems = (*(earlier.systems if earlier else ()), *new_systems)
+        instructions = body.get("instructions")
         run = RunRequest(
             backend=openai_backend(model, self._runner.backends),
             prompt=flatten(turns),
             model=run_model(model, self._runner.backends),
-            system_prompt=system,
+            system_prompt="\n\n".join([instructions, *systems] if instructions else systems),
             max_tokens=body.get("max_output_tokens") or 0,
             ephemeral=True,
         )
@@ -289,7 +293,7 @@ class OpenAIApi(CompatFamily):
         )
         # One id for both: an item_reference to the message finds its response.
         unique = new_id("")
-        answer = _Answer(body, "resp_" + unique, "msg_" + unique, self._now(), turns)
+        answer = _Answer(body, "resp_" + unique, "msg_" + unique, self._now(), turns, systems)
         with self._conversations.recorded(turn):
             if body.get("stream"):
                 await self._stream_response(request, turn, answer)
@@ -323,20 +327,20 @@ class OpenAIApi(CompatFamily):
             resolved.append({"role": "assistant", "content": text})
         return resolved
 
-    async def _earlier(self, previous: str | None) -> list[tuple[str, str]]:
-        """The conversation the response C{previous} ended, if one is named."""
+    async def _earlier(self, previous: str | None) -> StoredResponse | None:
+        """The stored response C{previous}, whose conversation goes on, if one is named."""
         if not previous:
-            return []
+            return None
         stored = await self._responses.get(previous)
         if stored is None:
             raise NotFound(f"Previous response with id '{previous}' not found.", param="previous_response_id")
-        return list(stored.history)
+        return stored
 
     async def _keep(self, answer: _Answer, completed: dict[str, Any], text: str, session_id: str) -> None:
         """Store a completed response, unless asked not to; a failure to is logged."""
         if answer.request.get("store") is False:
             return
-        stored = StoredResponse(completed, (*answer.turns, ("assistant", text)), session_id)
+        stored = StoredResponse(completed, (*answer.turns, ("assistant", text)), session_id, answer.systems)
         try:
             await self._responses.save(stored)
         except StoreError as e:
@@ -404,6 +408,7 @@ class _Answer:
 
     @ivar request: The request body.
     @ivar turns: Its conversation, earlier responses' included.
+    @ivar systems: The conversation's system messages, earlier included.
     """
 
     request: dict[str, Any]
@@ -411,6 +416,7 @@ class _Answer:
     message_id: str
     created_at: int
     turns: list[tuple[str, str]]
+    systems: tuple[str, ...]
 
     def snapshot(self, status: str, **members: Any) -> dict[str, Any]:
         """The response object while it has no output."""

@@ -12,8 +12,7 @@ from clinvk.errors import InvalidRequest
 
 class TurnsTests(SynchronousTestCase):
     def test_string(self) -> None:
-        self.assertEqual(responses_turns("hi", "terse"), ([("user", "hi")], "terse"))
-        self.assertEqual(responses_turns("hi", None), ([("user", "hi")], ""))
+        self.assertEqual(responses_turns("hi"), ([("user", "hi")], []))
 
     def test_items(self) -> None:
         """System and developer messages join the instructions; parts are joined; reasoning and refusals skipped."""
@@ -31,9 +30,7 @@ class TurnsTests(SynchronousTestCase):
             },
             {"role": "developer", "content": [{"type": "input_text", "text": "b"}]},
         ]
-        self.assertEqual(
-            responses_turns(items, "terse"), ([("user", "x\ny"), ("assistant", "z")], "terse\n\na\n\nb")
-        )
+        self.assertEqual(responses_turns(items), ([("user", "x\ny"), ("assistant", "z")], ["a", "b"]))
 
     def test_refused(self) -> None:
         """Items and parts that are not text are refused, naming where they are."""
@@ -51,7 +48,7 @@ class TurnsTests(SynchronousTestCase):
         ]
         for items, param, message in cases:
             with self.assertRaises(InvalidRequest) as raised:
-                responses_turns(items, None)
+                responses_turns(items)
             self.assertEqual((raised.exception.param, str(raised.exception)), (param, message))
 
 

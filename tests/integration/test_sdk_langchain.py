@@ -5,18 +5,24 @@ way many applications reach an OpenAI-style endpoint.
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import openai
-from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
 from tests.integration._sdk_server import (
     CLIENT_TIMEOUT,
     INPUT_TOKENS,
+    LIVE_CONFIG,
     SDKServerTestCase,
     off_reactor,
     output_tokens,
 )
+from tests.integration._server import Config
+
+QUESTIONS = ["Pick a number", "Double it", "Now add ten"]
 
 
 class LangChainTests(SDKServerTestCase):
@@ -72,3 +78,50 @@ class LangChainTests(SDKServerTestCase):
             (whole.usage_metadata["input_tokens"], whole.usage_metadata["output_tokens"]),
             (INPUT_TOKENS["claude"], output_tokens(answer)),
         )
+
+
+class LangChainConversationTests(SDKServerTestCase):
+    """
+    LangChain holding a conversation (docs/design/conversations.md): the
+    messages it sends back each turn continue one CLI session, through
+    chat completions and through the Responses API (which it takes for
+    Codex model names).
+    """
+
+    server_config: ClassVar[Config] = LIVE_CONFIG
+
+    def converse(self, chat: ChatOpenAI, backend: str) -> None:
+        messages: list[BaseMessage] = [SystemMessage("Be brief.")] if backend == "claude" else []
+        for question in QUESTIONS:
+            messages.append(HumanMessage(question))
+            reply = chat.invoke(messages)
+            self.assertEqual(reply.text, f"{backend} answers: {question}")
+            messages.append(reply)
+        runs = [run for run in self.runs(backend) if run["stdin"] in QUESTIONS]
+        self.assertEqual(sorted(run["stdin"] for run in runs), sorted(QUESTIONS))
+        self.assertEqual(len({run["pid"] for run in runs}), 1, runs)
+
+    def chat(self, model: str, **options: Any) -> ChatOpenAI:
+        return ChatOpenAI(
+            base_url=f"{self.base_url}/openai/v1",
+            api_key=SecretStr("sk-clinvk-test"),
+            model=model,
+            max_retries=0,
+            timeout=CLIENT_TIMEOUT,
+            http_client=openai.DefaultHttpxClient(trust_env=False),
+            **options,
+        )
+
+    @off_reactor
+    def test_chat_completions(self) -> None:
+        self.converse(self.chat("claude"), "claude")
+
+    @off_reactor
+    def test_responses_api(self) -> None:
+        """A Codex model name: LangChain speaks the Responses API, history and all."""
+        self.converse(self.chat("gpt-5-codex"), "codex")
+
+    @off_reactor
+    def test_responses_api_by_previous_id(self) -> None:
+        """C{use_previous_response_id}: LangChain sends only the new message and the last response's id."""
+        self.converse(self.chat("claude", use_responses_api=True, use_previous_response_id=True), "claude")

@@ -185,6 +185,25 @@ class StoreTests(ResponsesTestCase):
         self.assertNotIn("--resume", child.argv)
         self.assertEqual(child.stdin, b"2+2?\n[Previous response: 4]\n\n+1?")
 
+    def test_previous_response_keeps_system_messages(self) -> None:
+        """
+        System messages in the input are the conversation's and carry over
+        (LangChain sends them once): the follow-up continues the session.
+        """
+        first = json.loads(
+            self.create(
+                {
+                    "model": "claude",
+                    "input": [{"role": "system", "content": "terse"}, {"role": "user", "content": "2+2?"}],
+                }
+            ).body
+        )
+        self.create({"model": "claude", "input": "+1?", "previous_response_id": first["id"]}, "5")
+        child = self.child()
+        self.assertEqual(child.stdin, b"+1?")
+        self.assertEqual(child.argv[child.argv.index("--system-prompt") + 1], "terse")
+        self.assertIn("--resume", child.argv)
+
     def test_item_reference(self) -> None:
         """
         An item_reference to an answer clinvk gave stands for that answer
