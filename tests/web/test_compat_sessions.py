@@ -55,6 +55,21 @@ class ConversationTestCase(NativeTestCase):
         self.assertEqual(response.code, 200, response.body)
         return response
 
+    def streamed_turn(self, path: str, request: dict[str, Any]) -> tuple[str, list[bytes]]:
+        """
+        Stream C{request}; its CLI streams C{Fo}; the session named (before
+        the first event) and what the client received.
+        """
+        response, chunks = self.stream(self.start("POST", path, request))
+        session_id = response.headers.getRawHeaders(HEADER)[0]
+        child = self.child()
+        child.emit_stdout(INIT)
+        child.emit_stdout(ASSISTANT)
+        child.emit_stdout(claude_result("Fo"))
+        child.exit(0)
+        self.stub.flush()
+        return session_id, chunks
+
     def session_turn(self, path: str, request: dict[str, Any], answer: str, **options: Any) -> str:
         """As L{turn}: the session the response names."""
         session_id = self.turn(path, request, answer, **options).header(HEADER)
@@ -151,15 +166,7 @@ class OpenAIConversationTests(ConversationTestCase):
 
     def test_streamed_answer_continues(self) -> None:
         """The text a stream delivered is the answer the next history carries."""
-        pending = self.start("POST", CHAT, chat(("user", "hi"), stream=True))
-        response, chunks = self.stream(pending)
-        session_id = response.headers.getRawHeaders(HEADER)[0]
-        child = self.child()
-        child.emit_stdout(INIT)
-        child.emit_stdout(ASSISTANT)
-        child.emit_stdout(claude_result("Fo"))
-        child.exit(0)
-        self.stub.flush()
+        session_id, chunks = self.streamed_turn(CHAT, chat(("user", "hi"), stream=True))
         self.assertEqual(frames(chunks)[-1], "data: [DONE]")
         later = self.turn(CHAT, chat(("user", "hi"), ("assistant", "Fo"), ("user", "more")), "o")
         self.assertEqual(later.header(HEADER), session_id)
@@ -314,15 +321,7 @@ class AnthropicConversationTests(ConversationTestCase):
         self.assertEqual(json.loads(response.body)["error"]["type"], "not_found_error")
 
     def test_streamed(self) -> None:
-        pending = self.start("POST", MESSAGES, messages(("user", "hi"), stream=True))
-        response, chunks = self.stream(pending)
-        session_id = response.headers.getRawHeaders(HEADER)[0]
-        child = self.child()
-        child.emit_stdout(INIT)
-        child.emit_stdout(ASSISTANT)
-        child.emit_stdout(claude_result("Fo"))
-        child.exit(0)
-        self.stub.flush()
+        session_id, chunks = self.streamed_turn(MESSAGES, messages(("user", "hi"), stream=True))
         self.assertIn("message_stop", frames(chunks)[-1])
         later = self.turn(MESSAGES, messages(("user", "hi"), ("assistant", "Fo"), ("user", "more")), "o")
         self.assertEqual(later.header(HEADER), session_id)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.web._native import CLAUDE_NATIVE_ID, NativeTestCase, claude_result, frames
+from tests.web._native import CLAUDE_NATIVE_ID, NativeTestCase, claude_result, named_events
 
 RESPONSES = "/openai/v1/responses"
 HEADER = "X-Clinvk-Session-Id"
@@ -17,17 +17,6 @@ INIT = json.dumps({"type": "system", "subtype": "init", "session_id": CLAUDE_NAT
 def assistant(text: str) -> bytes:
     line = {"type": "assistant", "message": {"content": [{"type": "text", "text": text}]}}
     return json.dumps(line).encode() + b"\n"
-
-
-def events(chunks: list[bytes]) -> list[tuple[str, dict[str, Any]]]:
-    """The named events received so far, keep-alives left out."""
-    found = []
-    for frame in frames(chunks):
-        if frame.startswith(":"):
-            continue
-        name, data = frame.split("\n")
-        found.append((name.removeprefix("event: "), json.loads(data.removeprefix("data: "))))
-    return found
 
 
 class ResponsesTestCase(NativeTestCase):
@@ -254,7 +243,7 @@ class StreamTests(ResponsesTestCase):
         """created, in_progress, item and part added, deltas, the dones, completed; numbered from 0."""
         chunks = self.open({"model": "claude", "input": "hi"})
         self.assertEqual(
-            [name for name, _ in events(chunks)],
+            [name for name, _ in named_events(chunks)],
             [
                 "response.created",
                 "response.in_progress",
@@ -268,7 +257,7 @@ class StreamTests(ResponsesTestCase):
         child.emit_stdout(claude_result("Hel"))
         child.exit(0)
         self.stub.flush()
-        received = events(chunks)
+        received = named_events(chunks)
         self.assertEqual(
             [name for name, _ in received],
             [
@@ -301,7 +290,7 @@ class StreamTests(ResponsesTestCase):
         chunks = self.open({"model": "claude", "input": "hi"})
         self.child().exit(2)
         self.stub.flush()
-        name, data = events(chunks)[-1]
+        name, data = named_events(chunks)[-1]
         self.assertEqual((name, data["response"]["status"]), ("response.failed", "failed"))
         self.assertEqual(data["response"]["error"]["code"], "server_error")
         self.error(self.request("GET", f"{RESPONSES}/{data['response']['id']}"), 404)
