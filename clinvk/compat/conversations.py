@@ -124,6 +124,11 @@ class Conversations:
         self._loading = DeferredLock()
         self._locks: dict[str, DeferredLock] = {}
 
+    @property
+    def enabled(self) -> bool:
+        """Whether conversations continue CLI sessions (C{server.compat_sessions})."""
+        return self._enabled
+
     # -- finding the conversation
 
     async def begin(

@@ -72,19 +72,22 @@ def usage_or_estimate(usage: TokenUsage | None, prompt: str, output: str) -> tup
     return len(prompt.encode("utf-8")) // 4, len(output.encode("utf-8")) // 4
 
 
-def capabilities(backend: IBackend) -> dict[str, bool]:
+def capabilities(backend: IBackend, *, conversations: bool) -> dict[str, bool]:
     """
     What a request for C{backend}'s model gets through the compatibility
     APIs today (docs/design/openai-api.md#openai-models-list): streamed
     answers a few tokens at a time, images, the client's tools, structured
     output, and a conversation continued in the CLI's own session.
+
+    @param conversations: Whether the server continues conversations
+        (C{server.compat_sessions}).
     """
     return {
         "streaming_tokens": bool(backend.streams_tokens),
         "images": False,
         "tools": False,
         "structured_output": False,
-        "resume": False,
+        "resume": conversations,
     }
 
 

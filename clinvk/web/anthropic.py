@@ -180,7 +180,9 @@ class AnthropicApi(CompatFamily):
             "display_name": name,
             "created_at": _UNKNOWN_RELEASE,
             "lifecycle": "active",
-            "clinvk_capabilities": capabilities(self._runner.backends[name]),
+            "clinvk_capabilities": capabilities(
+                self._runner.backends[name], conversations=self._conversations.enabled
+            ),
         }
 
     @route(app, MODELS)

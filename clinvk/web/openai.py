@@ -145,7 +145,9 @@ class OpenAIApi(CompatFamily):
             "object": "model",
             "created": created,
             "owned_by": "clinvoker",
-            "capabilities": capabilities(self._runner.backends[name]),
+            "capabilities": capabilities(
+                self._runner.backends[name], conversations=self._conversations.enabled
+            ),
         }
 
     @route(app, MODELS)

@@ -245,6 +245,7 @@ class ModelsTests(AnthropicTestCase):
             ("model", "1970-01-01T00:00:00Z", "active"),
         )
         self.assertTrue(first["clinvk_capabilities"]["streaming_tokens"])
+        self.assertTrue(first["clinvk_capabilities"]["resume"])
 
     def test_pages(self) -> None:
         """limit, after_id and before_id page through the list as Anthropic's do."""

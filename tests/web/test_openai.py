@@ -39,6 +39,13 @@ class ModelsTests(OpenAITestCase):
         self.assertEqual({m["created"] for m in answer["data"]}, {int(self.reactor.seconds())})
         self.assertEqual([m["capabilities"]["streaming_tokens"] for m in answer["data"]], [True, False, True])
         self.assertEqual({m["capabilities"]["images"] for m in answer["data"]}, {False})
+        self.assertEqual({m["capabilities"]["resume"] for m in answer["data"]}, {True})
+
+    def test_resume_capability_follows_compat_sessions(self) -> None:
+        """Stateless (server.compat_sessions false), no model resumes a conversation."""
+        self.use_server(config={"server": {"compat_sessions": False}})
+        answer = json.loads(self.request("GET", "/openai/v1/models").body)
+        self.assertEqual({m["capabilities"]["resume"] for m in answer["data"]}, {False})
 
     def test_model(self) -> None:
         """A listed model alone; any other name is a 404 naming it, code model_not_found."""
