@@ -139,6 +139,7 @@ class Conversations:
         api: str,
         pinned: str = "",
         announce: Callable[[str], object] = lambda session_id: None,
+        history_param: str = "messages",
     ) -> Turn:
         """
         The turn of a request: a continued conversation (held until the
@@ -150,6 +151,8 @@ class Conversations:
         @param api: Which API it came through, a tag of a new session.
         @param pinned: The session the client named (C{X-Clinvk-Session-Id}).
         @param announce: Told the session id as soon as it is known.
+        @param history_param: The request member holding the history, for
+            the C{param} of an error about it.
         @raise ClinvkError: When C{pinned} cannot be continued: 404 for no
             such session, 400 for another backend's or no new input, 409
             while it has no native conversation yet or a turn of the
@@ -168,17 +171,17 @@ class Conversations:
             base=found.points,
         )
         if pinned:
-            await self._continue_pinned(turn, pinned)
+            await self._continue_pinned(turn, pinned, history_param)
         elif turn.history is not None and turn.history.prefix and _has_user_input(turn.history):
             await self._continue_known(turn)
         return turn
 
-    async def _continue_pinned(self, turn: Turn, pinned: str) -> None:
+    async def _continue_pinned(self, turn: Turn, pinned: str, history_param: str) -> None:
         assert turn.history is not None
         if not _has_user_input(turn.history):
             raise InvalidRequest(
                 "a pinned conversation needs a user message after the last assistant message",
-                param="messages",
+                param=history_param,
             )
         found = await self._turns.find(pinned, turn.request)
         await self._hold(found.id)

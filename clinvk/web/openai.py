@@ -291,7 +291,12 @@ class OpenAIApi(CompatFamily):
             ephemeral=True,
         )
         turn = await self._conversations.begin(
-            run, turns, api="responses", pinned=pinned_session(request), announce=announcer(request)
+            run,
+            turns,
+            api="responses",
+            pinned=pinned_session(request),
+            announce=announcer(request),
+            history_param="input",
         )
         # One id for both: an item_reference to the message finds its response.
         unique = new_id("")

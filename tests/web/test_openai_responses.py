@@ -193,6 +193,16 @@ class StoreTests(ResponsesTestCase):
         self.assertEqual(child.argv[child.argv.index("--system-prompt") + 1], "terse")
         self.assertIn("--resume", child.argv)
 
+    def test_pinned_without_new_input(self) -> None:
+        """A pinned conversation needs a user message after the last answer: a 400 naming input."""
+        self.create({"model": "claude", "input": "2+2?"})
+        session_id = json.loads(self.request("GET", "/api/v1/sessions").body)["sessions"][0]["id"]
+        items = [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]
+        response = self.request(
+            "POST", RESPONSES, {"model": "claude", "input": items}, headers={HEADER: session_id}
+        )
+        self.assertEqual(self.error(response, 400)["param"], "input")
+
     def test_item_reference(self) -> None:
         """
         An item_reference to an answer clinvk gave stands for that answer
