@@ -73,11 +73,8 @@ class Turn:
         natively forked conversation, the seeded history otherwise.
     @ivar session_id: The session it is a turn of, once known; C{""} when
         conversations are off or the store could not be written.
-    @ivar continued: Whether it continues a conversation the CLI holds.
     @ivar parent_id: For a new session, the one whose history it departs
         from (an edited or regenerated turn), if known.
-    @ivar forked: Whether the CLI forks the parent's conversation rather
-        than being given the whole history.
     @ivar base: The lineage this turn's answer extends.
     """
 
@@ -87,11 +84,8 @@ class Turn:
     api: str = ""
     announce: Callable[[str], object] = lambda session_id: None
     session_id: str = ""
-    continued: bool = False
     parent_id: str = ""
-    forked: bool = False
     base: tuple[str, ...] = ()
-
     ended: bool = False
 
     def lineage(self, result: RunResult, output: str) -> tuple[str, ...]:
@@ -242,14 +236,12 @@ class Conversations:
             resume_id=parent.backend_session_id,
             extra=(*turn.request.extra, *flags),
         )
-        turn.forked = True
 
     def _continue(self, turn: Turn, record: SessionRecord) -> None:
         """Make C{turn}, holding C{record}, a turn of its conversation."""
         assert turn.history is not None
         turn.request = SessionTurns.continuing(attrs.evolve(turn.request, prompt=turn.history.prompt), record)
         turn.session_id = record.id
-        turn.continued = True
         turn.announce(record.id)
 
     async def _load(self) -> None:
