@@ -29,6 +29,7 @@ from clinvk.orchestration import Orchestrator, recount_active_sessions
 from clinvk.process.admission import Admission
 from clinvk.process.supervisor import ProcessSupervisor
 from clinvk.runs.runtime import BackendRuntime
+from clinvk.runs.scratch import RunFiles
 from clinvk.service import ClinvkService, SettledWork, WarmProcesses
 from clinvk.sessions import ISessionStore
 from clinvk.sessions.disk import DiskSessionStore, SessionFiles, in_thread_pool, sessions_directory
@@ -66,6 +67,16 @@ def _response_store(reactor: IClinvkReactor, home: str, pool: ThreadPool | None)
     if pool is None:
         return ResponseStore(files)
     return ResponseStore(files, in_thread_pool(cast("IReactorFromThreads", reactor), pool))
+
+
+def _run_files(reactor: IClinvkReactor, pool: ThreadPool | None) -> RunFiles:
+    """
+    The files runs' command lines name, written and removed on the
+    session store's thread (docs/design/structured-output.md#run-files).
+    """
+    if pool is None:
+        return RunFiles()
+    return RunFiles(in_thread_pool(cast("IReactorFromThreads", reactor), pool))
 
 
 def admission_of(config: ClinvkConfig, clock: IReactorTime, metrics: Metrics | None = None) -> Admission:
@@ -172,6 +183,7 @@ def build_core(
     uptime = Uptime(reactor)
     availability = BackendAvailability(reactor)
     metrics = Metrics() if config.server.metrics_enabled else None
+    store, pool = _session_store(reactor, home)
     runtime = BackendRuntime(
         config=config,
         backends=build_backends(),
@@ -182,10 +194,10 @@ def build_core(
         home=home,
         admission=admission_of(config, reactor, metrics),
         observe_execution=metrics.observe_execution if metrics is not None else None,
+        run_files=_run_files(reactor, pool),
     )
     if metrics is not None:
         metrics.watch_live(runtime.live.counts)
-    store, pool = _session_store(reactor, home)
     responses = _response_store(reactor, home, pool)
     orchestrator = Orchestrator(runtime=runtime, store=store, clock=reactor, config=config, metrics=metrics)
     guards = Guards.from_config(config.server, reactor)

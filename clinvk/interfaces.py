@@ -62,6 +62,10 @@ class IBackend(Interface):
         "Whether the CLI reports, for a resumed conversation, the tokens of the whole "
         "conversation so far rather than of the turn (Codex)."
     )
+    structured_output = Attribute(
+        "Whether the CLI itself holds its answer to a JSON schema "
+        "(L{clinvk.model.UnifiedOptions.output_schema}; docs/design/structured-output.md)."
+    )
     allowed_flags = Attribute(
         "The lowercase flag names a request's C{extra} list may use "
         "(docs/design/cli-runs.md#extra-flags), besides the common short ones."
@@ -84,6 +88,17 @@ class IBackend(Interface):
         prompt in front for CLIs that have no flag for it.
 
         @return: A L{str}.
+        """
+
+    def run_files(options: UnifiedOptions) -> Mapping[str, bytes]:
+        """
+        The files a run with C{options} needs while it runs, by name: its
+        command line names them in C{options.scratch}, the run's own
+        directory, which the runtime fills before the CLI starts and
+        removes once it ends (docs/design/structured-output.md#run-files).
+
+        @return: File names (without directories) and contents; empty when
+            the run needs none.
         """
 
     def fork_flags(message_id: str) -> tuple[str, ...]:

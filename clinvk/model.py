@@ -36,6 +36,9 @@ class RunRequest:
         C{resume_id} was recorded (POSIX time), 0 when unknown: a CLI may
         refuse to resume a conversation live that soon
         (L{clinvk.interfaces.ILiveMode.live_resumable}).
+    @ivar output_schema: A JSON schema, as JSON text, that the answer must
+        match, given to a CLI that can constrain its answer
+        (docs/design/structured-output.md); C{""} for none.
     """
 
     backend: str
@@ -55,6 +58,7 @@ class RunRequest:
     resume_id: str = ""
     resumed_usage: TokenUsage | None = None
     resumed_at: float = 0.0
+    output_schema: str = ""
 
 
 @frozen
@@ -66,6 +70,10 @@ class UnifiedOptions:
     @ivar model: The model as given (aliases are resolved only for argv).
     @ivar output_format: The internal format, C{json} or C{stream-json}.
     @ivar extra: The request's extra flags, then the configured ones.
+    @ivar output_schema: The request's L{RunRequest.output_schema}.
+    @ivar scratch: The run's own directory, for the files its command line
+        names (L{clinvk.interfaces.IBackend.run_files}), which exist only
+        while it runs; C{""} when it needs none.
     """
 
     model: str
@@ -80,6 +88,8 @@ class UnifiedOptions:
     allowed_tools: str
     extra: tuple[str, ...]
     ephemeral: bool
+    output_schema: str = ""
+    scratch: str = ""
 
 
 @frozen

@@ -122,6 +122,7 @@ class Server:
         home: str = "/nonexistent-home",
         api_keys: tuple[str, ...] = (),
         live: bool = False,
+        scratch_root: str = "",
     ) -> None:
         self.reactor = reactor or FakeProcessReactor()
         if not live:
@@ -142,6 +143,7 @@ class Server:
             home=home,
             admission=admission_of(self.config, self.reactor, self.metrics),
             observe_execution=self.metrics.observe_execution if self.metrics else None,
+            scratch_root=scratch_root,
         )
         if self.metrics is not None:
             self.metrics.watch_live(self.runtime.live.counts)

@@ -107,6 +107,9 @@ class ClaudeBackend:
     proven_version = "2.1.197"
     merges_stderr = True
     reports_running_usage = False
+    # --json-schema: the model answers through a StructuredOutput tool
+    # whose input is the result (docs/design/structured-output.md#structured-claude).
+    structured_output = True
     allowed_flags = ALLOWED_FLAGS
     live_mode = "claude --print --input-format stream-json"
 
@@ -119,10 +122,15 @@ class ClaudeBackend:
             argv += ["--model", resolve_model(self, options.model)]
         if options.allowed_tools:
             argv += ["--allowedTools", options.allowed_tools]
+        if options.output_schema:
+            argv += ["--json-schema", options.output_schema]
         return argv + mapped_flags(FLAGS, options)
 
     def stdin_text(self, options: UnifiedOptions, prompt: str) -> str:
         return prompt
+
+    def run_files(self, options: UnifiedOptions) -> Mapping[str, bytes]:
+        return {}
 
     def fork_flags(self, message_id: str) -> tuple[str, ...]:
         # With --resume: a new session holding the resumed one up to the

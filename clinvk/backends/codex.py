@@ -63,6 +63,9 @@ ALIASES: Mapping[str, str] = {
 
 SKIP_REPOSITORY_CHECK = "--skip-git-repo-check"
 
+# The run file --output-schema names.
+OUTPUT_SCHEMA_FILE = "output-schema.json"
+
 
 @implementer(IBackend, ILiveMode)
 class CodexBackend:
@@ -79,6 +82,9 @@ class CodexBackend:
     merges_stderr = False
     # turn.completed.usage of a resumed thread is the thread's running total.
     reports_running_usage = True
+    # --output-schema FILE: sent to the model as a strict json_schema text
+    # format (docs/design/structured-output.md#structured-codex).
+    structured_output = True
     allowed_flags = ALLOWED_FLAGS
     live_mode = "codex app-server"
 
@@ -91,11 +97,18 @@ class CodexBackend:
             argv += ["resume", resume_id]
         if options.model:
             argv += ["--model", resolve_model(self, options.model)]
+        if options.output_schema:
+            argv += ["--output-schema", os.path.join(options.scratch, OUTPUT_SCHEMA_FILE)]
         # "-" makes exec read the prompt from stdin (docs/design/decisions.md#d1-prompts-on-stdin).
         return [*argv, *mapped, "-"]
 
     def stdin_text(self, options: UnifiedOptions, prompt: str) -> str:
         return prompt_with_system(options, prompt)
+
+    def run_files(self, options: UnifiedOptions) -> Mapping[str, bytes]:
+        if options.output_schema:
+            return {OUTPUT_SCHEMA_FILE: options.output_schema.encode("utf-8")}
+        return {}
 
     def fork_flags(self, message_id: str) -> tuple[str, ...]:
         # Its forks (app-server thread/fork, the TUI's codex fork) copy the

@@ -101,6 +101,8 @@ class GeminiBackend:
     proven_version = "0.61.0"
     merges_stderr = False
     reports_running_usage = False
+    # Neither its flags nor its settings constrain an answer to a schema.
+    structured_output = False
     allowed_flags = ALLOWED_FLAGS
     live_mode = "gemini --acp, the Agent Client Protocol"
 
@@ -147,6 +149,9 @@ class GeminiBackend:
 
     def stdin_text(self, options: UnifiedOptions, prompt: str) -> str:
         return prompt_with_system(options, prompt)
+
+    def run_files(self, options: UnifiedOptions) -> Mapping[str, bytes]:
+        return {}
 
     def fork_flags(self, message_id: str) -> tuple[str, ...]:
         # It has no fork of a session.

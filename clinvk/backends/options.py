@@ -82,4 +82,5 @@ def unified_options(request: RunRequest, config: ClinvkConfig, *, streaming: boo
         allowed_tools=section.allowed_tools,
         extra=(*request.extra, *section.extra_flags),
         ephemeral=request.ephemeral,
+        output_schema=request.output_schema,
     )

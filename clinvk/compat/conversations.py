@@ -20,6 +20,7 @@ from twisted.logger import Logger
 
 from clinvk.compat.lineage import History, entry, history, message_of, point_of, root
 from clinvk.compat.runs import CompatRunner, failed
+from clinvk.compat.structured import AnswerFormat, answered
 from clinvk.errors import BackendFailed, ClinvkError, InvalidRequest, SessionNotFound
 from clinvk.model import RunRequest, RunResult
 from clinvk.orchestration import Orchestrator
@@ -303,14 +304,32 @@ class Conversations:
         turn.session_id = session_id
         turn.announce(session_id)
 
-    async def complete(self, turn: Turn) -> RunResult:
-        """Run C{turn} to completion; raises as L{CompatRunner.complete}."""
+    async def complete(self, turn: Turn, answer_format: AnswerFormat | None = None) -> RunResult:
+        """
+        Run C{turn} to completion; raises as L{CompatRunner.complete}.
+
+        @param answer_format: The shape the answer must have; its output is
+            then the checked answer (L{AnswerFormat.checked}, which raises
+            when it does not match).
+        """
         prepared = self._runner.prepare(turn.request, streaming=False)
         await self._opened(turn, prepared.options.model, prepared.request)
-        return await self._runner.complete(prepared, turn.session_id)
+        result = await self._runner.complete(prepared, turn.session_id)
+        if answer_format is None:
+            return result
+        return attrs.evolve(result, output=answer_format.checked(result.output))
 
-    async def stream(self, turn: Turn) -> EventChannel:
-        """Start streaming C{turn}; raises as L{CompatRunner.stream}."""
+    async def stream(self, turn: Turn, answer_format: AnswerFormat | None = None) -> EventChannel:
+        """
+        Start streaming C{turn}; raises as L{CompatRunner.stream}.
+
+        @param answer_format: As for L{complete}: an answer is checked
+            before any of it is sent, so it runs to completion first and
+            arrives as one piece.
+        """
+        if answer_format is not None:
+            result = await self.complete(turn, answer_format)
+            return answered(result, result.output)
         prepared = self._runner.prepare(turn.request, streaming=True)
         await self._opened(turn, prepared.options.model, prepared.request)
         return await self._runner.stream(prepared, turn.session_id)

@@ -76,8 +76,9 @@ def capabilities(backend: IBackend, *, conversations: bool) -> dict[str, bool]:
     """
     What a request for C{backend}'s model gets through the compatibility
     APIs today (docs/design/openai-api.md#openai-models-list): streamed
-    answers a few tokens at a time, images, the client's tools, structured
-    output, and a conversation continued in the CLI's own session.
+    answers a few tokens at a time, images, the client's tools, answers
+    held to a JSON schema (docs/design/structured-output.md), and a
+    conversation continued in the CLI's own session.
 
     @param conversations: Whether the server continues conversations
         (C{server.compat_sessions}).
@@ -86,7 +87,7 @@ def capabilities(backend: IBackend, *, conversations: bool) -> dict[str, bool]:
         "streaming_tokens": bool(backend.streams_tokens),
         "images": False,
         "tools": False,
-        "structured_output": False,
+        "structured_output": bool(backend.structured_output),
         "resume": conversations,
     }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import attrs
 from attrs import frozen
 
 from twisted.logger import Logger
@@ -20,6 +21,7 @@ from clinvk.backends.workdir import check_workdir
 from clinvk.config import ClinvkConfig
 from clinvk.interfaces import IBackend
 from clinvk.model import RunRequest, UnifiedOptions
+from clinvk.runs.scratch import scratch_path
 
 log = Logger()
 
@@ -49,6 +51,8 @@ class PreparedRun:
     options: UnifiedOptions
     command: tuple[str, ...]
     stdin: bytes
+    # The files the command line names, in options.scratch (IBackend.run_files).
+    files: tuple[tuple[str, bytes], ...] = ()
 
     @property
     def description(self) -> str:
@@ -67,12 +71,20 @@ class Preflight:
     @param config: The server's configuration (work directory rules, defaults).
     @param backends: The registered backends by name.
     @param availability: Finds the CLIs on C{PATH}.
+    @param scratch_root: Where runs' own directories go
+        (L{clinvk.runs.scratch.scratch_path}); by default the system's
+        temporary directory.
     """
 
     def __init__(
-        self, config: ClinvkConfig, backends: Mapping[str, IBackend], availability: BackendAvailability
+        self,
+        config: ClinvkConfig,
+        backends: Mapping[str, IBackend],
+        availability: BackendAvailability,
+        scratch_root: str = "",
     ) -> None:
         self._config = config
+        self._scratch_root = scratch_root
         self._backends = dict(sorted(backends.items()))
         self._availability = availability
         self._warned_allowed_tools: set[str] = set()
@@ -121,9 +133,12 @@ class Preflight:
                 "backend={backend}",
                 backend=backend.name,
             )
+        files = tuple(backend.run_files(options).items())
+        if files:
+            options = attrs.evolve(options, scratch=scratch_path(self._scratch_root))
         command = backend.command(executable, options, request.resume_id)
         if any("\x00" in argument for argument in command):
             # The model, system prompt or a flag: no command line can carry it.
             raise UnusableRequest("invalid request: a command-line value contains a NUL character")
         stdin = backend.stdin_text(options, request.prompt).encode("utf-8")
-        return PreparedRun(request, backend, options, tuple(command), stdin)
+        return PreparedRun(request, backend, options, tuple(command), stdin, files)

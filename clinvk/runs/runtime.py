@@ -46,6 +46,7 @@ from clinvk.runs.preflight import (
     UnknownBackend,
     UnusableRequest,
 )
+from clinvk.runs.scratch import RunFiles
 
 __all__ = [
     "BackendNotAvailable",
@@ -87,6 +88,10 @@ class BackendRuntime:
     @param observe_execution: Told the backend, success and seconds of
         every execution past pre-flight (docs/design/cli-runs.md#execution-metrics), when
         metrics are on.
+    @param run_files: Writes and removes the files runs' command lines
+        name (docs/design/structured-output.md#run-files); by default at once.
+    @param scratch_root: Where those files go; by default the system's
+        temporary directory.
     """
 
     def __init__(
@@ -101,10 +106,13 @@ class BackendRuntime:
         home: str,
         admission: Admission | None = None,
         observe_execution: Callable[[str, bool, float], None] | None = None,
+        run_files: RunFiles | None = None,
+        scratch_root: str = "",
     ) -> None:
         self._config = config
         self._backends = dict(sorted(backends.items()))
-        self._preflight = Preflight(config, backends, availability)
+        self._preflight = Preflight(config, backends, availability, scratch_root)
+        self._files = run_files or RunFiles()
         self._supervisor = supervisor
         self._availability = availability
         self._clock = clock
@@ -213,6 +221,15 @@ class BackendRuntime:
         live = await self._live_turn(prepared, conversation, None)
         if live is not None:
             return live
+        problem = await self._write_files(prepared)
+        if problem:
+            return RunResult(exit_code=1, error=problem, command=prepared.command, start_failed=True)
+        try:
+            return await self._execute_cold(prepared)
+        finally:
+            self._remove_files(prepared)
+
+    async def _execute_cold(self, prepared: PreparedRun) -> RunResult:
         backend = prepared.backend
         limit = self._config.server.max_run_output_bytes
         capture = BufferedCapture(limit, merge_stderr=backend.merges_stderr)
@@ -287,6 +304,19 @@ class BackendRuntime:
         live = await self._live_turn(prepared, conversation, stamped)
         if live is not None:
             return live
+        problem = await self._write_files(prepared)
+        if problem:
+            put(events.error(problem, 0, code="start_failed"))
+            return RunResult(exit_code=1, error=problem, command=prepared.command, start_failed=True)
+        try:
+            return await self._stream_cold(prepared, channel, stamped)
+        finally:
+            self._remove_files(prepared)
+
+    async def _stream_cold(
+        self, prepared: PreparedRun, channel: Sink[UnifiedEvent], stamped: _Stamped
+    ) -> RunResult:
+        put = stamped.put
         backend = prepared.backend
         parser = backend.stream_parser()
         outcome_watch = StreamOutcome(backend)
@@ -328,11 +358,33 @@ class BackendRuntime:
         self._ended(prepared, result, outcome, finished)
         return result
 
+    # -- the files a run's command line names (docs/design/structured-output.md#run-files)
+
+    async def _write_files(self, prepared: PreparedRun) -> str:
+        """Write C{prepared}'s files, if it has any; why that failed, or C{""}."""
+        if not prepared.files:
+            return ""
+        try:
+            await self._files.write(prepared.options.scratch, prepared.files)
+        except Exception as e:
+            log.error("Could not write a run's files: {error}", error=str(e))
+            return f"could not write the files of the run: {e}"
+        return ""
+
+    def _remove_files(self, prepared: PreparedRun) -> None:
+        """Remove C{prepared}'s files, once its CLI has ended, in the background."""
+        if prepared.files:
+            self._files.remove(prepared.options.scratch)
+
     # -- live turns (docs/design/live-sessions.md#live-turns)
 
     def _launch(self, prepared: PreparedRun, mode: ILiveMode) -> LiveLaunch | None:
         """How to start a live process for C{prepared}, or L{None} when its options cannot run live."""
         executable, options = prepared.command[0], prepared.options
+        if options.output_schema or prepared.files:
+            # Asked for once, of one answer: the CLI takes these on its
+            # command line (docs/design/structured-output.md#structured-cold).
+            return None
         workdir = prepared.request.workdir
         cwd = os.path.abspath(workdir or os.getcwd())
         argv = mode.live_command(executable, options, prepared.request.resume_id)

@@ -33,6 +33,11 @@ prints the real CLI's version line, marked as a fake.
   - C{hang}: never finish;
   - C{session=ID}: report this native session id.
 
+Like a model, a fake keeps to what it is asked: given a JSON schema
+(claude C{--json-schema}, codex C{--output-schema}) it answers with the
+smallest value matching it, and told to answer with one JSON object
+(clinvk's C{json_object} instruction), it answers with one.
+
 With C{CLINVK_FAKE_RECORD} naming a directory, every run writes
 C{<pid>.json} there: argv, stdin, pid, process group, working directory,
 the pids of any grandchild and the signals it ignores.
@@ -76,6 +81,37 @@ def parse_directives(*texts: str) -> tuple[dict[str, str], str | None]:
     return directives, answer
 
 
+# What clinvk's json_object instruction says (clinvk.compat.structured).
+JSON_OBJECT_ASKED = "Answer with one JSON object"
+
+
+def schema_instance(schema: Any, text: str) -> Any:
+    """
+    The smallest value of C{schema}'s shape, its strings C{text}: what a
+    model held to the schema might answer.  Enough of JSON Schema for
+    tests: types, C{const}, C{enum}, required properties and items.
+    """
+    if not isinstance(schema, dict):
+        return text
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for combined in ("anyOf", "oneOf", "allOf"):
+        if schema.get(combined):
+            return schema_instance(schema[combined][0], text)
+    kind = schema.get("type", "object" if "properties" in schema else "string")
+    if isinstance(kind, list):
+        kind = next((each for each in kind if each != "null"), "null")
+    if kind == "object":
+        properties = schema.get("properties") or {}
+        return {name: schema_instance(properties.get(name, {}), text) for name in schema.get("required", [])}
+    if kind == "array":
+        count = schema.get("minItems", 0)
+        return [schema_instance(schema.get("items", {}), text) for _ in range(count)]
+    return {"integer": 1, "number": 1.5, "boolean": True, "null": None}.get(kind, text)
+
+
 def _user_prompt(prompt: str) -> str:
     return "\n".join(line for line in prompt.splitlines() if not line.strip().startswith("#fake"))
 
@@ -83,18 +119,24 @@ def _user_prompt(prompt: str) -> str:
 class FakeRun:
     """One invocation of a fake CLI."""
 
-    def __init__(self, name: str, argv: list[str], stdin: str) -> None:
+    def __init__(self, name: str, argv: list[str], stdin: str, schema: Any = None) -> None:
         self.name = name
         self.argv = argv
         self.prompt = stdin
+        self.schema = schema
         self.directives, answer = parse_directives(os.environ.get("CLINVK_FAKE", ""), stdin)
         if answer is None:
+            first = _user_prompt(stdin).strip().splitlines()
+            plain = f"{name} answers: {first[0] if first else ''}"
             if "huge" in self.directives:
                 size = int(self.directives["huge"])
                 answer = ("0123456789abcdef" * (size // 16 + 1))[:size]
+            elif schema is not None:
+                answer = json.dumps(schema_instance(schema, plain))
+            elif JSON_OBJECT_ASKED in " ".join([*argv, stdin]):
+                answer = json.dumps({"answer": plain})
             else:
-                first = _user_prompt(stdin).strip().splitlines()
-                answer = f"{name} answers: {first[0] if first else ''}"
+                answer = plain
         self.answer = answer
         self.session = self.directives.get("session") or str(uuid.uuid4())
         self.grandchildren: list[int] = []
@@ -171,6 +213,7 @@ class FakeRun:
             "name": self.name,
             "argv": self.argv,
             "stdin": self.prompt,
+            "schema": self.schema,
             "pid": os.getpid(),
             "pgid": os.getpgid(0),
             "ppid": os.getppid(),
@@ -516,6 +559,7 @@ CLAUDE_VALUED = frozenset(
         "--allowedTools",
         "--add-dir",
         "--resume-session-at",
+        "--json-schema",
     }
 )
 
@@ -525,7 +569,8 @@ def claude(args: list[str], stdin: str) -> int:
     if "--print" not in found:
         raise Usage("fake claude only runs in --print mode")
     prompt = " ".join(positional) if positional else stdin
-    run = FakeRun("claude", args, prompt)
+    schema = json.loads(found["--json-schema"][-1]) if "--json-schema" in found else None
+    run = FakeRun("claude", args, prompt, schema)
     output = found.get("--output-format", ["text"])[-1]
     if output == "stream-json" and "--verbose" not in found:
         raise Usage("When using --print, --output-format=stream-json requires --verbose")
@@ -542,6 +587,10 @@ def claude(args: list[str], stdin: str) -> int:
         run.err("Error: fake claude crashed\n")
         return 1
     turn = ClaudeTurn(run, found)
+    if schema is not None and not turn.api_status:
+        # The model answers through the StructuredOutput tool; the result
+        # holds its input as an object and as JSON text.
+        turn.result.update(structured_output=json.loads(run.answer), stop_reason="tool_use", num_turns=2)
     model, text, result, init = turn.model, turn.text, turn.result, turn.init
     if output == "stream-json":
         claude_stream(run, turn, partial="--include-partial-messages" in found)
@@ -581,7 +630,7 @@ def codex(args: list[str], stdin: str) -> int:
     args = args[1:]
     resume = None
     booleans = {"--json", "--full-auto", "--skip-git-repo-check"}
-    valued = {"--model", "--sandbox", "--config-dir", "-c"}
+    valued = {"--model", "--sandbox", "--config-dir", "-c", "--output-schema"}
     leading, rest = [], list(args)
     while rest and rest[0].startswith("-") and rest[0] != "-":
         leading.append(rest.pop(0))
@@ -595,7 +644,11 @@ def codex(args: list[str], stdin: str) -> int:
         prompt = stdin
     else:
         prompt = " ".join(positional)
-    run = FakeRun("codex", args, prompt)
+    schema = None
+    if "--output-schema" in found:
+        # Read as the real CLI does: the file must exist while it runs.
+        schema = json.loads(Path(found["--output-schema"][-1]).read_text(encoding="utf-8"))
+    run = FakeRun("codex", args, prompt, schema)
     if resume:
         run.session = resume
     run.prelude()

@@ -20,6 +20,7 @@ from clinvk.compat.conversations import Turn
 from clinvk.compat.models import capabilities, new_id, openai_backend, run_model, usage_or_estimate
 from clinvk.compat.responses import output_message, output_text, response_object, responses_turns, usage
 from clinvk.compat.runs import failed, failure_text
+from clinvk.compat.structured import AnswerFormat, chat_answer_format, responses_answer_format
 from clinvk.errors import BackendFailed, InvalidRequest, ModelNotFound, NotFound, StoreError
 from clinvk.model import RunRequest, RunResult
 from clinvk.openapi import Operation, Parameter
@@ -174,13 +175,17 @@ class OpenAIApi(CompatFamily):
         prompt = flatten(turns)
         if not prompt:
             raise InvalidRequest("no user messages found", param="messages")
+        backend = openai_backend(model, self._runner.backends)
+        answer_format = chat_answer_format(body.get("response_format"))
+        schema, instruction = self._format_options(answer_format, backend)
         run = RunRequest(
-            backend=openai_backend(model, self._runner.backends),
+            backend=backend,
             prompt=prompt,
             model=run_model(model, self._runner.backends),
-            system_prompt=system,
+            system_prompt=_joined(system, instruction),
             max_tokens=body.get("max_tokens") or 0,
             ephemeral=True,
+            output_schema=schema,
         )
         turn = await self._conversations.begin(
             run, turns, api="openai", pinned=pinned_session(request), announce=announcer(request)
@@ -188,12 +193,18 @@ class OpenAIApi(CompatFamily):
         with self._conversations.recorded(turn):
             if body.get("stream"):
                 include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-                await self._stream(request, turn, model, include_usage)
+                await self._stream(request, turn, model, include_usage, answer_format)
                 return None
-            result = await self._conversations.complete(turn)
+            result = await self._conversations.complete(turn, answer_format)
             self._conversations.end(turn, result, result.output)
             write_json(request, self._completion(result, model, turn.request.prompt))
         return None
+
+    def _format_options(self, answer_format: AnswerFormat | None, backend: str) -> tuple[str, str]:
+        """The schema and instruction a run is given for C{answer_format} (L{AnswerFormat.run_options})."""
+        if answer_format is None:
+            return "", ""
+        return answer_format.run_options(self._runner.backends[backend])
 
     def _completion(self, result: RunResult, model: str, prompt: str) -> dict[str, Any]:
         prompt_tokens, completion_tokens = usage_or_estimate(result.usage, prompt, result.output)
@@ -212,7 +223,14 @@ class OpenAIApi(CompatFamily):
             "usage": _usage(prompt_tokens, completion_tokens),
         }
 
-    async def _stream(self, request: IRequest, turn: Turn, model: str, include_usage: bool) -> None:
+    async def _stream(
+        self,
+        request: IRequest,
+        turn: Turn,
+        model: str,
+        include_usage: bool,
+        answer_format: AnswerFormat | None,
+    ) -> None:
         """
         Answer with chunks: the role as soon as the CLI runs, then each
         piece of text as the CLI produces it, then the finish chunk, the
@@ -222,7 +240,7 @@ class OpenAIApi(CompatFamily):
 
         @raise BackendFailed: When the CLI failed.
         """
-        running = await self._conversations.stream(turn)
+        running = await self._conversations.stream(turn, answer_format)
         completion_id, created = new_id("chatcmpl-"), self._now()
 
         def chunk(delta: dict[str, str], finish_reason: str | None) -> bytes:
@@ -282,13 +300,17 @@ class OpenAIApi(CompatFamily):
         # The conversation's system messages go on; the instructions do not.
         systems = (*(earlier.systems if earlier else ()), *new_systems)
         instructions = body.get("instructions")
+        backend = openai_backend(model, self._runner.backends)
+        answer_format = responses_answer_format(body.get("text"))
+        schema, instruction = self._format_options(answer_format, backend)
         run = RunRequest(
-            backend=openai_backend(model, self._runner.backends),
+            backend=backend,
             prompt=flatten(turns),
             model=run_model(model, self._runner.backends),
-            system_prompt="\n\n".join([instructions, *systems] if instructions else systems),
+            system_prompt=_joined(instructions, *systems, instruction),
             max_tokens=body.get("max_output_tokens") or 0,
             ephemeral=True,
+            output_schema=schema,
         )
         turn = await self._conversations.begin(
             run,
@@ -303,9 +325,9 @@ class OpenAIApi(CompatFamily):
         answer = _Answer(body, "resp_" + unique, "msg_" + unique, self._now(), turns, systems)
         with self._conversations.recorded(turn):
             if body.get("stream"):
-                await self._stream_response(request, turn, answer)
+                await self._stream_response(request, turn, answer, answer_format)
                 return None
-            result = await self._conversations.complete(turn)
+            result = await self._conversations.complete(turn, answer_format)
             self._conversations.end(turn, result, result.output)
         completed = answer.completed(result, turn.request.prompt, result.output, self._now())
         await self._keep(answer, completed, result.output, turn.session_id)
@@ -353,12 +375,14 @@ class OpenAIApi(CompatFamily):
         except StoreError as e:
             log.error("Could not store response {id}: {error}", id=answer.response_id, error=str(e))
 
-    async def _stream_response(self, request: IRequest, turn: Turn, answer: _Answer) -> None:
+    async def _stream_response(
+        self, request: IRequest, turn: Turn, answer: _Answer, answer_format: AnswerFormat | None
+    ) -> None:
         """
         Answer with the Responses event stream (docs/design/responses-api.md#responses-stream);
         a CLI failure once it runs ends it with C{response.failed}.
         """
-        running = await self._conversations.stream(turn)
+        running = await self._conversations.stream(turn, answer_format)
         numbered = ResponseEvents()
         events = EventSource(request, self._clock, self._keepalive)
         where = {"item_id": answer.message_id, "output_index": 0, "content_index": 0}
@@ -443,6 +467,11 @@ class _Answer:
             used=usage(input_tokens, output_tokens),
             completed_at=now,
         )
+
+
+def _joined(*prompts: str | None) -> str:
+    """The system prompt of the given parts that say something, a blank line apart."""
+    return "\n\n".join(prompt for prompt in prompts if prompt)
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:

@@ -491,6 +491,22 @@ class OpenAIExampleTests(ExampleTestCase):
         self.assertEqual(len({record["pid"] for record in runs}), 1)
         self.assert_documented("openai/responses.py", run)
 
+    async def test_structured(self) -> None:
+        """
+        C{openai/structured.py} parses a schema-shaped answer of claude and
+        of codex, each given the schema its own way.
+        """
+        run = await self.run_example("openai/structured.py")
+        self.assertEqual(
+            run.lines(),
+            ["label='claude answers: Pick a colour' n=1", "label='codex answers: Pick a colour' n=1"],
+        )
+        [claude] = self.runs("claude")
+        self.assertIn("--json-schema", claude["argv"])
+        [codex] = self.runs("codex")
+        self.assertEqual(codex["schema"]["required"], ["label", "n"])
+        self.assert_documented("openai/structured.py", run)
+
     async def test_list_models(self) -> None:
         """C{openai/list_models.py} lists one model per backend."""
         run = await self.run_example("openai/list_models.py")

@@ -57,6 +57,7 @@ class EchoBackend:
     proven_version = "1.0.0"
     merges_stderr = False
     reports_running_usage = False
+    structured_output = False
     allowed_flags = frozenset({"--loud"})
 
     def command(self, executable: str, options: UnifiedOptions, resume_id: str) -> list[str]:
@@ -69,6 +70,9 @@ class EchoBackend:
 
     def stdin_text(self, options: UnifiedOptions, prompt: str) -> str:
         return prompt_with_system(options, prompt)
+
+    def run_files(self, options: UnifiedOptions) -> Mapping[str, bytes]:
+        return {}
 
     def fork_flags(self, message_id: str) -> tuple[str, ...]:
         return ()

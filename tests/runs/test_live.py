@@ -231,6 +231,14 @@ class ColdTests(LiveTestCase):
             self.assert_cold(self.turn("s1"))
             self.assertEqual(self.runtime.live.status(self.runtime.backends["claude"]), status)
 
+    def test_output_schema(self) -> None:
+        """
+        A turn held to a schema runs cold: the CLI takes the schema on its
+        command line (docs/design/structured-output.md#structured-cold).
+        """
+        self.assert_cold(self.turn("s1", output_schema='{"type":"object"}'))
+        self.assertIn("--json-schema", self.child().argv)
+
     def test_protocol_flag(self) -> None:
         """An extra flag that would change the live protocol runs that turn cold."""
         self.assert_cold(self.turn("s1", extra=["--output-format", "text"]))

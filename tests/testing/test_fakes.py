@@ -11,7 +11,7 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from clinvk.testing.fake_cli import parse_directives
+from clinvk.testing.fake_cli import parse_directives, schema_instance
 from clinvk.testing.reactor import FakeProcessReactor
 
 
@@ -88,3 +88,39 @@ class DirectiveTests(SynchronousTestCase):
         )
         self.assertEqual(directives, {"delay": "0.5", "hang": "1", "exit": "3"})
         self.assertEqual(answer, "two words")
+
+
+class SchemaInstanceTests(SynchronousTestCase):
+    """What a fake held to a schema answers (L{schema_instance})."""
+
+    def test_shapes(self) -> None:
+        """Required properties only, typed; const and enum first; arrays at their minimum."""
+        schema = {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "count": {"type": "integer"},
+                "ratio": {"type": ["number", "null"]},
+                "kind": {"enum": ["a", "b"]},
+                "fixed": {"const": 3},
+                "tags": {"type": "array", "items": {"type": "boolean"}, "minItems": 2},
+                "nested": {
+                    "properties": {"x": {"anyOf": [{"type": "integer"}, {"type": "null"}]}},
+                    "required": ["x"],
+                },
+                "optional": {"type": "string"},
+            },
+            "required": ["name", "count", "ratio", "kind", "fixed", "tags", "nested"],
+        }
+        self.assertEqual(
+            schema_instance(schema, "hi"),
+            {
+                "name": "hi",
+                "count": 1,
+                "ratio": 1.5,
+                "kind": "a",
+                "fixed": 3,
+                "tags": [True, True],
+                "nested": {"x": 1},
+            },
+        )

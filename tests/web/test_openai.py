@@ -40,6 +40,9 @@ class ModelsTests(OpenAITestCase):
         self.assertEqual([m["capabilities"]["streaming_tokens"] for m in answer["data"]], [True, False, True])
         self.assertEqual({m["capabilities"]["images"] for m in answer["data"]}, {False})
         self.assertEqual({m["capabilities"]["resume"] for m in answer["data"]}, {True})
+        self.assertEqual(
+            [m["capabilities"]["structured_output"] for m in answer["data"]], [True, True, False]
+        )
 
     def test_resume_capability_follows_compat_sessions(self) -> None:
         """Stateless (server.compat_sessions false), no model resumes a conversation."""
