@@ -19,6 +19,35 @@ def _strings(items: Any) -> tuple[str, ...]:
 
 
 @frozen
+class ImageInput:
+    """
+    An image that a prompt shows the CLI (docs/design/images.md): the prompt
+    holds its L{marker} where it stands, and each backend replaces the
+    marker with the image in the way its CLI takes images.
+
+    @ivar name: A file name made from the content's digest and the media
+        type, such as C{image-0123456789abcdef.png}: the same image has
+        the same name, in a prompt and in a conversation's history.
+    @ivar media_type: C{image/png}, C{image/jpeg}, C{image/gif} or
+        C{image/webp}.
+    @ivar data: The image's bytes.
+    """
+
+    name: str
+    media_type: str
+    data: bytes = field(repr=lambda data: f"<{len(data)} bytes>")
+
+    @property
+    def marker(self) -> str:
+        """The text standing for the image in a prompt."""
+        return f"[image: {self.name}]"
+
+
+def _images(items: Iterable[ImageInput]) -> tuple[ImageInput, ...]:
+    return tuple(items)
+
+
+@frozen
 class RunRequest:
     """
     One execution as a caller asks for it, before configuration defaults.
@@ -39,6 +68,9 @@ class RunRequest:
     @ivar output_schema: A JSON schema, as JSON text, that the answer must
         match, given to a CLI that can constrain its answer
         (docs/design/structured-output.md); C{""} for none.
+    @ivar images: The images the prompt may show, by their
+        L{markers<ImageInput.marker>}; those whose marker the prompt does
+        not hold are not sent.
     """
 
     backend: str
@@ -59,6 +91,7 @@ class RunRequest:
     resumed_usage: TokenUsage | None = None
     resumed_at: float = 0.0
     output_schema: str = ""
+    images: tuple[ImageInput, ...] = field(default=(), converter=_images)
 
 
 @frozen
@@ -71,6 +104,8 @@ class UnifiedOptions:
     @ivar output_format: The internal format, C{json} or C{stream-json}.
     @ivar extra: The request's extra flags, then the configured ones.
     @ivar output_schema: The request's L{RunRequest.output_schema}.
+    @ivar images: The images the prompt shows, in the order of their
+        markers' first appearance.
     @ivar scratch: The run's own directory, for the files its command line
         names (L{clinvk.interfaces.IBackend.run_files}), which exist only
         while it runs; C{""} when it needs none.
@@ -89,6 +124,7 @@ class UnifiedOptions:
     extra: tuple[str, ...]
     ephemeral: bool
     output_schema: str = ""
+    images: tuple[ImageInput, ...] = field(default=(), converter=_images)
     scratch: str = ""
 
 

@@ -20,6 +20,7 @@ from zope.interface import implementer
 from clinvk.backends import events
 from clinvk.backends.events import NOT_JSON, as_dict, as_int, as_str, loads
 from clinvk.backends.flags import FlagTable, mapped_flags
+from clinvk.backends.images import anthropic_blocks
 from clinvk.backends.options import resolve_model
 from clinvk.config import BackendConfig
 from clinvk.interfaces import IBackend, ILiveMode, ILiveSession, IStreamParser
@@ -114,6 +115,14 @@ class ClaudeBackend:
     live_mode = "claude --print --input-format stream-json"
 
     def command(self, executable: str, options: UnifiedOptions, resume_id: str) -> list[str]:
+        if options.images:
+            # The prompt goes as a stream-json user message, whose content
+            # blocks carry the images (docs/design/images.md#images-claude).
+            argv = self._argv(executable, attrs.evolve(options, output_format="stream-json"), resume_id)
+            return _reading_stream_json(argv)
+        return self._argv(executable, options, resume_id)
+
+    def _argv(self, executable: str, options: UnifiedOptions, resume_id: str) -> list[str]:
         argv = [executable]
         if resume_id:
             argv += ["--resume", resume_id]
@@ -127,6 +136,8 @@ class ClaudeBackend:
         return argv + mapped_flags(FLAGS, options)
 
     def stdin_text(self, options: UnifiedOptions, prompt: str) -> str:
+        if options.images:
+            return user_message_line(anthropic_blocks(prompt, options.images)) + "\n"
         return prompt
 
     def run_files(self, options: UnifiedOptions) -> Mapping[str, bytes]:
@@ -140,10 +151,8 @@ class ClaudeBackend:
     def live_command(self, executable: str, options: UnifiedOptions, resume_id: str) -> list[str] | None:
         if any(flag.split("=", 1)[0].lower() in NOT_LIVE_FLAGS for flag in options.extra):
             return None
-        argv = self.command(executable, attrs.evolve(options, output_format="stream-json"), resume_id)
-        # Turns arrive on stdin, one stream-json user message a line.
-        after_print = argv.index("--print") + 1
-        return [*argv[:after_print], "--input-format", "stream-json", *argv[after_print:]]
+        argv = self._argv(executable, attrs.evolve(options, output_format="stream-json"), resume_id)
+        return _reading_stream_json(argv)
 
     def live_checks_passed(self, options: UnifiedOptions, cwd: str) -> bool:
         # Its long-lived mode checks what its one-shot mode checks.
@@ -179,6 +188,18 @@ class ClaudeBackend:
     ) -> Sequence[HeadlessNeed]:
         # Nothing beyond its login.
         return ()
+
+
+def _reading_stream_json(argv: list[str]) -> list[str]:
+    """C{argv} of a C{--print} run told to read stream-json user messages, one a line, on stdin."""
+    after_print = argv.index("--print") + 1
+    return [*argv[:after_print], "--input-format", "stream-json", *argv[after_print:]]
+
+
+def user_message_line(content: str | list[dict[str, Any]]) -> str:
+    """One stream-json user message, as the CLI reads it on stdin, without its line end."""
+    message = {"role": "user", "content": content}
+    return json.dumps({"type": "user", "message": message, "parent_tool_use_id": None, "session_id": ""})
 
 
 def _result_object(raw: str) -> dict[str, Any] | None:
@@ -467,10 +488,7 @@ class ClaudeLiveSession:
         self._parser = ClaudeStreamParser()
         self._sequence = 0
         self._answer_id = ""
-        message = {"role": "user", "content": text}
-        return [
-            json.dumps({"type": "user", "message": message, "parent_tool_use_id": None, "session_id": ""})
-        ]
+        return [user_message_line(text)]
 
     def interrupt(self) -> list[str]:
         request = {"subtype": "interrupt"}

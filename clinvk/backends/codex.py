@@ -25,6 +25,7 @@ from clinvk.backends.codex_live import CodexLiveSession, Launch, live_launch
 from clinvk.backends.events import NOT_JSON, as_dict, as_int, as_str, compact, loads, readable
 from clinvk.backends.flags import FlagTable, mapped_flags
 from clinvk.backends.headless import git_repository
+from clinvk.backends.images import replaced
 from clinvk.backends.options import prompt_with_system, resolve_model
 from clinvk.config import BackendConfig
 from clinvk.interfaces import IBackend, ILiveMode, ILiveSession, IStreamParser
@@ -99,16 +100,22 @@ class CodexBackend:
             argv += ["--model", resolve_model(self, options.model)]
         if options.output_schema:
             argv += ["--output-schema", os.path.join(options.scratch, OUTPUT_SCHEMA_FILE)]
+        # With "=": --image takes any number of values, "-" included.
+        argv += [f"--image={os.path.join(options.scratch, image.name)}" for image in options.images]
         # "-" makes exec read the prompt from stdin (docs/design/decisions.md#d1-prompts-on-stdin).
         return [*argv, *mapped, "-"]
 
     def stdin_text(self, options: UnifiedOptions, prompt: str) -> str:
-        return prompt_with_system(options, prompt)
+        # Codex names the images it attaches [Image #1], [Image #2], ...
+        # (docs/design/images.md#images-codex).
+        shown = replaced(prompt, options.images, lambda number, image: f"[Image #{number}]")
+        return prompt_with_system(options, shown)
 
     def run_files(self, options: UnifiedOptions) -> Mapping[str, bytes]:
+        files = {image.name: image.data for image in options.images}
         if options.output_schema:
-            return {OUTPUT_SCHEMA_FILE: options.output_schema.encode("utf-8")}
-        return {}
+            files[OUTPUT_SCHEMA_FILE] = options.output_schema.encode("utf-8")
+        return files
 
     def fork_flags(self, message_id: str) -> tuple[str, ...]:
         # Its forks (app-server thread/fork, the TUI's codex fork) copy the

@@ -24,6 +24,7 @@ from clinvk.backends.events import NOT_JSON, as_dict, as_int, as_str, loads, rea
 from clinvk.backends.flags import FlagTable, mapped_flags
 from clinvk.backends.gemini_live import GeminiLiveSession
 from clinvk.backends.headless import dig, read_json
+from clinvk.backends.images import replaced
 from clinvk.backends.options import prompt_with_system, resolve_model
 from clinvk.config import BackendConfig
 from clinvk.interfaces import IBackend, ILiveMode, ILiveSession, IStreamParser
@@ -115,6 +116,9 @@ class GeminiBackend:
             argv += ["--resume", resume_id]
         if options.model:
             argv += ["--model", resolve_model(self, options.model)]
+        if options.images:
+            # Files outside its workspace are not read (docs/design/images.md#images-gemini).
+            argv += ["--include-directories", options.scratch]
         return argv + mapped
 
     def live_command(self, executable: str, options: UnifiedOptions, resume_id: str) -> list[str]:
@@ -148,10 +152,17 @@ class GeminiBackend:
         )
 
     def stdin_text(self, options: UnifiedOptions, prompt: str) -> str:
-        return prompt_with_system(options, prompt)
+        # An @ reference to a file reads it into the prompt; a space in its
+        # path is escaped (docs/design/images.md#images-gemini).
+        shown = replaced(
+            prompt,
+            options.images,
+            lambda number, image: "@" + os.path.join(options.scratch, image.name).replace(" ", "\\ "),
+        )
+        return prompt_with_system(options, shown)
 
     def run_files(self, options: UnifiedOptions) -> Mapping[str, bytes]:
-        return {}
+        return {image.name: image.data for image in options.images}
 
     def fork_flags(self, message_id: str) -> tuple[str, ...]:
         # It has no fork of a session.

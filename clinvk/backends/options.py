@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from clinvk.config import ClinvkConfig
 from clinvk.interfaces import IBackend
-from clinvk.model import RunRequest, UnifiedOptions
+from clinvk.model import ImageInput, RunRequest, UnifiedOptions
 
 REQUESTED_FORMATS = ("", "default", "text", "json", "stream-json")
 
@@ -83,4 +83,16 @@ def unified_options(request: RunRequest, config: ClinvkConfig, *, streaming: boo
         extra=(*request.extra, *section.extra_flags),
         ephemeral=request.ephemeral,
         output_schema=request.output_schema,
+        images=shown_images(request),
     )
+
+
+def shown_images(request: RunRequest) -> tuple[ImageInput, ...]:
+    """
+    The images of C{request} that its prompt shows, once each, in the
+    order their markers first appear (docs/design/images.md#image-markers).
+    """
+    found = {image.marker: image for image in request.images}
+    positions = {marker: request.prompt.find(marker) for marker in found}
+    shown = sorted((position, marker) for marker, position in positions.items() if position >= 0)
+    return tuple(found[marker] for _, marker in shown)

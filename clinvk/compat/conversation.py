@@ -11,55 +11,73 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from clinvk.compat.images import Images
 from clinvk.errors import InvalidRequest
 
 SYSTEM_ROLES = ("system", "developer")
 
 
-def _texts(parts: Sequence[Any], field: str, unsupported: str, skipped: tuple[str, ...] = ()) -> str:
+def _texts(
+    parts: Sequence[Any],
+    field: str,
+    unsupported: str,
+    skipped: tuple[str, ...] = (),
+    images: Images | None = None,
+) -> str:
     """
     The text of an array of content parts or blocks, joined with newlines.
 
     @param field: Where the array is, for the error's C{param}.
     @param unsupported: The error text before the offending type.
     @param skipped: Types that carry no prompt text and are left out.
+    @param images: Where the images of a message that may hold them go;
+        each part's marker stands in the text (docs/design/images.md).
     @raise InvalidRequest: For a part of any other type.
     """
     texts = []
-    for part in parts:
+    for index, part in enumerate(parts):
         kind = part.get("type") if isinstance(part, Mapping) else None
         if kind in skipped:
             continue
         text = part.get("text") if isinstance(part, Mapping) else None
-        if (kind == "text" or kind is None) and isinstance(text, str):
+        marker = images.part(part, f"{field}[{index}]") if images is not None and kind else None
+        if marker is not None:
+            texts.append(marker)
+        elif (kind == "text" or kind is None) and isinstance(text, str):
             texts.append(text)
         else:
             raise InvalidRequest(f"{unsupported}: {kind}", param=field)
     return "\n".join(texts)
 
 
-def openai_content(content: Any, field: str) -> str:
+def openai_content(content: Any, field: str, images: Images | None = None) -> str:
     """
     A message's C{content} as text: a string as is, null as C{""}, an
-    array of parts as the text of its text parts.
+    array of parts as the text of its text parts and the markers of its
+    images, where C{images} collects them.
     """
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return _texts(content, field, "unsupported content part type")
+        return _texts(content, field, "unsupported content part type", images=images)
     return ""
 
 
-def anthropic_content(content: Any, field: str) -> str:
+def anthropic_content(content: Any, field: str, images: Images | None = None) -> str:
     """
     A message's C{content} as text: a string as is, an array of blocks as
-    the text of its text blocks (thinking blocks skipped).
+    the text of its text blocks (thinking blocks skipped) and the markers
+    of its images, where C{images} collects them.
     """
     if isinstance(content, str):
         return content
     if isinstance(content, list):
         return _texts(
-            content, field, "unsupported content block type", skipped=("thinking", "redacted_thinking")
+            content,
+            field,
+            "unsupported content block type",
+            skipped=("thinking", "redacted_thinking"),
+            images=images,
         )
     return ""
 
@@ -91,17 +109,21 @@ def flatten(turns: Iterable[tuple[str, str]]) -> str:
 Turns = list[tuple[str, str]]
 
 
-def openai_turns(messages: Sequence[Mapping[str, Any]]) -> tuple[Turns, str]:
+def openai_turns(messages: Sequence[Mapping[str, Any]], images: Images | None = None) -> tuple[Turns, str]:
     """
     The C{(role, text)} turns and the system text of an OpenAI C{messages}
     array: system and developer messages are the system text, joined by a
     blank line.
+
+    @param images: Collects the images of user messages; without it, an
+        image is refused.
     """
     systems: list[str] = []
     turns: Turns = []
     for index, message in enumerate(messages):
         role = message["role"]
-        text = openai_content(message.get("content"), f"messages[{index}].content")
+        found = images if role == "user" else None
+        text = openai_content(message.get("content"), f"messages[{index}].content", found)
         if role in SYSTEM_ROLES:
             systems.append(text)
         else:
@@ -115,16 +137,35 @@ def openai_conversation(messages: Sequence[Mapping[str, Any]]) -> tuple[str, str
     return flatten(turns), system
 
 
-def anthropic_turns(messages: Sequence[Mapping[str, Any]], system: Any) -> tuple[Turns, str]:
-    """The C{(role, text)} turns and the system text of an Anthropic Messages request."""
+def anthropic_turns(
+    messages: Sequence[Mapping[str, Any]], system: Any, images: Images | None = None
+) -> tuple[Turns, str]:
+    """
+    The C{(role, text)} turns and the system text of an Anthropic Messages
+    request.
+
+    @param images: As for L{openai_turns}.
+    """
     turns = [
-        (message["role"], anthropic_content(message.get("content"), f"messages[{index}].content"))
+        (
+            message["role"],
+            anthropic_content(
+                message.get("content"),
+                f"messages[{index}].content",
+                images if message["role"] == "user" else None,
+            ),
+        )
         for index, message in enumerate(messages)
     ]
     return turns, anthropic_system(system)
 
 
-def anthropic_conversation(messages: Sequence[Mapping[str, Any]], system: Any) -> tuple[str, str]:
-    """The prompt and system text of an Anthropic Messages request: its turns flattened."""
-    turns, system_text = anthropic_turns(messages, system)
+def anthropic_conversation(
+    messages: Sequence[Mapping[str, Any]], system: Any, images: Images | None = None
+) -> tuple[str, str]:
+    """
+    The prompt and system text of an Anthropic Messages request: its turns
+    flattened (C{images} as for L{openai_turns}).
+    """
+    turns, system_text = anthropic_turns(messages, system, images)
     return flatten(turns), system_text

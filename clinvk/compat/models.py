@@ -85,7 +85,7 @@ def capabilities(backend: IBackend, *, conversations: bool) -> dict[str, bool]:
     """
     return {
         "streaming_tokens": bool(backend.streams_tokens),
-        "images": False,
+        "images": True,
         "tools": False,
         "structured_output": bool(backend.structured_output),
         "resume": conversations,

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from clinvk.compat.conversation import SYSTEM_ROLES, Turns
+from clinvk.compat.images import Images
 from clinvk.errors import InvalidRequest
 
 # The text part types of each role's content, as the SDKs send them back.
@@ -20,12 +21,15 @@ _TEXT_PARTS = ("input_text", "output_text", "text")
 _SKIPPED_ITEMS = ("reasoning",)
 
 
-def _part_text(parts: Sequence[Any], field: str) -> str:
+def _part_text(parts: Sequence[Any], field: str, images: Images | None) -> str:
     texts = []
     for index, part in enumerate(parts):
         kind = part.get("type") if isinstance(part, Mapping) else None
         text = part.get("text") if isinstance(part, Mapping) else None
-        if kind in _TEXT_PARTS and isinstance(text, str):
+        marker = images.part(part, f"{field}[{index}]") if images is not None and kind else None
+        if marker is not None:
+            texts.append(marker)
+        elif kind in _TEXT_PARTS and isinstance(text, str):
             texts.append(text)
         elif kind == "refusal":
             continue
@@ -34,15 +38,18 @@ def _part_text(parts: Sequence[Any], field: str) -> str:
     return "\n".join(texts)
 
 
-def responses_turns(items: str | Sequence[Any]) -> tuple[Turns, list[str]]:
+def responses_turns(items: str | Sequence[Any], images: Images | None = None) -> tuple[Turns, list[str]]:
     """
     The C{(role, text)} turns of a request's C{input}, and the texts of its
     system and developer messages, which are part of the conversation (a
     later request's C{previous_response_id} carries them over, unlike
     C{instructions}).
 
+    @param images: Collects the C{input_image} parts of user messages
+        (docs/design/images.md); without it, an image is refused.
     @raise InvalidRequest: For an input item or content part that is not
-        text (images, files, tool calls and their outputs).
+        text or an image of a user message (files, tool calls and their
+        outputs).
     """
     systems: list[str] = []
     if isinstance(items, str):
@@ -56,7 +63,8 @@ def responses_turns(items: str | Sequence[Any]) -> tuple[Turns, list[str]]:
         if kind != "message":
             raise InvalidRequest(f"unsupported input item type: {kind}", param=field)
         role, content = item.get("role"), item.get("content")
-        text = content if isinstance(content, str) else _part_text(content or [], f"{field}.content")
+        found = images if role == "user" else None
+        text = content if isinstance(content, str) else _part_text(content or [], f"{field}.content", found)
         if role in SYSTEM_ROLES:
             systems.append(text)
         else:

@@ -50,6 +50,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -80,6 +81,8 @@ def parse_directives(*texts: str) -> tuple[dict[str, str], str | None]:
                     directives[key] = value or "1"
     return directives, answer
 
+
+IMAGE_LINE = re.compile(r"^(\[Image #\d+\]|@\S+)$")
 
 # What clinvk's json_object instruction says (clinvk.compat.structured).
 JSON_OBJECT_ASKED = "Answer with one JSON object"
@@ -124,9 +127,12 @@ class FakeRun:
         self.argv = argv
         self.prompt = stdin
         self.schema = schema
+        # The images the CLI was shown: what a test checks reached it.
+        self.images: list[dict[str, Any]] = []
         self.directives, answer = parse_directives(os.environ.get("CLINVK_FAKE", ""), stdin)
         if answer is None:
-            first = _user_prompt(stdin).strip().splitlines()
+            # A line that only shows an image (codex's label, gemini's @ reference) is not the question.
+            first = [line for line in _user_prompt(stdin).strip().splitlines() if not IMAGE_LINE.match(line)]
             plain = f"{name} answers: {first[0] if first else ''}"
             if "huge" in self.directives:
                 size = int(self.directives["huge"])
@@ -140,6 +146,10 @@ class FakeRun:
         self.answer = answer
         self.session = self.directives.get("session") or str(uuid.uuid4())
         self.grandchildren: list[int] = []
+
+    def read_image(self, path: str) -> None:
+        """Read an image file as the CLI would (it must exist while the CLI runs)."""
+        self.images.append({"name": os.path.basename(path), "size": len(Path(path).read_bytes())})
 
     def seconds(self, key: str) -> float:
         return float(self.directives.get(key, "0") or 0)
@@ -214,6 +224,7 @@ class FakeRun:
             "argv": self.argv,
             "stdin": self.prompt,
             "schema": self.schema,
+            "images": self.images,
             "pid": os.getpid(),
             "pgid": os.getpgid(0),
             "ppid": os.getppid(),
@@ -630,7 +641,7 @@ def codex(args: list[str], stdin: str) -> int:
     args = args[1:]
     resume = None
     booleans = {"--json", "--full-auto", "--skip-git-repo-check"}
-    valued = {"--model", "--sandbox", "--config-dir", "-c", "--output-schema"}
+    valued = {"--model", "--sandbox", "--config-dir", "-c", "--output-schema", "--image"}
     leading, rest = [], list(args)
     while rest and rest[0].startswith("-") and rest[0] != "-":
         leading.append(rest.pop(0))
@@ -649,6 +660,8 @@ def codex(args: list[str], stdin: str) -> int:
         # Read as the real CLI does: the file must exist while it runs.
         schema = json.loads(Path(found["--output-schema"][-1]).read_text(encoding="utf-8"))
     run = FakeRun("codex", args, prompt, schema)
+    for path in found.get("--image", []):
+        run.read_image(path)
     if resume:
         run.session = resume
     run.prelude()
@@ -731,7 +744,14 @@ def gemini(args: list[str], stdin: str) -> int:
     found, positional = parse_options(
         args,
         booleans={"--yolo", "--debug", "--sandbox", "--color", "--disable-color", "--skip-trust"},
-        valued={"--output-format", "--model", "--approval-mode", "--resume", "--delete-session"},
+        valued={
+            "--output-format",
+            "--model",
+            "--approval-mode",
+            "--resume",
+            "--delete-session",
+            "--include-directories",
+        },
     )
     if "--delete-session" in found:
         run = FakeRun("gemini", args, "")
@@ -739,6 +759,12 @@ def gemini(args: list[str], stdin: str) -> int:
         return 0
     prompt = " ".join(positional) if positional else stdin
     run = FakeRun("gemini", args, prompt)
+    workspace = [os.getcwd(), *found.get("--include-directories", [])]
+    for reference in re.findall(r"@((?:\\ |\S)+)", prompt):
+        # An @ reference inside the workspace is read into the prompt.
+        path = reference.replace("\\ ", " ")
+        if any(os.path.dirname(path) == os.path.abspath(root) for root in workspace):
+            run.read_image(path)
     if "--resume" in found:
         run.session = found["--resume"][-1]
     if "--resume-session-at" in found and "--resume" not in found:

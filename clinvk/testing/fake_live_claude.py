@@ -20,6 +20,7 @@ Only the standard library is used.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import os
@@ -57,7 +58,21 @@ def _text(message: dict[str, Any]) -> str:
     if isinstance(content, str):
         return content
     blocks = content if isinstance(content, list) else []
-    return "\n".join(str(block.get("text", "")) for block in blocks if isinstance(block, dict))
+    return "\n".join(str(block["text"]) for block in blocks if isinstance(block, dict) and "text" in block)
+
+
+def _images(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The image blocks of a user message: their media types and decoded sizes."""
+    content = message.get("content")
+    blocks = content if isinstance(content, list) else []
+    return [
+        {
+            "media_type": block["source"]["media_type"],
+            "size": len(base64.b64decode(block["source"]["data"])),
+        }
+        for block in blocks
+        if isinstance(block, dict) and block.get("type") == "image"
+    ]
 
 
 class _Stdin:
@@ -96,11 +111,14 @@ class LiveClaude:
         directives, _answer = parse_directives(os.environ.get("CLINVK_FAKE", ""))
         self.session = self.resumed or directives.get("session") or str(uuid.uuid4())
         self.turns: list[str] = []
+        self.images: list[dict[str, Any]] = []
         self.answered: set[str] = set()
         self.stdin = _Stdin()
 
     def record(self) -> None:
-        FakeRun("claude", self.args, "").record(turns=self.turns, resumed=self.resumed, live=True)
+        run = FakeRun("claude", self.args, "")
+        run.images = self.images
+        run.record(turns=self.turns, resumed=self.resumed, live=True)
 
     def line(self, data: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps(data) + "\n")
@@ -176,6 +194,7 @@ class LiveClaude:
             kind = data.get("type")
             if kind == "user":
                 message = data.get("message")
+                self.images += _images(message if isinstance(message, dict) else {})
                 status = self.serve(_text(message if isinstance(message, dict) else {}))
                 if status is not None:
                     return status

@@ -16,6 +16,7 @@ from twisted.web.iweb import IRequest
 
 from clinvk.compat.conversation import anthropic_conversation, anthropic_turns, flatten
 from clinvk.compat.conversations import Turn
+from clinvk.compat.images import IMAGE_TOKENS, Images
 from clinvk.compat.models import (
     anthropic_backend,
     capabilities,
@@ -125,7 +126,8 @@ class AnthropicApi(CompatFamily):
             raise InvalidRequest("messages are required", param="messages")
         if body["max_tokens"] <= 0:
             raise InvalidRequest("max_tokens must be greater than 0", param="max_tokens")
-        turns, system = anthropic_turns(body["messages"], body.get("system"))
+        images = Images()
+        turns, system = anthropic_turns(body["messages"], body.get("system"), images)
         prompt = flatten(turns)
         if not prompt:
             raise InvalidRequest("no user messages found", param="messages")
@@ -136,6 +138,7 @@ class AnthropicApi(CompatFamily):
             system_prompt=system,
             max_tokens=body["max_tokens"],
             ephemeral=True,
+            images=images.found,
         )
         turn = await self._conversations.begin(
             run, turns, api="anthropic", pinned=pinned_session(request), announce=announcer(request)
@@ -166,9 +169,10 @@ class AnthropicApi(CompatFamily):
             raise InvalidRequest("model is required", param="model")
         if not body["messages"]:
             raise InvalidRequest("messages are required", param="messages")
-        prompt, system = anthropic_conversation(body["messages"], body.get("system"))
+        images = Images()
+        prompt, system = anthropic_conversation(body["messages"], body.get("system"), images)
         tools = body.get("tools") or []
-        counted = estimate_tokens(system) + estimate_tokens(prompt)
+        counted = estimate_tokens(system) + estimate_tokens(prompt) + IMAGE_TOKENS * len(images.found)
         if tools:
             counted += estimate_tokens(json.dumps(tools, separators=(",", ":")))
         return typed_response(request, "AnthropicTokensCount", {"input_tokens": counted})

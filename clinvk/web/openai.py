@@ -17,6 +17,7 @@ from twisted.web.iweb import IRequest
 
 from clinvk.compat.conversation import flatten, openai_turns
 from clinvk.compat.conversations import Turn
+from clinvk.compat.images import Images
 from clinvk.compat.models import capabilities, new_id, openai_backend, run_model, usage_or_estimate
 from clinvk.compat.responses import output_message, output_text, response_object, responses_turns, usage
 from clinvk.compat.runs import failed, failure_text
@@ -171,7 +172,8 @@ class OpenAIApi(CompatFamily):
             raise InvalidRequest("model is required", param="model")
         if not body["messages"]:
             raise InvalidRequest("messages are required", param="messages")
-        turns, system = openai_turns(body["messages"])
+        images = Images()
+        turns, system = openai_turns(body["messages"], images)
         prompt = flatten(turns)
         if not prompt:
             raise InvalidRequest("no user messages found", param="messages")
@@ -186,6 +188,7 @@ class OpenAIApi(CompatFamily):
             max_tokens=body.get("max_tokens") or 0,
             ephemeral=True,
             output_schema=schema,
+            images=images.found,
         )
         turn = await self._conversations.begin(
             run, turns, api="openai", pinned=pinned_session(request), announce=announcer(request)
@@ -292,7 +295,8 @@ class OpenAIApi(CompatFamily):
         if not model:
             raise InvalidRequest("model is required", param="model")
         items = await self._referenced(body["input"])
-        new_input, new_systems = responses_turns(items)
+        images = Images()
+        new_input, new_systems = responses_turns(items, images)
         if not any(role == "user" for role, _ in new_input):
             raise InvalidRequest("input has no user message", param="input")
         earlier = await self._earlier(body.get("previous_response_id"))
@@ -311,6 +315,7 @@ class OpenAIApi(CompatFamily):
             max_tokens=body.get("max_output_tokens") or 0,
             ephemeral=True,
             output_schema=schema,
+            images=images.found,
         )
         turn = await self._conversations.begin(
             run,

@@ -491,6 +491,14 @@ class OpenAIExampleTests(ExampleTestCase):
         self.assertEqual(len({record["pid"] for record in runs}), 1)
         self.assert_documented("openai/responses.py", run)
 
+    async def test_image(self) -> None:
+        """C{openai/image.py} shows claude the image, as an image block of its input."""
+        run = await self.run_example("openai/image.py")
+        self.assertEqual(run.stdout, "claude answers: What colour is this square?\n")
+        [record] = self.runs("claude")
+        self.assertEqual([image["media_type"] for image in record["images"]], ["image/png"])
+        self.assert_documented("openai/image.py", run)
+
     async def test_structured(self) -> None:
         """
         C{openai/structured.py} parses a schema-shaped answer of claude and
@@ -516,11 +524,13 @@ class OpenAIExampleTests(ExampleTestCase):
     async def test_error_handling(self) -> None:
         """
         C{openai/error_handling.py} catches the C{BadRequestError} of its
-        image part; no CLI ran.
+        remote image URL; no CLI ran.
         """
         run = await self.run_example("openai/error_handling.py")
         self.assertEqual(
-            run.stdout, "bad request (400): Error code: 400 - unsupported content part type: image_url\n"
+            run.stdout,
+            "bad request (400): Error code: 400 - remote image URLs are n"
+            "ot fetched: send the image inline, as a data URL such as data:image/png;base64,...\n",
         )
         self.assertEqual(self.runs(), [])
         self.assert_documented("openai/error_handling.py", run)
@@ -560,10 +570,13 @@ class AnthropicExampleTests(ExampleTestCase):
     async def test_error_handling(self) -> None:
         """
         C{anthropic/error_handling.py} catches the C{BadRequestError} of its
-        image block; no CLI ran.
+        image block's URL source; no CLI ran.
         """
         run = await self.run_example("anthropic/error_handling.py")
-        self.assertEqual(run.stdout, "bad request (400): unsupported content block type: image\n")
+        self.assertEqual(
+            run.stdout,
+            "bad request (400): image source type url is not supported: send the image as a base64 source\n",
+        )
         self.assertEqual(self.runs(), [])
         self.assert_documented("anthropic/error_handling.py", run)
 

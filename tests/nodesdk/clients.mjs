@@ -4,7 +4,7 @@
 // of what the client got, for the test to check.
 import Anthropic from "@anthropic-ai/sdk";
 import { createOpenAI } from "@ai-sdk/openai";
-import { generateText, streamText } from "ai";
+import { Output, generateText, jsonSchema, streamText } from "ai";
 import OpenAI from "openai";
 
 const [scenario, backend, model] = process.argv.slice(2);
@@ -14,6 +14,25 @@ const anthropic = new Anthropic({ baseURL: `${base}/anthropic`, apiKey: "sk-ant-
 // The AI SDK's default OpenAI provider: provider(model) speaks the Responses API.
 const provider = createOpenAI({ baseURL: `${base}/openai/v1`, apiKey: "sk-clinvk-test" });
 const QUESTIONS = ["Pick a number", "Double it", "Now add ten"];
+// A strict schema (codex holds every schema to OpenAI's strict rules).
+const PICK = {
+  type: "object",
+  properties: { label: { type: "string" }, n: { type: "integer" } },
+  required: ["label", "n"],
+  additionalProperties: false,
+};
+// A one-pixel red PNG.
+const PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC";
+
+// The error's status and param, where the request was refused.
+async function refused(request) {
+  try {
+    await request;
+  } catch (error) {
+    return { status: error.status, param: error.param ?? error.error?.param ?? null };
+  }
+  return null;
+}
 const SESSION = "x-clinvk-session-id";
 
 const scenarios = {
@@ -101,6 +120,71 @@ const scenarios = {
     const pieces = [];
     for await (const piece of streamed.textStream) pieces.push(piece);
     return { text: generated.text, finish: generated.finishReason, pieces };
+  },
+
+  async structured() {
+    const completion = await openai.chat.completions.create({
+      model,
+      messages: [{ role: "user", content: `Pick one for ${backend}` }],
+      response_format: { type: "json_schema", json_schema: { name: "pick", schema: PICK, strict: true } },
+    });
+    const generated = await generateText({
+      model: provider(model),
+      prompt: `Generate one for ${backend}`,
+      output: Output.object({ schema: jsonSchema(PICK) }),
+    });
+    return { chat: JSON.parse(completion.choices[0].message.content), aiSdk: generated.output };
+  },
+
+  async structuredRefused() {
+    return refused(
+      openai.chat.completions.create({
+        model,
+        messages: [{ role: "user", content: "x" }],
+        response_format: { type: "json_schema", json_schema: { name: "pick", schema: PICK } },
+      }),
+    );
+  },
+
+  async images() {
+    const chat = await openai.chat.completions.create({
+      model,
+      messages: [
+        {
+          role: "user",
+          content: [
+            { type: "text", text: `Chat colour for ${backend}` },
+            { type: "image_url", image_url: { url: `data:image/png;base64,${PNG}` } },
+          ],
+        },
+      ],
+    });
+    const message = await anthropic.messages.create({
+      model: backend,
+      max_tokens: 100,
+      messages: [
+        {
+          role: "user",
+          content: [
+            { type: "image", source: { type: "base64", media_type: "image/png", data: PNG } },
+            { type: "text", text: `Messages colour for ${backend}` },
+          ],
+        },
+      ],
+    });
+    const generated = await generateText({
+      model: provider(model),
+      messages: [
+        {
+          role: "user",
+          content: [
+            { type: "text", text: `AI SDK colour for ${backend}` },
+            { type: "image", image: Buffer.from(PNG, "base64"), mediaType: "image/png" },
+          ],
+        },
+      ],
+    });
+    return { chat: chat.choices[0].message.content, messages: message.content[0].text, aiSdk: generated.text };
   },
 
   async aiSdkConversation() {

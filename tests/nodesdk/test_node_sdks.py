@@ -12,6 +12,7 @@ without it these tests skip, unless C{CLINVK_REQUIRE_NODE_SDKS=1}.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -28,6 +29,9 @@ NODE_SDKS = "CLINVK_NODE_SDKS"
 REQUIRE_NODE_SDKS = "CLINVK_REQUIRE_NODE_SDKS"
 CLIENTS = Path(__file__).with_name("clients.mjs")
 QUESTIONS = ["Pick a number", "Double it", "Now add ten"]
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
+)
 
 
 def node_modules() -> Path:
@@ -128,3 +132,30 @@ class NodeClientTests(SDKServerTestCase):
         """
         for backend, model in OPENAI_MODELS.items():
             self.assert_one_session(backend, await self.client("aiSdkConversation", backend, model))
+
+    async def test_structured(self) -> None:
+        """
+        A json_schema response_format with the C{openai} client, and the AI
+        SDK's C{Output.object} (a Responses text.format), on the backends
+        whose CLIs keep to a schema; a 400 naming response_format on gemini.
+        """
+        for backend, model in OPENAI_MODELS.items():
+            if backend == "gemini":
+                found = await self.client("structuredRefused", backend, model)
+                self.assertEqual(found, {"status": 400, "param": "response_format"})
+                continue
+            found = await self.client("structured", backend, model)
+            self.assertEqual(found["chat"], {"label": f"{backend} answers: Pick one for {backend}", "n": 1})
+            self.assertEqual(
+                found["aiSdk"], {"label": f"{backend} answers: Generate one for {backend}", "n": 1}
+            )
+
+    async def test_images(self) -> None:
+        """An image through each client reaches each CLI: the fakes record what they were shown."""
+        for backend, model in OPENAI_MODELS.items():
+            found = await self.client("images", backend, model)
+            prompts = {"chat": "Chat colour", "messages": "Messages colour", "aiSdk": "AI SDK colour"}
+            for client, prompt in prompts.items():
+                self.assertEqual(found[client], f"{backend} answers: {prompt} for {backend}")
+                [run] = [run for run in self.runs(backend) if prompt in run["stdin"] + str(run.get("turns"))]
+                self.assertEqual([image["size"] for image in run["images"]], [len(PNG)], run)

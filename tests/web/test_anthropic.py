@@ -88,7 +88,7 @@ class MessagesTests(AnthropicTestCase):
             (body(model="claude", max_tokens=0), "messages are required"),
             (body(("user", "x"), max_tokens=0), "max_tokens must be greater than 0"),
             (body(("assistant", "x")), "no user messages found"),
-            (body(("user", [{"type": "image", "source": {}}])), "unsupported content block type: image"),
+            (body(("user", [{"type": "image", "source": {}}])), "an image block needs its source"),
             (body(("user", "x"), tools="x"), "tools: expected array"),
             (
                 body(("user", "x"), tools=[{"input_schema": {}}]),

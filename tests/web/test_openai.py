@@ -38,7 +38,7 @@ class ModelsTests(OpenAITestCase):
         self.assertEqual({m["owned_by"] for m in answer["data"]}, {"clinvoker"})
         self.assertEqual({m["created"] for m in answer["data"]}, {int(self.reactor.seconds())})
         self.assertEqual([m["capabilities"]["streaming_tokens"] for m in answer["data"]], [True, False, True])
-        self.assertEqual({m["capabilities"]["images"] for m in answer["data"]}, {False})
+        self.assertEqual({m["capabilities"]["images"] for m in answer["data"]}, {True})
         self.assertEqual({m["capabilities"]["resume"] for m in answer["data"]}, {True})
         self.assertEqual(
             [m["capabilities"]["structured_output"] for m in answer["data"]], [True, True, False]
@@ -149,7 +149,7 @@ class ChatTests(OpenAITestCase):
             (body(("user", "x"), model=""), "model is required"),
             (body(model="claude"), "messages are required"),
             (body(("system", "x")), "no user messages found"),
-            (body(("user", [{"type": "image_url"}])), "unsupported content part type: image_url"),
+            (body(("user", [{"type": "image_url"}])), "an image needs its URL"),
             (body(("user", "x"), stream="yes"), "stream: expected boolean"),
             (body(("user", "x"), tools="x"), "tools: expected array"),
             (

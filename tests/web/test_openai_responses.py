@@ -112,6 +112,13 @@ class CreateTests(ResponsesTestCase):
                     "model": "claude",
                     "input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}],
                 },
+                "input[0].content[0].image_url",
+            ),
+            (
+                {
+                    "model": "claude",
+                    "input": [{"role": "assistant", "content": [{"type": "input_image", "image_url": "x"}]}],
+                },
                 "input[0].content[0]",
             ),
             ({"model": "claude", "input": [{"role": "system", "content": "only"}]}, "input"),

@@ -11,7 +11,7 @@ client = anthropic.Anthropic(
 )
 
 try:
-    # The CLIs take text only: an image block is refused before anything runs.
+    # clinvk fetches no remote image: the URL is refused before anything runs.
     client.messages.create(
         model="claude",
         max_tokens=1024,

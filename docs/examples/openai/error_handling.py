@@ -12,7 +12,7 @@ client = OpenAI(
 )
 
 try:
-    # The CLIs take text only: an image part is refused before anything runs.
+    # clinvk fetches no remote image: the URL is refused before anything runs.
     client.chat.completions.create(
         model="claude",
         messages=[
