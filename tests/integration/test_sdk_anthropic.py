@@ -397,14 +397,18 @@ class AnthropicErrorTests(AnthropicErrorCase):
                             "content": [
                                 {"type": "text", "text": "what is this?"},
                                 {
-                                    "type": "image",
-                                    "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"},
+                                    "type": "document",
+                                    "source": {
+                                        "type": "base64",
+                                        "media_type": "application/pdf",
+                                        "data": "AAAA",
+                                    },
                                 },
                             ],
                         }
                     ],
                 },
-                "unsupported content block type: image",
+                "unsupported content block type: document",
             ),
             (
                 {

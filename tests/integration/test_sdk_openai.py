@@ -360,12 +360,12 @@ class OpenAIErrorTests(OpenAIErrorCase):
                             "role": "user",
                             "content": [
                                 {"type": "text", "text": "what is this?"},
-                                {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+                                {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}},
                             ],
                         }
                     ],
                 },
-                "unsupported content part type: image_url",
+                "unsupported content part type: input_audio",
             ),
         ]
         with self.openai_client() as client:
