@@ -13,9 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import cast
 
+from treq.client import HTTPClient
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
 from twisted.python.threadpool import ThreadPool
+from twisted.web.client import Agent
 from twisted.web.resource import IResource
 from twisted.web.server import Site
 
@@ -38,6 +40,7 @@ from clinvk.sessions.service import SessionStoreService
 from clinvk.types import IClinvkReactor
 from clinvk.web.bodies import ReadLimits
 from clinvk.web.guards import Guards
+from clinvk.web.image_urls import ImageURLFetcher
 from clinvk.web.inflight import InFlight
 from clinvk.web.meta import Uptime
 from clinvk.web.root import build_root, build_site
@@ -77,6 +80,21 @@ def _run_files(reactor: IClinvkReactor, pool: ThreadPool | None) -> RunFiles:
     if pool is None:
         return RunFiles()
     return RunFiles(in_thread_pool(cast("IReactorFromThreads", reactor), pool))
+
+
+def _image_fetcher(config: ClinvkConfig, reactor: IClinvkReactor) -> ImageURLFetcher | None:
+    """
+    What fetches the images requests name by URL, when
+    C{server.fetch_image_urls} allows it (docs/design/images.md#image-urls):
+    each at most the request body limit, within the read timeout.
+    """
+    server = config.server
+    if not server.fetch_image_urls:
+        return None
+    client = HTTPClient(Agent(reactor))
+    return ImageURLFetcher(
+        client, reactor, max_bytes=server.max_request_body_bytes, timeout=float(server.read_timeout_secs)
+    )
 
 
 def admission_of(config: ClinvkConfig, clock: IReactorTime, metrics: Metrics | None = None) -> Admission:
@@ -213,6 +231,7 @@ def build_core(
         in_flight=in_flight,
         metrics=metrics,
         responses=responses,
+        fetch_image=_image_fetcher(config, reactor),
     )
     site = configured_site(root, config, reactor)
     service = ClinvkService(

@@ -230,6 +230,7 @@ class ServerConfig:
     live_idle_secs: int
     max_live_processes: int
     compat_sessions: bool
+    fetch_image_urls: bool
 
     @property
     def bind_host(self) -> str:

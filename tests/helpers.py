@@ -17,6 +17,7 @@ from twisted.web.resource import IResource
 from clinvk.assembly import admission_of, build_service
 from clinvk.backends import build_backends
 from clinvk.backends.availability import BackendAvailability
+from clinvk.compat.images import FetchImage
 from clinvk.config import ClinvkConfig, config_from_mapping
 from clinvk.metrics import Metrics
 from clinvk.orchestration import Orchestrator
@@ -123,6 +124,7 @@ class Server:
         api_keys: tuple[str, ...] = (),
         live: bool = False,
         scratch_root: str = "",
+        fetch_image: FetchImage | None = None,
     ) -> None:
         self.reactor = reactor or FakeProcessReactor()
         if not live:
@@ -165,6 +167,7 @@ class Server:
             guards=Guards.from_config(self.config.server, self.reactor, api_keys),
             in_flight=self.in_flight,
             metrics=self.metrics,
+            fetch_image=fetch_image,
         )
 
 

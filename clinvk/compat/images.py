@@ -11,8 +11,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
+
+from twisted.internet.defer import Deferred, FirstError, gatherResults
 
 from clinvk.errors import InvalidRequest
 from clinvk.model import ImageInput
@@ -31,14 +33,33 @@ IMAGE_TOKENS = 1600
 
 _DATA_URL_HINT = "send the image inline, as a data URL such as data:image/png;base64,..."
 
+# Fetches an image URL: its media type and bytes, or fails with the reason.
+FetchImage = Callable[[str], Awaitable[tuple[str, bytes]]]
+
+
+class ImageFetchFailed(Exception):
+    """An image URL could not be fetched; the message says why."""
+
 
 class Images:
     """
     The images of one request's messages, in the order found, each once.
+
+    @param fetch_urls: Whether remote image URLs are fetched
+        (C{server.fetch_image_urls}); they stand in the text as
+        placeholders until L{resolved} has fetched them.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, fetch_urls: bool = False) -> None:
         self._found: dict[str, ImageInput] = {}
+        self._fetch_urls = fetch_urls
+        # The remote URLs to fetch, with where each was, by placeholder.
+        self._remote: dict[str, tuple[str, str]] = {}
+
+    @property
+    def remote(self) -> int:
+        """How many remote images wait to be fetched."""
+        return len(self._remote)
 
     @property
     def found(self) -> tuple[ImageInput, ...]:
@@ -71,6 +92,10 @@ class Images:
         """The marker of the image of a C{data:} URL."""
         if not isinstance(url, str) or not url:
             raise InvalidRequest("an image needs its URL", param=param)
+        if url.startswith(("http://", "https://")) and self._fetch_urls:
+            placeholder = f"[image-url: {len(self._remote) + 1}]"
+            self._remote[placeholder] = (url, param)
+            return placeholder
         if not url.startswith("data:"):
             raise InvalidRequest(f"remote image URLs are not fetched: {_DATA_URL_HINT}", param=param)
         header, comma, payload = url[len("data:") :].partition(",")
@@ -82,6 +107,8 @@ class Images:
     def _anthropic(self, source: object, param: str) -> str:
         if not isinstance(source, Mapping) or not source.get("type"):
             raise InvalidRequest("an image block needs its source", param=param)
+        if source.get("type") == "url" and self._fetch_urls:
+            return self.data_url(source.get("url"), f"{param}.url")
         if source.get("type") != "base64":
             raise InvalidRequest(
                 f"image source type {source.get('type')} is not supported: send the image as a base64 source",
@@ -91,6 +118,14 @@ class Images:
 
     def add(self, media_type: str, payload: object, param: str) -> str:
         """The marker of an image of C{media_type} whose base64 text is C{payload}."""
+        try:
+            data = base64.b64decode(str(payload or ""), validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidRequest("the image data is not valid base64", param=param) from None
+        return self.add_bytes(media_type, data, param)
+
+    def add_bytes(self, media_type: str, data: bytes, param: str) -> str:
+        """The marker of an image of C{media_type} made of C{data}."""
         media_type = media_type.strip().lower()
         extension = MEDIA_TYPES.get(media_type)
         if extension is None:
@@ -98,13 +133,45 @@ class Images:
             raise InvalidRequest(
                 f"unsupported image type {media_type or '(none)'}: use one of {supported}", param=param
             )
-        try:
-            data = base64.b64decode(str(payload or ""), validate=True)
-        except (binascii.Error, ValueError):
-            raise InvalidRequest("the image data is not valid base64", param=param) from None
         if not data:
             raise InvalidRequest("the image data is empty", param=param)
         digest = hashlib.sha256(data).hexdigest()[:16]
         image = ImageInput(f"image-{digest}.{extension}", media_type, data)
         self._found.setdefault(image.name, image)
         return image.marker
+
+    async def resolved(
+        self, turns: Sequence[tuple[str, str]], fetch: FetchImage | None
+    ) -> list[tuple[str, str]]:
+        """
+        C{turns} with each remote image's placeholder replaced by the
+        marker of the image fetched from its URL (all fetched at once).
+
+        @raise InvalidRequest: Naming the part whose image could not be
+            fetched, or was no image clinvk takes.
+        """
+        if not self._remote:
+            return list(turns)
+        if fetch is None:
+            raise InvalidRequest(f"remote image URLs are not fetched: {_DATA_URL_HINT}")
+
+        async def one(url: str, param: str) -> str:
+            try:
+                media_type, data = await fetch(url)
+            except ImageFetchFailed as e:
+                raise InvalidRequest(f"could not fetch the image: {e}", param=param) from None
+            return self.add_bytes(media_type, data, param)
+
+        fetches = [Deferred.fromCoroutine(one(url, param)) for url, param in self._remote.values()]
+        try:
+            markers = await gatherResults(fetches, consumeErrors=True)
+        except FirstError as e:
+            e.subFailure.raiseException()
+        replacements = dict(zip(self._remote, markers, strict=True))
+        self._remote.clear()
+        result = []
+        for role, text in turns:
+            for placeholder, marker in replacements.items():
+                text = text.replace(placeholder, marker)
+            result.append((role, text))
+        return result

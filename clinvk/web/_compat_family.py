@@ -8,12 +8,13 @@ and the request deadline, and the session header
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.iweb import IRequest
 
 from clinvk.compat.conversations import Conversations
+from clinvk.compat.images import FetchImage, Images
 from clinvk.compat.runs import CompatRunner
 from clinvk.config import ClinvkConfig
 from clinvk.schemas import SchemaSet
@@ -46,6 +47,8 @@ class CompatFamily:
     @param clock: Stamps answers and paces keepalives.
     @param schemas: Validates request bodies.
     @param config: The server's configuration (keepalive, deadline).
+    @param fetch_image: Fetches the images requests name by URL, when
+        C{server.fetch_image_urls} allows it (docs/design/images.md#image-urls).
     @ivar deadline: The request deadline of every route.
     """
 
@@ -57,10 +60,20 @@ class CompatFamily:
         clock: IReactorTime,
         schemas: SchemaSet,
         config: ClinvkConfig,
+        fetch_image: FetchImage | None = None,
     ) -> None:
         self._runner = runner
+        self._fetch_image = fetch_image
         self._conversations = conversations
         self._clock = clock
         self._schemas = schemas
         self._keepalive = float(config.server.stream_keepalive_secs)
         self.deadline = RequestDeadline(clock, float(config.server.request_timeout_secs))
+
+    def _images(self) -> Images:
+        """A collector of one request's images, taking URLs when they are fetched."""
+        return Images(fetch_urls=self._fetch_image is not None)
+
+    async def _resolved(self, images: Images, turns: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        """C{turns} with their remote images fetched (L{Images.resolved})."""
+        return await images.resolved(turns, self._fetch_image)

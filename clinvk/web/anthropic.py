@@ -16,7 +16,7 @@ from twisted.web.iweb import IRequest
 
 from clinvk.compat.conversation import anthropic_conversation, anthropic_turns, flatten
 from clinvk.compat.conversations import Turn
-from clinvk.compat.images import IMAGE_TOKENS, Images
+from clinvk.compat.images import IMAGE_TOKENS
 from clinvk.compat.models import (
     anthropic_backend,
     capabilities,
@@ -126,8 +126,9 @@ class AnthropicApi(CompatFamily):
             raise InvalidRequest("messages are required", param="messages")
         if body["max_tokens"] <= 0:
             raise InvalidRequest("max_tokens must be greater than 0", param="max_tokens")
-        images = Images()
+        images = self._images()
         turns, system = anthropic_turns(body["messages"], body.get("system"), images)
+        turns = await self._resolved(images, turns)
         prompt = flatten(turns)
         if not prompt:
             raise InvalidRequest("no user messages found", param="messages")
@@ -169,10 +170,12 @@ class AnthropicApi(CompatFamily):
             raise InvalidRequest("model is required", param="model")
         if not body["messages"]:
             raise InvalidRequest("messages are required", param="messages")
-        images = Images()
+        images = self._images()
         prompt, system = anthropic_conversation(body["messages"], body.get("system"), images)
         tools = body.get("tools") or []
-        counted = estimate_tokens(system) + estimate_tokens(prompt) + IMAGE_TOKENS * len(images.found)
+        # A remote image counts as any other, without being fetched.
+        shown = len(images.found) + images.remote
+        counted = estimate_tokens(system) + estimate_tokens(prompt) + IMAGE_TOKENS * shown
         if tools:
             counted += estimate_tokens(json.dumps(tools, separators=(",", ":")))
         return typed_response(request, "AnthropicTokensCount", {"input_tokens": counted})

@@ -17,7 +17,6 @@ from twisted.web.iweb import IRequest
 
 from clinvk.compat.conversation import flatten, openai_turns
 from clinvk.compat.conversations import Turn
-from clinvk.compat.images import Images
 from clinvk.compat.models import capabilities, new_id, openai_backend, run_model, usage_or_estimate
 from clinvk.compat.responses import output_message, output_text, response_object, responses_turns, usage
 from clinvk.compat.runs import failed, failure_text
@@ -172,8 +171,9 @@ class OpenAIApi(CompatFamily):
             raise InvalidRequest("model is required", param="model")
         if not body["messages"]:
             raise InvalidRequest("messages are required", param="messages")
-        images = Images()
+        images = self._images()
         turns, system = openai_turns(body["messages"], images)
+        turns = await self._resolved(images, turns)
         prompt = flatten(turns)
         if not prompt:
             raise InvalidRequest("no user messages found", param="messages")
@@ -295,8 +295,9 @@ class OpenAIApi(CompatFamily):
         if not model:
             raise InvalidRequest("model is required", param="model")
         items = await self._referenced(body["input"])
-        images = Images()
+        images = self._images()
         new_input, new_systems = responses_turns(items, images)
+        new_input = await self._resolved(images, new_input)
         if not any(role == "user" for role, _ in new_input):
             raise InvalidRequest("input has no user message", param="input")
         earlier = await self._earlier(body.get("previous_response_id"))

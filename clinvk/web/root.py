@@ -22,6 +22,7 @@ from twisted.web.server import Request, Site
 
 from clinvk.backends.availability import BackendAvailability
 from clinvk.compat.conversations import Conversations
+from clinvk.compat.images import FetchImage
 from clinvk.compat.runs import CompatRunner
 from clinvk.config import ClinvkConfig
 from clinvk.errors import ClinvkError, InvalidRequest, ShuttingDown
@@ -206,6 +207,7 @@ def build_root(
     in_flight: InFlight | None = None,
     metrics: Metrics | None = None,
     responses: ResponseStore | None = None,
+    fetch_image: FetchImage | None = None,
 ) -> ClinvkRoot:
     """
     The root resource with every family mounted.
@@ -225,6 +227,8 @@ def build_root(
         from, when metrics are enabled.
     @param responses: Where the Responses API keeps responses; by default
         in memory.
+    @param fetch_image: Fetches the images requests name by URL; by
+        default none is fetched (docs/design/images.md#image-urls).
     """
     in_flight = in_flight or InFlight()
     schemas = SchemaSet.from_package()
@@ -242,9 +246,15 @@ def build_root(
         schemas=schemas,
         config=config,
         responses=responses,
+        fetch_image=fetch_image,
     )
     anthropic = AnthropicApi(
-        runner=compat, conversations=conversations, clock=clock, schemas=schemas, config=config
+        runner=compat,
+        conversations=conversations,
+        clock=clock,
+        schemas=schemas,
+        config=config,
+        fetch_image=fetch_image,
     )
     operations = (
         *NativeApi.operations,

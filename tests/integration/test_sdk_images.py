@@ -15,6 +15,11 @@ from langchain_core.messages import HumanMessage
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+from twisted.web.static import Data
+
+from tests.integration._processes import reactor
 from tests.integration._sdk_server import (
     ANTHROPIC_MODELS,
     CLIENT_TIMEOUT,
@@ -156,3 +161,35 @@ class ImageTests(SDKServerTestCase):
         )
         self.assertEqual(chat.invoke([message]).content, "codex answers: Name the colour")
         self.assert_shown("codex", "Name the colour")
+
+
+class RemoteImageTests(SDKServerTestCase):
+    """With C{server.fetch_image_urls}: the server fetches an image URL on 127.0.0.1."""
+
+    server_config: ClassVar[Config] = {"server": {"fetch_image_urls": True}}
+
+    def setUp(self) -> Any:
+        image = Resource()
+        image.putChild(b"red.png", Data(PNG, "image/png"))
+        self.images = reactor.listenTCP(0, Site(image), interface="127.0.0.1")
+        self.addCleanup(self.images.stopListening)
+        return super().setUp()
+
+    @off_reactor
+    def test_fetched(self) -> None:
+        """An C{image_url} with an http URL reaches the CLI as the fetched image; a 404 is a 400."""
+        url = f"http://127.0.0.1:{self.images.getHost().port}/red.png"
+        with self.openai_client() as client:
+            content: list[Any] = [
+                {"type": "text", "text": "Colour of the fetched one?"},
+                {"type": "image_url", "image_url": {"url": url}},
+            ]
+            answer = client.chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": content}]
+            )
+        self.assertEqual(answer.choices[0].message.content, "codex answers: Colour of the fetched one?")
+        self.assert_shown_once()
+
+    def assert_shown_once(self) -> None:
+        [run] = self.runs("codex")
+        self.assertEqual([image["size"] for image in run["images"]], [len(PNG)])

@@ -11,6 +11,7 @@ import json
 import os
 from typing import Any
 
+from clinvk.compat.images import ImageFetchFailed
 from clinvk.compat.models import estimate_tokens
 from tests.web._native import NativeTestCase, claude_result
 from tests.web.test_structured_output import codex_answer, gemini_answer
@@ -219,3 +220,72 @@ class AnthropicImageTests(ImagesTestCase):
         self.assertEqual(
             counts, [estimate_tokens("Colour?"), 1600 + estimate_tokens(f"[image: {NAME}]\nColour?")]
         )
+
+
+class RemoteImageTests(ImagesTestCase):
+    """With C{server.fetch_image_urls} on (docs/design/images.md#image-urls)."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.fetched: list[str] = []
+        self.answers: dict[str, tuple[str, bytes] | Exception] = {
+            "https://example.com/red.png": ("image/png", PNG),
+            "https://example.com/page": ("text/html", b"<html>"),
+            "https://example.com/gone.png": ImageFetchFailed("https://example.com/gone.png answered 404"),
+        }
+
+        async def fetch(url: str) -> tuple[str, bytes]:
+            self.fetched.append(url)
+            answer = self.answers[url]
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+        self.use_server(scratch_root=self.scratch, fetch_image=fetch)
+
+    def test_fetched(self) -> None:
+        """A URL's image is fetched once and reaches the CLI as an inline one would."""
+        body = chat_with_image("gpt-5", url="https://example.com/red.png")
+        body["messages"][0]["content"].append({"type": "image_url", "image_url": {"url": DATA_URL}})
+        self.start("POST", CHAT, body)
+        child = self.child()
+        [flag] = [arg for arg in child.argv if arg.startswith("--image=")]
+        self.assertEqual(os.path.basename(flag), NAME)
+        self.assertEqual(child.stdin, b"What colour is\n[Image #1]\nthis?\n[Image #1]")
+        self.assertEqual(self.fetched, ["https://example.com/red.png"])
+        child.exit(0)
+
+    def test_anthropic_url_source(self) -> None:
+        """Anthropic's url source is fetched too."""
+        block = {"type": "image", "source": {"type": "url", "url": "https://example.com/red.png"}}
+        body = {"model": "claude", "max_tokens": 64, "messages": [{"role": "user", "content": [block]}]}
+        self.start("POST", MESSAGES, body)
+        [image] = [
+            block
+            for block in json.loads(self.child().stdin)["message"]["content"]
+            if block["type"] == "image"
+        ]
+        self.assertEqual(base64.b64decode(image["source"]["data"]), PNG)
+        self.child().exit(0)
+
+    def test_failures(self) -> None:
+        """A fetch that failed, or that was no image, is a 400 naming the part; nothing runs."""
+        for url, message in (
+            (
+                "https://example.com/gone.png",
+                "could not fetch the image: https://example.com/gone.png answered 404",
+            ),
+            ("https://example.com/page", "unsupported image type text/html"),
+        ):
+            error = self.error(self.request("POST", CHAT, chat_with_image(url=url)), 400)
+            self.assertEqual(error["param"], "messages[0].content[1].image_url.url")
+            self.assertIn(message, error["message"])
+        self.assertEqual(self.reactor.spawned, [])
+
+    def test_count_tokens_fetches_nothing(self) -> None:
+        """count_tokens counts a URL's image without fetching it."""
+        block = {"type": "image", "source": {"type": "url", "url": "https://example.com/red.png"}}
+        body = {"model": "claude", "messages": [{"role": "user", "content": [block]}]}
+        response = self.request("POST", "/anthropic/v1/messages/count_tokens", body)
+        self.assertGreaterEqual(json.loads(response.body)["input_tokens"], 1600)
+        self.assertEqual(self.fetched, [])
