@@ -51,6 +51,7 @@ import importlib
 import json
 import os
 import re
+import shlex
 import signal
 import sys
 import time
@@ -964,6 +965,8 @@ def install(directory: str | os.PathLike[str], python: str = sys.executable) -> 
         script = target / name
         script.write_text(
             "#!/bin/sh\n"
+            # Answered without starting Python: a server asks every CLI at start.
+            f'if [ "$#" = 1 ] && [ "$1" = --version ]; then echo {shlex.quote(VERSIONS[name])}; exit 0; fi\n'
             f"PYTHONPATH='{module_root}'${{PYTHONPATH:+:$PYTHONPATH}} "
             f"exec '{python}' -m clinvk.testing.fake_cli {name} \"$@\"\n"
         )
