@@ -119,6 +119,9 @@ class ClaudeBackend:
             # The prompt goes as a stream-json user message, whose content
             # blocks carry the images (docs/design/images.md#images-claude).
             argv = self._argv(executable, attrs.evolve(options, output_format="stream-json"), resume_id)
+            if options.output_format != "stream-json":
+                # Read whole: the tokens as they come would only fill the capture.
+                argv.remove("--include-partial-messages")
             return _reading_stream_json(argv)
         return self._argv(executable, options, resume_id)
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from twisted.internet.defer import Deferred, FirstError, gatherResults
+from twisted.internet.defer import CancelledError, Deferred, FirstError, gatherResults
 
 from clinvk.errors import InvalidRequest
 from clinvk.model import ImageInput
@@ -26,6 +27,9 @@ MEDIA_TYPES: Mapping[str, str] = {
     "image/gif": "gif",
     "image/webp": "webp",
 }
+
+# The most image URLs one request has fetched (server.fetch_image_urls).
+MAX_IMAGE_URLS = 16
 
 # What count_tokens adds for an image, without decoding its size: about the
 # most an image costs Claude, which scales larger ones down to it.
@@ -93,7 +97,12 @@ class Images:
         if not isinstance(url, str) or not url:
             raise InvalidRequest("an image needs its URL", param=param)
         if url.startswith(("http://", "https://")) and self._fetch_urls:
-            placeholder = f"[image-url: {len(self._remote) + 1}]"
+            if len(self._remote) >= MAX_IMAGE_URLS:
+                raise InvalidRequest(
+                    f"at most {MAX_IMAGE_URLS} image URLs are fetched for a request", param=param
+                )
+            # Unguessable: no text a client writes stands for the image.
+            placeholder = f"[image-url: {secrets.token_hex(12)}]"
             self._remote[placeholder] = (url, param)
             return placeholder
         if not url.startswith("data:"):
@@ -166,7 +175,14 @@ class Images:
         try:
             markers = await gatherResults(fetches, consumeErrors=True)
         except FirstError as e:
+            # The others are of no use now.
+            for fetching in fetches:
+                fetching.cancel()
             e.subFailure.raiseException()
+        except CancelledError:
+            for fetching in fetches:
+                fetching.cancel()
+            raise
         replacements = dict(zip(self._remote, markers, strict=True))
         self._remote.clear()
         result = []

@@ -8,7 +8,7 @@ client sees it.
 A C{json_schema} format goes to the CLI's own support (claude
 C{--json-schema}, codex C{--output-schema}); a backend without one is a
 400.  A C{json_object} format, which no CLI takes as such, is an
-instruction in the system prompt on every backend; the answer is then
+instruction after the turn's prompt on every backend; the answer is then
 checked to be one JSON object.
 """
 
@@ -18,6 +18,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
 from attrs import frozen
 from jsonschema import exceptions as schema_errors
 from jsonschema.validators import validator_for
@@ -25,7 +26,7 @@ from jsonschema.validators import validator_for
 from clinvk.backends import events
 from clinvk.errors import BackendFailed, InvalidRequest
 from clinvk.interfaces import IBackend
-from clinvk.model import RunResult
+from clinvk.model import RunRequest, RunResult
 from clinvk.runs.channel import StreamChannel
 from clinvk.runs.runtime import EventChannel
 
@@ -33,6 +34,10 @@ from clinvk.runs.runtime import EventChannel
 JSON_OBJECT_INSTRUCTION = (
     "Answer with one JSON object and nothing else: no text before or after it and no Markdown code fence."
 )
+
+# The largest schema taken, as compact JSON: claude takes it as one
+# command-line argument, which Linux limits to 128 KiB.
+MAX_SCHEMA_BYTES = 64 * 1024
 
 # The schema a json_object answer is checked against.
 _ANY_OBJECT: Mapping[str, Any] = {"type": "object"}
@@ -58,8 +63,8 @@ class AnswerFormat:
     def run_options(self, backend: IBackend) -> tuple[str, str]:
         """
         What the CLI is told: the schema for its own support, as JSON text
-        (L{clinvk.model.RunRequest.output_schema}), and an instruction for
-        the system prompt; either may be C{""}.
+        (L{clinvk.model.RunRequest.output_schema}), and an instruction to
+        follow the turn's prompt (L{instructed}); either may be C{""}.
 
         @raise InvalidRequest: For a schema on a backend that cannot keep
             to one.
@@ -93,7 +98,12 @@ class AnswerFormat:
                 f"the answer is not the JSON {self.param} asks for ({e}): {_quoted(answer)}"
             ) from None
         schema = _ANY_OBJECT if self.schema is None else self.schema
-        error = schema_errors.best_match(validator_for(schema)(schema).iter_errors(value))
+        try:
+            error = schema_errors.best_match(validator_for(schema)(schema).iter_errors(value))
+        except RecursionError:
+            raise InvalidRequest(
+                f"{self.param} schema cannot be applied: it refers to itself without end", param=self.param
+            ) from None
         if error is not None:
             where = "/".join(str(step) for step in error.absolute_path) or "the answer"
             raise BackendFailed(
@@ -140,13 +150,56 @@ def responses_answer_format(text: Mapping[str, Any] | None) -> AnswerFormat | No
 
 
 def _valid_schema(schema: object, param: str) -> dict[str, Any]:
+    """
+    C{schema}, checked to be a JSON schema that can be applied here: valid
+    by its metaschema, small enough for a command line, its C{$ref}s local
+    pointers that resolve.
+    """
     if not isinstance(schema, dict):
         raise InvalidRequest(f"{param} is required: a JSON schema object", param=param)
+    if len(json.dumps(schema, separators=(",", ":"))) > MAX_SCHEMA_BYTES:
+        raise InvalidRequest(f"{param} is larger than {MAX_SCHEMA_BYTES} bytes", param=param)
     try:
         validator_for(schema).check_schema(schema)
     except schema_errors.SchemaError as e:
         raise InvalidRequest(f"{param} is not a valid JSON schema: {e.message}", param=param) from None
+    except Exception as e:
+        # A $schema that is no string, say: no metaschema to check it by.
+        raise InvalidRequest(f"{param} is not a valid JSON schema: {e}", param=param) from None
+    for reference in _references(schema):
+        if not _resolves(schema, reference):
+            raise InvalidRequest(
+                f"{param} has a $ref that is not a pointer into the schema itself: {reference}", param=param
+            )
     return schema
+
+
+def _references(value: object) -> list[str]:
+    """Every C{$ref} in C{value}."""
+    if isinstance(value, dict):
+        found = [value["$ref"]] if isinstance(value.get("$ref"), str) else []
+        return found + [ref for item in value.values() for ref in _references(item)]
+    if isinstance(value, list):
+        return [ref for item in value for ref in _references(item)]
+    return []
+
+
+def _resolves(schema: dict[str, Any], reference: str) -> bool:
+    """Whether C{reference} is C{#} or a JSON pointer C{#/…} to a part of C{schema}."""
+    if reference == "#":
+        return True
+    if not reference.startswith("#/"):
+        return False
+    target: Any = schema
+    for step in reference[2:].split("/"):
+        step = step.replace("~1", "/").replace("~0", "~")
+        if isinstance(target, dict) and step in target:
+            target = target[step]
+        elif isinstance(target, list) and step.isdigit() and int(step) < len(target):
+            target = target[int(step)]
+        else:
+            return False
+    return True
 
 
 def _unfenced(text: str) -> str:
@@ -161,6 +214,17 @@ def _unfenced(text: str) -> str:
 
 def _quoted(text: str) -> str:
     return json.dumps(text if len(text) <= _QUOTED else text[:_QUOTED] + "...")
+
+
+def instructed(request: RunRequest, instruction: str) -> RunRequest:
+    """
+    C{request} with C{instruction} after its prompt: said with this turn
+    only, out of the system prompt, so that the conversation (whose root
+    hashes the system prompt) and its live process go on.
+    """
+    if not instruction:
+        return request
+    return attrs.evolve(request, prompt=f"{request.prompt}\n\n{instruction}")
 
 
 def answered(result: RunResult, text: str) -> EventChannel:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 
 import attrs
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.logger import Logger
 
@@ -364,8 +364,13 @@ class BackendRuntime:
         """Write C{prepared}'s files, if it has any; why that failed, or C{""}."""
         if not prepared.files:
             return ""
+        scratch = prepared.options.scratch
         try:
-            await self._files.write(prepared.options.scratch, prepared.files)
+            await self._files.write(scratch, prepared.files)
+        except CancelledError:
+            # The write goes on in its thread: the removal follows it there.
+            self._files.remove(scratch)
+            raise
         except Exception as e:
             log.error("Could not write a run's files: {error}", error=str(e))
             return f"could not write the files of the run: {e}"

@@ -128,10 +128,10 @@ class AnthropicApi(CompatFamily):
             raise InvalidRequest("max_tokens must be greater than 0", param="max_tokens")
         images = self._images()
         turns, system = anthropic_turns(body["messages"], body.get("system"), images)
+        if not flatten(turns):
+            raise InvalidRequest("no user messages found", param="messages")
         turns = await self._resolved(images, turns)
         prompt = flatten(turns)
-        if not prompt:
-            raise InvalidRequest("no user messages found", param="messages")
         run = RunRequest(
             backend=anthropic_backend(model, self._runner.backends),
             prompt=prompt,

@@ -66,7 +66,7 @@ class _Body(protocol.Protocol):
 class HTTPGetter(Protocol):
     """What fetches a URL: C{treq.client.HTTPClient}, or C{StubTreq} in tests."""
 
-    def get(self, url: str, /, *, headers: Headers) -> Deferred[Any]: ...
+    def get(self, url: str, /, *, headers: Headers, unbuffered: bool) -> Deferred[Any]: ...
 
 
 class ImageURLFetcher:
@@ -93,31 +93,47 @@ class ImageURLFetcher:
         @raise ImageFetchFailed: Saying why there is none: an answer that
             is not 200, too large, too slow, or a connection that failed.
         """
-        pending: list[Deferred[Any]] = [self._client.get(url, headers=Headers({"Accept": ["image/*"]}))]
-        timer = self._clock.callLater(self._timeout, lambda: pending[-1].cancel())
+        pending: list[Deferred[Any]] = []
+        timer = self._clock.callLater(self._timeout, lambda: pending[-1].cancel() if pending else None)
         try:
+            # treq parses the URL at once, and may raise.
+            pending.append(self._client.get(url, headers=Headers({"Accept": ["image/*"]}), unbuffered=True))
             response = await pending[0]
-            if response.code != 200:
-                raise ImageFetchFailed(f"{url} answered {response.code}")
-            length = response.length
-            if isinstance(length, int) and length > self._max_bytes:
-                raise ImageFetchFailed(f"{url} is larger than {self._max_bytes} bytes")
             body = _Body(self._max_bytes)
             pending.append(body.done)
             response.deliverBody(body)
+            if response.code != 200:
+                _drop(body)
+                raise ImageFetchFailed(f"{_shown(url)} answered {response.code}")
+            length = response.length
+            if isinstance(length, int) and length > self._max_bytes:
+                _drop(body)
+                raise ImageFetchFailed(f"{_shown(url)} is larger than {self._max_bytes} bytes")
             data = await body.done
         except CancelledError:
-            raise ImageFetchFailed(f"{url} took longer than {self._timeout:g} seconds") from None
+            raise ImageFetchFailed(f"{_shown(url)} took longer than {self._timeout:g} seconds") from None
         except _TooLarge:
-            raise ImageFetchFailed(f"{url} is larger than {self._max_bytes} bytes") from None
+            raise ImageFetchFailed(f"{_shown(url)} is larger than {self._max_bytes} bytes") from None
         except ImageFetchFailed:
             raise
         except Exception as e:
-            log.info("Could not fetch an image url={url} error={error}", url=url, error=str(e))
-            raise ImageFetchFailed(f"{url} could not be fetched: {e.__class__.__name__}") from None
+            # Debug only: a URL may carry a token in its query.
+            log.debug("Could not fetch an image url={url} error={error}", url=_shown(url), error=str(e))
+            raise ImageFetchFailed(f"{_shown(url)} could not be fetched: {e.__class__.__name__}") from None
         finally:
             if timer.active():
                 timer.cancel()
         content_type = (response.headers.getRawHeaders(b"content-type") or [b""])[0]
         media_type = content_type.decode("latin-1").split(";", 1)[0].strip().lower()
         return media_type, data
+
+
+def _shown(url: str) -> str:
+    """C{url} as errors and logs show it: without its query and fragment, which may hold a token."""
+    return url.split("?", 1)[0].split("#", 1)[0]
+
+
+def _drop(body: _Body) -> None:
+    """Stop reading C{body}, whose content is of no use: its connection closes."""
+    body.done.addErrback(lambda _: None)
+    body.done.cancel()

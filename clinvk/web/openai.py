@@ -20,7 +20,7 @@ from clinvk.compat.conversations import Turn
 from clinvk.compat.models import capabilities, new_id, openai_backend, run_model, usage_or_estimate
 from clinvk.compat.responses import output_message, output_text, response_object, responses_turns, usage
 from clinvk.compat.runs import failed, failure_text
-from clinvk.compat.structured import AnswerFormat, chat_answer_format, responses_answer_format
+from clinvk.compat.structured import AnswerFormat, chat_answer_format, instructed, responses_answer_format
 from clinvk.errors import BackendFailed, InvalidRequest, ModelNotFound, NotFound, StoreError
 from clinvk.model import RunRequest, RunResult
 from clinvk.openapi import Operation, Parameter
@@ -173,18 +173,18 @@ class OpenAIApi(CompatFamily):
             raise InvalidRequest("messages are required", param="messages")
         images = self._images()
         turns, system = openai_turns(body["messages"], images)
-        turns = await self._resolved(images, turns)
-        prompt = flatten(turns)
-        if not prompt:
+        if not flatten(turns):
             raise InvalidRequest("no user messages found", param="messages")
         backend = openai_backend(model, self._runner.backends)
         answer_format = chat_answer_format(body.get("response_format"))
         schema, instruction = self._format_options(answer_format, backend)
+        # Fetched once everything else is known to be right.
+        turns = await self._resolved(images, turns)
         run = RunRequest(
             backend=backend,
-            prompt=prompt,
+            prompt=flatten(turns),
             model=run_model(model, self._runner.backends),
-            system_prompt=_joined(system, instruction),
+            system_prompt=system,
             max_tokens=body.get("max_tokens") or 0,
             ephemeral=True,
             output_schema=schema,
@@ -193,6 +193,7 @@ class OpenAIApi(CompatFamily):
         turn = await self._conversations.begin(
             run, turns, api="openai", pinned=pinned_session(request), announce=announcer(request)
         )
+        turn.request = instructed(turn.request, instruction)
         with self._conversations.recorded(turn):
             if body.get("stream"):
                 include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -297,22 +298,22 @@ class OpenAIApi(CompatFamily):
         items = await self._referenced(body["input"])
         images = self._images()
         new_input, new_systems = responses_turns(items, images)
-        new_input = await self._resolved(images, new_input)
         if not any(role == "user" for role, _ in new_input):
             raise InvalidRequest("input has no user message", param="input")
+        backend = openai_backend(model, self._runner.backends)
+        answer_format = responses_answer_format(body.get("text"))
+        schema, instruction = self._format_options(answer_format, backend)
         earlier = await self._earlier(body.get("previous_response_id"))
+        new_input = await self._resolved(images, new_input)
         turns = [*(earlier.history if earlier else ()), *new_input]
         # The conversation's system messages go on; the instructions do not.
         systems = (*(earlier.systems if earlier else ()), *new_systems)
         instructions = body.get("instructions")
-        backend = openai_backend(model, self._runner.backends)
-        answer_format = responses_answer_format(body.get("text"))
-        schema, instruction = self._format_options(answer_format, backend)
         run = RunRequest(
             backend=backend,
             prompt=flatten(turns),
             model=run_model(model, self._runner.backends),
-            system_prompt=_joined(instructions, *systems, instruction),
+            system_prompt=_joined(instructions, *systems),
             max_tokens=body.get("max_output_tokens") or 0,
             ephemeral=True,
             output_schema=schema,
@@ -326,6 +327,7 @@ class OpenAIApi(CompatFamily):
             announce=announcer(request),
             history_param="input",
         )
+        turn.request = instructed(turn.request, instruction)
         # One id for both: an item_reference to the message finds its response.
         unique = new_id("")
         answer = _Answer(body, "resp_" + unique, "msg_" + unique, self._now(), turns, systems)

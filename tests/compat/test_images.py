@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from clinvk.compat.images import Images
@@ -66,3 +67,31 @@ class ImagesTests(SynchronousTestCase):
                 Images().part(part, "p")
             self.assertEqual(raised.exception.param, param, part)
             self.assertIn(message, str(raised.exception))
+
+
+class RemoteTests(SynchronousTestCase):
+    def test_placeholders(self) -> None:
+        """
+        A URL stands as an unguessable placeholder until fetched; text that
+        looks like one is left alone, and a request may name 16 URLs at most.
+        """
+        images = Images(fetch_urls=True)
+        placeholder = images.part({"type": "image_url", "image_url": {"url": "https://x/a.png"}}, "p") or ""
+        self.assertRegex(placeholder, r"^\[image-url: [0-9a-f]{24}\]$")
+        fetched: list[str] = []
+
+        async def fetch(url: str) -> tuple[str, bytes]:
+            fetched.append(url)
+            return "image/png", b"png"
+
+        turns = [("user", f"[image-url: 1] {placeholder}")]
+        [(role, text)] = self.successResultOf(Deferred.fromCoroutine(images.resolved(turns, fetch)))
+        [image] = images.found
+        self.assertEqual(
+            (role, text, fetched), ("user", f"[image-url: 1] {image.marker}", ["https://x/a.png"])
+        )
+        many = Images(fetch_urls=True)
+        for index in range(16):
+            many.part({"type": "image_url", "image_url": {"url": f"https://x/{index}.png"}}, "p")
+        with self.assertRaises(InvalidRequest):
+            many.part({"type": "image_url", "image_url": {"url": "https://x/17.png"}}, "p")

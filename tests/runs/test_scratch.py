@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.trial.unittest import SynchronousTestCase
 
+from clinvk.backends import build_backends
+from clinvk.backends.availability import BackendAvailability
+from clinvk.model import RunRequest
+from clinvk.runs.runtime import BackendRuntime
 from clinvk.runs.scratch import SCRATCH_PREFIX, RunFiles, scratch_path
+from clinvk.testing.reactor import FakeProcessReactor
+from tests.backends.helpers import config
+from tests.helpers import fake_which, started_supervisor
 
 _T = TypeVar("_T")
 
@@ -62,3 +69,53 @@ class RunFilesTests(SynchronousTestCase):
         self.successResultOf(RunFiles(stopped).remove(self.directory))
         self.assertFalse(os.path.exists(self.directory))
         self.successResultOf(RunFiles(stopped).remove(self.directory))
+
+
+class RuntimeFilesTests(SynchronousTestCase):
+    """The runtime writes a run's files before its CLI starts and always removes them."""
+
+    def setUp(self) -> None:
+        self.reactor = FakeProcessReactor()
+        self.written: list[Deferred[None]] = []
+        self.removed: list[str] = []
+        runtime_files = self
+
+        class Pending(RunFiles):
+            def write(self, directory: str, files: Iterable[tuple[str, bytes]]) -> Deferred[None]:
+                runtime_files.written.append(Deferred())
+                return runtime_files.written[-1]
+
+            def remove(self, directory: str) -> Deferred[None]:
+                runtime_files.removed.append(directory)
+                return succeed(None)
+
+        self.runtime = BackendRuntime(
+            config=config({}),
+            backends=build_backends(),
+            supervisor=started_supervisor(self.reactor),
+            availability=BackendAvailability(self.reactor, which=fake_which({"codex"})),
+            clock=self.reactor,
+            environ={"PATH": "/usr/local/bin"},
+            home=self.mktemp(),
+            run_files=Pending(),
+        )
+        request = RunRequest(backend="codex", prompt="hi", output_schema='{"type":"object"}')
+        self.prepared = self.runtime.prepare(request)
+
+    def test_cancelled_while_writing(self) -> None:
+        """A run cancelled while its files are written starts no CLI, and its files are removed after."""
+        running = Deferred.fromCoroutine(self.runtime.execute(self.prepared))
+        self.assertEqual(len(self.written), 1)
+        running.cancel()
+        self.failureResultOf(running, CancelledError)
+        self.assertEqual(self.removed, [self.prepared.options.scratch])
+        self.assertEqual(self.reactor.spawned, [])
+
+    def test_removed_after_the_cli(self) -> None:
+        """The files go once the CLI has ended, not before."""
+        running = Deferred.fromCoroutine(self.runtime.execute(self.prepared))
+        self.written[0].callback(None)
+        self.assertEqual(self.removed, [])
+        self.reactor.spawned[0].exit(1)
+        self.successResultOf(running)
+        self.assertEqual(self.removed, [self.prepared.options.scratch])

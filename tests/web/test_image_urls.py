@@ -80,11 +80,23 @@ class FetcherTests(SynchronousTestCase):
             self.failed("https://example.com/big.png"), "https://example.com/big.png is larger than 100 bytes"
         )
 
+    def test_malformed_url(self) -> None:
+        """A URL the client cannot parse is a failed fetch, its query not shown."""
+
+        class Parsing:
+            def get(self, url: str, *, headers: Headers, unbuffered: bool) -> Deferred[Any]:
+                raise ValueError("bad URL")
+
+        fetch = ImageURLFetcher(Parsing(), self.clock, max_bytes=100, timeout=5)
+        failure = self.failureResultOf(Deferred.fromCoroutine(fetch("http://[::1?token=x")), ImageFetchFailed)
+        self.assertEqual(str(failure.value), "http://[::1 could not be fetched: ValueError")
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
     def test_too_slow_to_answer(self) -> None:
         """No answer within the time limit: the request is cancelled."""
 
         class Silent:
-            def get(self, url: str, *, headers: Headers) -> Deferred[Any]:
+            def get(self, url: str, *, headers: Headers, unbuffered: bool) -> Deferred[Any]:
                 return Deferred()
 
         fetch = ImageURLFetcher(Silent(), self.clock, max_bytes=100, timeout=5)
@@ -100,7 +112,7 @@ class FetcherTests(SynchronousTestCase):
         response = _Stalled()
 
         class Stalling:
-            def get(self, url: str, *, headers: Headers) -> Deferred[Any]:
+            def get(self, url: str, *, headers: Headers, unbuffered: bool) -> Deferred[Any]:
                 return Deferred.fromCoroutine(_now(response))
 
         fetch = ImageURLFetcher(Stalling(), self.clock, max_bytes=100, timeout=5)

@@ -68,6 +68,7 @@ class OpenAIImageTests(ImagesTestCase):
         argv = child.argv
         self.assertEqual(argv[argv.index("--input-format") + 1], "stream-json")
         self.assertEqual(argv[argv.index("--output-format") + 1], "stream-json")
+        self.assertNotIn("--include-partial-messages", argv)
         self.assertTrue(child.stdin.endswith(b"\n"))
         message = json.loads(child.stdin)
         self.assertEqual((message["type"], message["message"]["role"]), ("user", "user"))

@@ -9,7 +9,8 @@ import json
 import os
 from typing import Any
 
-from tests.web._native import NativeTestCase, claude_result, frames, named_events
+from clinvk.compat.structured import JSON_OBJECT_INSTRUCTION
+from tests.web._native import CLAUDE_NATIVE_ID, NativeTestCase, claude_result, frames, named_events
 
 CHAT = "/openai/v1/chat/completions"
 RESPONSES = "/openai/v1/responses"
@@ -19,7 +20,7 @@ JSON_SCHEMA = {"type": "json_schema", "json_schema": {"name": "number", "schema"
 
 
 def chat(model: str = "claude", **extra: Any) -> dict[str, Any]:
-    return {"model": model, "messages": [{"role": "user", "content": "Pick a number"}], **extra}
+    return {"model": model, "messages": [{"role": "user", "content": "Pick a number"}]} | extra
 
 
 def codex_answer(text: str) -> bytes:
@@ -127,13 +128,30 @@ class ChatSchemaTests(StructuredTestCase):
         self.assertEqual(self.reactor.spawned, [])
 
     def test_bad_schema(self) -> None:
-        """A schema that is missing or no JSON schema is a 400 naming it."""
-        missing = {"type": "json_schema", "json_schema": {"name": "x"}}
-        invalid = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": 5}}}
-        for response_format in (missing, invalid):
+        """
+        A schema that is missing, no JSON schema, too large for a command
+        line or with a $ref that does not point into it is a 400 naming it.
+        """
+        schemas = [
+            None,
+            {"type": 5},
+            {"$schema": 5},
+            {"properties": {"a": {"$ref": "#/$defs/missing"}}},
+            {"$ref": "https://example.com/schema.json"},
+            {"description": "x" * 70_000},
+        ]
+        for schema in schemas:
+            inner = {"name": "x"} if schema is None else {"name": "x", "schema": schema}
+            response_format = {"type": "json_schema", "json_schema": inner}
             error = self.error(self.request("POST", CHAT, chat(response_format=response_format)), 400)
-            self.assertEqual(error["param"], "response_format.json_schema.schema")
+            self.assertEqual(error["param"], "response_format.json_schema.schema", schema)
         self.assertEqual(self.reactor.spawned, [])
+
+    def test_endless_schema(self) -> None:
+        """A schema that refers to itself without end is a 400, not a 500."""
+        response_format = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"$ref": "#"}}}
+        response = self.answered(chat(response_format=response_format), claude_result("{}"))
+        self.assertIn("refers to itself without end", self.error(response, 400)["message"])
 
     def test_text_format(self) -> None:
         """response_format text asks for nothing."""
@@ -145,8 +163,8 @@ class ChatSchemaTests(StructuredTestCase):
 class ChatJsonObjectTests(StructuredTestCase):
     def test_instruction_and_check(self) -> None:
         """
-        json_object is an instruction in the system prompt on any backend;
-        an answer in a code fence comes without it.
+        json_object is an instruction after the prompt on any backend; an
+        answer in a code fence comes without it.
         """
         fenced = '```json\n{"answer": 1}\n```'
         response = self.answered(
@@ -154,6 +172,33 @@ class ChatJsonObjectTests(StructuredTestCase):
         )
         self.assertEqual(self.content(response), '{"answer": 1}')
         self.assertIn(b"Answer with one JSON object and nothing else", self.child().stdin)
+
+    def test_conversation_goes_on(self) -> None:
+        """
+        A json_object turn continues its conversation: the instruction is
+        said with the turn, out of the system prompt the conversation is
+        known by.
+        """
+        first = chat(messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])
+        response = self.answered(first, claude_result("Hello."))
+        session = response.header("X-Clinvk-Session-Id")
+        follow_up = {
+            **first,
+            "messages": [
+                *first["messages"],
+                {"role": "assistant", "content": "Hello."},
+                {"role": "user", "content": "As JSON"},
+            ],
+            "response_format": {"type": "json_object"},
+        }
+        response = self.answered(follow_up, claude_result('{"a": 1}'))
+        self.assertEqual(
+            (self.content(response), response.header("X-Clinvk-Session-Id")), ('{"a": 1}', session)
+        )
+        child = self.child()
+        self.assertEqual(child.argv[child.argv.index("--resume") + 1], CLAUDE_NATIVE_ID)
+        self.assertEqual(child.argv[child.argv.index("--system-prompt") + 1], "Be brief.")
+        self.assertEqual(child.stdin.decode(), f"As JSON\n\n{JSON_OBJECT_INSTRUCTION}")
 
     def test_not_an_object(self) -> None:
         """An answer that is JSON but no object is a 502."""
