@@ -21,7 +21,7 @@ import functools
 import http.client
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anthropic
 import openai
@@ -31,6 +31,10 @@ from twisted.internet.threads import deferToThread
 
 from clinvk.testing.fake_cli import NAMES
 from tests.integration._server import SERVER_CONFIG, Config, ServerTestCase
+
+if TYPE_CHECKING:
+    # Imported when used: LangChain takes a second to import.
+    from langchain_openai import ChatOpenAI
 
 Case = TypeVar("Case", bound="SDKServerTestCase")
 
@@ -158,6 +162,21 @@ class SDKServerTestCase(ServerTestCase):
             max_retries=max_retries,
             timeout=CLIENT_TIMEOUT,
             http_client=anthropic.DefaultAsyncHttpxClient(trust_env=False),
+        )
+
+    def langchain_chat(self, model: str, **options: Any) -> ChatOpenAI:
+        """LangChain's C{ChatOpenAI} pointed at this server's OpenAI API, with C{options}."""
+        from langchain_openai import ChatOpenAI
+        from pydantic import SecretStr
+
+        return ChatOpenAI(
+            base_url=f"{self.base_url}/openai/v1",
+            api_key=SecretStr(OPENAI_KEY),
+            model=model,
+            max_retries=0,
+            timeout=CLIENT_TIMEOUT,
+            http_client=openai.DefaultHttpxClient(trust_env=False),
+            **options,
         )
 
     def post_raw(

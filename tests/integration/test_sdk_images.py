@@ -12,8 +12,6 @@ from typing import Any, ClassVar
 
 import openai
 from langchain_core.messages import HumanMessage
-from langchain_openai import ChatOpenAI
-from pydantic import SecretStr
 
 from twisted.web.resource import Resource
 from twisted.web.server import Site
@@ -22,7 +20,6 @@ from twisted.web.static import Data
 from tests.integration._processes import reactor
 from tests.integration._sdk_server import (
     ANTHROPIC_MODELS,
-    CLIENT_TIMEOUT,
     LIVE_CONFIG,
     OPENAI_MODELS,
     SDKServerTestCase,
@@ -145,14 +142,7 @@ class ImageTests(SDKServerTestCase):
     @off_reactor
     def test_langchain(self) -> None:
         """LangChain's multimodal C{HumanMessage} (an C{image_url} part)."""
-        chat = ChatOpenAI(
-            base_url=f"{self.base_url}/openai/v1",
-            api_key=SecretStr("sk-clinvk-test"),
-            model="gpt-4o",
-            max_retries=0,
-            timeout=CLIENT_TIMEOUT,
-            http_client=openai.DefaultHttpxClient(trust_env=False),
-        )
+        chat = self.langchain_chat("gpt-4o")
         message = HumanMessage(
             content=[
                 {"type": "text", "text": "Name the colour"},

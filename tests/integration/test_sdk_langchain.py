@@ -7,13 +7,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import openai
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
-from pydantic import SecretStr
 
 from tests.integration._sdk_server import (
-    CLIENT_TIMEOUT,
     INPUT_TOKENS,
     LIVE_CONFIG,
     SDKServerTestCase,
@@ -29,14 +26,7 @@ class LangChainTests(SDKServerTestCase):
     """C{ChatOpenAI(base_url=…, model="claude")}."""
 
     def chat(self) -> ChatOpenAI:
-        return ChatOpenAI(
-            base_url=f"{self.base_url}/openai/v1",
-            api_key=SecretStr("sk-clinvk-test"),
-            model="claude",
-            max_retries=0,
-            timeout=CLIENT_TIMEOUT,
-            http_client=openai.DefaultHttpxClient(trust_env=False),
-        )
+        return self.langchain_chat("claude")
 
     @off_reactor
     def test_invoke(self) -> None:
@@ -102,15 +92,7 @@ class LangChainConversationTests(SDKServerTestCase):
         self.assertEqual(len({run["pid"] for run in runs}), 1, runs)
 
     def chat(self, model: str, **options: Any) -> ChatOpenAI:
-        return ChatOpenAI(
-            base_url=f"{self.base_url}/openai/v1",
-            api_key=SecretStr("sk-clinvk-test"),
-            model=model,
-            max_retries=0,
-            timeout=CLIENT_TIMEOUT,
-            http_client=openai.DefaultHttpxClient(trust_env=False),
-            **options,
-        )
+        return self.langchain_chat(model, **options)
 
     @off_reactor
     def test_chat_completions(self) -> None:

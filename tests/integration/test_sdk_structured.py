@@ -11,10 +11,9 @@ import json
 from typing import Any, ClassVar
 
 import openai
-from langchain_openai import ChatOpenAI
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel
 
-from tests.integration._sdk_server import CLIENT_TIMEOUT, LIVE_CONFIG, SDKServerTestCase, off_reactor
+from tests.integration._sdk_server import LIVE_CONFIG, SDKServerTestCase, off_reactor
 from tests.integration._server import Config
 
 HEADER = "x-clinvk-session-id"
@@ -137,13 +136,6 @@ class StructuredTests(SDKServerTestCase):
     def test_langchain(self) -> None:
         """LangChain's C{with_structured_output} (its default json_schema method) on claude and codex."""
         for backend, model in HOLDING.items():
-            chat = ChatOpenAI(
-                base_url=f"{self.base_url}/openai/v1",
-                api_key=SecretStr("sk-clinvk-test"),
-                model=model,
-                max_retries=0,
-                timeout=CLIENT_TIMEOUT,
-                http_client=openai.DefaultHttpxClient(trust_env=False),
-            )
+            chat = self.langchain_chat(model)
             picked = chat.with_structured_output(Pick).invoke(f"Choose for {backend}")
             self.assertEqual(picked, Pick(label=f"{backend} answers: Choose for {backend}", n=1))
