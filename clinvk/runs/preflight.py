@@ -51,8 +51,11 @@ class PreparedRun:
     options: UnifiedOptions
     command: tuple[str, ...]
     stdin: bytes
-    # The files the command line names, in options.scratch (IBackend.run_files).
-    files: tuple[tuple[str, bytes], ...] = ()
+    # The files the command line names, in options.scratch (IBackend.run_files);
+    # their bytes (a client's images) stay out of reprs.
+    files: tuple[tuple[str, bytes], ...] = attrs.field(
+        default=(), repr=lambda files: f"<{', '.join(name for name, _ in files)}>"
+    )
 
     @property
     def description(self) -> str:

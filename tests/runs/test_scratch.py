@@ -119,3 +119,7 @@ class RuntimeFilesTests(SynchronousTestCase):
         self.reactor.spawned[0].exit(1)
         self.successResultOf(running)
         self.assertEqual(self.removed, [self.prepared.options.scratch])
+
+    def test_files_out_of_repr(self) -> None:
+        """A prepared run's repr names its files, without their bytes (a client's images)."""
+        self.assertIn("files=<output-schema.json>", repr(self.prepared))
