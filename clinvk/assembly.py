@@ -33,6 +33,7 @@ from clinvk.runs.runtime import BackendRuntime
 from clinvk.runs.scratch import RunFiles
 from clinvk.service import ClinvkService, SettledWork, WarmProcesses
 from clinvk.sessions import ISessionStore
+from clinvk.sessions.blocking import RunBlocking, synchronously
 from clinvk.sessions.disk import DiskSessionStore, SessionFiles, in_thread_pool, sessions_directory
 from clinvk.sessions.responses import ResponseFiles, ResponseStore, responses_directory
 from clinvk.sessions.service import SessionStoreService
@@ -59,25 +60,16 @@ def _session_store(reactor: IClinvkReactor, home: str) -> tuple[ISessionStore, T
     ), pool
 
 
-def _response_store(reactor: IClinvkReactor, home: str, pool: ThreadPool | None) -> ResponseStore:
+def _on_store_thread(reactor: IClinvkReactor, pool: ThreadPool | None) -> RunBlocking:
     """
-    The stored responses in the user's home directory, written on the
-    session store's thread (docs/design/responses-api.md#responses-store).
-    """
-    files = ResponseFiles(responses_directory(home))
-    if pool is None:
-        return ResponseStore(files)
-    return ResponseStore(files, in_thread_pool(cast("IReactorFromThreads", reactor), pool))
-
-
-def _run_files(reactor: IClinvkReactor, pool: ThreadPool | None) -> RunFiles:
-    """
-    The files runs' command lines name, written and removed on the
-    session store's thread (docs/design/structured-output.md#run-files).
+    Runs file work on the session store's thread, where the stored
+    responses (docs/design/responses-api.md#responses-store) and the runs'
+    files (docs/design/structured-output.md#run-files) are written too;
+    in place when the store has no thread.
     """
     if pool is None:
-        return RunFiles()
-    return RunFiles(in_thread_pool(cast("IReactorFromThreads", reactor), pool))
+        return synchronously
+    return in_thread_pool(cast("IReactorFromThreads", reactor), pool)
 
 
 def _image_fetcher(config: ClinvkConfig, reactor: IClinvkReactor) -> FetchImage | None:
@@ -206,6 +198,7 @@ def build_core(
     availability = BackendAvailability(reactor)
     metrics = Metrics() if config.server.metrics_enabled else None
     store, pool = _session_store(reactor, home)
+    on_store_thread = _on_store_thread(reactor, pool)
     runtime = BackendRuntime(
         config=config,
         backends=build_backends(),
@@ -216,11 +209,11 @@ def build_core(
         home=home,
         admission=admission_of(config, reactor, metrics),
         observe_execution=metrics.observe_execution if metrics is not None else None,
-        run_files=_run_files(reactor, pool),
+        run_files=RunFiles(on_store_thread),
     )
     if metrics is not None:
         metrics.watch_live(runtime.live.counts)
-    responses = _response_store(reactor, home, pool)
+    responses = ResponseStore(ResponseFiles(responses_directory(home)), on_store_thread)
     orchestrator = Orchestrator(runtime=runtime, store=store, clock=reactor, config=config, metrics=metrics)
     guards = Guards.from_config(config.server, reactor)
     in_flight = InFlight()
