@@ -30,7 +30,7 @@ from clinvk.model import RunRequest, RunResult
 from clinvk.runs.channel import StreamChannel
 from clinvk.runs.runtime import EventChannel
 
-# What a json_object request adds to the system prompt.
+# What a json_object request adds after its turn's prompt (L{instructed}).
 JSON_OBJECT_INSTRUCTION = (
     "Answer with one JSON object and nothing else: no text before or after it and no Markdown code fence."
 )
