@@ -17,12 +17,15 @@ from clinvk.errors import InvalidRequest
 SYSTEM_ROLES = ("system", "developer")
 
 
-def _texts(
+def content_texts(
     parts: Sequence[Any],
     field: str,
     unsupported: str,
+    *,
     skipped: tuple[str, ...] = (),
     images: Images | None = None,
+    text_types: tuple[str | None, ...] = ("text", None),
+    name_part: bool = False,
 ) -> str:
     """
     The text of an array of content parts or blocks, joined with newlines.
@@ -32,6 +35,10 @@ def _texts(
     @param skipped: Types that carry no prompt text and are left out.
     @param images: Where the images of a message that may hold them go;
         each part's marker stands in the text (docs/design/images.md).
+    @param text_types: The types of the parts whose C{text} is taken
+        (L{None}: a part without a type).
+    @param name_part: Whether an error's C{param} names the part itself
+        (C{field[i]}) rather than the array.
     @raise InvalidRequest: For a part of any other type.
     """
     texts = []
@@ -43,10 +50,10 @@ def _texts(
         marker = images.part(part, f"{field}[{index}]") if images is not None and kind else None
         if marker is not None:
             texts.append(marker)
-        elif (kind == "text" or kind is None) and isinstance(text, str):
+        elif kind in text_types and isinstance(text, str):
             texts.append(text)
         else:
-            raise InvalidRequest(f"{unsupported}: {kind}", param=field)
+            raise InvalidRequest(f"{unsupported}: {kind}", param=f"{field}[{index}]" if name_part else field)
     return "\n".join(texts)
 
 
@@ -59,7 +66,7 @@ def openai_content(content: Any, field: str, images: Images | None = None) -> st
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return _texts(content, field, "unsupported content part type", images=images)
+        return content_texts(content, field, "unsupported content part type", images=images)
     return ""
 
 
@@ -72,7 +79,7 @@ def anthropic_content(content: Any, field: str, images: Images | None = None) ->
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return _texts(
+        return content_texts(
             content,
             field,
             "unsupported content block type",
@@ -85,7 +92,7 @@ def anthropic_content(content: Any, field: str, images: Images | None = None) ->
 def anthropic_system(system: Any) -> str:
     """The top-level C{system} of a Messages request, as text."""
     if isinstance(system, list):
-        return _texts(system, "system", "unsupported system block type")
+        return content_texts(system, "system", "unsupported system block type")
     return system if isinstance(system, str) else ""
 
 

@@ -11,31 +11,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from clinvk.compat.conversation import SYSTEM_ROLES, Turns
+from clinvk.compat.conversation import SYSTEM_ROLES, Turns, content_texts
 from clinvk.compat.images import Images
 from clinvk.errors import InvalidRequest
 
 # The text part types of each role's content, as the SDKs send them back.
 _TEXT_PARTS = ("input_text", "output_text", "text")
+# Parts that carry nothing for the CLI: a refusal the SDK sends back.
+_SKIPPED_PARTS = ("refusal",)
 # Items that carry nothing for the CLI: the model's own reasoning.
 _SKIPPED_ITEMS = ("reasoning",)
-
-
-def _part_text(parts: Sequence[Any], field: str, images: Images | None) -> str:
-    texts = []
-    for index, part in enumerate(parts):
-        kind = part.get("type") if isinstance(part, Mapping) else None
-        text = part.get("text") if isinstance(part, Mapping) else None
-        marker = images.part(part, f"{field}[{index}]") if images is not None and kind else None
-        if marker is not None:
-            texts.append(marker)
-        elif kind in _TEXT_PARTS and isinstance(text, str):
-            texts.append(text)
-        elif kind == "refusal":
-            continue
-        else:
-            raise InvalidRequest(f"unsupported content part type: {kind}", param=f"{field}[{index}]")
-    return "\n".join(texts)
 
 
 def responses_turns(items: str | Sequence[Any], images: Images | None = None) -> tuple[Turns, list[str]]:
@@ -64,7 +49,19 @@ def responses_turns(items: str | Sequence[Any], images: Images | None = None) ->
             raise InvalidRequest(f"unsupported input item type: {kind}", param=field)
         role, content = item.get("role"), item.get("content")
         found = images if role == "user" else None
-        text = content if isinstance(content, str) else _part_text(content or [], f"{field}.content", found)
+        text = (
+            content
+            if isinstance(content, str)
+            else content_texts(
+                content or [],
+                f"{field}.content",
+                "unsupported content part type",
+                skipped=_SKIPPED_PARTS,
+                images=found,
+                text_types=_TEXT_PARTS,
+                name_part=True,
+            )
+        )
         if role in SYSTEM_ROLES:
             systems.append(text)
         else:
