@@ -45,6 +45,8 @@ setup(
         "attrs>=23.1.0",
         "Werkzeug>=2.3",
         "prometheus-client>=0.20",
+        # The MCP message types of the client-tools bridge (clinvk.compat.mcp).
+        "mcp-types>=2.3.0,<3",
     ],
     extras_require={
         "test": [

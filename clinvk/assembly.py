@@ -22,9 +22,10 @@ from twisted.web.server import Site
 from clinvk.backends import build_backends
 from clinvk.backends.availability import BackendAvailability
 from clinvk.compat.images import FetchImage
+from clinvk.compat.mcp import MCPBridge
 from clinvk.config import ClinvkConfig
 from clinvk.keys import KeyLoader
-from clinvk.listeners import default_listen, listener
+from clinvk.listeners import MCPListener, default_listen, listener
 from clinvk.metrics import Metrics
 from clinvk.orchestration import Orchestrator, recount_active_sessions
 from clinvk.process.admission import Admission
@@ -217,6 +218,7 @@ def build_core(
     orchestrator = Orchestrator(runtime=runtime, store=store, clock=reactor, config=config, metrics=metrics)
     guards = Guards.from_config(config.server, reactor)
     in_flight = InFlight()
+    bridge = MCPBridge()
     root = build_root(
         clock=reactor,
         availability=availability,
@@ -229,6 +231,7 @@ def build_core(
         metrics=metrics,
         responses=responses,
         fetch_image=_image_fetcher(config, reactor),
+        bridge=bridge,
     )
     site = configured_site(root, config, reactor)
     service = ClinvkService(
@@ -251,6 +254,7 @@ def build_core(
     SessionStoreService(
         store, reactor, config.session.retention_days, pool, after_clean=recount, responses=responses
     ).setServiceParent(service)
+    MCPListener(bridge, reactor).setServiceParent(service)
     # Between the two: once the supervisor has stopped every CLI, the
     # streams' session turns are recorded while the store still runs.
     SettledWork(orchestrator).setServiceParent(service)

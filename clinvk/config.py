@@ -231,6 +231,8 @@ class ServerConfig:
     max_live_processes: int
     compat_sessions: bool
     fetch_image_urls: bool
+    tool_call_timeout_secs: int
+    keep_cli_tools: bool
 
     @property
     def bind_host(self) -> str:
@@ -702,6 +704,7 @@ def _semantic_problems(config: Mapping[str, Any]) -> list[str]:
         "output_idle_timeout_secs",
         "live_idle_secs",
         "max_live_processes",
+        "tool_call_timeout_secs",
     ):
         non_negative(f"server.{key}", server[key])
 

@@ -8,15 +8,22 @@ from __future__ import annotations
 
 from twisted.application import strports
 from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import Service
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import quoteStringArgument
+from twisted.internet.endpoints import TCP4ServerEndpoint, quoteStringArgument
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from clinvk.compat.mcp import MCPBridge
 from clinvk.config import ServerConfig
 from clinvk.types import IClinvkReactor
+from clinvk.web.mcp import PREFIX, mcp_site
+
+# Only the CLIs on this machine may reach the MCP endpoint.
+LOOPBACK = "127.0.0.1"
 
 # The events keep the namespace of the server's other start-up events
 # ("[clinvk.service#info] Listening ...", as docs/operations.md shows),
@@ -81,3 +88,44 @@ def default_listen(server: ServerConfig) -> str:
     C{tcp:<port>:interface=<host>}.
     """
     return f"tcp:{server.port}:interface={quoteStringArgument(server.bind_host)}"
+
+
+class MCPListener(Service):
+    """
+    The MCP endpoint's own listener (docs/design/client-tools.md#mcp-endpoint):
+    on 127.0.0.1, at a port the system picks, while it runs; the bridge
+    learns its URL once it listens.
+
+    @param bridge: What the endpoint serves.
+    @param reactor: Where it listens.
+    """
+
+    name = "listener:mcp"
+
+    def __init__(self, bridge: MCPBridge, reactor: IClinvkReactor) -> None:
+        self._bridge = bridge
+        self._reactor = reactor
+        self._port: IListeningPort | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        endpoint = TCP4ServerEndpoint(self._reactor, 0, interface=LOOPBACK)
+        endpoint.listen(mcp_site(self._bridge, self._reactor)).addCallbacks(self._listening, self._failed)
+
+    def _listening(self, port: IListeningPort) -> None:
+        self._port = port
+        address = port.getHost()
+        assert isinstance(address, IPv4Address)
+        self._bridge.listening(f"http://{LOOPBACK}:{address.port}/{PREFIX.decode()}")
+        log.info("The MCP endpoint for client tools listens address={address}", address=_address(port))
+
+    def _failed(self, reason: Failure) -> None:
+        log.failure("The MCP endpoint for client tools could not listen; requests with tools get 503", reason)
+
+    def stopService(self) -> Deferred[None] | None:
+        super().stopService()
+        self._bridge.listening("")
+        port, self._port = self._port, None
+        if port is None:
+            return None
+        return port.stopListening()

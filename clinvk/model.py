@@ -48,6 +48,30 @@ def _images(items: Iterable[ImageInput]) -> tuple[ImageInput, ...]:
 
 
 @frozen
+class ClientTools:
+    """
+    The client's own tools, which a run's CLI is offered through clinvk's
+    MCP endpoint (docs/design/client-tools.md).
+
+    @ivar url: The run's MCP endpoint, whose path is its secret.
+    @ivar names: The tools' names, as the client gave them.
+    @ivar keep_cli_tools: Whether the CLI keeps its own tools (shell,
+        files, search) beside the client's; by default it has none.
+    @ivar timeout_secs: How long the CLI is to wait on a call: as long as
+        clinvk waits for the client's result, and a little more.
+    """
+
+    url: str
+    names: tuple[str, ...] = field(converter=_strings)
+    keep_cli_tools: bool = False
+    timeout_secs: int = 300
+
+    # The MCP server's name in the CLIs' configurations: the tools reach the
+    # model as mcp__clinvk__<name> (claude, codex) or mcp_clinvk_<name> (gemini).
+    server_name = "clinvk"
+
+
+@frozen
 class RunRequest:
     """
     One execution as a caller asks for it, before configuration defaults.
@@ -71,6 +95,7 @@ class RunRequest:
     @ivar images: The images the prompt may show, by their
         L{markers<ImageInput.marker>}; those whose marker the prompt does
         not hold are not sent.
+    @ivar client_tools: The client's tools the CLI is offered, if any.
     """
 
     backend: str
@@ -92,6 +117,7 @@ class RunRequest:
     resumed_at: float = 0.0
     output_schema: str = ""
     images: tuple[ImageInput, ...] = field(default=(), converter=_images)
+    client_tools: ClientTools | None = None
 
 
 @frozen
@@ -109,6 +135,7 @@ class UnifiedOptions:
     @ivar scratch: The run's own directory, for the files its command line
         names (L{clinvk.interfaces.IBackend.run_files}), which exist only
         while it runs; C{""} when it needs none.
+    @ivar client_tools: The request's L{RunRequest.client_tools}.
     """
 
     model: str
@@ -126,6 +153,7 @@ class UnifiedOptions:
     output_schema: str = ""
     images: tuple[ImageInput, ...] = field(default=(), converter=_images)
     scratch: str = ""
+    client_tools: ClientTools | None = None
 
 
 @frozen

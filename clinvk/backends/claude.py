@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ import attrs
 from zope.interface import implementer
 
 from clinvk.backends import events
+from clinvk.backends.client_tools import CLAUDE_MCP_CONFIG, claude_mcp_config, claude_tool_name
 from clinvk.backends.events import NOT_JSON, as_dict, as_int, as_str, loads
 from clinvk.backends.flags import FlagTable, mapped_flags
 from clinvk.backends.images import anthropic_blocks
@@ -132,8 +134,17 @@ class ClaudeBackend:
         argv.append("--print")
         if options.model:
             argv += ["--model", resolve_model(self, options.model)]
-        if options.allowed_tools:
-            argv += ["--allowedTools", options.allowed_tools]
+        allowed = [options.allowed_tools] if options.allowed_tools else []
+        tools = options.client_tools
+        if tools is not None:
+            # The client's tools, alone unless asked otherwise, runnable
+            # without a permission prompt (docs/design/client-tools.md#client-tools-claude).
+            argv += ["--mcp-config", os.path.join(options.scratch, CLAUDE_MCP_CONFIG), "--strict-mcp-config"]
+            if not tools.keep_cli_tools:
+                argv += ["--tools", ""]
+            allowed += [claude_tool_name(tools, name) for name in tools.names]
+        if allowed:
+            argv += ["--allowedTools", ",".join(allowed)]
         if options.output_schema:
             argv += ["--json-schema", options.output_schema]
         return argv + mapped_flags(FLAGS, options)
@@ -144,7 +155,9 @@ class ClaudeBackend:
         return prompt
 
     def run_files(self, options: UnifiedOptions) -> Mapping[str, bytes]:
-        return {}
+        if options.client_tools is None:
+            return {}
+        return {CLAUDE_MCP_CONFIG: claude_mcp_config(options.client_tools)}
 
     def fork_flags(self, message_id: str) -> tuple[str, ...]:
         # With --resume: a new session holding the resumed one up to the

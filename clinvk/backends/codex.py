@@ -21,6 +21,7 @@ from typing import Any
 from zope.interface import implementer
 
 from clinvk.backends import events
+from clinvk.backends.client_tools import codex_settings
 from clinvk.backends.codex_live import CodexLiveSession, Launch, live_launch
 from clinvk.backends.events import NOT_JSON, as_dict, as_int, as_str, compact, loads, readable
 from clinvk.backends.flags import FlagTable, mapped_flags
@@ -100,6 +101,8 @@ class CodexBackend:
             argv += ["--model", resolve_model(self, options.model)]
         if options.output_schema:
             argv += ["--output-schema", os.path.join(options.scratch, OUTPUT_SCHEMA_FILE)]
+        if options.client_tools is not None:
+            argv += codex_settings(options.client_tools)
         # With "=": --image takes any number of values, "-" included.
         argv += [f"--image={os.path.join(options.scratch, image.name)}" for image in options.images]
         # "-" makes exec read the prompt from stdin (docs/design/decisions.md#d1-prompts-on-stdin).

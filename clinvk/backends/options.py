@@ -84,6 +84,7 @@ def unified_options(request: RunRequest, config: ClinvkConfig, *, streaming: boo
         ephemeral=request.ephemeral,
         output_schema=request.output_schema,
         images=shown_images(request),
+        client_tools=request.client_tools,
     )
 
 

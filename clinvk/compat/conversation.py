@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from clinvk.compat.images import Images
+from clinvk.compat.tools import ToolCall, ToolExchanges, calls_text, canonical
 from clinvk.errors import InvalidRequest
 
 SYSTEM_ROLES = ("system", "developer")
@@ -98,13 +99,13 @@ def anthropic_system(system: Any) -> str:
 
 def flatten(turns: Iterable[tuple[str, str]]) -> str:
     """
-    The reference's flattening of C{(role, text)} turns: user texts joined
-    by newlines, assistant texts quoted as previous responses once a user
-    has spoken, every other role ignored.
+    The reference's flattening of C{(role, text)} turns: user texts (and
+    tool results) joined by newlines, assistant texts quoted as previous
+    responses once a user has spoken, every other role ignored.
     """
     prompt = ""
     for role, text in turns:
-        if role == "user":
+        if role in ("user", "tool"):
             if prompt:
                 prompt += "\n"
             prompt += text
@@ -116,26 +117,65 @@ def flatten(turns: Iterable[tuple[str, str]]) -> str:
 Turns = list[tuple[str, str]]
 
 
-def openai_turns(messages: Sequence[Mapping[str, Any]], images: Images | None = None) -> tuple[Turns, str]:
+def openai_turns(
+    messages: Sequence[Mapping[str, Any]],
+    images: Images | None = None,
+    exchanges: ToolExchanges | None = None,
+) -> tuple[Turns, str]:
     """
     The C{(role, text)} turns and the system text of an OpenAI C{messages}
     array: system and developer messages are the system text, joined by a
-    blank line.
+    blank line.  An assistant message's C{tool_calls} and a C{tool}
+    message's result are text too (L{calls_text}, L{ToolExchanges.result}).
 
     @param images: Collects the images of user messages; without it, an
         image is refused.
+    @param exchanges: Collects the tool results.
     """
+    exchanges = exchanges if exchanges is not None else ToolExchanges()
     systems: list[str] = []
     turns: Turns = []
     for index, message in enumerate(messages):
         role = message["role"]
         found = images if role == "user" else None
-        text = openai_content(message.get("content"), f"messages[{index}].content", found)
+        field = f"messages[{index}]"
+        text = openai_content(message.get("content"), f"{field}.content", found)
         if role in SYSTEM_ROLES:
             systems.append(text)
-        else:
+        elif role == "tool" and "tool_call_id" in message:
+            turns.append(
+                (
+                    role,
+                    exchanges.result(
+                        message.get("tool_call_id"), message.get("content"), False, f"{field}.tool_call_id"
+                    ),
+                )
+            )
+        elif role == "assistant" and message.get("tool_calls"):
+            turns.append(
+                (role, calls_text(text, _openai_calls(message["tool_calls"], f"{field}.tool_calls")))
+            )
+        elif role != "tool":
+            # A tool message that answers no call is ignored, as any other role.
             turns.append((role, text))
     return turns, "\n\n".join(systems)
+
+
+def _openai_calls(calls: Any, field: str) -> list[ToolCall]:
+    """The calls of an assistant message's C{tool_calls}."""
+    found = []
+    for index, call in enumerate(calls if isinstance(calls, list) else ()):
+        function = call.get("function") if isinstance(call, Mapping) else None
+        if not isinstance(function, Mapping):
+            raise InvalidRequest("a tool call needs its function", param=f"{field}[{index}]")
+        found.append(
+            ToolCall(
+                str(call.get("id") or ""),
+                str(function.get("name") or ""),
+                str(function.get("arguments") or ""),
+            )
+        )
+    return found
 
 
 def openai_conversation(messages: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
@@ -145,25 +185,51 @@ def openai_conversation(messages: Sequence[Mapping[str, Any]]) -> tuple[str, str
 
 
 def anthropic_turns(
-    messages: Sequence[Mapping[str, Any]], system: Any, images: Images | None = None
+    messages: Sequence[Mapping[str, Any]],
+    system: Any,
+    images: Images | None = None,
+    exchanges: ToolExchanges | None = None,
 ) -> tuple[Turns, str]:
     """
     The C{(role, text)} turns and the system text of an Anthropic Messages
-    request.
+    request: an assistant's C{tool_use} blocks and a user's C{tool_result}
+    blocks are text too, as for L{openai_turns}.
 
     @param images: As for L{openai_turns}.
+    @param exchanges: Collects the tool results.
     """
-    turns = [
-        (
-            message["role"],
-            anthropic_content(
-                message.get("content"),
-                f"messages[{index}].content",
-                images if message["role"] == "user" else None,
-            ),
-        )
-        for index, message in enumerate(messages)
-    ]
+    exchanges = exchanges if exchanges is not None else ToolExchanges()
+    turns: Turns = []
+    for index, message in enumerate(messages):
+        role, content = message["role"], message.get("content")
+        field = f"messages[{index}].content"
+        calls: list[ToolCall] = []
+        results: list[str] = []
+        if isinstance(content, list):
+            blocks = []
+            for number, block in enumerate(content):
+                kind = block.get("type") if isinstance(block, Mapping) else None
+                where = f"{field}[{number}]"
+                if kind == "tool_use" and role == "assistant":
+                    calls.append(
+                        ToolCall(
+                            str(block.get("id") or ""),
+                            str(block.get("name") or ""),
+                            canonical(block.get("input") or {}),
+                        )
+                    )
+                elif kind == "tool_result" and role == "user":
+                    results.append(
+                        exchanges.result(
+                            block.get("tool_use_id"), block.get("content"), bool(block.get("is_error")), where
+                        )
+                    )
+                else:
+                    blocks.append(block)
+            content = blocks
+        text = anthropic_content(content, field, images if role == "user" else None)
+        text = "\n".join(filter(None, [*results, text])) if results else text
+        turns.append((role, calls_text(text, calls)))
     return turns, anthropic_system(system)
 
 

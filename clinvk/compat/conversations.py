@@ -10,19 +10,23 @@ conversation run one at a time.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import attrs
 
 from twisted.internet.defer import CancelledError, Deferred, DeferredLock
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from clinvk.compat.lineage import History, entry, history, message_of, point_of, root
+from clinvk.compat.mcp import MCPBridge
 from clinvk.compat.runs import CompatRunner, failed
 from clinvk.compat.structured import AnswerFormat, answered
-from clinvk.errors import BackendFailed, ClinvkError, InvalidRequest, SessionNotFound
-from clinvk.model import RunRequest, RunResult
+from clinvk.compat.tool_runs import Segment, ToolRun
+from clinvk.compat.tools import NONE, ClientTool, ToolCall, ToolChoice, ToolResult, calls_text
+from clinvk.errors import BackendFailed, BackendUnavailable, ClinvkError, InvalidRequest, SessionNotFound
+from clinvk.model import ClientTools, RunRequest, RunResult
 from clinvk.orchestration import Orchestrator
 from clinvk.orchestration.turns import DISCONNECTED, SessionTurns
 from clinvk.runs.runtime import EventChannel
@@ -77,6 +81,16 @@ class Turn:
     @ivar parent_id: For a new session, the one whose history it departs
         from (an edited or regenerated turn), if known.
     @ivar base: The lineage this turn's answer extends.
+    @ivar tools: The client's tools the CLI is offered
+        (docs/design/client-tools.md); none when C{tool_choice} is C{none}.
+    @ivar keep_cli_tools: Whether the CLI keeps its own tools beside them.
+    @ivar call_prefix: What this API's tool call ids start with.
+    @ivar tool_run: The run whose CLI may call the tools, once it runs.
+    @ivar results: The tool results a follow-up brings, by call id.
+    @ivar resuming: Whether this turn answers the calls its conversation's
+        CLI waits on, and goes on reading that run.
+    @ivar parked: Whether the turn ended with calls its CLI waits on: it
+        ends with the follow-up's turn instead.
     """
 
     request: RunRequest
@@ -88,6 +102,18 @@ class Turn:
     parent_id: str = ""
     base: tuple[str, ...] = ()
     ended: bool = False
+    tools: tuple[ClientTool, ...] = ()
+    keep_cli_tools: bool = False
+    call_prefix: str = "call_"
+    tool_run: ToolRun | None = None
+    results: Mapping[str, ToolResult] = attrs.field(factory=dict)
+    resuming: bool = False
+    parked: bool = False
+
+    @property
+    def uses_tools(self) -> bool:
+        """Whether the turn's answer may end with calls of the client's tools."""
+        return bool(self.tools) or self.resuming
 
     def lineage(self, result: RunResult, output: str) -> tuple[str, ...]:
         """Where the conversation stands once C{output} answered this turn."""
@@ -95,6 +121,18 @@ class Turn:
         start = self.history.prefix or self.start
         answered = self.history.answered(start, output)
         return (*self.base, entry(answered, result.native_message_id))
+
+
+@attrs.frozen
+class _Parked:
+    """
+    A turn whose CLI waits on calls of the client's tools: the run, and
+    where its conversation stands with the calls made.
+    """
+
+    turn: Turn
+    run: ToolRun
+    lineage: tuple[str, ...]
 
 
 class Conversations:
@@ -106,10 +144,27 @@ class Conversations:
         shutdown for the turns being recorded.
     @param enabled: C{server.compat_sessions}: when false, every request
         runs ephemeral and stateless, its history flattened.
+    @param bridge: Serves the client's tools to the CLIs; without it, a
+        request with tools is a 503.
+    @param clock: Times the waits for the client's tool results.
+    @param tool_call_timeout_secs: How long a CLI waits for them.
     """
 
-    def __init__(self, *, runner: CompatRunner, orchestrator: Orchestrator, enabled: bool) -> None:
+    def __init__(
+        self,
+        *,
+        runner: CompatRunner,
+        orchestrator: Orchestrator,
+        enabled: bool,
+        bridge: MCPBridge | None = None,
+        clock: IReactorTime | None = None,
+        tool_call_timeout_secs: int = 300,
+    ) -> None:
         self._runner = runner
+        self._bridge = bridge
+        self._clock = clock
+        self._tool_timeout = tool_call_timeout_secs
+        self._parked: dict[str, _Parked] = {}
         self._orchestrator = orchestrator
         self._turns: SessionTurns = orchestrator.turns
         self._store = orchestrator.store
@@ -135,6 +190,7 @@ class Conversations:
         pinned: str = "",
         announce: Callable[[str], object] = lambda session_id: None,
         history_param: str = "messages",
+        results: Mapping[str, ToolResult] | None = None,
     ) -> Turn:
         """
         The turn of a request: a continued conversation (held until the
@@ -148,13 +204,20 @@ class Conversations:
         @param announce: Told the session id as soon as it is known.
         @param history_param: The request member holding the history, for
             the C{param} of an error about it.
+        @param results: The tool results its history brings, by call id: a
+            follow-up answering calls a CLI waits on goes on with that run
+            (docs/design/client-tools.md#tool-follow-up).
         @raise ClinvkError: When C{pinned} cannot be continued: 404 for no
             such session, 400 for another backend's or no new input, 409
             while it has no native conversation yet or a turn of the
             native API runs.
         """
+        parked = self._parked_for(results or {})
         if not self._enabled:
-            return Turn(request=run)
+            turn = Turn(request=run, announce=announce)
+            if parked is not None:
+                self._resume(turn, parked, results or {})
+            return turn
         start = root(run.backend, run.model, run.system_prompt)
         found = history(start, turns)
         turn = Turn(
@@ -165,7 +228,9 @@ class Conversations:
             announce=announce,
             base=found.points,
         )
-        if pinned:
+        if parked is not None and (not parked.lineage or point_of(parked.lineage[-1]) == found.prefix):
+            self._resume(turn, parked, results or {})
+        elif pinned:
             await self._continue_pinned(turn, pinned, history_param)
         elif turn.history is not None and turn.history.prefix and _has_user_input(turn.history):
             await self._continue_known(turn)
@@ -258,6 +323,106 @@ class Conversations:
         finally:
             self._loading.release()
 
+    # -- the client's tools (docs/design/client-tools.md#tool-follow-up)
+
+    def _parked_for(self, results: Mapping[str, ToolResult]) -> _Parked | None:
+        """The parked turn whose calls C{results} answer, if any."""
+        return next((self._parked[call_id] for call_id in results if call_id in self._parked), None)
+
+    def _unpark(self, run: ToolRun) -> _Parked | None:
+        """Forget the parked turn of C{run}; it, if there was one."""
+        found = None
+        for call_id, parked in list(self._parked.items()):
+            if parked.run is run:
+                found = self._parked.pop(call_id)
+        return found
+
+    def _resume(self, turn: Turn, parked: _Parked, results: Mapping[str, ToolResult]) -> None:
+        """Make C{turn} the follow-up of C{parked}: it holds the conversation now, and reads the run."""
+        self._unpark(parked.run)
+        turn.request = parked.turn.request
+        turn.session_id = parked.turn.session_id
+        turn.base = parked.lineage
+        turn.tool_run = parked.run
+        turn.results = dict(results)
+        turn.resuming = True
+        turn.call_prefix = parked.turn.call_prefix
+        if turn.session_id:
+            turn.announce(turn.session_id)
+
+    def offer_tools(
+        self, turn: Turn, tools: Sequence[ClientTool], choice: ToolChoice, keep_cli_tools: bool
+    ) -> None:
+        """
+        Give C{turn} the client's C{tools}, as C{choice} allows; a follow-up
+        going on with its run keeps that run's.
+        """
+        if turn.resuming or not tools or choice.mode == NONE:
+            return
+        turn.tools = tuple(tools)
+        turn.keep_cli_tools = keep_cli_tools
+        instruction = choice.instruction()
+        if instruction:
+            turn.request = attrs.evolve(turn.request, prompt=f"{turn.request.prompt}\n\n{instruction}")
+
+    def park(self, turn: Turn, text: str, calls: Sequence[ToolCall]) -> None:
+        """
+        C{turn}'s answer was C{text} and C{calls}, which its CLI waits on:
+        it stays open, holding its conversation, until a follow-up brings
+        the results or the client's time runs out.
+        """
+        assert turn.tool_run is not None
+        turn.parked = True
+        lineage = (
+            turn.lineage(RunResult(exit_code=0), calls_text(text, calls)) if turn.history is not None else ()
+        )
+        parked = _Parked(turn, turn.tool_run, lineage)
+        for call in calls:
+            self._parked[call.id] = parked
+
+    def _expired(self, run: ToolRun) -> None:
+        """The client did not come back with C{run}'s results: its turn ends, failed."""
+        parked = self._unpark(run)
+        if parked is None:
+            return
+        parked.turn.parked = False
+        error = "the client did not return the results of its tools in time"
+        self.end(parked.turn, RunResult(exit_code=1, error=error), "")
+
+    @property
+    def parked_runs(self) -> int:
+        """How many runs wait on the client's tool results."""
+        return len({id(parked.run) for parked in self._parked.values()})
+
+    async def _tool_segment(self, turn: Turn) -> Segment:
+        """Start C{turn}'s run with its tools: its first segment."""
+        if self._bridge is None or self._clock is None or not self._bridge.available:
+            raise BackendUnavailable("client tools are unavailable: the MCP endpoint is not listening")
+        run = ToolRun(
+            bridge=self._bridge,
+            tools=turn.tools,
+            clock=self._clock,
+            call_prefix=turn.call_prefix,
+            timeout_secs=float(self._tool_timeout),
+            expired=self._expired,
+        )
+        turn.tool_run = run
+        try:
+            offered = ClientTools(
+                run.url,
+                tuple(tool.name for tool in turn.tools),
+                keep_cli_tools=turn.keep_cli_tools,
+                timeout_secs=self._tool_timeout,
+            )
+            turn.request = attrs.evolve(turn.request, client_tools=offered)
+            prepared = self._runner.prepare(turn.request, streaming=True)
+            await self._opened(turn, prepared.options.model, prepared.request)
+            cli = await self._runner.stream(prepared, turn.session_id)
+        except BaseException:
+            run.cancel()
+            raise
+        return run.start(cli)
+
     # -- one turn at a time
 
     def _lock(self, session_id: str) -> DeferredLock:
@@ -319,20 +484,34 @@ class Conversations:
             return result
         return attrs.evolve(result, output=answer_format.checked(result.output))
 
-    async def stream(self, turn: Turn, answer_format: AnswerFormat | None = None) -> EventChannel:
+    async def stream(self, turn: Turn, answer_format: AnswerFormat | None = None) -> EventChannel | Segment:
         """
-        Start streaming C{turn}; raises as L{CompatRunner.stream}.
+        Start streaming C{turn}; raises as L{CompatRunner.stream}.  A turn
+        with the client's tools streams a segment (L{segment}).
 
         @param answer_format: As for L{complete}: an answer is checked
             before any of it is sent, so it runs to completion first and
             arrives as one piece.
         """
+        if turn.uses_tools:
+            return await self.segment(turn)
         if answer_format is not None:
             result = await self.complete(turn, answer_format)
             return answered(result, result.output)
         prepared = self._runner.prepare(turn.request, streaming=True)
         await self._opened(turn, prepared.options.model, prepared.request)
         return await self._runner.stream(prepared, turn.session_id)
+
+    async def segment(self, turn: Turn) -> Segment:
+        """
+        The events of a turn with the client's tools, ending with the
+        run's result or with the calls its CLI waits on
+        (docs/design/client-tools.md#tool-runs).
+        """
+        if turn.resuming:
+            assert turn.tool_run is not None
+            return turn.tool_run.resume(turn.results)
+        return await self._tool_segment(turn)
 
     # -- recording it
 
@@ -348,10 +527,18 @@ class Conversations:
             yield
         except BaseException as e:
             reason = DISCONNECTED if isinstance(e, CancelledError) else (str(e) or type(e).__name__)
-            ran = not isinstance(e, ClinvkError) or isinstance(e, BackendFailed)
+            ran = not isinstance(e, ClinvkError) or isinstance(e, BackendFailed) or turn.resuming
+            self._stop_tools(turn)
             self.end(turn, RunResult(exit_code=1, error=reason), "", cli_ran=ran)
             raise
+        self._stop_tools(turn)
         self.end(turn, RunResult(exit_code=1, error="the turn ended without an answer"), "")
+
+    def _stop_tools(self, turn: Turn) -> None:
+        """A turn that ends without its calls parked stops its tool run, if it has one."""
+        if turn.tool_run is not None and not turn.parked:
+            self._unpark(turn.tool_run)
+            turn.tool_run.cancel()
 
     def end(self, turn: Turn, result: RunResult, output: str, *, cli_ran: bool = True) -> None:
         """
@@ -361,7 +548,7 @@ class Conversations:
         CLI that never ran changed nothing.  The record is written in the
         background; the next turn waits for it.
         """
-        if turn.ended:
+        if turn.ended or turn.parked:
             return
         turn.ended = True
         if not turn.session_id:

@@ -13,6 +13,7 @@ from typing import Any
 
 from clinvk.compat.conversation import SYSTEM_ROLES, Turns, content_texts
 from clinvk.compat.images import Images
+from clinvk.compat.tools import ToolCall, ToolExchanges, calls_text
 from clinvk.errors import InvalidRequest
 
 # The text part types of each role's content, as the SDKs send them back.
@@ -23,7 +24,9 @@ _SKIPPED_PARTS = ("refusal",)
 _SKIPPED_ITEMS = ("reasoning",)
 
 
-def responses_turns(items: str | Sequence[Any], images: Images | None = None) -> tuple[Turns, list[str]]:
+def responses_turns(
+    items: str | Sequence[Any], images: Images | None = None, exchanges: ToolExchanges | None = None
+) -> tuple[Turns, list[str]]:
     """
     The C{(role, text)} turns of a request's C{input}, and the texts of its
     system and developer messages, which are part of the conversation (a
@@ -32,18 +35,45 @@ def responses_turns(items: str | Sequence[Any], images: Images | None = None) ->
 
     @param images: Collects the C{input_image} parts of user messages
         (docs/design/images.md); without it, an image is refused.
+    @param exchanges: Collects the C{function_call_output} items' results.
+        A run of C{function_call} items is one assistant turn with the
+        assistant message just before them (L{calls_text}), as the chat
+        APIs' messages have it.
     @raise InvalidRequest: For an input item or content part that is not
-        text or an image of a user message (files, tool calls and their
-        outputs).
+        text, an image of a user message, a function call or its output
+        (files, say).
     """
+    exchanges = exchanges if exchanges is not None else ToolExchanges()
     systems: list[str] = []
     if isinstance(items, str):
         return [("user", items)], systems
     turns: Turns = []
+    # The answer being read: its words, then the calls it made.
+    words: str | None = None
+    calls: list[ToolCall] = []
     for index, item in enumerate(items):
         field = f"input[{index}]"
         kind = item.get("type", "message")
         if kind in _SKIPPED_ITEMS:
+            continue
+        if kind == "function_call":
+            if words is None:
+                words = turns.pop()[1] if turns and turns[-1][0] == "assistant" and not calls else ""
+            calls.append(
+                ToolCall(
+                    str(item.get("call_id") or ""),
+                    str(item.get("name") or ""),
+                    str(item.get("arguments") or ""),
+                )
+            )
+            continue
+        if words is not None:
+            turns.append(("assistant", calls_text(words, calls)))
+            words, calls = None, []
+        if kind == "function_call_output":
+            turns.append(
+                ("tool", exchanges.result(item.get("call_id"), item.get("output"), False, f"{field}.call_id"))
+            )
             continue
         if kind != "message":
             raise InvalidRequest(f"unsupported input item type: {kind}", param=field)
@@ -66,7 +96,21 @@ def responses_turns(items: str | Sequence[Any], images: Images | None = None) ->
             systems.append(text)
         else:
             turns.append((str(role), text))
+    if words is not None:
+        turns.append(("assistant", calls_text(words, calls)))
     return turns, systems
+
+
+def function_call_item(item_id: str, call: ToolCall, status: str = "completed") -> dict[str, Any]:
+    """A C{function_call} output item."""
+    return {
+        "id": item_id,
+        "type": "function_call",
+        "status": status,
+        "call_id": call.id,
+        "name": call.name,
+        "arguments": call.arguments,
+    }
 
 
 def output_message(message_id: str, text: str | None, status: str = "completed") -> dict[str, Any]:

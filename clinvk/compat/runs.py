@@ -47,6 +47,22 @@ def failure_text(result: RunResult, streamed: str = "") -> str:
     return ": ".join(said) or f"backend exited with status {result.exit_code}"
 
 
+def answer_of(result: RunResult, streamed: str = "") -> RunResult:
+    """
+    C{result}, when it is an answer.
+
+    @param streamed: The text a stream delivered, when the run streamed.
+    @raise ClinvkError: 503 when the CLI could not start, 502 when it
+        failed (an answer cut short by a failure is no answer: the SDKs
+        have no finish reason for it).
+    """
+    if result.start_failed:
+        raise BackendUnavailable(result.error)
+    if failed(result):
+        raise BackendFailed(failure_text(result, streamed))
+    return result
+
+
 class CompatRunner:
     """
     Runs the ephemeral executions of the compatibility APIs.
@@ -92,12 +108,7 @@ class CompatRunner:
             failed (an answer cut short by a failure is no answer: the SDKs
             have no finish reason for it).
         """
-        result = await self._runtime.execute(prepared, conversation)
-        if result.start_failed:
-            raise BackendUnavailable(result.error)
-        if failed(result):
-            raise BackendFailed(failure_text(result))
-        return result
+        return answer_of(await self._runtime.execute(prepared, conversation))
 
     async def stream(self, prepared: PreparedRun, conversation: str = "") -> EventChannel:
         """

@@ -386,10 +386,10 @@ class BackendRuntime:
     def _launch(self, prepared: PreparedRun, mode: ILiveMode) -> LiveLaunch | None:
         """How to start a live process for C{prepared}, or L{None} when its options cannot run live."""
         executable, options = prepared.command[0], prepared.options
-        if options.output_schema or options.images or prepared.files:
+        if options.output_schema or options.images or prepared.files or options.client_tools:
             # Asked for once, of one answer: the CLI takes these on its
             # command line (docs/design/structured-output.md#structured-cold,
-            # docs/design/images.md#images-cold).
+            # docs/design/images.md#images-cold, docs/design/client-tools.md#tool-runs).
             return None
         workdir = prepared.request.workdir
         cwd = os.path.abspath(workdir or os.getcwd())

@@ -33,6 +33,13 @@ prints the real CLI's version line, marked as a fake.
   - C{hang}: never finish;
   - C{session=ID}: report this native session id.
 
+Given the client's tools through clinvk's MCP endpoint (claude
+C{--mcp-config}, codex C{-c mcp_servers.clinvk.url=…}, gemini's
+C{mcpServers} settings), a fake is an MCP client as the real CLIs are: it
+calls each tool the prompt names, all at once, with the smallest
+arguments its schema allows (their strings the prompt's first line), and
+answers with what the tools returned (docs/design/client-tools.md#fake-tools).
+
 Like a model, a fake keeps to what it is asked: given a JSON schema
 (claude C{--json-schema}, codex C{--output-schema}) it answers with the
 smallest value matching it, and told to answer with one JSON object
@@ -240,6 +247,110 @@ class FakeRun:
         temporary.rename(path)
 
 
+class MCPClient:
+    """
+    A client of one MCP server over Streamable HTTP with JSON answers, as
+    the real CLIs are: C{initialize}, C{notifications/initialized},
+    C{tools/list} and C{tools/call}.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._ids = 0
+
+    def _post(self, message: dict[str, Any]) -> Any:
+        import urllib.request
+
+        request = urllib.request.Request(
+            self.url,
+            data=json.dumps(message).encode("utf-8"),
+            headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=3600) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def request(self, method: str, params: dict[str, Any]) -> Any:
+        self._ids += 1
+        answer = self._post({"jsonrpc": "2.0", "id": self._ids, "method": method, "params": params})
+        if "error" in answer:
+            raise RuntimeError(answer["error"]["message"])
+        return answer["result"]
+
+    def connect(self) -> list[dict[str, Any]]:
+        """Initialise the session; the server's tools."""
+        self.request(
+            "initialize",
+            {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "fake-cli", "version": "1"},
+            },
+        )
+        self._post({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        tools: list[dict[str, Any]] = self.request("tools/list", {})["tools"]
+        return tools
+
+    def call(self, name: str, arguments: dict[str, Any], meta: dict[str, Any]) -> tuple[str, bool]:
+        """Call a tool; the text it returned and whether it failed."""
+        result = self.request("tools/call", {"name": name, "arguments": arguments, "_meta": meta})
+        text = "\n".join(part.get("text", "") for part in result.get("content", []))
+        return text, bool(result.get("isError"))
+
+
+class ClientToolCalls:
+    """
+    What a fake does with the client's tools: calls each one the prompt
+    names, at once (a thread a call, as parallel tool use is), unless the
+    prompt already holds tool results.
+    """
+
+    def __init__(self, run: FakeRun, url: str | None) -> None:
+        self.run = run
+        self.client = MCPClient(url) if url else None
+        self.wanted: list[dict[str, Any]] = []
+        if self.client is None:
+            return
+        tools = self.client.connect()
+        prompt = _user_prompt(run.prompt)
+        if "[Tool result " in prompt:
+            return
+        first = next((line for line in prompt.strip().splitlines() if line.strip()), "")
+        for tool in tools:
+            if re.search(rf"\b{re.escape(tool['name'])}\b", prompt):
+                arguments = schema_instance(tool.get("inputSchema") or {"type": "object"}, first)
+                self.wanted.append(
+                    {"id": "toolu_" + uuid.uuid4().hex[:24], "name": tool["name"], "input": arguments}
+                )
+
+    def call_all(self) -> list[dict[str, Any]]:
+        """Make the calls, at once; each with its result."""
+        import threading
+
+        assert self.client is not None
+        client = self.client
+        done: list[dict[str, Any]] = [dict(call) for call in self.wanted]
+
+        def call(made: dict[str, Any]) -> None:
+            try:
+                made["result"], made["is_error"] = client.call(
+                    made["name"], made["input"], {"claudecode/toolUseId": made["id"]}
+                )
+            except Exception as e:
+                made["result"], made["is_error"] = f"MCP error: {e}", True
+
+        threads = [threading.Thread(target=call, args=(made,)) for made in done]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.run.record(tool_calls=done)
+        said = "; ".join(f"{made['name']} said {made['result']}" for made in done)
+        self.run.answer = f"{self.run.name} answers: {said}"
+        return done
+
+
 def _ignored_signals() -> list[int]:
     """The signals this process ignores (from /proc, where there is one)."""
     try:
@@ -386,7 +497,7 @@ class _ClaudeStream:
         )
         self.event({"type": "message_stop"})
 
-    def tool_result(self, tool_id: str) -> None:
+    def tool_result(self, tool_id: str, text: str = SHELL_OUTPUT, is_error: bool = False) -> None:
         self.line(
             {
                 "type": "user",
@@ -396,15 +507,15 @@ class _ClaudeStream:
                         {
                             "tool_use_id": tool_id,
                             "type": "tool_result",
-                            "content": SHELL_OUTPUT,
-                            "is_error": False,
+                            "content": text,
+                            "is_error": is_error,
                         }
                     ],
                 },
                 "parent_tool_use_id": None,
                 "timestamp": _now(),
                 "tool_use_result": {
-                    "stdout": SHELL_OUTPUT,
+                    "stdout": text,
                     "stderr": "",
                     "interrupted": False,
                     "isImage": False,
@@ -412,6 +523,22 @@ class _ClaudeStream:
                 },
             }
         )
+
+    def client_tools(self, calls: ClientToolCalls) -> None:
+        """The model calls the client's tools through MCP, at once, and reads what they said."""
+        blocks = [
+            {
+                "type": "tool_use",
+                "id": call["id"],
+                "name": f"mcp__clinvk__{call['name']}",
+                "input": call["input"],
+            }
+            for call in calls.wanted
+        ]
+        self.message(blocks, "tool_use", 1)
+        for made in calls.call_all():
+            self.tool_result(made["id"], made["result"], made["is_error"])
+        self.status()
 
     def api_error(self, text: str) -> None:
         """The message the CLI makes up when the API answered an error."""
@@ -490,7 +617,7 @@ class ClaudeTurn:
             "fast_mode_state": "off",
             "uuid": str(uuid.uuid4()),
         }
-        self.init = {
+        self.init: dict[str, Any] = {
             "type": "system",
             "subtype": "init",
             "cwd": os.getcwd(),
@@ -513,12 +640,23 @@ class ClaudeTurn:
             "fast_mode_state": "off",
         }
 
+    def answered(self, text: str) -> None:
+        """The answer is C{text} after all: the model read what the client's tools said."""
+        self.text = text
+        self.output_tokens = max(1, len(text) // 4)
+        self.result.update(result=text, num_turns=self.turns + 1)
 
-def claude_stream(run: FakeRun, turn: ClaudeTurn, *, partial: bool) -> None:
+
+def claude_stream(
+    run: FakeRun, turn: ClaudeTurn, *, partial: bool, client_calls: ClientToolCalls | None = None
+) -> None:
     """Print the C{stream-json} lines of one turn, from its init to its result."""
     stream = _ClaudeStream(run, turn.model, partial)
     run.line(turn.init)
     stream.status()
+    if client_calls is not None and client_calls.wanted and not turn.api_status:
+        stream.client_tools(client_calls)
+        turn.answered(run.answer)
     if turn.api_status:
         stream.api_error(turn.text)
     else:
@@ -558,6 +696,7 @@ CLAUDE_BOOLEANS = frozenset(
         "--no-session-persistence",
         "--continue",
         "--fork-session",
+        "--strict-mcp-config",
     }
 )
 CLAUDE_VALUED = frozenset(
@@ -572,6 +711,8 @@ CLAUDE_VALUED = frozenset(
         "--add-dir",
         "--resume-session-at",
         "--json-schema",
+        "--mcp-config",
+        "--tools",
     }
 )
 
@@ -598,14 +739,19 @@ def claude(args: list[str], stdin: str) -> int:
     if failed == "crash":
         run.err("Error: fake claude crashed\n")
         return 1
+    client_calls = ClientToolCalls(run, _claude_mcp_url(found))
+    if client_calls.wanted and output != "stream-json":
+        client_calls.call_all()
     turn = ClaudeTurn(run, found)
+    if client_calls.client is not None:
+        turn.init["mcp_servers"] = [{"name": "clinvk", "status": "connected"}]
     if schema is not None and not turn.api_status:
         # The model answers through the StructuredOutput tool; the result
         # holds its input as an object and as JSON text.
         turn.result.update(structured_output=json.loads(run.answer), stop_reason="tool_use", num_turns=2)
     model, text, result, init = turn.model, turn.text, turn.result, turn.init
     if output == "stream-json":
-        claude_stream(run, turn, partial="--include-partial-messages" in found)
+        claude_stream(run, turn, partial="--include-partial-messages" in found, client_calls=client_calls)
     elif output == "json":
         whole: Any = result
         if "--verbose" in found:
@@ -631,6 +777,16 @@ def claude(args: list[str], stdin: str) -> int:
     else:
         run.out(text + "\n")
     return 1 if turn.api_status else run.finish()
+
+
+def _claude_mcp_url(found: dict[str, Any]) -> str | None:
+    """The URL of the clinvk server in claude's C{--mcp-config} (a file or JSON text), if any."""
+    if "--mcp-config" not in found:
+        return None
+    given = found["--mcp-config"][-1]
+    text = given if given.lstrip().startswith("{") else Path(given).read_text(encoding="utf-8")
+    server = json.loads(text).get("mcpServers", {}).get("clinvk")
+    return server.get("url") if server else None
 
 
 # -- codex
@@ -692,6 +848,28 @@ def codex(args: list[str], stdin: str) -> int:
         run.line({"type": "turn.failed", "error": {"message": message}})
         return 1
     items = 0
+    client_calls = ClientToolCalls(run, _codex_mcp_url(found.get("-c", [])))
+    if client_calls.wanted:
+        started = [
+            {
+                "id": f"item_{items + index}",
+                "type": "mcp_tool_call",
+                "server": "clinvk",
+                "tool": call["name"],
+                "arguments": call["input"],
+                "result": None,
+                "error": None,
+                "status": "in_progress",
+            }
+            for index, call in enumerate(client_calls.wanted)
+        ]
+        for item in started:
+            run.line({"type": "item.started", "item": item})
+        for item, made in zip(started, client_calls.call_all(), strict=True):
+            result = {"content": [{"type": "text", "text": made["result"]}], "structured_content": None}
+            status = "failed" if made["is_error"] else "completed"
+            run.line({"type": "item.completed", "item": {**item, "result": result, "status": status}})
+        items += len(started)
     if "tool" in run.directives:
         command = {
             "id": "item_0",
@@ -722,6 +900,16 @@ def codex(args: list[str], stdin: str) -> int:
     }
     run.line({"type": "turn.completed", "usage": usage})
     return run.finish()
+
+
+def _codex_mcp_url(settings: list[str]) -> str | None:
+    """The URL of the clinvk server in codex's C{-c} settings, if any."""
+    for setting in settings:
+        key, _, value = setting.partition("=")
+        if key.strip() == "mcp_servers.clinvk.url":
+            url: str = json.loads(value)
+            return url
+    return None
 
 
 # -- gemini

@@ -8,14 +8,16 @@ and the request deadline, and the session header
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.iweb import IRequest
 
-from clinvk.compat.conversations import Conversations
+from clinvk.compat.conversations import Conversations, Turn
 from clinvk.compat.images import FetchImage, Images
 from clinvk.compat.runs import CompatRunner
+from clinvk.compat.tools import ClientTool, ToolChoice
 from clinvk.config import ClinvkConfig
 from clinvk.schemas import SchemaSet
 from clinvk.web.deadline import RequestDeadline
@@ -68,7 +70,21 @@ class CompatFamily:
         self._clock = clock
         self._schemas = schemas
         self._keepalive = float(config.server.stream_keepalive_secs)
+        self._keep_cli_tools = config.server.keep_cli_tools
         self.deadline = RequestDeadline(clock, float(config.server.request_timeout_secs))
+
+    def _offer_tools(
+        self, turn: Turn, body: Mapping[str, Any], tools: Sequence[ClientTool], choice: ToolChoice
+    ) -> None:
+        """
+        Offer C{turn}'s CLI the client's C{tools} as C{choice} allows, with
+        or without its own tools as the request's C{keep_cli_tools} or the
+        configuration says (docs/design/client-tools.md#cli-tools).
+        """
+        keep = body.get("keep_cli_tools")
+        self._conversations.offer_tools(
+            turn, tools, choice, keep if isinstance(keep, bool) else self._keep_cli_tools
+        )
 
     def _images(self) -> Images:
         """A collector of one request's images, taking URLs when they are fetched."""

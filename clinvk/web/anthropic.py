@@ -25,9 +25,11 @@ from clinvk.compat.models import (
     run_model,
     usage_or_estimate,
 )
-from clinvk.compat.runs import failed, failure_text
+from clinvk.compat.runs import answer_of, failed, failure_text
+from clinvk.compat.tool_runs import ToolCallsMade, collected
+from clinvk.compat.tools import ToolCall, ToolExchanges, anthropic_tool_choice, anthropic_tools
 from clinvk.errors import BackendFailed, InvalidRequest, ModelNotFound
-from clinvk.model import RunRequest
+from clinvk.model import RunRequest, RunResult
 from clinvk.openapi import Operation, Parameter
 from clinvk.web._compat_family import CompatFamily, announcer, pinned_session
 from clinvk.web._errors import Dialect
@@ -127,9 +129,12 @@ class AnthropicApi(CompatFamily):
         if body["max_tokens"] <= 0:
             raise InvalidRequest("max_tokens must be greater than 0", param="max_tokens")
         images = self._images()
-        turns, system = anthropic_turns(body["messages"], body.get("system"), images)
+        exchanges = ToolExchanges()
+        turns, system = anthropic_turns(body["messages"], body.get("system"), images, exchanges)
         if not flatten(turns):
             raise InvalidRequest("no user messages found", param="messages")
+        tools = anthropic_tools(body.get("tools"))
+        choice = anthropic_tool_choice(body.get("tool_choice"), tools)
         turns = await self._resolved(images, turns)
         prompt = flatten(turns)
         run = RunRequest(
@@ -142,22 +147,42 @@ class AnthropicApi(CompatFamily):
             images=images.found,
         )
         turn = await self._conversations.begin(
-            run, turns, api="anthropic", pinned=pinned_session(request), announce=announcer(request)
+            run,
+            turns,
+            api="anthropic",
+            pinned=pinned_session(request),
+            announce=announcer(request),
+            results=exchanges.results,
         )
+        turn.call_prefix = "toolu_"
+        self._offer_tools(turn, body, tools, choice)
         with self._conversations.recorded(turn):
             if body.get("stream"):
                 await self._stream(request, turn, model)
                 return None
-            result = await self._conversations.complete(turn)
-            self._conversations.end(turn, result, result.output)
-        input_tokens, output_tokens = usage_or_estimate(result.usage, turn.request.prompt, result.output)
+            calls: tuple[ToolCall, ...] = ()
+            if turn.uses_tools:
+                text, ended = await collected(await self._conversations.segment(turn))
+                if isinstance(ended, ToolCallsMade):
+                    self._conversations.park(turn, text, ended.calls)
+                    result, calls = RunResult(exit_code=0), ended.calls
+                else:
+                    result = answer_of(ended, text)
+                    self._conversations.end(turn, result, text)
+            else:
+                result = await self._conversations.complete(turn)
+                text = result.output
+                self._conversations.end(turn, result, text)
+        input_tokens, output_tokens = usage_or_estimate(result.usage, turn.request.prompt, text)
+        content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text or not calls else []
+        content += [_tool_use(call) for call in calls]
         message = {
             "id": new_id("msg_"),
             "type": "message",
             "role": "assistant",
-            "content": [{"type": "text", "text": result.output}],
+            "content": content,
             "model": model,
-            "stop_reason": "end_turn",
+            "stop_reason": "tool_use" if calls else "end_turn",
             "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
         }
         write_json(request, message)
@@ -231,7 +256,7 @@ class AnthropicApi(CompatFamily):
         running = await self._conversations.stream(turn)
         events = EventSource(request, self._clock, self._keepalive)
         with stopped_on_failure(running), closing(events):
-            start = {
+            start: dict[str, Any] = {
                 "id": new_id("msg_"),
                 "type": "message",
                 "role": "assistant",
@@ -240,32 +265,35 @@ class AnthropicApi(CompatFamily):
                 "usage": {"input_tokens": 0, "output_tokens": 0},
             }
             await events.send(frame({"type": "message_start", "message": start}, "message_start"))
-            block = {
-                "type": "content_block_start",
-                "index": 0,
-                "content_block": {"type": "text", "text": ""},
-            }
-            await events.send(frame(block, "content_block_start"))
+            blocks = _Blocks(events)
+            if not turn.uses_tools:
+                # A text answer's block opens as the CLI runs.
+                await blocks.text("")
             streamed = ""
             async for event in running:
                 text = event.content.get("text") if event.type == "message" else None
                 if text:
                     streamed += text
-                    delta = {
-                        "type": "content_block_delta",
-                        "index": 0,
-                        "delta": {"type": "text_delta", "text": text},
-                    }
-                    await events.send(frame(delta, "content_block_delta"))
-            result = await running.result()
-            self._conversations.end(turn, result, streamed)
-            await events.send(frame({"type": "content_block_stop", "index": 0}, "content_block_stop"))
+                    await blocks.text(text)
+            ended = await running.result()
+            if isinstance(ended, ToolCallsMade):
+                self._conversations.park(turn, streamed, ended.calls)
+                for call in ended.calls:
+                    await blocks.tool_use(call)
+                result, stop_reason = RunResult(exit_code=0), "tool_use"
+            else:
+                result, stop_reason = ended, "end_turn"
+                self._conversations.end(turn, result, streamed)
+                if not blocks.opened:
+                    # A failed answer still has its (empty) text block.
+                    await blocks.text("")
+            await blocks.close()
             if failed(result):
                 raise BackendFailed(failure_text(result, streamed))
             usage = result.usage
             ending = {
                 "type": "message_delta",
-                "delta": {"stop_reason": "end_turn"},
+                "delta": {"stop_reason": stop_reason},
                 "usage": {
                     "input_tokens": usage.input_tokens if usage else 0,
                     "output_tokens": usage.output_tokens if usage else 0,
@@ -273,6 +301,56 @@ class AnthropicApi(CompatFamily):
             }
             await events.send(frame(ending, "message_delta"))
             await events.send(frame({"type": "message_stop"}, "message_stop"))
+
+
+class _Blocks:
+    """The content blocks of a streamed message, opened and closed in turn."""
+
+    def __init__(self, events: EventSource) -> None:
+        self._events = events
+        self._index = -1
+        self._open = ""
+
+    @property
+    def opened(self) -> bool:
+        """Whether any block has been opened."""
+        return self._index >= 0
+
+    async def _start(self, block: dict[str, Any]) -> None:
+        await self.close()
+        self._index += 1
+        self._open = block["type"]
+        start = {"type": "content_block_start", "index": self._index, "content_block": block}
+        await self._events.send(frame(start, "content_block_start"))
+
+    async def _delta(self, delta: dict[str, Any]) -> None:
+        body = {"type": "content_block_delta", "index": self._index, "delta": delta}
+        await self._events.send(frame(body, "content_block_delta"))
+
+    async def text(self, text: str) -> None:
+        """A piece of the answer's text, in the open text block or a new one."""
+        if self._open != "text":
+            await self._start({"type": "text", "text": ""})
+        if text:
+            await self._delta({"type": "text_delta", "text": text})
+
+    async def tool_use(self, call: ToolCall) -> None:
+        """A block of its own for a call, its input as one JSON delta."""
+        await self._start({**_tool_use(call), "input": {}})
+        await self._delta({"type": "input_json_delta", "partial_json": call.arguments})
+
+    async def close(self) -> None:
+        """Close the open block, if any."""
+        if self._open:
+            self._open = ""
+            await self._events.send(
+                frame({"type": "content_block_stop", "index": self._index}, "content_block_stop")
+            )
+
+
+def _tool_use(call: ToolCall) -> dict[str, Any]:
+    """A C{tool_use} content block."""
+    return {"type": "tool_use", "id": call.id, "name": call.name, "input": call.input()}
 
 
 def _query(request: IRequest, name: str) -> str | None:

@@ -7,6 +7,7 @@ every failure in OpenAI's error format (docs/design/decisions.md#d2-sdk-error-di
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import closing
 from typing import Any, ClassVar
 
@@ -18,9 +19,26 @@ from twisted.web.iweb import IRequest
 from clinvk.compat.conversation import flatten, openai_turns
 from clinvk.compat.conversations import Turn
 from clinvk.compat.models import capabilities, new_id, openai_backend, run_model, usage_or_estimate
-from clinvk.compat.responses import output_message, output_text, response_object, responses_turns, usage
-from clinvk.compat.runs import failed, failure_text
+from clinvk.compat.responses import (
+    function_call_item,
+    output_message,
+    output_text,
+    response_object,
+    responses_turns,
+    usage,
+)
+from clinvk.compat.runs import answer_of, failed, failure_text
 from clinvk.compat.structured import AnswerFormat, chat_answer_format, instructed, responses_answer_format
+from clinvk.compat.tool_runs import ToolCallsMade, collected
+from clinvk.compat.tools import (
+    ClientTool,
+    ToolCall,
+    ToolExchanges,
+    calls_text,
+    openai_tool_choice,
+    openai_tools,
+    responses_tools,
+)
 from clinvk.errors import BackendFailed, InvalidRequest, ModelNotFound, NotFound, StoreError
 from clinvk.model import RunRequest, RunResult
 from clinvk.openapi import Operation, Parameter
@@ -172,11 +190,15 @@ class OpenAIApi(CompatFamily):
         if not body["messages"]:
             raise InvalidRequest("messages are required", param="messages")
         images = self._images()
-        turns, system = openai_turns(body["messages"], images)
+        exchanges = ToolExchanges()
+        turns, system = openai_turns(body["messages"], images, exchanges)
         if not flatten(turns):
             raise InvalidRequest("no user messages found", param="messages")
         backend = openai_backend(model, self._runner.backends)
+        tools = openai_tools(body.get("tools"))
+        choice = openai_tool_choice(body.get("tool_choice"), tools)
         answer_format = chat_answer_format(body.get("response_format"))
+        _one_of(answer_format, tools)
         schema, instruction = self._format_options(answer_format, backend)
         # Fetched once everything else is known to be right.
         turns = await self._resolved(images, turns)
@@ -191,17 +213,37 @@ class OpenAIApi(CompatFamily):
             images=images.found,
         )
         turn = await self._conversations.begin(
-            run, turns, api="openai", pinned=pinned_session(request), announce=announcer(request)
+            run,
+            turns,
+            api="openai",
+            pinned=pinned_session(request),
+            announce=announcer(request),
+            results=exchanges.results,
         )
+        self._offer_tools(turn, body, tools, choice)
         turn.request = instructed(turn.request, instruction)
         with self._conversations.recorded(turn):
             if body.get("stream"):
                 include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
                 await self._stream(request, turn, model, include_usage, answer_format)
                 return None
-            result = await self._conversations.complete(turn, answer_format)
-            self._conversations.end(turn, result, result.output)
-            write_json(request, self._completion(result, model, turn.request.prompt))
+            if turn.uses_tools:
+                text, ended = await collected(await self._conversations.segment(turn))
+                if isinstance(ended, ToolCallsMade):
+                    self._conversations.park(turn, text, ended.calls)
+                    write_json(
+                        request,
+                        self._completion(
+                            RunResult(exit_code=0), model, turn.request.prompt, text, ended.calls
+                        ),
+                    )
+                    return None
+                result = answer_of(ended, text)
+            else:
+                result = await self._conversations.complete(turn, answer_format)
+                text = result.output
+            self._conversations.end(turn, result, text)
+            write_json(request, self._completion(result, model, turn.request.prompt, text))
         return None
 
     def _format_options(self, answer_format: AnswerFormat | None, backend: str) -> tuple[str, str]:
@@ -210,20 +252,20 @@ class OpenAIApi(CompatFamily):
             return "", ""
         return answer_format.run_options(self._runner.backends[backend])
 
-    def _completion(self, result: RunResult, model: str, prompt: str) -> dict[str, Any]:
-        prompt_tokens, completion_tokens = usage_or_estimate(result.usage, prompt, result.output)
+    def _completion(
+        self, result: RunResult, model: str, prompt: str, text: str, calls: Sequence[ToolCall] = ()
+    ) -> dict[str, Any]:
+        prompt_tokens, completion_tokens = usage_or_estimate(result.usage, prompt, text)
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if calls:
+            message["content"] = text or None
+            message["tool_calls"] = [_tool_call(call) for call in calls]
         return {
             "id": new_id("chatcmpl-"),
             "object": "chat.completion",
             "created": self._now(),
             "model": model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": result.output},
-                    "finish_reason": "stop",
-                }
-            ],
+            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}],
             "usage": _usage(prompt_tokens, completion_tokens),
         }
 
@@ -247,7 +289,7 @@ class OpenAIApi(CompatFamily):
         running = await self._conversations.stream(turn, answer_format)
         completion_id, created = new_id("chatcmpl-"), self._now()
 
-        def chunk(delta: dict[str, str], finish_reason: str | None) -> bytes:
+        def chunk(delta: dict[str, Any], finish_reason: str | None) -> bytes:
             return frame(
                 {
                     "id": completion_id,
@@ -267,11 +309,22 @@ class OpenAIApi(CompatFamily):
                 if text:
                     output += text
                     await events.send(chunk({"content": text}, None))
-            result = await running.result()
-            self._conversations.end(turn, result, output)
-            if failed(result):
-                raise BackendFailed(failure_text(result, output))
-            await events.send(chunk({}, "stop"))
+            ended = await running.result()
+            if isinstance(ended, ToolCallsMade):
+                self._conversations.park(turn, output, ended.calls)
+                for index, call in enumerate(ended.calls):
+                    named = {**_tool_call(call), "index": index}
+                    named["function"] = {"name": call.name, "arguments": ""}
+                    await events.send(chunk({"tool_calls": [named]}, None))
+                    arguments = {"index": index, "function": {"arguments": call.arguments}}
+                    await events.send(chunk({"tool_calls": [arguments]}, None))
+                result, finish_reason = RunResult(exit_code=0), "tool_calls"
+            else:
+                result, finish_reason = ended, "stop"
+                self._conversations.end(turn, result, output)
+                if failed(result):
+                    raise BackendFailed(failure_text(result, output))
+            await events.send(chunk({}, finish_reason))
             if include_usage:
                 prompt_tokens, completion_tokens = usage_or_estimate(
                     result.usage, turn.request.prompt, output
@@ -297,11 +350,15 @@ class OpenAIApi(CompatFamily):
             raise InvalidRequest("model is required", param="model")
         items = await self._referenced(body["input"])
         images = self._images()
-        new_input, new_systems = responses_turns(items, images)
-        if not any(role == "user" for role, _ in new_input):
+        exchanges = ToolExchanges()
+        new_input, new_systems = responses_turns(items, images, exchanges)
+        if not any(role in ("user", "tool") for role, _ in new_input):
             raise InvalidRequest("input has no user message", param="input")
         backend = openai_backend(model, self._runner.backends)
+        tools = responses_tools(body.get("tools"))
+        choice = openai_tool_choice(body.get("tool_choice"), tools)
         answer_format = responses_answer_format(body.get("text"))
+        _one_of(answer_format, tools)
         schema, instruction = self._format_options(answer_format, backend)
         earlier = await self._earlier(body.get("previous_response_id"))
         new_input = await self._resolved(images, new_input)
@@ -326,19 +383,32 @@ class OpenAIApi(CompatFamily):
             pinned=pinned_session(request),
             announce=announcer(request),
             history_param="input",
+            results=exchanges.results,
         )
+        self._offer_tools(turn, body, tools, choice)
         turn.request = instructed(turn.request, instruction)
         # One id for both: an item_reference to the message finds its response.
         unique = new_id("")
         answer = _Answer(body, "resp_" + unique, "msg_" + unique, self._now(), turns, systems)
+        calls: tuple[ToolCall, ...] = ()
         with self._conversations.recorded(turn):
             if body.get("stream"):
                 await self._stream_response(request, turn, answer, answer_format)
                 return None
-            result = await self._conversations.complete(turn, answer_format)
-            self._conversations.end(turn, result, result.output)
-        completed = answer.completed(result, turn.request.prompt, result.output, self._now())
-        await self._keep(answer, completed, result.output, turn.session_id)
+            if turn.uses_tools:
+                text, ended = await collected(await self._conversations.segment(turn))
+                if isinstance(ended, ToolCallsMade):
+                    self._conversations.park(turn, text, ended.calls)
+                    result, calls = RunResult(exit_code=0), ended.calls
+                else:
+                    result = answer_of(ended, text)
+                    self._conversations.end(turn, result, text)
+            else:
+                result = await self._conversations.complete(turn, answer_format)
+                text = result.output
+                self._conversations.end(turn, result, text)
+        completed = answer.completed(result, turn.request.prompt, text, self._now(), calls)
+        await self._keep(answer, completed, calls_text(text, calls), turn.session_id)
         write_json(request, completed)
         return None
 
@@ -397,32 +467,73 @@ class OpenAIApi(CompatFamily):
         with stopped_on_failure(running), closing(events):
             for kind in ("response.created", "response.in_progress"):
                 await events.send(numbered.frame(kind, response=answer.snapshot("in_progress")))
-            item = output_message(answer.message_id, None, "in_progress")
-            await events.send(numbered.frame("response.output_item.added", output_index=0, item=item))
-            await events.send(numbered.frame("response.content_part.added", **where, part=output_text("")))
+
+            async def open_message() -> None:
+                item = output_message(answer.message_id, None, "in_progress")
+                await events.send(numbered.frame("response.output_item.added", output_index=0, item=item))
+                await events.send(
+                    numbered.frame("response.content_part.added", **where, part=output_text(""))
+                )
+
+            if not turn.uses_tools:
+                # A text answer's message opens as the CLI runs.
+                await open_message()
             text = ""
             async for event in running:
                 piece = event.content.get("text") if event.type == "message" else None
                 if piece:
+                    if not text and turn.uses_tools:
+                        await open_message()
                     text += piece
                     await events.send(
                         numbered.frame("response.output_text.delta", **where, delta=piece, logprobs=[])
                     )
-            result = await running.result()
-            self._conversations.end(turn, result, text)
+            ended = await running.result()
+            calls: tuple[ToolCall, ...] = ()
+            if isinstance(ended, ToolCallsMade):
+                self._conversations.park(turn, text, ended.calls)
+                result, calls = RunResult(exit_code=0), ended.calls
+            else:
+                result = ended
+                self._conversations.end(turn, result, text)
             if failed(result):
                 error = {"code": "server_error", "message": failure_text(result, text)}
                 await events.send(
                     numbered.frame("response.failed", response=answer.snapshot("failed", error=error))
                 )
                 return
-            await events.send(numbered.frame("response.output_text.done", **where, text=text, logprobs=[]))
-            await events.send(numbered.frame("response.content_part.done", **where, part=output_text(text)))
-            item = output_message(answer.message_id, text)
-            await events.send(numbered.frame("response.output_item.done", output_index=0, item=item))
-            completed = answer.completed(result, turn.request.prompt, text, self._now())
-            await self._keep(answer, completed, text, turn.session_id)
+            if text or not calls:
+                if not text and turn.uses_tools:
+                    await open_message()
+                await events.send(
+                    numbered.frame("response.output_text.done", **where, text=text, logprobs=[])
+                )
+                await events.send(
+                    numbered.frame("response.content_part.done", **where, part=output_text(text))
+                )
+                item = output_message(answer.message_id, text)
+                await events.send(numbered.frame("response.output_item.done", output_index=0, item=item))
+            completed = answer.completed(result, turn.request.prompt, text, self._now(), calls)
+            for index, item in enumerate(completed["output"]):
+                if item["type"] == "function_call":
+                    await self._send_call(events, numbered, index, item)
+            await self._keep(answer, completed, calls_text(text, calls), turn.session_id)
             await events.send(numbered.frame("response.completed", response=completed))
+
+    @staticmethod
+    async def _send_call(
+        events: EventSource, numbered: ResponseEvents, index: int, item: dict[str, Any]
+    ) -> None:
+        """The events of a C{function_call} output item: added, its arguments, done."""
+        where = {"item_id": item["id"], "output_index": index}
+        opened = {**item, "status": "in_progress", "arguments": ""}
+        await events.send(numbered.frame("response.output_item.added", output_index=index, item=opened))
+        arguments = item["arguments"]
+        await events.send(numbered.frame("response.function_call_arguments.delta", **where, delta=arguments))
+        await events.send(
+            numbered.frame("response.function_call_arguments.done", **where, arguments=arguments)
+        )
+        await events.send(numbered.frame("response.output_item.done", output_index=index, item=item))
 
     @route(app, RESPONSE)
     async def retrieve_response(self, request: IRequest, response_id: str) -> bytes | None:
@@ -463,17 +574,34 @@ class _Answer:
             self.request, response_id=self.response_id, created_at=self.created_at, status=status, **members
         )
 
-    def completed(self, result: RunResult, prompt: str, text: str, now: int) -> dict[str, Any]:
-        """The response object once C{text} answered it."""
+    def completed(
+        self, result: RunResult, prompt: str, text: str, now: int, calls: Sequence[ToolCall] = ()
+    ) -> dict[str, Any]:
+        """The response object once C{text} (and C{calls}, if any) answered it."""
         input_tokens, output_tokens = usage_or_estimate(result.usage, prompt, text)
+        output = [output_message(self.message_id, text)] if text or not calls else []
+        output += [function_call_item("fc_" + call.id.removeprefix("call_"), call) for call in calls]
         return response_object(
             self.request,
             response_id=self.response_id,
             created_at=self.created_at,
             status="completed",
-            output=[output_message(self.message_id, text)],
+            output=output,
             used=usage(input_tokens, output_tokens),
             completed_at=now,
+        )
+
+
+def _tool_call(call: ToolCall) -> dict[str, Any]:
+    """A chat completion's C{tool_calls} entry."""
+    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+
+
+def _one_of(answer_format: AnswerFormat | None, tools: Sequence[ClientTool]) -> None:
+    """Refuse a request for a structured answer and tool calls at once."""
+    if answer_format is not None and tools:
+        raise InvalidRequest(
+            "a structured answer with client tools is not supported", param="response_format"
         )
 
 

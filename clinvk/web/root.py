@@ -23,6 +23,7 @@ from twisted.web.server import Request, Site
 from clinvk.backends.availability import BackendAvailability
 from clinvk.compat.conversations import Conversations
 from clinvk.compat.images import FetchImage
+from clinvk.compat.mcp import MCPBridge
 from clinvk.compat.runs import CompatRunner
 from clinvk.config import ClinvkConfig
 from clinvk.errors import ClinvkError, InvalidRequest, ShuttingDown
@@ -208,6 +209,7 @@ def build_root(
     metrics: Metrics | None = None,
     responses: ResponseStore | None = None,
     fetch_image: FetchImage | None = None,
+    bridge: MCPBridge | None = None,
 ) -> ClinvkRoot:
     """
     The root resource with every family mounted.
@@ -229,6 +231,9 @@ def build_root(
         in memory.
     @param fetch_image: Fetches the images requests name by URL; by
         default none is fetched (docs/design/images.md#image-urls).
+    @param bridge: Serves requests' client tools to the CLIs
+        (docs/design/client-tools.md#mcp-bridge); without it, a request
+        with tools is a 503.
     """
     in_flight = in_flight or InFlight()
     schemas = SchemaSet.from_package()
@@ -237,7 +242,12 @@ def build_root(
     )
     compat = CompatRunner(runtime)
     conversations = Conversations(
-        runner=compat, orchestrator=orchestrator, enabled=config.server.compat_sessions
+        runner=compat,
+        orchestrator=orchestrator,
+        enabled=config.server.compat_sessions,
+        bridge=bridge,
+        clock=clock,
+        tool_call_timeout_secs=config.server.tool_call_timeout_secs,
     )
     openai = OpenAIApi(
         runner=compat,

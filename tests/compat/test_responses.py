@@ -36,9 +36,9 @@ class TurnsTests(SynchronousTestCase):
         """Items and parts that are not text are refused, naming where they are."""
         cases: list[tuple[list[Any], str, str]] = [
             (
-                [{"type": "function_call_output", "call_id": "c", "output": "x"}],
+                [{"type": "file_search_call", "id": "fs", "queries": []}],
                 "input[0]",
-                "unsupported input item type: function_call_output",
+                "unsupported input item type: file_search_call",
             ),
             (
                 [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}],

@@ -103,9 +103,17 @@ class CreateTests(ResponsesTestCase):
             (
                 {
                     "model": "claude",
-                    "input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}],
+                    "input": [{"type": "file_search_call", "id": "fs", "queries": []}],
                 },
                 "input[0]",
+            ),
+            (
+                # A call without its output, and no user message.
+                {
+                    "model": "claude",
+                    "input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}],
+                },
+                "input",
             ),
             (
                 {
