@@ -1,8 +1,9 @@
 """
 Client tools (docs/design/client-tools.md) through the official SDKs and
 LangChain: the fake CLIs, MCP clients as the real ones are, call the
-client's tool the prompt names; the call comes back to the client as its
-API's tool call, and the client's result goes back to the waiting CLI.
+client's tools the prompt names; each call comes back to the client as its
+API's tool call, and the client's result goes back to the CLI run that
+waits on it, which answers with it.
 """
 
 from __future__ import annotations
@@ -19,63 +20,407 @@ from tests.integration._sdk_server import (
 )
 from tests.integration._server import Config
 
+PARAMETERS = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 WEATHER = {
     "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "The weather in a city.",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string"}},
-            "required": ["city"],
-        },
-    },
+    "function": {"name": "get_weather", "description": "The weather in a city.", "parameters": PARAMETERS},
+}
+TIME = {
+    "type": "function",
+    "function": {"name": "get_time", "description": "The time in a city.", "parameters": PARAMETERS},
 }
 ANTHROPIC_WEATHER = {
     "name": "get_weather",
     "description": "The weather in a city.",
-    "input_schema": WEATHER["function"]["parameters"],
+    "input_schema": PARAMETERS,
 }
 RESPONSES_WEATHER = {"type": "function", **WEATHER["function"]}
 
-QUESTION = "What is the weather in Paris? Use get_weather."
 FORECAST = "sunny, 21 C"
 
-# The backends with client tools, and the fakes' answer once they read the forecast.
+# The backends whose CLIs call client tools.
 BACKENDS = ("claude", "codex")
 
 
-def answered(backend: str) -> str:
-    return f"{backend} answers: get_weather said {FORECAST}"
+def question(backend: str, api: str) -> str:
+    """A prompt that asks for get_weather, unique to a backend and an API (the fakes' records tell them apart)."""
+    return f"What is the weather in Paris ({api} on {backend})? Use get_weather."
 
 
-class OpenAIToolTests(SDKServerTestCase):
-    """Chat completions: C{tool_calls}, then the C{tool} message's result."""
+def answered(backend: str, *said: tuple[str, str]) -> str:
+    """What a fake answers once its tools said C{said}, C{(tool, result)} each."""
+    return f"{backend} answers: " + "; ".join(f"{tool} said {result}" for tool, result in said)
 
-    server_config: ClassVar[Config] = {}
+
+class ToolTestCase(SDKServerTestCase):
+    """What the tool tests share: the checks of a fake's record."""
+
+    def assert_called(self, backend: str, prompt: str, *said: tuple[str, str]) -> None:
+        """The run of C{backend} for C{prompt} called the tools of C{said} and got their results."""
+        record = self.run_with(backend, prompt)
+        made = {(call["name"], call["result"]) for call in record["tool_calls"]}
+        self.assertEqual(made, set(said), backend)
+        for call in record["tool_calls"]:
+            # The arguments the fake made from the schema: the prompt's first line as the city.
+            self.assertEqual(call["input"], {"city": prompt})
+
+
+class OpenAIChatToolTests(ToolTestCase):
+    """Chat completions: C{tool_calls}, then the C{tool} messages' results."""
 
     @off_reactor
     def test_round_trip(self) -> None:
         """
         The answer is a C{get_weather} call with C{finish_reason}
-        C{tool_calls}; sent its result, the same CLI run answers with it.
+        C{tool_calls}; sent its result, the same CLI run answers with it,
+        in the same session.
         """
         with self.openai_client() as client:
             for backend in BACKENDS:
-                model = OPENAI_MODELS[backend]
-                messages: list[Any] = [{"role": "user", "content": QUESTION}]
-                first = client.chat.completions.create(model=model, messages=messages, tools=[WEATHER])
+                prompt = question(backend, "chat")
+                messages: list[Any] = [{"role": "user", "content": prompt}]
+                raw = client.chat.completions.with_raw_response.create(
+                    model=OPENAI_MODELS[backend], messages=messages, tools=[WEATHER]
+                )
+                first = raw.parse()
                 choice = first.choices[0]
                 self.assertEqual(choice.finish_reason, "tool_calls", backend)
+                self.assertIsNone(choice.message.content)
                 [call] = choice.message.tool_calls or []
-                self.assertEqual(call.function.name, "get_weather")
-                self.assertEqual(json.loads(call.function.arguments), {"city": QUESTION})
+                self.assertRegex(call.id, "^call_[0-9a-f]{24}$")
+                self.assertEqual(
+                    (call.function.name, json.loads(call.function.arguments)),
+                    ("get_weather", {"city": prompt}),
+                )
                 messages += [
                     choice.message.model_dump(exclude_none=True),
                     {"role": "tool", "tool_call_id": call.id, "content": FORECAST},
                 ]
-                second = client.chat.completions.create(model=model, messages=messages, tools=[WEATHER])
-                self.assertEqual(second.choices[0].finish_reason, "stop")
-                self.assertEqual(second.choices[0].message.content, answered(backend))
-                record = self.run_with(backend, QUESTION)
-                self.assertEqual(record["tool_calls"][0]["result"], FORECAST)
+                second = client.chat.completions.with_raw_response.create(
+                    model=OPENAI_MODELS[backend], messages=messages, tools=[WEATHER]
+                )
+                self.assertEqual(second.headers["x-clinvk-session-id"], raw.headers["x-clinvk-session-id"])
+                answer = second.parse().choices[0]
+                self.assertEqual(
+                    (answer.finish_reason, answer.message.content),
+                    ("stop", answered(backend, ("get_weather", FORECAST))),
+                )
+                self.assert_called(backend, prompt, ("get_weather", FORECAST))
+
+    @off_reactor
+    def test_stream(self) -> None:
+        """
+        Streamed, the calls come as C{tool_calls} deltas with their
+        C{index}, and the finish reason C{tool_calls}; two tools the prompt
+        names are called at once and come back together.
+        """
+        with self.openai_client() as client:
+            for backend in BACKENDS:
+                prompt = f"Weather and time in Paris on {backend}? Use get_weather and get_time."
+                messages: list[Any] = [{"role": "user", "content": prompt}]
+                chunks = list(
+                    client.chat.completions.create(
+                        model=OPENAI_MODELS[backend], messages=messages, tools=[WEATHER, TIME], stream=True
+                    )
+                )
+                self.assertEqual(chunks[-1].choices[0].finish_reason, "tool_calls")
+                deltas = [call for chunk in chunks for call in (chunk.choices[0].delta.tool_calls or [])]
+                calls: dict[int, dict[str, str]] = {}
+                for delta in deltas:
+                    found = calls.setdefault(delta.index, {"id": "", "name": "", "arguments": ""})
+                    found["id"] += delta.id or ""
+                    found["name"] += (delta.function.name or "") if delta.function else ""
+                    found["arguments"] += (delta.function.arguments or "") if delta.function else ""
+                self.assertEqual(sorted(call["name"] for call in calls.values()), ["get_time", "get_weather"])
+                results = {"get_weather": FORECAST, "get_time": "noon"}
+                messages.append(
+                    {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [
+                            {
+                                "id": call["id"],
+                                "type": "function",
+                                "function": {"name": call["name"], "arguments": call["arguments"]},
+                            }
+                            for call in calls.values()
+                        ],
+                    }
+                )
+                messages += [
+                    {"role": "tool", "tool_call_id": call["id"], "content": results[call["name"]]}
+                    for call in calls.values()
+                ]
+                text = "".join(
+                    chunk.choices[0].delta.content or ""
+                    for chunk in client.chat.completions.create(
+                        model=OPENAI_MODELS[backend], messages=messages, tools=[WEATHER, TIME], stream=True
+                    )
+                    if chunk.choices
+                )
+                self.assertIn("get_weather said " + FORECAST, text)
+                self.assertIn("get_time said noon", text)
+                self.assert_called(backend, prompt, ("get_weather", FORECAST), ("get_time", "noon"))
+
+    @off_reactor
+    def test_async(self) -> None:
+        """The async client makes the same round trip."""
+
+        async def round_trip(backend: str) -> str:
+            async with self.async_openai_client() as client:
+                prompt = question(backend, "async")
+                messages: list[Any] = [{"role": "user", "content": prompt}]
+                first = await client.chat.completions.create(
+                    model=OPENAI_MODELS[backend], messages=messages, tools=[WEATHER]
+                )
+                [call] = first.choices[0].message.tool_calls or []
+                messages += [
+                    first.choices[0].message.model_dump(exclude_none=True),
+                    {"role": "tool", "tool_call_id": call.id, "content": FORECAST},
+                ]
+                second = await client.chat.completions.create(
+                    model=OPENAI_MODELS[backend], messages=messages, tools=[WEATHER]
+                )
+                return second.choices[0].message.content or ""
+
+        for backend in BACKENDS:
+            self.assertEqual(asyncio.run(round_trip(backend)), answered(backend, ("get_weather", FORECAST)))
+
+    @off_reactor
+    def test_tool_choice_none(self) -> None:
+        """With C{tool_choice} C{none} the CLI is given no tools, and answers in words."""
+        with self.openai_client() as client:
+            for backend in BACKENDS:
+                prompt = question(backend, "none")
+                answer = client.chat.completions.create(
+                    model=OPENAI_MODELS[backend],
+                    messages=[{"role": "user", "content": prompt}],
+                    tools=[WEATHER],
+                    tool_choice="none",
+                )
+                self.assertEqual(answer.choices[0].finish_reason, "stop")
+                self.assertNotIn("tool_calls", self.run_with(backend, prompt))
+
+    @off_reactor
+    def test_named_tool_choice(self) -> None:
+        """A named C{tool_choice} asks the CLI to call it: the fakes do, as a model told to would."""
+        with self.openai_client() as client:
+            for backend in BACKENDS:
+                prompt = f"What is it like in Paris on {backend}?"
+                answer = client.chat.completions.create(
+                    model=OPENAI_MODELS[backend],
+                    messages=[{"role": "user", "content": prompt}],
+                    tools=[WEATHER],
+                    tool_choice={"type": "function", "function": {"name": "get_weather"}},
+                )
+                self.assertEqual(answer.choices[0].finish_reason, "tool_calls", backend)
+                self.assertIn("call the tool get_weather", self.run_with(backend, prompt)["stdin"])
+                # Never answered: the run is stopped at the end of the test.
+
+
+class AnthropicToolTests(ToolTestCase):
+    """Messages: C{tool_use} blocks, then the C{tool_result} blocks."""
+
+    @off_reactor
+    def test_round_trip(self) -> None:
+        """C{stop_reason} C{tool_use} with one C{tool_use} block; its result is answered."""
+        with self.anthropic_client() as client:
+            for backend in BACKENDS:
+                prompt = question(backend, "messages")
+                messages: list[Any] = [{"role": "user", "content": prompt}]
+                first = client.messages.create(
+                    model=ANTHROPIC_MODELS[backend],
+                    max_tokens=256,
+                    messages=messages,
+                    tools=[ANTHROPIC_WEATHER],
+                )
+                self.assertEqual(first.stop_reason, "tool_use", backend)
+                [block] = [block for block in first.content if block.type == "tool_use"]
+                self.assertRegex(block.id, "^toolu_[0-9a-f]{24}$")
+                self.assertEqual((block.name, block.input), ("get_weather", {"city": prompt}))
+                messages += [
+                    {"role": "assistant", "content": [block.model_dump() for block in first.content]},
+                    {
+                        "role": "user",
+                        "content": [{"type": "tool_result", "tool_use_id": block.id, "content": FORECAST}],
+                    },
+                ]
+                second = client.messages.create(
+                    model=ANTHROPIC_MODELS[backend],
+                    max_tokens=256,
+                    messages=messages,
+                    tools=[ANTHROPIC_WEATHER],
+                )
+                self.assertEqual(second.stop_reason, "end_turn")
+                self.assertEqual(second.content[0].text, answered(backend, ("get_weather", FORECAST)))  # type: ignore[union-attr]
+                self.assert_called(backend, prompt, ("get_weather", FORECAST))
+
+    @off_reactor
+    def test_stream(self) -> None:
+        """
+        Streamed, the call is a C{tool_use} block whose input arrives as
+        C{input_json_delta}; the SDK's final message holds it, and a
+        failed result goes back as a tool error.
+        """
+        with self.anthropic_client() as client:
+            for backend in BACKENDS:
+                prompt = question(backend, "stream")
+                messages: list[Any] = [{"role": "user", "content": prompt}]
+                with client.messages.stream(
+                    model=ANTHROPIC_MODELS[backend],
+                    max_tokens=256,
+                    messages=messages,
+                    tools=[ANTHROPIC_WEATHER],
+                ) as stream:
+                    kinds = [event.type for event in stream]
+                    first = stream.get_final_message()
+                self.assertIn("input_json", kinds)
+                self.assertEqual(first.stop_reason, "tool_use")
+                [block] = [block for block in first.content if block.type == "tool_use"]
+                self.assertEqual(block.input, {"city": prompt})
+                messages += [
+                    {"role": "assistant", "content": [block.model_dump() for block in first.content]},
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "tool_result",
+                                "tool_use_id": block.id,
+                                "content": "no such city",
+                                "is_error": True,
+                            }
+                        ],
+                    },
+                ]
+                with client.messages.stream(
+                    model=ANTHROPIC_MODELS[backend],
+                    max_tokens=256,
+                    messages=messages,
+                    tools=[ANTHROPIC_WEATHER],
+                ) as stream:
+                    second = stream.get_final_message()
+                self.assertEqual(second.content[0].text, answered(backend, ("get_weather", "no such city")))  # type: ignore[union-attr]
+                [call] = self.run_with(backend, prompt)["tool_calls"]
+                self.assertTrue(call["is_error"])
+
+
+class ResponsesToolTests(ToolTestCase):
+    """The Responses API: C{function_call} items, then C{function_call_output} items."""
+
+    @off_reactor
+    def test_round_trip(self) -> None:
+        """A C{function_call} output item; its output, after C{previous_response_id}, is answered."""
+        with self.openai_client() as client:
+            for backend in BACKENDS:
+                prompt = question(backend, "responses")
+                first = client.responses.create(
+                    model=OPENAI_MODELS[backend], input=prompt, tools=[RESPONSES_WEATHER]
+                )
+                [call] = [item for item in first.output if item.type == "function_call"]
+                self.assertEqual((call.name, json.loads(call.arguments)), ("get_weather", {"city": prompt}))
+                second = client.responses.create(
+                    model=OPENAI_MODELS[backend],
+                    previous_response_id=first.id,
+                    input=[{"type": "function_call_output", "call_id": call.call_id, "output": FORECAST}],
+                    tools=[RESPONSES_WEATHER],
+                )
+                self.assertEqual(second.output_text, answered(backend, ("get_weather", FORECAST)))
+                self.assert_called(backend, prompt, ("get_weather", FORECAST))
+
+    @off_reactor
+    def test_stream_without_previous_response(self) -> None:
+        """
+        Streamed, the call's item and arguments events come before
+        C{response.completed}; the follow-up may send the whole input back
+        instead of naming the previous response.
+        """
+        with self.openai_client() as client:
+            for backend in BACKENDS:
+                prompt = question(backend, "responses stream")
+                with client.responses.stream(
+                    model=OPENAI_MODELS[backend], input=prompt, tools=[RESPONSES_WEATHER]
+                ) as stream:
+                    kinds = [event.type for event in stream]
+                    first = stream.get_final_response()
+                self.assertIn("response.function_call_arguments.done", kinds)
+                [call] = [item for item in first.output if item.type == "function_call"]
+                items: list[Any] = [
+                    {"role": "user", "content": prompt},
+                    call.model_dump(exclude_none=True),
+                    {"type": "function_call_output", "call_id": call.call_id, "output": FORECAST},
+                ]
+                second = client.responses.create(
+                    model=OPENAI_MODELS[backend], input=items, tools=[RESPONSES_WEATHER]
+                )
+                self.assertEqual(second.output_text, answered(backend, ("get_weather", FORECAST)))
+
+
+class LangChainToolTests(ToolTestCase):
+    """LangChain's C{bind_tools}, and an agent loop that runs the tool itself."""
+
+    @off_reactor
+    def test_bind_tools_loop(self) -> None:
+        """The model asks for the tool; LangChain runs it and the model answers with its result."""
+        from langchain_core.messages import HumanMessage, ToolMessage
+        from langchain_core.tools import tool
+
+        @tool
+        def get_weather(city: str) -> str:
+            """The weather in a city."""
+            return FORECAST
+
+        for backend in BACKENDS:
+            chat = self.langchain_chat(OPENAI_MODELS[backend]).bind_tools([get_weather])
+            prompt = question(backend, "langchain")
+            messages: list[Any] = [HumanMessage(prompt)]
+            reply = chat.invoke(messages)
+            [call] = reply.tool_calls  # type: ignore[attr-defined]
+            self.assertEqual((call["name"], call["args"]), ("get_weather", {"city": prompt}))
+            messages += [reply, ToolMessage(get_weather.invoke(call["args"]), tool_call_id=call["id"])]
+            final = chat.invoke(messages)
+            self.assertEqual(final.content, answered(backend, ("get_weather", FORECAST)))
+
+
+class ExpiryTests(ToolTestCase):
+    """A client that never returns: the run is stopped; a late follow-up starts afresh."""
+
+    server_config: ClassVar[Config] = {"server": {"tool_call_timeout_secs": 1}}
+
+    @off_reactor
+    def test_late_follow_up(self) -> None:
+        """
+        Once C{tool_call_timeout_secs} passed, the waiting CLI is stopped;
+        the late follow-up runs as a new conversation seeded with the whole
+        history, results included, and the CLI answers from them.
+        """
+        import time
+
+        with self.openai_client() as client:
+            prompt = question("claude", "late")
+            messages: list[Any] = [{"role": "user", "content": prompt}]
+            first = client.chat.completions.create(model="claude", messages=messages, tools=[WEATHER])
+            [call] = first.choices[0].message.tool_calls or []
+            pid = self.run_with("claude", prompt)["pid"]
+            # The client takes its time: wall-clock time is what expires the call.
+            deadline = time.monotonic() + 10
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            self.assertFalse(_alive(pid), "the waiting CLI was not stopped")
+            messages += [
+                first.choices[0].message.model_dump(exclude_none=True),
+                {"role": "tool", "tool_call_id": call.id, "content": FORECAST},
+            ]
+            second = client.chat.completions.create(model="claude", messages=messages, tools=[WEATHER])
+            self.assertEqual(second.choices[0].finish_reason, "stop")
+            [later] = [record for record in self.runs("claude") if record["pid"] != pid]
+            self.assertIn(f"[Tool result {call.id}: {FORECAST}]", later["stdin"])
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
