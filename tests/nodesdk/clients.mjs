@@ -4,7 +4,7 @@
 // of what the client got, for the test to check.
 import Anthropic from "@anthropic-ai/sdk";
 import { createOpenAI } from "@ai-sdk/openai";
-import { Output, generateText, jsonSchema, streamText } from "ai";
+import { Output, generateText, jsonSchema, stepCountIs, streamText, tool } from "ai";
 import OpenAI from "openai";
 
 const [scenario, backend, model] = process.argv.slice(2);
@@ -14,6 +14,7 @@ const anthropic = new Anthropic({ baseURL: `${base}/anthropic`, apiKey: "sk-ant-
 // The AI SDK's default OpenAI provider: provider(model) speaks the Responses API.
 const provider = createOpenAI({ baseURL: `${base}/openai/v1`, apiKey: "sk-clinvk-test" });
 const QUESTIONS = ["Pick a number", "Double it", "Now add ten"];
+const FORECAST = "sunny, 21 C";
 // A strict schema (codex holds every schema to OpenAI's strict rules).
 const PICK = {
   type: "object",
@@ -185,6 +186,61 @@ const scenarios = {
       ],
     });
     return { chat: chat.choices[0].message.content, messages: message.content[0].text, aiSdk: generated.text };
+  },
+
+  // A weather tool round trip: the CLI calls the client's tool, the client
+  // runs it and sends the result back (docs/design/client-tools.md).
+  async tools() {
+    const prompt = (client) => `What is the weather in Paris (${client} on ${backend})? Use get_weather.`;
+    const parameters = { type: "object", properties: { city: { type: "string" } }, required: ["city"] };
+    const messages = [{ role: "user", content: prompt("openai") }];
+    const tools = [{ type: "function", function: { name: "get_weather", description: "The weather.", parameters } }];
+    const first = await openai.chat.completions.create({ model, messages, tools });
+    const call = first.choices[0].message.tool_calls[0];
+    messages.push(first.choices[0].message, { role: "tool", tool_call_id: call.id, content: FORECAST });
+    const chat = await openai.chat.completions.create({ model, messages, tools });
+
+    const anthropicMessages = [{ role: "user", content: prompt("anthropic") }];
+    const anthropicTools = [{ name: "get_weather", description: "The weather.", input_schema: parameters }];
+    const asked = await anthropic.messages.create({
+      model: backend,
+      max_tokens: 100,
+      messages: anthropicMessages,
+      tools: anthropicTools,
+    });
+    const use = asked.content.find((block) => block.type === "tool_use");
+    anthropicMessages.push(
+      { role: "assistant", content: asked.content },
+      { role: "user", content: [{ type: "tool_result", tool_use_id: use.id, content: FORECAST }] },
+    );
+    const answered = await anthropic.messages.create({
+      model: backend,
+      max_tokens: 100,
+      messages: anthropicMessages,
+      tools: anthropicTools,
+    });
+
+    const executed = [];
+    const generated = await generateText({
+      model: provider(model),
+      prompt: prompt("ai-sdk"),
+      tools: {
+        get_weather: tool({
+          description: "The weather.",
+          inputSchema: jsonSchema(parameters),
+          execute: async (input) => {
+            executed.push(input);
+            return FORECAST;
+          },
+        }),
+      },
+      stopWhen: stepCountIs(3),
+    });
+    return {
+      chat: { finish: first.choices[0].finish_reason, name: call.function.name, text: chat.choices[0].message.content },
+      anthropic: { stop: asked.stop_reason, input: use.input, text: answered.content[0].text },
+      aiSdk: { steps: generated.steps.length, executed, text: generated.text },
+    };
   },
 
   async aiSdkConversation() {

@@ -29,6 +29,8 @@ NODE_SDKS = "CLINVK_NODE_SDKS"
 REQUIRE_NODE_SDKS = "CLINVK_REQUIRE_NODE_SDKS"
 CLIENTS = Path(__file__).with_name("clients.mjs")
 QUESTIONS = ["Pick a number", "Double it", "Now add ten"]
+# The backends whose CLIs call the client's tools.
+TOOL_BACKENDS = ("claude", "codex")
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
 )
@@ -159,3 +161,20 @@ class NodeClientTests(SDKServerTestCase):
                 self.assertEqual(found[client], f"{backend} answers: {prompt} for {backend}")
                 [run] = [run for run in self.runs(backend) if prompt in run["stdin"] + str(run.get("turns"))]
                 self.assertEqual([image["size"] for image in run["images"]], [len(PNG)], run)
+
+    async def test_tools(self) -> None:
+        """
+        A weather tool round trip with the C{openai} and C{anthropic}
+        clients, and the AI SDK's C{generateText} with a tool it runs
+        itself over several steps.
+        """
+        for backend, model in OPENAI_MODELS.items():
+            if backend not in TOOL_BACKENDS:
+                continue
+            found = await self.client("tools", backend, model)
+            said = f"{backend} answers: get_weather said sunny, 21 C"
+            self.assertEqual(found["chat"], {"finish": "tool_calls", "name": "get_weather", "text": said})
+            question = f"What is the weather in Paris (anthropic on {backend})? Use get_weather."
+            self.assertEqual(found["anthropic"], {"stop": "tool_use", "input": {"city": question}, "text": said})
+            question = f"What is the weather in Paris (ai-sdk on {backend})? Use get_weather."
+            self.assertEqual(found["aiSdk"], {"steps": 2, "executed": [{"city": question}], "text": said})
