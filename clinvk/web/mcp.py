@@ -13,6 +13,7 @@ import ipaddress
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
@@ -83,10 +84,17 @@ class MCPEndpoint(Resource):
         secret = self._secret(request)
         assert secret is not None
         answering = Deferred.fromCoroutine(self._bridge.handle(secret, body))
-        # The CLI gone (its process stopped), the call it waited on is too.
-        request.notifyFinish().addErrback(lambda reason: answering.cancel())
+        gone: list[Failure] = []
+
+        def lost(reason: Failure) -> None:
+            # The CLI gone (its process stopped), the call it waited on is too.
+            gone.append(reason)
+            answering.cancel()
+
+        request.notifyFinish().addErrback(lost)
         answering.addCallbacks(
-            lambda answer: _write(request, answer), lambda reason: _failed(request, reason)
+            lambda answer: None if gone else _write(request, answer),
+            lambda reason: None if gone else _failed(request, reason),
         )
         return NOT_DONE_YET
 
@@ -102,8 +110,6 @@ class MCPEndpoint(Resource):
 
 
 def _write(request: IRequest, answer: MCPAnswer) -> None:
-    if getattr(request, "_disconnected", False):
-        return
     request.setResponseCode(answer.status)
     if answer.body is not None:
         request.setHeader(b"content-type", b"application/json")
@@ -111,10 +117,8 @@ def _write(request: IRequest, answer: MCPAnswer) -> None:
     request.finish()
 
 
-def _failed(request: IRequest, reason: object) -> None:
-    if getattr(request, "_disconnected", False):
-        return
-    log.failure("The MCP endpoint could not answer", reason)  # type: ignore[arg-type]
+def _failed(request: IRequest, reason: Failure) -> None:
+    log.failure("The MCP endpoint could not answer", reason)
     request.setResponseCode(500)
     request.finish()
 

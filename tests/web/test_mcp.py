@@ -1,0 +1,121 @@
+"""
+The MCP endpoint's HTTP side (docs/design/client-tools.md#mcp-endpoint):
+only its toolboxes' secret URLs, only from loopback, only POST.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import treq
+from treq.testing import StubTreq
+from twisted.internet import reactor
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.client import HTTPConnectionPool
+from twisted.web.test.requesthelper import DummyRequest
+
+from clinvk.compat.mcp import MCPBridge, PendingCall
+from clinvk.compat.tools import ClientTool
+from clinvk.listeners import MCPListener
+from clinvk.web.mcp import MCPEndpoint
+
+LIST = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).encode()
+
+
+class EndpointTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.bridge = MCPBridge(new_secret=lambda: "s3cret")
+        self.bridge.listening("http://127.0.0.1:1/mcp")
+        self.calls: list[PendingCall] = []
+        self.bridge.open([ClientTool("get_weather")], self.calls.append)
+        self.client = StubTreq(MCPEndpoint(self.bridge))
+
+    def post(self, path: str, body: bytes = LIST, **headers: str) -> Any:
+        return self.successResultOf(
+            self.client.post(
+                f"http://127.0.0.1/{path}",
+                data=body,
+                headers={"content-type": "application/json", **headers},
+            )
+        )
+
+    def test_served(self) -> None:
+        response = self.post("mcp/s3cret")
+        self.assertEqual(response.code, 200)
+        self.assertEqual(response.headers.getRawHeaders("content-type"), ["application/json"])
+        body = json.loads(self.successResultOf(response.content()))
+        self.assertEqual(body["result"]["tools"][0]["name"], "get_weather")
+
+    def test_refused(self) -> None:
+        """Unknown secrets and paths are 404s; a browser's request (an Origin) is a 403; GET a 405."""
+        self.assertEqual(self.post("mcp/guess").code, 404)
+        self.assertEqual(self.post("s3cret").code, 404)
+        self.assertEqual(self.post("mcp/s3cret/more").code, 404)
+        self.assertEqual(self.post("mcp/s3cret", Origin="http://evil.example").code, 403)
+        self.assertEqual(self.successResultOf(self.client.get("http://127.0.0.1/mcp/s3cret")).code, 405)
+
+    def test_too_large(self) -> None:
+        self.assertEqual(self.post("mcp/s3cret", b" " * (1024 * 1024 + 1)).code, 413)
+
+    def test_not_loopback(self) -> None:
+        """A request from another host is refused, whatever listener it came through."""
+        request = DummyRequest([b"mcp", b"s3cret"])
+        request.method = b"POST"
+        request.client = IPv4Address("TCP", "192.0.2.7", 4000)
+        self.assertEqual(MCPEndpoint(self.bridge).render(request), b"")
+        self.assertEqual(request.responseCode, 403)
+
+    def test_cli_gone(self) -> None:
+        """The CLI's connection lost while a call waits, the call is cancelled."""
+        request = DummyRequest([b"mcp", b"s3cret"])
+        request.method = b"POST"
+        request.client = IPv4Address("TCP", "127.0.0.1", 4000)
+        body = {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {"name": "get_weather", "arguments": {}},
+        }
+        request.content = io.BytesIO(json.dumps(body).encode())
+        MCPEndpoint(self.bridge).render(request)
+        [call] = self.calls
+        self.assertFalse(call.answer.called)
+        request.processingFailed(Failure(Exception("connection lost")))
+        self.assertTrue(call.answer.called)
+        self.assertEqual(request.written, [])
+
+
+class ListenerTests(TestCase):
+    """The endpoint's listener, on the real reactor and loopback."""
+
+    async def test_listens_on_loopback(self) -> None:
+        """It listens on 127.0.0.1 at a port of its own, which the bridge learns; stopped, it forgets it."""
+        bridge = MCPBridge()
+        service = MCPListener(bridge, reactor)  # type: ignore[arg-type]
+        service.startService()
+        self.addCleanup(lambda: service.stopService() if service.running else None)
+        while not bridge.available:
+            await _turn()
+        box = bridge.open([ClientTool("get_weather")], lambda call: None)
+        self.assertRegex(box.url, r"^http://127\.0\.0\.1:\d+/mcp/[A-Za-z0-9_-]{43}$")
+        pool = HTTPConnectionPool(reactor, persistent=False)
+        response = await treq.post(box.url, data=LIST, headers={"content-type": "application/json"}, pool=pool)
+        self.assertEqual(json.loads(await response.content())["result"]["tools"][0]["name"], "get_weather")
+        await pool.closeCachedConnections()
+        await service.stopService()
+        # The server's side of the connection closes on the next turns.
+        for _ in range(3):
+            await _turn()
+        self.assertFalse(bridge.available)
+
+
+def _turn() -> Deferred[None]:
+    """A Deferred firing on the reactor's next turn."""
+    waited: Deferred[None] = Deferred()
+    reactor.callLater(0, waited.callback, None)  # type: ignore[attr-defined]
+    return waited
