@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import attrs
+
 from twisted.trial.unittest import SynchronousTestCase
 
 from clinvk.backends.claude import ClaudeBackend

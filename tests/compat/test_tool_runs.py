@@ -28,7 +28,7 @@ class ToolRunTests(SynchronousTestCase):
         self.bridge = MCPBridge()
         self.bridge.listening("http://127.0.0.1:1/mcp")
         self.expired: list[ToolRun] = []
-        self.run = ToolRun(
+        self.tool_run = ToolRun(
             bridge=self.bridge,
             tools=TOOLS,
             clock=self.clock,
@@ -38,8 +38,8 @@ class ToolRunTests(SynchronousTestCase):
         )
         self.cli: EventChannel = StreamChannel()
         self.cli.running()
-        self.segment = self.run.start(self.cli)
-        self.secret = self.run.url.rsplit("/", 1)[1]
+        self.segment = self.tool_run.start(self.cli)
+        self.secret = self.tool_run.url.rsplit("/", 1)[1]
 
     def call(self, name: str, **arguments: object) -> Deferred[object]:
         """The CLI calls C{name}; the Deferred fires with the bridge's JSON-RPC answer."""
@@ -71,7 +71,7 @@ class ToolRunTests(SynchronousTestCase):
             [(c.name, c.arguments) for c in ended.calls],
             [("get_weather", '{"city":"Paris"}'), ("get_time", '{"city":"Paris"}')],
         )
-        self.assertEqual(self.run.waiting, tuple(call.id for call in ended.calls))
+        self.assertEqual(self.tool_run.waiting, tuple(call.id for call in ended.calls))
         for call in ended.calls:
             self.assertRegex(call.id, "^call_[0-9a-f]{24}$")
 
@@ -88,10 +88,10 @@ class ToolRunTests(SynchronousTestCase):
         as an error), and the next segment reads the rest of the run.
         """
         answers, ended = self.suspended()
-        weather, time = ended.calls
+        weather, _ = ended.calls
         # What the CLI printed while it waited goes to the next segment.
         self.cli.put(events.message("held ", 2))
-        segment = self.run.resume({weather.id: ToolResult(weather.id, "sunny")})
+        segment = self.tool_run.resume({weather.id: ToolResult(weather.id, "sunny")})
         results = [self.successResultOf(answer) for answer in answers]
         self.assertEqual([r.body["result"]["content"][0]["text"] for r in results], ["sunny", NO_RESULT])  # type: ignore[attr-defined]
         self.assertEqual([r.body["result"]["isError"] for r in results], [False, True])  # type: ignore[attr-defined]
@@ -107,7 +107,7 @@ class ToolRunTests(SynchronousTestCase):
         self.clock.advance(59)
         self.assertEqual(self.expired, [])
         self.clock.advance(1)
-        self.assertEqual(self.expired, [self.run])
+        self.assertEqual(self.expired, [self.tool_run])
         self.assertTrue(self.cli.cancelled)
         self.assertFalse(self.bridge.knows(self.secret))
 
@@ -116,7 +116,7 @@ class ToolRunTests(SynchronousTestCase):
         self.suspended()
         self.segment.cancel()
         self.assertFalse(self.cli.cancelled)
-        segment = self.run.resume({})
+        segment = self.tool_run.resume({})
         segment.cancel()
         self.assertTrue(self.cli.cancelled)
 
@@ -124,5 +124,5 @@ class ToolRunTests(SynchronousTestCase):
         """A CLI that ended while the client had the calls: the next segment ends at once."""
         self.suspended()
         self.cli.close(RunResult(exit_code=1, error="gone"))
-        segment = self.run.resume({})
+        segment = self.tool_run.resume({})
         self.assertEqual(self.successResultOf(segment.result()), RunResult(exit_code=1, error="gone"))

@@ -20,21 +20,21 @@ from tests.integration._sdk_server import (
 )
 from tests.integration._server import Config
 
-PARAMETERS = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-WEATHER = {
+PARAMETERS: Any = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+WEATHER: Any = {
     "type": "function",
     "function": {"name": "get_weather", "description": "The weather in a city.", "parameters": PARAMETERS},
 }
-TIME = {
+TIME: Any = {
     "type": "function",
     "function": {"name": "get_time", "description": "The time in a city.", "parameters": PARAMETERS},
 }
-ANTHROPIC_WEATHER = {
+ANTHROPIC_WEATHER: Any = {
     "name": "get_weather",
     "description": "The weather in a city.",
     "input_schema": PARAMETERS,
 }
-RESPONSES_WEATHER = {"type": "function", **WEATHER["function"]}
+RESPONSES_WEATHER: Any = {"type": "function", **WEATHER["function"]}
 
 FORECAST = "sunny, 21 C"
 
@@ -86,7 +86,8 @@ class OpenAIChatToolTests(ToolTestCase):
                 choice = first.choices[0]
                 self.assertEqual(choice.finish_reason, "tool_calls", backend)
                 self.assertIsNone(choice.message.content)
-                [call] = choice.message.tool_calls or []
+                calls: Any = choice.message.tool_calls or []
+                [call] = calls
                 self.assertRegex(call.id, "^call_[0-9a-f]{24}$")
                 self.assertEqual(
                     (call.function.name, json.loads(call.function.arguments)),
@@ -374,7 +375,7 @@ class LangChainToolTests(ToolTestCase):
             prompt = question(backend, "langchain")
             messages: list[Any] = [HumanMessage(prompt)]
             reply = chat.invoke(messages)
-            [call] = reply.tool_calls  # type: ignore[attr-defined]
+            [call] = reply.tool_calls
             self.assertEqual((call["name"], call["args"]), ("get_weather", {"city": prompt}))
             messages += [reply, ToolMessage(get_weather.invoke(call["args"]), tool_call_id=call["id"])]
             final = chat.invoke(messages)
@@ -393,7 +394,7 @@ class ExpiryTests(ToolTestCase):
         the late follow-up runs as a new conversation seeded with the whole
         history, results included, and the CLI answers from them.
         """
-        import time
+        import time as clock
 
         with self.openai_client() as client:
             prompt = question("claude", "late")
@@ -402,9 +403,9 @@ class ExpiryTests(ToolTestCase):
             [call] = first.choices[0].message.tool_calls or []
             pid = self.run_with("claude", prompt)["pid"]
             # The client takes its time: wall-clock time is what expires the call.
-            deadline = time.monotonic() + 10
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
+            deadline = clock.monotonic() + 10
+            while _alive(pid) and clock.monotonic() < deadline:
+                clock.sleep(0.1)
             self.assertFalse(_alive(pid), "the waiting CLI was not stopped")
             messages += [
                 first.choices[0].message.model_dump(exclude_none=True),

@@ -175,6 +175,8 @@ class NodeClientTests(SDKServerTestCase):
             said = f"{backend} answers: get_weather said sunny, 21 C"
             self.assertEqual(found["chat"], {"finish": "tool_calls", "name": "get_weather", "text": said})
             question = f"What is the weather in Paris (anthropic on {backend})? Use get_weather."
-            self.assertEqual(found["anthropic"], {"stop": "tool_use", "input": {"city": question}, "text": said})
+            self.assertEqual(
+                found["anthropic"], {"stop": "tool_use", "input": {"city": question}, "text": said}
+            )
             question = f"What is the weather in Paris (ai-sdk on {backend})? Use get_weather."
             self.assertEqual(found["aiSdk"], {"steps": 2, "executed": [{"city": question}], "text": said})

@@ -9,19 +9,14 @@ import io
 import json
 from typing import Any
 
-import treq
 from treq.testing import StubTreq
-from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SynchronousTestCase, TestCase
-from twisted.web.client import HTTPConnectionPool
+from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.test.requesthelper import DummyRequest
 
 from clinvk.compat.mcp import MCPBridge, PendingCall
 from clinvk.compat.tools import ClientTool
-from clinvk.listeners import MCPListener
 from clinvk.web.mcp import MCPEndpoint
 
 LIST = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).encode()
@@ -33,7 +28,7 @@ class EndpointTests(SynchronousTestCase):
         self.bridge.listening("http://127.0.0.1:1/mcp")
         self.calls: list[PendingCall] = []
         self.bridge.open([ClientTool("get_weather")], self.calls.append)
-        self.client = StubTreq(MCPEndpoint(self.bridge))
+        self.client: Any = StubTreq(MCPEndpoint(self.bridge))
 
     def post(self, path: str, body: bytes = LIST, **headers: str) -> Any:
         return self.successResultOf(
@@ -81,41 +76,10 @@ class EndpointTests(SynchronousTestCase):
             "method": "tools/call",
             "params": {"name": "get_weather", "arguments": {}},
         }
-        request.content = io.BytesIO(json.dumps(body).encode())
+        request.content = io.BytesIO(json.dumps(body).encode())  # type: ignore[attr-defined]
         MCPEndpoint(self.bridge).render(request)
         [call] = self.calls
         self.assertFalse(call.answer.called)
         request.processingFailed(Failure(Exception("connection lost")))
         self.assertTrue(call.answer.called)
         self.assertEqual(request.written, [])
-
-
-class ListenerTests(TestCase):
-    """The endpoint's listener, on the real reactor and loopback."""
-
-    async def test_listens_on_loopback(self) -> None:
-        """It listens on 127.0.0.1 at a port of its own, which the bridge learns; stopped, it forgets it."""
-        bridge = MCPBridge()
-        service = MCPListener(bridge, reactor)  # type: ignore[arg-type]
-        service.startService()
-        self.addCleanup(lambda: service.stopService() if service.running else None)
-        while not bridge.available:
-            await _turn()
-        box = bridge.open([ClientTool("get_weather")], lambda call: None)
-        self.assertRegex(box.url, r"^http://127\.0\.0\.1:\d+/mcp/[A-Za-z0-9_-]{43}$")
-        pool = HTTPConnectionPool(reactor, persistent=False)
-        response = await treq.post(box.url, data=LIST, headers={"content-type": "application/json"}, pool=pool)
-        self.assertEqual(json.loads(await response.content())["result"]["tools"][0]["name"], "get_weather")
-        await pool.closeCachedConnections()
-        await service.stopService()
-        # The server's side of the connection closes on the next turns.
-        for _ in range(3):
-            await _turn()
-        self.assertFalse(bridge.available)
-
-
-def _turn() -> Deferred[None]:
-    """A Deferred firing on the reactor's next turn."""
-    waited: Deferred[None] = Deferred()
-    reactor.callLater(0, waited.callback, None)  # type: ignore[attr-defined]
-    return waited
