@@ -27,8 +27,12 @@ def claude_tool_name(tools: ClientTools, name: str) -> str:
 
 
 def claude_mcp_config(tools: ClientTools) -> bytes:
-    """Claude's C{--mcp-config} file: one HTTP server, clinvk's."""
-    server = {"type": "http", "url": tools.url}
+    """
+    Claude's C{--mcp-config} file: one HTTP server, clinvk's, whose calls
+    may wait as long as the client may take (its default is 60 seconds
+    for an answer to begin).
+    """
+    server = {"type": "http", "url": tools.url, "timeout": cli_timeout_secs(tools) * 1000}
     return json.dumps({"mcpServers": {tools.server_name: server}}).encode("utf-8")
 
 
@@ -49,4 +53,20 @@ def codex_settings(tools: ClientTools) -> list[str]:
         f'{prefix}.default_tools_approval_mode="approve"',
         f"{prefix}.tool_timeout_sec={cli_timeout_secs(tools)}",
     ]
-    return [part for setting in settings for part in ("-c", setting)]
+    argv = [part for setting in settings for part in ("-c", setting)]
+    if not tools.keep_cli_tools:
+        argv += CODEX_OWN_TOOLS_OFF
+    return argv
+
+
+# What turns codex's own tools off: its shell, image viewer, sub-agents,
+# goals, web search and questions to the user.  Three tools that read MCP
+# resources stay: codex adds them whenever an MCP server is configured.
+CODEX_OWN_TOOLS_OFF = [
+    *("--disable", "shell_tool"),
+    *("--disable", "view_image"),
+    *("--disable", "multi_agent"),
+    *("--disable", "goals"),
+    *("-c", 'web_search="disabled"'),
+    *("-c", "tools.experimental_request_user_input.enabled=false"),
+]

@@ -228,8 +228,15 @@ class _Refused(Exception):
 def _tool(tool: ClientTool) -> Any:
     import mcp_types
 
+    # Read-only as far as the CLI knows: the client runs it, not the CLI,
+    # and claude and codex call read-only tools of one step at once, which
+    # lets a step's calls reach the client together.
+    hints = mcp_types.ToolAnnotations(read_only_hint=True)
     return mcp_types.Tool(
-        name=tool.name, description=tool.description or None, input_schema=dict(tool.input_schema)
+        name=tool.name,
+        description=tool.description or None,
+        input_schema=dict(tool.input_schema),
+        annotations=hints,
     )
 
 

@@ -798,7 +798,7 @@ def codex(args: list[str], stdin: str) -> int:
     args = args[1:]
     resume = None
     booleans = {"--json", "--full-auto", "--skip-git-repo-check"}
-    valued = {"--model", "--sandbox", "--config-dir", "-c", "--output-schema", "--image"}
+    valued = {"--model", "--sandbox", "--config-dir", "-c", "--output-schema", "--image", "--disable"}
     leading, rest = [], list(args)
     while rest and rest[0].startswith("-") and rest[0] != "-":
         leading.append(rest.pop(0))

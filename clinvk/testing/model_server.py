@@ -48,16 +48,19 @@ VENDOR_OF = {"claude": "anthropic", "codex": "openai", "gemini": "gemini"}
 @frozen
 class ToolCall:
     """
-    A call of one of the CLI's own (built-in) tools, which the CLI runs
-    before it asks the model again with the tool's result.
+    A call of one of the CLI's tools (its own, or an MCP server's), which
+    the CLI runs before it asks the model again with the tool's result.
 
     @ivar name: The tool's name as the CLI declares it (C{Bash},
-        C{shell_command}, C{run_shell_command}, ...).
+        C{shell_command}, C{mcp__clinvk__get_weather}, ...).
     @ivar arguments: Its arguments.
+    @ivar namespace: The namespace tool it belongs to, for a Responses
+        C{function_call} (codex offers an MCP server's tools in one).
     """
 
     name: str
     arguments: dict[str, Any]
+    namespace: str = ""
 
 
 @frozen
@@ -107,9 +110,9 @@ def text(answer: str, chunks: int = 1, **extra: Any) -> Reply:
     return Reply(text=answer, chunks=chunks, **extra)
 
 
-def tool_call(name: str, arguments: dict[str, Any], **extra: Any) -> Reply:
-    """A call of the CLI's built-in tool C{name}."""
-    return Reply(tool_call=ToolCall(name, arguments), **extra)
+def tool_call(name: str, arguments: dict[str, Any], namespace: str = "", **extra: Any) -> Reply:
+    """A call of the CLI's tool C{name} (in C{namespace}, for a namespaced Responses tool)."""
+    return Reply(tool_call=ToolCall(name, arguments, namespace), **extra)
 
 
 def failure(status: int, message: str = "") -> Reply:
@@ -704,6 +707,8 @@ class _Writer:
                 "name": reply.tool_call.name,
                 "arguments": json.dumps(reply.tool_call.arguments),
             }
+            if reply.tool_call.namespace:
+                call["namespace"] = reply.tool_call.namespace
             index = len(output)
             yield (
                 "response.output_item.added",

@@ -39,7 +39,9 @@ class ClaudeTests(SynchronousTestCase):
         )
         self.assertNotIn(URL, " ".join(argv))
         config = json.loads(self.backend.run_files(given)["mcp.json"])
-        self.assertEqual(config, {"mcpServers": {"clinvk": {"type": "http", "url": URL}}})
+        # Its calls may wait past claude's 60 seconds, as long as the client may take.
+        server = {"type": "http", "url": URL, "timeout": 330_000}
+        self.assertEqual(config, {"mcpServers": {"clinvk": server}})
 
     def test_keeping_its_tools(self) -> None:
         """Asked to keep its tools, it keeps them, and the configured allowed tools come first."""
@@ -64,14 +66,25 @@ class CodexTests(SynchronousTestCase):
     backend = CodexBackend()
 
     def test_settings(self) -> None:
-        """The server's URL, its tools approved, and its calls waiting past the client's time."""
+        """
+        The server's URL, its tools approved, its calls waiting past the
+        client's time; codex's own tools off unless kept.
+        """
         argv = self.backend.command("codex", options("codex", client_tools=TOOLS), "")
         settings = [argv[index + 1] for index, arg in enumerate(argv) if arg == "-c"]
         self.assertEqual(
-            settings[:3],
+            settings,
             [
                 f'mcp_servers.clinvk.url="{URL}"',
                 'mcp_servers.clinvk.default_tools_approval_mode="approve"',
                 "mcp_servers.clinvk.tool_timeout_sec=330",
+                'web_search="disabled"',
+                "tools.experimental_request_user_input.enabled=false",
             ],
         )
+        disabled = [argv[index + 1] for index, arg in enumerate(argv) if arg == "--disable"]
+        self.assertEqual(disabled, ["shell_tool", "view_image", "multi_agent", "goals"])
+        kept = self.backend.command(
+            "codex", options("codex", client_tools=attrs.evolve(TOOLS, keep_cli_tools=True)), ""
+        )
+        self.assertNotIn("--disable", kept)

@@ -88,6 +88,8 @@ class BridgeTests(SynchronousTestCase):
             (tool["name"], tool["description"], tool["inputSchema"]),
             (WEATHER.name, WEATHER.description, WEATHER.input_schema),
         )
+        # Read-only, so that claude and codex call a step's tools at once.
+        self.assertEqual(tool["annotations"], {"readOnlyHint": True})
 
     def test_call(self) -> None:
         """A call waits for the client's result, then answers with it."""
