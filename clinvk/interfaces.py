@@ -12,7 +12,14 @@ from zope.interface import Attribute, Interface
 
 if TYPE_CHECKING:
     from clinvk.config import BackendConfig
-    from clinvk.model import HeadlessNeed, LiveStep, ParsedResponse, UnifiedEvent, UnifiedOptions
+    from clinvk.model import (
+        HeadlessNeed,
+        LiveStep,
+        ParsedResponse,
+        RunFileMaker,
+        UnifiedEvent,
+        UnifiedOptions,
+    )
 
 
 class IBackend(Interface):
@@ -90,15 +97,23 @@ class IBackend(Interface):
         @return: A L{str}.
         """
 
-    def run_files(options: UnifiedOptions) -> Mapping[str, bytes]:
+    def run_files(options: UnifiedOptions) -> Mapping[str, bytes | RunFileMaker]:
         """
         The files a run with C{options} needs while it runs, by name: its
         command line names them in C{options.scratch}, the run's own
         directory, which the runtime fills before the CLI starts and
         removes once it ends (docs/design/structured-output.md#run-files).
 
-        @return: File names (without directories) and contents; empty when
-            the run needs none.
+        @return: File names (without directories) and their contents, or
+            what makes them (a directory, say) away from the reactor; empty
+            when the run needs none.
+        """
+
+    def run_environment(options: UnifiedOptions) -> Mapping[str, str]:
+        """
+        The environment variables a run with C{options} needs beyond the
+        server's (a secret a command line would show to every user of the
+        machine, a directory of the run's own); empty for none.
         """
 
     def fork_flags(message_id: str) -> tuple[str, ...]:

@@ -7,7 +7,7 @@ run returns and what a CLI needs to run unattended.  It imports nothing of clinv
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,6 +47,11 @@ def _images(items: Iterable[ImageInput]) -> tuple[ImageInput, ...]:
     return tuple(items)
 
 
+# Makes a run's file or directory at the path it is given, away from the
+# reactor (IBackend.run_files): for what needs more than bytes written.
+RunFileMaker = Callable[[str], None]
+
+
 @frozen
 class ClientTools:
     """
@@ -54,6 +59,9 @@ class ClientTools:
     MCP endpoint (docs/design/client-tools.md).
 
     @ivar url: The run's MCP endpoint, whose path is its secret.
+    @ivar endpoint: The MCP endpoint without the secret, for a CLI that
+        presents the secret as a bearer token instead (codex).
+    @ivar secret: The secret, for that token.
     @ivar names: The tools' names, as the client gave them.
     @ivar keep_cli_tools: Whether the CLI keeps its own tools (shell,
         files, search) beside the client's; by default it has none.
@@ -65,6 +73,8 @@ class ClientTools:
     names: tuple[str, ...] = field(converter=_strings)
     keep_cli_tools: bool = False
     timeout_secs: int = 300
+    endpoint: str = ""
+    secret: str = field(default="", repr=False)
 
     # The MCP server's name in the CLIs' configurations: the tools reach the
     # model as mcp__clinvk__<name> (claude, codex) or mcp_clinvk_<name> (gemini).

@@ -26,7 +26,15 @@ from clinvk.backends.images import anthropic_blocks
 from clinvk.backends.options import resolve_model
 from clinvk.config import BackendConfig
 from clinvk.interfaces import IBackend, ILiveMode, ILiveSession, IStreamParser
-from clinvk.model import HeadlessNeed, LiveStep, ParsedResponse, TokenUsage, UnifiedEvent, UnifiedOptions
+from clinvk.model import (
+    HeadlessNeed,
+    LiveStep,
+    ParsedResponse,
+    RunFileMaker,
+    TokenUsage,
+    UnifiedEvent,
+    UnifiedOptions,
+)
 
 FLAGS = FlagTable(
     approval={
@@ -154,10 +162,13 @@ class ClaudeBackend:
             return user_message_line(anthropic_blocks(prompt, options.images)) + "\n"
         return prompt
 
-    def run_files(self, options: UnifiedOptions) -> Mapping[str, bytes]:
+    def run_files(self, options: UnifiedOptions) -> Mapping[str, bytes | RunFileMaker]:
         if options.client_tools is None:
             return {}
         return {CLAUDE_MCP_CONFIG: claude_mcp_config(options.client_tools)}
+
+    def run_environment(self, options: UnifiedOptions) -> Mapping[str, str]:
+        return {}
 
     def fork_flags(self, message_id: str) -> tuple[str, ...]:
         # With --resume: a new session holding the resumed one up to the

@@ -21,7 +21,7 @@ from typing import Any
 from zope.interface import implementer
 
 from clinvk.backends import events
-from clinvk.backends.client_tools import codex_settings
+from clinvk.backends.client_tools import CODEX_TOKEN_VARIABLE, codex_settings
 from clinvk.backends.codex_live import CodexLiveSession, Launch, live_launch
 from clinvk.backends.events import NOT_JSON, as_dict, as_int, as_str, compact, loads, readable
 from clinvk.backends.flags import FlagTable, mapped_flags
@@ -30,7 +30,7 @@ from clinvk.backends.images import replaced
 from clinvk.backends.options import prompt_with_system, resolve_model
 from clinvk.config import BackendConfig
 from clinvk.interfaces import IBackend, ILiveMode, ILiveSession, IStreamParser
-from clinvk.model import HeadlessNeed, ParsedResponse, TokenUsage, UnifiedEvent, UnifiedOptions
+from clinvk.model import HeadlessNeed, ParsedResponse, RunFileMaker, TokenUsage, UnifiedEvent, UnifiedOptions
 
 FLAGS = FlagTable(
     # Current codex releases may refuse --ask-for-approval on exec; the flag
@@ -114,11 +114,16 @@ class CodexBackend:
         shown = replaced(prompt, options.images, lambda number, image: f"[Image #{number}]")
         return prompt_with_system(options, shown)
 
-    def run_files(self, options: UnifiedOptions) -> Mapping[str, bytes]:
-        files = {image.name: image.data for image in options.images}
+    def run_files(self, options: UnifiedOptions) -> Mapping[str, bytes | RunFileMaker]:
+        files: dict[str, bytes | RunFileMaker] = {image.name: image.data for image in options.images}
         if options.output_schema:
             files[OUTPUT_SCHEMA_FILE] = options.output_schema.encode("utf-8")
         return files
+
+    def run_environment(self, options: UnifiedOptions) -> Mapping[str, str]:
+        # The MCP endpoint's secret, kept off the command line.
+        tools = options.client_tools
+        return {CODEX_TOKEN_VARIABLE: tools.secret} if tools is not None else {}
 
     def fork_flags(self, message_id: str) -> tuple[str, ...]:
         # Its forks (app-server thread/fork, the TUI's codex fork) copy the

@@ -20,6 +20,7 @@ from typing import Any
 from zope.interface import implementer
 
 from clinvk.backends import events
+from clinvk.backends.client_tools import GEMINI_HOME, GEMINI_HOME_VARIABLE, GeminiHome, gemini_tool_settings
 from clinvk.backends.events import NOT_JSON, as_dict, as_int, as_str, loads, readable
 from clinvk.backends.flags import FlagTable, mapped_flags
 from clinvk.backends.gemini_live import GeminiLiveSession
@@ -28,7 +29,7 @@ from clinvk.backends.images import replaced
 from clinvk.backends.options import prompt_with_system, resolve_model
 from clinvk.config import BackendConfig
 from clinvk.interfaces import IBackend, ILiveMode, ILiveSession, IStreamParser
-from clinvk.model import HeadlessNeed, ParsedResponse, TokenUsage, UnifiedEvent, UnifiedOptions
+from clinvk.model import HeadlessNeed, ParsedResponse, RunFileMaker, TokenUsage, UnifiedEvent, UnifiedOptions
 
 FLAGS = FlagTable(
     approval={
@@ -119,6 +120,9 @@ class GeminiBackend:
         if options.images:
             # Files outside its workspace are not read (docs/design/images.md#images-gemini).
             argv += ["--include-directories", options.scratch]
+        if options.client_tools is not None:
+            # Of the MCP servers its settings name, clinvk's alone.
+            argv += ["--allowed-mcp-server-names", options.client_tools.server_name]
         return argv + mapped
 
     def live_command(self, executable: str, options: UnifiedOptions, resume_id: str) -> list[str]:
@@ -161,8 +165,17 @@ class GeminiBackend:
         )
         return prompt_with_system(options, shown)
 
-    def run_files(self, options: UnifiedOptions) -> Mapping[str, bytes]:
-        return {image.name: image.data for image in options.images}
+    def run_files(self, options: UnifiedOptions) -> Mapping[str, bytes | RunFileMaker]:
+        files: dict[str, bytes | RunFileMaker] = {image.name: image.data for image in options.images}
+        if options.client_tools is not None:
+            files[GEMINI_HOME] = GeminiHome(gemini_tool_settings(options.client_tools))
+        return files
+
+    def run_environment(self, options: UnifiedOptions) -> Mapping[str, str]:
+        if options.client_tools is None:
+            return {}
+        # Its settings, with the client's tools, in a home of the run's own.
+        return {GEMINI_HOME_VARIABLE: os.path.join(options.scratch, GEMINI_HOME)}
 
     def fork_flags(self, message_id: str) -> tuple[str, ...]:
         # It has no fork of a session.

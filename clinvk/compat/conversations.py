@@ -413,6 +413,8 @@ class Conversations:
                 tuple(tool.name for tool in turn.tools),
                 keep_cli_tools=turn.keep_cli_tools,
                 timeout_secs=self._tool_timeout,
+                endpoint=self._bridge.endpoint,
+                secret=run.toolbox.secret,
             )
             turn.request = attrs.evolve(turn.request, client_tools=offered)
             prepared = self._runner.prepare(turn.request, streaming=True)

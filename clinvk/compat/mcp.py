@@ -96,6 +96,11 @@ class MCPBridge:
         self._base_url = base_url.rstrip("/")
 
     @property
+    def endpoint(self) -> str:
+        """The endpoint's URL without a secret, where one is presented as a bearer token."""
+        return self._base_url
+
+    @property
     def available(self) -> bool:
         """Whether toolboxes can be opened: the endpoint listens."""
         return bool(self._base_url)
@@ -127,7 +132,7 @@ class MCPBridge:
 
     def knows(self, secret: str) -> bool:
         """Whether C{secret} is an open toolbox's."""
-        return secret in self._boxes
+        return bool(secret) and secret in self._boxes
 
     async def handle(self, secret: str, body: bytes) -> MCPAnswer:
         """

@@ -20,7 +20,7 @@ from clinvk.backends.options import REQUESTED_FORMATS, unified_options
 from clinvk.backends.workdir import check_workdir
 from clinvk.config import ClinvkConfig
 from clinvk.interfaces import IBackend
-from clinvk.model import RunRequest, UnifiedOptions
+from clinvk.model import RunFileMaker, RunRequest, UnifiedOptions
 from clinvk.runs.scratch import scratch_path
 
 log = Logger()
@@ -53,8 +53,13 @@ class PreparedRun:
     stdin: bytes
     # The files the command line names, in options.scratch (IBackend.run_files);
     # their bytes (a client's images) stay out of reprs.
-    files: tuple[tuple[str, bytes], ...] = attrs.field(
+    files: tuple[tuple[str, bytes | RunFileMaker], ...] = attrs.field(
         default=(), repr=lambda files: f"<{', '.join(name for name, _ in files)}>"
+    )
+    # The variables the run adds to the server's environment
+    # (IBackend.run_environment); their values (secrets) stay out of reprs.
+    environment: tuple[tuple[str, str], ...] = attrs.field(
+        default=(), repr=lambda variables: f"<{', '.join(name for name, _ in variables)}>"
     )
 
     @property
@@ -144,4 +149,5 @@ class Preflight:
             # The model, system prompt or a flag: no command line can carry it.
             raise UnusableRequest("invalid request: a command-line value contains a NUL character")
         stdin = backend.stdin_text(options, request.prompt).encode("utf-8")
-        return PreparedRun(request, backend, options, tuple(command), stdin, files)
+        environment = tuple(backend.run_environment(options).items())
+        return PreparedRun(request, backend, options, tuple(command), stdin, files, environment)

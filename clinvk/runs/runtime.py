@@ -153,7 +153,7 @@ class BackendRuntime:
         server = self._config.server
         return ProcessSpec(
             argv=prepared.command,
-            env=self._environ,
+            env={**self._environ, **dict(prepared.environment)} if prepared.environment else self._environ,
             stdin=prepared.stdin,
             path=prepared.request.workdir or None,
             timeout=float(flags.command_timeout_secs) or None,

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from clinvk.model import RunFileMaker
 from clinvk.sessions.blocking import RunBlocking, synchronously
 
 log = Logger()
@@ -45,9 +46,10 @@ class RunFiles:
     def __init__(self, run_blocking: RunBlocking = synchronously) -> None:
         self._run_blocking = run_blocking
 
-    def write(self, directory: str, files: Iterable[tuple[str, bytes]]) -> Deferred[None]:
+    def write(self, directory: str, files: Iterable[tuple[str, bytes | RunFileMaker]]) -> Deferred[None]:
         """
-        Create C{directory}, readable by this user alone, holding C{files}.
+        Create C{directory}, readable by this user alone, holding C{files}:
+        bytes written to a new file, or what a maker makes at its path.
 
         @return: A Deferred failing with the L{OSError} (or the thread
             pool's refusal) when it could not; the directory is then gone.
@@ -58,6 +60,9 @@ class RunFiles:
             os.mkdir(directory, 0o700)
             try:
                 for name, content in wanted:
+                    if callable(content):
+                        content(os.path.join(directory, name))
+                        continue
                     descriptor = os.open(
                         os.path.join(directory, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600
                     )

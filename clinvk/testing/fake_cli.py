@@ -254,8 +254,9 @@ class MCPClient:
     C{tools/list} and C{tools/call}.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, token: str = "") -> None:
         self.url = url
+        self.token = token
         self._ids = 0
 
     def _post(self, message: dict[str, Any]) -> Any:
@@ -264,7 +265,11 @@ class MCPClient:
         request = urllib.request.Request(
             self.url,
             data=json.dumps(message).encode("utf-8"),
-            headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream"},
+            headers={
+                "Content-Type": "application/json",
+                "Accept": "application/json, text/event-stream",
+                **({"Authorization": f"Bearer {self.token}"} if self.token else {}),
+            },
             method="POST",
         )
         with urllib.request.urlopen(request, timeout=3600) as response:
@@ -306,9 +311,9 @@ class ClientToolCalls:
     prompt already holds tool results.
     """
 
-    def __init__(self, run: FakeRun, url: str | None) -> None:
+    def __init__(self, run: FakeRun, url: str | None, token: str = "") -> None:
         self.run = run
-        self.client = MCPClient(url) if url else None
+        self.client = MCPClient(url, token) if url else None
         self.wanted: list[dict[str, Any]] = []
         if self.client is None:
             return
@@ -848,7 +853,8 @@ def codex(args: list[str], stdin: str) -> int:
         run.line({"type": "turn.failed", "error": {"message": message}})
         return 1
     items = 0
-    client_calls = ClientToolCalls(run, _codex_mcp_url(found.get("-c", [])))
+    url, token = _codex_mcp_server(found.get("-c", []))
+    client_calls = ClientToolCalls(run, url, token)
     if client_calls.wanted:
         started = [
             {
@@ -902,17 +908,40 @@ def codex(args: list[str], stdin: str) -> int:
     return run.finish()
 
 
-def _codex_mcp_url(settings: list[str]) -> str | None:
-    """The URL of the clinvk server in codex's C{-c} settings, if any."""
+def _codex_mcp_server(settings: list[str]) -> tuple[str | None, str]:
+    """
+    The URL of the clinvk server in codex's C{-c} settings, if any, and the
+    bearer token from the variable they name.
+    """
+    found: dict[str, Any] = {}
     for setting in settings:
         key, _, value = setting.partition("=")
-        if key.strip() == "mcp_servers.clinvk.url":
-            url: str = json.loads(value)
-            return url
-    return None
+        if key.strip().startswith("mcp_servers.clinvk."):
+            found[key.strip().removeprefix("mcp_servers.clinvk.")] = json.loads(value)
+    token = (
+        os.environ.get(found.get("bearer_token_env_var", ""), "") if "bearer_token_env_var" in found else ""
+    )
+    return found.get("url"), token
 
 
 # -- gemini
+
+
+def _gemini_mcp_url(allowed: list[str]) -> str | None:
+    """
+    The URL of the clinvk server in the settings of gemini's home
+    (C{GEMINI_CLI_HOME}, else the user's), if its use is allowed.
+    """
+    if "clinvk" not in ",".join(allowed).split(","):
+        return None
+    home = os.environ.get("GEMINI_CLI_HOME") or os.path.expanduser("~")
+    try:
+        settings = json.loads((Path(home) / ".gemini" / "settings.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    server = settings.get("mcpServers", {}).get("clinvk")
+    return server.get("httpUrl") if server else None
+
 
 # The API's error body, which Gemini quotes in its reports of the error.
 GEMINI_API_ERROR = '{"error":{"code":400,"message":"scripted bad request","status":"INVALID_ARGUMENT"}}'
@@ -940,6 +969,7 @@ def gemini(args: list[str], stdin: str) -> int:
             "--resume",
             "--delete-session",
             "--include-directories",
+            "--allowed-mcp-server-names",
         },
     )
     if "--delete-session" in found:
@@ -970,6 +1000,9 @@ def gemini(args: list[str], stdin: str) -> int:
     if failed == "crash":
         run.err("Error: fake gemini crashed\n")
         return 1
+    client_calls = ClientToolCalls(run, _gemini_mcp_url(found.get("--allowed-mcp-server-names", [])))
+    if client_calls.wanted:
+        made = client_calls.call_all()
     tool = "tool" in run.directives
     tokens = {
         "input": 20,
@@ -1025,6 +1058,26 @@ def gemini(args: list[str], stdin: str) -> int:
     if output == "stream-json":
         run.line({"type": "init", "timestamp": _now(), "session_id": run.session, "model": model})
         run.line({"type": "message", "timestamp": _now(), "role": "user", "content": _user_prompt(prompt)})
+        for index, call in enumerate(made if client_calls.wanted else []):
+            tool_id = f"mcp_clinvk_{call['name']}_{int(time.time() * 1000)}_{index}"
+            run.line(
+                {
+                    "type": "tool_use",
+                    "timestamp": _now(),
+                    "tool_name": f"mcp_clinvk_{call['name']}",
+                    "tool_id": tool_id,
+                    "parameters": call["input"],
+                }
+            )
+            run.line(
+                {
+                    "type": "tool_result",
+                    "timestamp": _now(),
+                    "tool_id": tool_id,
+                    "status": "error" if call["is_error"] else "success",
+                    "output": call["result"],
+                }
+            )
         if tool:
             tool_id = f"run_shell_command__run_shell_command_{int(time.time() * 1000)}_0"
             run.line(

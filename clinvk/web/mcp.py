@@ -2,8 +2,9 @@
 """
 The MCP endpoint's HTTP side (docs/design/client-tools.md#mcp-endpoint):
 a site of its own, on a listener of its own bound to 127.0.0.1, never
-routed from the API's listeners.  C{POST /mcp/<secret>} carries one
-JSON-RPC message to the bridge; anything else is refused.
+routed from the API's listeners.  C{POST /mcp/<secret>} (or C{POST /mcp}
+with the secret as a bearer token) carries one JSON-RPC message to the
+bridge; anything else is refused.
 """
 
 from __future__ import annotations
@@ -53,11 +54,21 @@ class MCPEndpoint(Resource):
         self._bridge = bridge
 
     def _secret(self, request: IRequest) -> str | None:
-        path = request.prepath + request.postpath
-        if len(path) != 2 or path[0] != PREFIX:
+        """
+        The toolbox's secret: the path's last segment, or, at the bare
+        endpoint, the bearer token (a CLI that keeps it off its command line).
+        """
+        path = [segment for segment in request.prepath + request.postpath if segment]
+        if not path or path[0] != PREFIX or len(path) > 2:
             return None
-        secret: bytes = path[1]
-        return secret.decode("ascii", "replace")
+        if len(path) == 2:
+            secret: bytes = path[1]
+            return secret.decode("ascii", "replace")
+        given: bytes | None = request.getHeader(b"authorization")
+        scheme, _, token = (given or b"").partition(b" ")
+        if scheme.lower() != b"bearer" or not token.strip():
+            return None
+        return token.strip().decode("ascii", "replace")
 
     def _refused(self, request: IRequest) -> int | None:
         """The status a request is refused with, or L{None} when it may be served."""

@@ -38,7 +38,9 @@ class ClaudeTests(SynchronousTestCase):
             argv[argv.index("--allowedTools") + 1], "mcp__clinvk__get_weather,mcp__clinvk__get_time"
         )
         self.assertNotIn(URL, " ".join(argv))
-        config = json.loads(self.backend.run_files(given)["mcp.json"])
+        written = self.backend.run_files(given)["mcp.json"]
+        assert isinstance(written, bytes)
+        config = json.loads(written)
         # Its calls may wait past claude's 60 seconds, as long as the client may take.
         server = {"type": "http", "url": URL, "timeout": 330_000}
         self.assertEqual(config, {"mcpServers": {"clinvk": server}})

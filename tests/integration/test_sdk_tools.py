@@ -39,7 +39,7 @@ RESPONSES_WEATHER: Any = {"type": "function", **WEATHER["function"]}
 FORECAST = "sunny, 21 C"
 
 # The backends whose CLIs call client tools.
-BACKENDS = ("claude", "codex")
+BACKENDS = ("claude", "codex", "gemini")
 
 
 def question(backend: str, api: str) -> str:

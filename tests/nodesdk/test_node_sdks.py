@@ -30,7 +30,7 @@ REQUIRE_NODE_SDKS = "CLINVK_REQUIRE_NODE_SDKS"
 CLIENTS = Path(__file__).with_name("clients.mjs")
 QUESTIONS = ["Pick a number", "Double it", "Now add ten"]
 # The backends whose CLIs call the client's tools.
-TOOL_BACKENDS = ("claude", "codex")
+TOOL_BACKENDS = ("claude", "codex", "gemini")
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
 )

@@ -108,3 +108,20 @@ class CodexToolTests(_ToolsMixin, RealCLITestCase):
         self.assertIn("mcp__clinvk.get_weather", offered)
         for own in ("exec_command", "shell", "apply_patch", "view_image", "web_search"):
             self.assertNotIn(own, offered)
+
+
+class GeminiToolTests(_ToolsMixin, RealCLITestCase):
+    backend = "gemini"
+
+    def call_reply(self) -> model_server.Reply:
+        return model_server.tool_call("mcp_clinvk_get_weather", {"city": "Paris"})
+
+    def offered(self, body: Any) -> list[str]:
+        return [
+            declaration.get("name", "")
+            for tool in body.get("tools") or []
+            for declaration in tool.get("functionDeclarations") or []
+        ]
+
+    def assert_only_client_tools(self, body: Any) -> None:
+        self.assertEqual(self.offered(body), ["mcp_clinvk_get_weather"])

@@ -25,7 +25,15 @@ from clinvk.backends.options import prompt_with_system, resolve_model
 from clinvk.compat.models import openai_backend, run_model
 from clinvk.config import BackendConfig, config_from_mapping, config_schema
 from clinvk.interfaces import IBackend, IStreamParser
-from clinvk.model import HeadlessNeed, ParsedResponse, RunRequest, TokenUsage, UnifiedEvent, UnifiedOptions
+from clinvk.model import (
+    HeadlessNeed,
+    ParsedResponse,
+    RunFileMaker,
+    RunRequest,
+    TokenUsage,
+    UnifiedEvent,
+    UnifiedOptions,
+)
 from clinvk.runs.installed import InstalledCLI
 from clinvk.runs.runtime import BackendRuntime, EventChannel
 from clinvk.testing.reactor import FakeProcessReactor
@@ -71,7 +79,10 @@ class EchoBackend:
     def stdin_text(self, options: UnifiedOptions, prompt: str) -> str:
         return prompt_with_system(options, prompt)
 
-    def run_files(self, options: UnifiedOptions) -> Mapping[str, bytes]:
+    def run_files(self, options: UnifiedOptions) -> Mapping[str, bytes | RunFileMaker]:
+        return {}
+
+    def run_environment(self, options: UnifiedOptions) -> Mapping[str, str]:
         return {}
 
     def fork_flags(self, message_id: str) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from clinvk.backends import build_backends
 from clinvk.backends.availability import BackendAvailability
-from clinvk.model import RunRequest
+from clinvk.model import RunFileMaker, RunRequest
 from clinvk.runs.runtime import BackendRuntime
 from clinvk.runs.scratch import SCRATCH_PREFIX, RunFiles, scratch_path
 from clinvk.testing.reactor import FakeProcessReactor
@@ -81,7 +81,9 @@ class RuntimeFilesTests(SynchronousTestCase):
         runtime_files = self
 
         class Pending(RunFiles):
-            def write(self, directory: str, files: Iterable[tuple[str, bytes]]) -> Deferred[None]:
+            def write(
+                self, directory: str, files: Iterable[tuple[str, bytes | RunFileMaker]]
+            ) -> Deferred[None]:
                 runtime_files.written.append(Deferred())
                 return runtime_files.written[-1]
 
