@@ -125,7 +125,7 @@ class GeminiHome:
     def __call__(self, path: str) -> None:
         state = os.path.join(path, ".gemini")
         os.makedirs(state, 0o700)
-        users = os.path.join(self.user_home or os.path.expanduser("~"), ".gemini")
+        users = os.path.abspath(os.path.join(self.user_home or os.path.expanduser("~"), ".gemini"))
         try:
             entries = os.listdir(users)
         except FileNotFoundError:

@@ -54,6 +54,13 @@ class EndpointTests(SynchronousTestCase):
         self.assertEqual(self.post("mcp/s3cret", Origin="http://evil.example").code, 403)
         self.assertEqual(self.successResultOf(self.client.get("http://127.0.0.1/mcp/s3cret")).code, 405)
 
+    def test_bearer(self) -> None:
+        """At the bare endpoint, the secret may come as a bearer token; a wrong or missing one is a 404."""
+        self.assertEqual(self.post("mcp", Authorization="Bearer s3cret").code, 200)
+        self.assertEqual(self.post("mcp", Authorization="Bearer guess").code, 404)
+        self.assertEqual(self.post("mcp", Authorization="Basic s3cret").code, 404)
+        self.assertEqual(self.post("mcp").code, 404)
+
     def test_too_large(self) -> None:
         self.assertEqual(self.post("mcp/s3cret", b" " * (1024 * 1024 + 1)).code, 413)
 
