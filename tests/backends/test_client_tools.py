@@ -131,8 +131,8 @@ class GeminiHomeTests(SynchronousTestCase):
         self.user = Path(self.mktemp())
         (self.user / ".gemini" / "tmp").mkdir(parents=True)
         (self.user / ".gemini" / "oauth_creds.json").write_text("{}")
-        self.run = Path(self.mktemp())
-        self.run.mkdir()
+        self.runs = Path(self.mktemp())
+        self.runs.mkdir()
 
     def test_home(self) -> None:
         """
@@ -145,8 +145,8 @@ class GeminiHomeTests(SynchronousTestCase):
             "tools": {"core": ["ls"], "sandbox": False},
         }
         (self.user / ".gemini" / "settings.json").write_text(json.dumps(users))
-        GeminiHome(gemini_tool_settings(TOOLS), str(self.user))(str(self.run / "home"))
-        state = self.run / "home" / ".gemini"
+        GeminiHome(gemini_tool_settings(TOOLS), str(self.user))(str(self.runs / "home"))
+        state = self.runs / "home" / ".gemini"
         self.assertEqual(
             sorted(entry.name for entry in state.iterdir()), ["oauth_creds.json", "settings.json", "tmp"]
         )
@@ -161,8 +161,8 @@ class GeminiHomeTests(SynchronousTestCase):
     def test_no_user_settings(self) -> None:
         """Without the user's settings (or with settings no plain JSON can read), clinvk's alone."""
         (self.user / ".gemini" / "settings.json").write_text("{ // a comment\n}")
-        GeminiHome(gemini_tool_settings(TOOLS), str(self.user))(str(self.run / "one"))
-        GeminiHome(gemini_tool_settings(TOOLS), str(self.run / "nobody"))(str(self.run / "two"))
+        GeminiHome(gemini_tool_settings(TOOLS), str(self.user))(str(self.runs / "one"))
+        GeminiHome(gemini_tool_settings(TOOLS), str(self.runs / "nobody"))(str(self.runs / "two"))
         for made in ("one", "two"):
-            settings = json.loads((self.run / made / ".gemini" / "settings.json").read_text())
+            settings = json.loads((self.runs / made / ".gemini" / "settings.json").read_text())
             self.assertEqual(settings, gemini_tool_settings(TOOLS))
