@@ -73,6 +73,10 @@ class IBackend(Interface):
         "Whether the CLI itself holds its answer to a JSON schema "
         "(L{clinvk.model.UnifiedOptions.output_schema}; docs/design/structured-output.md)."
     )
+    client_tools = Attribute(
+        "Whether the CLI can be given the client's tools through clinvk's MCP endpoint "
+        "(L{clinvk.model.UnifiedOptions.client_tools}; docs/design/client-tools.md)."
+    )
     allowed_flags = Attribute(
         "The lowercase flag names a request's C{extra} list may use "
         "(docs/design/cli-runs.md#extra-flags), besides the common short ones."

@@ -121,6 +121,8 @@ class ClaudeBackend:
     # --json-schema: the model answers through a StructuredOutput tool
     # whose input is the result (docs/design/structured-output.md#structured-claude).
     structured_output = True
+    # --mcp-config (docs/design/client-tools.md#client-tools-claude).
+    client_tools = True
     allowed_flags = ALLOWED_FLAGS
     live_mode = "claude --print --input-format stream-json"
 

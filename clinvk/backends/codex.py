@@ -87,6 +87,8 @@ class CodexBackend:
     # --output-schema FILE: sent to the model as a strict json_schema text
     # format (docs/design/structured-output.md#structured-codex).
     structured_output = True
+    # mcp_servers settings (docs/design/client-tools.md#client-tools-codex).
+    client_tools = True
     allowed_flags = ALLOWED_FLAGS
     live_mode = "codex app-server"
 

@@ -105,6 +105,8 @@ class GeminiBackend:
     reports_running_usage = False
     # Neither its flags nor its settings constrain an answer to a schema.
     structured_output = False
+    # mcpServers settings (docs/design/client-tools.md#client-tools-gemini).
+    client_tools = True
     allowed_flags = ALLOWED_FLAGS
     live_mode = "gemini --acp, the Agent Client Protocol"
 

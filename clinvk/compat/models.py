@@ -86,7 +86,7 @@ def capabilities(backend: IBackend, *, conversations: bool) -> dict[str, bool]:
     return {
         "streaming_tokens": bool(backend.streams_tokens),
         "images": True,
-        "tools": False,
+        "tools": bool(backend.client_tools),
         "structured_output": bool(backend.structured_output),
         "resume": conversations,
     }

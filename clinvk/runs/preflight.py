@@ -129,6 +129,8 @@ class Preflight:
         if executable is None:
             raise BackendNotAvailable(f'backend "{backend.name}" is not available')
 
+        if request.client_tools is not None and not backend.client_tools:
+            raise UnusableRequest(f'backend "{backend.name}" cannot call the client\'s tools')
         options = unified_options(request, self._config, streaming=streaming)
         if (
             options.allowed_tools

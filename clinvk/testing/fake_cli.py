@@ -154,6 +154,8 @@ class FakeRun:
         self.answer = answer
         self.session = self.directives.get("session") or str(uuid.uuid4())
         self.grandchildren: list[int] = []
+        # What later records keep: the members earlier ones added.
+        self.recorded: dict[str, Any] = {}
 
     def read_image(self, path: str) -> None:
         """Read an image file as the CLI would (it must exist while the CLI runs)."""
@@ -224,6 +226,7 @@ class FakeRun:
         Write this run's record, with C{more} members (a live fake adds the
         turns it served so far and the conversation it resumed).
         """
+        self.recorded.update(more)
         directory = os.environ.get("CLINVK_FAKE_RECORD")
         if not directory:
             return
@@ -239,7 +242,7 @@ class FakeRun:
             "cwd": os.getcwd(),
             "grandchildren": self.grandchildren,
             "ignored_signals": _ignored_signals(),
-            **more,
+            **self.recorded,
         }
         path = Path(directory) / f"{os.getpid()}.json"
         temporary = path.with_suffix(".tmp")
@@ -318,6 +321,8 @@ class ClientToolCalls:
         if self.client is None:
             return
         tools = self.client.connect()
+        # Where the CLI was told to find the tools: a test checks who else answers there.
+        run.record(mcp_url=url)
         prompt = _user_prompt(run.prompt)
         if "[Tool result " in prompt:
             return

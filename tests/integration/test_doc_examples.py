@@ -515,6 +515,29 @@ class OpenAIExampleTests(ExampleTestCase):
         self.assertEqual(codex["schema"]["required"], ["label", "n"])
         self.assert_documented("openai/structured.py", run)
 
+    async def test_tools(self) -> None:
+        """
+        C{openai/tools.py} runs the tool claude's CLI asks for, and the
+        answer comes from the same CLI run, with the result.
+        """
+        run = await self.run_example("openai/tools.py")
+        self.assertEqual(
+            run.lines(), ["claude asks for get_weather", "claude answers: get_weather said sunny, 21 C"]
+        )
+        [record] = self.runs("claude")
+        self.assertEqual([call["result"] for call in record["tool_calls"]], ["sunny, 21 C"])
+        self.assert_documented("openai/tools.py", run)
+
+    async def test_responses_tools(self) -> None:
+        """C{openai/responses_tools.py}: the same on codex, by previous_response_id."""
+        run = await self.run_example("openai/responses_tools.py")
+        self.assertEqual(
+            run.lines(), ["codex asks for get_weather", "codex answers: get_weather said sunny, 21 C"]
+        )
+        [record] = self.runs("codex")
+        self.assertEqual([call["result"] for call in record["tool_calls"]], ["sunny, 21 C"])
+        self.assert_documented("openai/responses_tools.py", run)
+
     async def test_list_models(self) -> None:
         """C{openai/list_models.py} lists one model per backend."""
         run = await self.run_example("openai/list_models.py")
@@ -550,6 +573,16 @@ class AnthropicExampleTests(ExampleTestCase):
         [record] = self.runs("claude")
         self.assert_model_flag(record["argv"], "sonnet")
         self.assert_documented("anthropic/message.py", run)
+
+    async def test_tools(self) -> None:
+        """C{anthropic/tools.py}: gemini's CLI asks for the tool, and answers with its result."""
+        run = await self.run_example("anthropic/tools.py")
+        self.assertEqual(
+            run.lines(), ["gemini asks for get_weather", "gemini answers: get_weather said sunny, 21 C"]
+        )
+        [record] = self.runs("gemini")
+        self.assertEqual([call["result"] for call in record["tool_calls"]], ["sunny, 21 C"])
+        self.assert_documented("anthropic/tools.py", run)
 
     async def test_system_prompt(self) -> None:
         """

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from urllib.parse import urlparse
 from typing import Any, ClassVar
 
 from tests.integration._sdk_server import (
@@ -215,8 +216,20 @@ class OpenAIChatToolTests(ToolTestCase):
                     tool_choice={"type": "function", "function": {"name": "get_weather"}},
                 )
                 self.assertEqual(answer.choices[0].finish_reason, "tool_calls", backend)
-                self.assertIn("call the tool get_weather", self.run_with(backend, prompt)["stdin"])
+                record = self.run_with(backend, prompt)
+                self.assertIn("call the tool get_weather", record["stdin"])
                 # Never answered: the run is stopped at the end of the test.
+                self.assert_not_public(record["mcp_url"])
+
+    def assert_not_public(self, url: str) -> None:
+        """The MCP endpoint at C{url} answers on its own listener alone, not the API's."""
+        listing = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).encode()
+        headers = {"Content-Type": "application/json"}
+        found = urlparse(url)
+        self.assertEqual(found.hostname, "127.0.0.1")
+        self.assertNotEqual(found.port, urlparse(self.base_url).port)
+        status, _, _ = self.request_raw("POST", found.path, listing, headers)
+        self.assertEqual(status, 404)
 
 
 class AnthropicToolTests(ToolTestCase):

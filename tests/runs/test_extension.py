@@ -66,6 +66,7 @@ class EchoBackend:
     merges_stderr = False
     reports_running_usage = False
     structured_output = False
+    client_tools = False
     allowed_flags = frozenset({"--loud"})
 
     def command(self, executable: str, options: UnifiedOptions, resume_id: str) -> list[str]:

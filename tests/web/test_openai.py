@@ -39,6 +39,7 @@ class ModelsTests(OpenAITestCase):
         self.assertEqual({m["created"] for m in answer["data"]}, {int(self.reactor.seconds())})
         self.assertEqual([m["capabilities"]["streaming_tokens"] for m in answer["data"]], [True, False, True])
         self.assertEqual({m["capabilities"]["images"] for m in answer["data"]}, {True})
+        self.assertEqual({m["capabilities"]["tools"] for m in answer["data"]}, {True})
         self.assertEqual({m["capabilities"]["resume"] for m in answer["data"]}, {True})
         self.assertEqual(
             [m["capabilities"]["structured_output"] for m in answer["data"]], [True, True, False]
