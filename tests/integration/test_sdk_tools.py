@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from urllib.parse import urlparse
 from typing import Any, ClassVar
+from urllib.parse import urlparse
 
 from tests.integration._sdk_server import (
     ANTHROPIC_MODELS,
