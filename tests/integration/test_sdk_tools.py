@@ -13,6 +13,9 @@ import json
 from typing import Any, ClassVar
 from urllib.parse import urlparse
 
+from twisted.internet.threads import deferToThread
+
+from tests.integration._processes import alive
 from tests.integration._sdk_server import (
     ANTHROPIC_MODELS,
     OPENAI_MODELS,
@@ -400,41 +403,59 @@ class ExpiryTests(ToolTestCase):
 
     server_config: ClassVar[Config] = {"server": {"tool_call_timeout_secs": 1}}
 
-    @off_reactor
-    def test_late_follow_up(self) -> None:
+    async def test_late_follow_up(self) -> None:
         """
         Once C{tool_call_timeout_secs} passed, the waiting CLI is stopped;
         the late follow-up runs as a new conversation seeded with the whole
         history, results included, and the CLI answers from them.
         """
-        import time as clock
+        prompt = question("claude", "late")
+        messages: list[Any] = [{"role": "user", "content": prompt}]
+        client = self.openai_client()
+        self.addCleanup(client.close)
+        first = await deferToThread(
+            client.chat.completions.create, model="claude", messages=messages, tools=[WEATHER]
+        )
+        calls: Any = first.choices[0].message.tool_calls
+        [call] = calls
+        pid = self.run_with("claude", prompt)["pid"]
+        # The client takes its time: the server's clock expires the call.
+        await self.eventually(lambda: not alive(pid))
+        messages += [
+            first.choices[0].message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.id, "content": FORECAST},
+        ]
+        second = await deferToThread(
+            client.chat.completions.create, model="claude", messages=messages, tools=[WEATHER]
+        )
+        self.assertEqual(second.choices[0].finish_reason, "stop")
+        [later] = [record for record in self.runs("claude") if record["pid"] != pid]
+        self.assertIn(f"[Tool result {call.id}: {FORECAST}]", later["stdin"])
 
+
+class StatelessToolTests(ToolTestCase):
+    """With C{server.compat_sessions} off, a round trip still goes back to the waiting run."""
+
+    server_config: ClassVar[Config] = {"server": {"compat_sessions": False}}
+
+    @off_reactor
+    def test_round_trip(self) -> None:
+        """No session is kept, but the call's id finds the run that waits on it."""
         with self.openai_client() as client:
-            prompt = question("claude", "late")
+            prompt = question("codex", "stateless")
             messages: list[Any] = [{"role": "user", "content": prompt}]
-            first = client.chat.completions.create(model="claude", messages=messages, tools=[WEATHER])
-            [call] = first.choices[0].message.tool_calls or []
-            pid = self.run_with("claude", prompt)["pid"]
-            # The client takes its time: wall-clock time is what expires the call.
-            deadline = clock.monotonic() + 10
-            while _alive(pid) and clock.monotonic() < deadline:
-                clock.sleep(0.1)
-            self.assertFalse(_alive(pid), "the waiting CLI was not stopped")
+            first = client.chat.completions.create(model="gpt-4o", messages=messages, tools=[WEATHER])
+            calls: Any = first.choices[0].message.tool_calls
+            [call] = calls
             messages += [
                 first.choices[0].message.model_dump(exclude_none=True),
                 {"role": "tool", "tool_call_id": call.id, "content": FORECAST},
             ]
-            second = client.chat.completions.create(model="claude", messages=messages, tools=[WEATHER])
-            self.assertEqual(second.choices[0].finish_reason, "stop")
-            [later] = [record for record in self.runs("claude") if record["pid"] != pid]
-            self.assertIn(f"[Tool result {call.id}: {FORECAST}]", later["stdin"])
-
-
-def _alive(pid: int) -> bool:
-    import os
-
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+            raw = client.chat.completions.with_raw_response.create(
+                model="gpt-4o", messages=messages, tools=[WEATHER]
+            )
+            self.assertEqual(
+                raw.parse().choices[0].message.content, answered("codex", ("get_weather", FORECAST))
+            )
+            self.assertNotIn("x-clinvk-session-id", raw.headers)
+            self.assertEqual(len(self.runs("codex")), 1)
