@@ -389,11 +389,6 @@ class Conversations:
         error = "the client did not return the results of its tools in time"
         self.end(parked.turn, RunResult(exit_code=1, error=error), "")
 
-    @property
-    def parked_runs(self) -> int:
-        """How many runs wait on the client's tool results."""
-        return len({id(parked.run) for parked in self._parked.values()})
-
     async def _tool_segment(self, turn: Turn) -> Segment:
         """Start C{turn}'s run with its tools: its first segment."""
         if self._bridge is None or self._clock is None or not self._bridge.available:
