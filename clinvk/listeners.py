@@ -10,7 +10,7 @@ from twisted.application import strports
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import Service
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import TCP4ServerEndpoint, quoteStringArgument
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.logger import Logger
@@ -93,10 +93,13 @@ def default_listen(server: ServerConfig) -> str:
 class MCPListener(Service):
     """
     The MCP endpoint's own listener (docs/design/client-tools.md#mcp-endpoint):
-    on 127.0.0.1, at a port the system picks, while it runs; the bridge
-    learns its URL once it listens.
+    on 127.0.0.1, at a port the system picks, from the first request with
+    client tools until the service stops.  A server whose clients never
+    send tools opens no port for it; the bridge learns the URL once it
+    listens.
 
-    @param bridge: What the endpoint serves.
+    @param bridge: What the endpoint serves; it asks this listener to
+        listen when a run first needs it.
     @param reactor: Where it listens.
     """
 
@@ -106,13 +109,34 @@ class MCPListener(Service):
         self._bridge = bridge
         self._reactor = reactor
         self._port: IListeningPort | None = None
+        self._listening: Deferred[None] | None = None
+        bridge.listen_with(self.listen)
 
-    def startService(self) -> None:
-        super().startService()
-        endpoint = TCP4ServerEndpoint(self._reactor, 0, interface=LOOPBACK)
-        endpoint.listen(mcp_site(self._bridge, self._reactor)).addCallbacks(self._listening, self._failed)
+    def listen(self) -> Deferred[None]:
+        """
+        Listen, once, while the service runs; the Deferred fires when the
+        bridge knows the URL (or never will: a failure is logged).
+        """
+        if self._listening is None:
+            if not self.running:
+                return succeed(None)
+            endpoint = TCP4ServerEndpoint(self._reactor, 0, interface=LOOPBACK)
+            listening = endpoint.listen(mcp_site(self._bridge, self._reactor))
+            self._listening = listening.addCallbacks(self._listened, self._failed)
+        done: Deferred[None] = Deferred()
 
-    def _listening(self, port: IListeningPort) -> None:
+        def tell(result: object) -> object:
+            done.callback(None)
+            return result
+
+        self._listening.addBoth(tell)
+        return done
+
+    def _listened(self, port: IListeningPort) -> None:
+        if not self.running:
+            # Stopped while it bound.
+            port.stopListening()
+            return
         self._port = port
         address = port.getHost()
         assert isinstance(address, IPv4Address)
@@ -120,11 +144,14 @@ class MCPListener(Service):
         log.info("The MCP endpoint for client tools listens address={address}", address=_address(port))
 
     def _failed(self, reason: Failure) -> None:
+        # The next request with tools tries again.
+        self._listening = None
         log.failure("The MCP endpoint for client tools could not listen; requests with tools get 503", reason)
 
     def stopService(self) -> Deferred[None] | None:
         super().stopService()
         self._bridge.listening("")
+        self._listening = None
         port, self._port = self._port, None
         if port is None:
             return None

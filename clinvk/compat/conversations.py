@@ -391,7 +391,7 @@ class Conversations:
 
     async def _tool_segment(self, turn: Turn) -> Segment:
         """Start C{turn}'s run with its tools: its first segment."""
-        if self._bridge is None or self._clock is None or not self._bridge.available:
+        if self._bridge is None or self._clock is None or not await self._bridge.ready():
             raise BackendUnavailable("client tools are unavailable: the MCP endpoint is not listening")
         run = ToolRun(
             bridge=self._bridge,

@@ -90,6 +90,17 @@ class MCPBridge:
         self._new_secret = new_secret
         self._boxes: dict[str, Toolbox] = {}
         self._base_url = ""
+        self._listen: Callable[[], Deferred[None]] | None = None
+
+    def listen_with(self, listen: Callable[[], Deferred[None]]) -> None:
+        """What makes the endpoint listen when a run first needs it (L{ready})."""
+        self._listen = listen
+
+    async def ready(self) -> bool:
+        """Whether toolboxes can be opened, once the endpoint was asked to listen if it did not."""
+        if not self._base_url and self._listen is not None:
+            await self._listen()
+        return self.available
 
     def listening(self, base_url: str) -> None:
         """The endpoint listens at C{base_url} (C{http://127.0.0.1:<port>/mcp}); C{""} once it stopped."""

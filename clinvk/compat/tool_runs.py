@@ -113,7 +113,9 @@ class ToolRun:
         segment = self._open_segment()
         waiting, self._waiting = self._waiting, {}
         for call_id, call in waiting.items():
-            call.answer.callback(results.get(call_id) or ToolResult(call_id, NO_RESULT, is_error=True))
+            if not call.answer.called:
+                # (A call whose CLI hung up was cancelled already.)
+                call.answer.callback(results.get(call_id) or ToolResult(call_id, NO_RESULT, is_error=True))
         held, self._held = self._held, []
         for event in held:
             segment.put(event)
@@ -183,10 +185,11 @@ class ToolRun:
 
     def _suspend(self) -> None:
         self._settle = None
-        segment, self._segment = self._segment, None
-        calls, self._new = tuple(self._new), []
-        if segment is None or not calls:
+        segment = self._segment
+        if segment is None or not self._new:
             return
+        self._segment = None
+        calls, self._new = tuple(self._new), []
         self._expiry = self._clock.callLater(self._timeout, self._expire)
         segment.close(ToolCallsMade(calls))
 

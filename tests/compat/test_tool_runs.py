@@ -126,3 +126,11 @@ class ToolRunTests(SynchronousTestCase):
         self.cli.close(RunResult(exit_code=1, error="gone"))
         segment = self.tool_run.resume({})
         self.assertEqual(self.successResultOf(segment.result()), RunResult(exit_code=1, error="gone"))
+
+    def test_cli_hung_up_on_a_call(self) -> None:
+        """A call whose CLI hung up was cancelled; the follow-up answers the others all the same."""
+        answers, ended = self.suspended()
+        self.tool_run.toolbox.pending[0].answer.cancel()
+        self.tool_run.resume({call.id: ToolResult(call.id, "fine") for call in ended.calls})
+        second = self.successResultOf(answers[1])
+        self.assertEqual(second.body["result"]["content"][0]["text"], "fine")  # type: ignore[attr-defined]

@@ -27,13 +27,17 @@ class ListenerTests(TestCase):
     """The endpoint's listener, on the real reactor and loopback."""
 
     async def test_listens_on_loopback(self) -> None:
-        """It listens on 127.0.0.1 at a port of its own, which the bridge learns; stopped, it forgets it."""
+        """
+        It listens once a run needs it, on 127.0.0.1 at a port of its own,
+        which the bridge learns; stopped, it forgets it.
+        """
         bridge = MCPBridge()
         service = MCPListener(bridge, reactor)
+        self.assertFalse(await bridge.ready())
         service.startService()
         self.addCleanup(lambda: service.stopService() if service.running else None)
-        while not bridge.available:
-            await _turn()
+        self.assertFalse(bridge.available)
+        self.assertTrue(await bridge.ready())
         box = bridge.open([ClientTool("get_weather")], lambda call: None)
         self.assertRegex(box.url, r"^http://127\.0\.0\.1:\d+/mcp/[A-Za-z0-9_-]{43}$")
         pool = HTTPConnectionPool(reactor, persistent=False)

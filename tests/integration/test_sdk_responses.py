@@ -123,15 +123,16 @@ class ResponsesTests(SDKServerTestCase):
 
     @off_reactor
     def test_errors(self) -> None:
-        """A wrong type, a tool-call item: 400s the SDK raises as BadRequestError, naming the member."""
+        """A wrong type, an item of another kind: 400s the SDK raises as BadRequestError, naming the member."""
         with self.openai_client() as client:
             with self.assertRaises(openai.BadRequestError) as raised:
                 client.responses.create(model="claude", input="x", store="yes")  # type: ignore[call-overload]
             self.assertEqual(raised.exception.param, "store")
-            call: Any = {"type": "function_call", "call_id": "c", "name": "f", "arguments": "{}"}
+            search: Any = {"type": "file_search_call", "id": "fs", "queries": [], "status": "completed"}
             with self.assertRaises(openai.BadRequestError) as raised:
-                client.responses.create(model="claude", input=[call])
-            self.assertIn("unsupported input item type: function_call", raised.exception.message)
+                client.responses.create(model="claude", input=[{"role": "user", "content": "x"}, search])
+            self.assertIn("unsupported input item type: file_search_call", raised.exception.message)
+            self.assertEqual(raised.exception.param, "input[1]")
 
     @off_reactor
     def test_failure_in_stream(self) -> None:
