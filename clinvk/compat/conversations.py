@@ -21,9 +21,9 @@ from twisted.logger import Logger
 
 from clinvk.compat.lineage import History, entry, history, message_of, point_of, root
 from clinvk.compat.mcp import MCPBridge
-from clinvk.compat.runs import CompatRunner, failed
+from clinvk.compat.runs import CompatRunner, answer_of, failed
 from clinvk.compat.structured import AnswerFormat, answered
-from clinvk.compat.tool_runs import Segment, ToolRun
+from clinvk.compat.tool_runs import Segment, ToolCallsMade, ToolRun, collected
 from clinvk.compat.tools import NONE, ClientTool, ToolCall, ToolChoice, ToolResult, calls_text
 from clinvk.errors import BackendFailed, BackendUnavailable, ClinvkError, InvalidRequest, SessionNotFound
 from clinvk.model import ClientTools, RunRequest, RunResult
@@ -121,6 +121,19 @@ class Turn:
         start = self.history.prefix or self.start
         answered = self.history.answered(start, output)
         return (*self.base, entry(answered, result.native_message_id))
+
+
+@attrs.frozen
+class Answer:
+    """
+    A turn's answer without streaming: the run's result, the text, and the
+    calls of the client's tools that end it, if any (the result then says
+    nothing yet: the run goes on once their results come).
+    """
+
+    result: RunResult
+    text: str
+    calls: tuple[ToolCall, ...] = ()
 
 
 @attrs.frozen
@@ -498,6 +511,24 @@ class Conversations:
         prepared = self._runner.prepare(turn.request, streaming=True)
         await self._opened(turn, prepared.options.model, prepared.request)
         return await self._runner.stream(prepared, turn.session_id)
+
+    async def answer(self, turn: Turn, answer_format: AnswerFormat | None = None) -> Answer:
+        """
+        Run C{turn} to its answer, or to the calls of the client's tools its
+        CLI waits on (the turn is then parked, L{park}); raises as
+        L{complete}.  Any other end of the turn is recorded.
+        """
+        if turn.uses_tools:
+            text, ended = await collected(await self.segment(turn))
+            if isinstance(ended, ToolCallsMade):
+                self.park(turn, text, ended.calls)
+                return Answer(RunResult(exit_code=0), text, ended.calls)
+            result = answer_of(ended, text)
+        else:
+            result = await self.complete(turn, answer_format)
+            text = result.output
+        self.end(turn, result, text)
+        return Answer(result, text)
 
     async def segment(self, turn: Turn) -> Segment:
         """

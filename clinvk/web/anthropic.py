@@ -25,8 +25,8 @@ from clinvk.compat.models import (
     run_model,
     usage_or_estimate,
 )
-from clinvk.compat.runs import answer_of, failed, failure_text
-from clinvk.compat.tool_runs import ToolCallsMade, collected
+from clinvk.compat.runs import failed, failure_text
+from clinvk.compat.tool_runs import ToolCallsMade
 from clinvk.compat.tools import ToolCall, ToolExchanges, anthropic_tool_choice, anthropic_tools
 from clinvk.errors import BackendFailed, InvalidRequest, ModelNotFound
 from clinvk.model import RunRequest, RunResult
@@ -160,19 +160,8 @@ class AnthropicApi(CompatFamily):
             if body.get("stream"):
                 await self._stream(request, turn, model)
                 return None
-            calls: tuple[ToolCall, ...] = ()
-            if turn.uses_tools:
-                text, ended = await collected(await self._conversations.segment(turn))
-                if isinstance(ended, ToolCallsMade):
-                    self._conversations.park(turn, text, ended.calls)
-                    result, calls = RunResult(exit_code=0), ended.calls
-                else:
-                    result = answer_of(ended, text)
-                    self._conversations.end(turn, result, text)
-            else:
-                result = await self._conversations.complete(turn)
-                text = result.output
-                self._conversations.end(turn, result, text)
+            answered = await self._conversations.answer(turn)
+        result, text, calls = answered.result, answered.text, answered.calls
         input_tokens, output_tokens = usage_or_estimate(result.usage, turn.request.prompt, text)
         content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text or not calls else []
         content += [_tool_use(call) for call in calls]

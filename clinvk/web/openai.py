@@ -27,9 +27,9 @@ from clinvk.compat.responses import (
     responses_turns,
     usage,
 )
-from clinvk.compat.runs import answer_of, failed, failure_text
+from clinvk.compat.runs import failed, failure_text
 from clinvk.compat.structured import AnswerFormat, chat_answer_format, instructed, responses_answer_format
-from clinvk.compat.tool_runs import ToolCallsMade, collected
+from clinvk.compat.tool_runs import ToolCallsMade
 from clinvk.compat.tools import (
     ClientTool,
     ToolCall,
@@ -227,23 +227,11 @@ class OpenAIApi(CompatFamily):
                 include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
                 await self._stream(request, turn, model, include_usage, answer_format)
                 return None
-            if turn.uses_tools:
-                text, ended = await collected(await self._conversations.segment(turn))
-                if isinstance(ended, ToolCallsMade):
-                    self._conversations.park(turn, text, ended.calls)
-                    write_json(
-                        request,
-                        self._completion(
-                            RunResult(exit_code=0), model, turn.request.prompt, text, ended.calls
-                        ),
-                    )
-                    return None
-                result = answer_of(ended, text)
-            else:
-                result = await self._conversations.complete(turn, answer_format)
-                text = result.output
-            self._conversations.end(turn, result, text)
-            write_json(request, self._completion(result, model, turn.request.prompt, text))
+            answered = await self._conversations.answer(turn, answer_format)
+            completion = self._completion(
+                answered.result, model, turn.request.prompt, answered.text, answered.calls
+            )
+            write_json(request, completion)
         return None
 
     def _format_options(self, answer_format: AnswerFormat | None, backend: str) -> tuple[str, str]:
@@ -390,24 +378,13 @@ class OpenAIApi(CompatFamily):
         # One id for both: an item_reference to the message finds its response.
         unique = new_id("")
         answer = _Answer(body, "resp_" + unique, "msg_" + unique, self._now(), turns, systems)
-        calls: tuple[ToolCall, ...] = ()
         with self._conversations.recorded(turn):
             if body.get("stream"):
                 await self._stream_response(request, turn, answer, answer_format)
                 return None
-            if turn.uses_tools:
-                text, ended = await collected(await self._conversations.segment(turn))
-                if isinstance(ended, ToolCallsMade):
-                    self._conversations.park(turn, text, ended.calls)
-                    result, calls = RunResult(exit_code=0), ended.calls
-                else:
-                    result = answer_of(ended, text)
-                    self._conversations.end(turn, result, text)
-            else:
-                result = await self._conversations.complete(turn, answer_format)
-                text = result.output
-                self._conversations.end(turn, result, text)
-        completed = answer.completed(result, turn.request.prompt, text, self._now(), calls)
+            answered = await self._conversations.answer(turn, answer_format)
+        text, calls = answered.text, answered.calls
+        completed = answer.completed(answered.result, turn.request.prompt, text, self._now(), calls)
         await self._keep(answer, completed, calls_text(text, calls), turn.session_id)
         write_json(request, completed)
         return None
