@@ -15,6 +15,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web import http
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
@@ -134,8 +135,17 @@ def _failed(request: IRequest, reason: Failure) -> None:
     request.finish()
 
 
+class _QuietSite(Site):
+    """A site that logs no requests: each one's path is a toolbox's secret."""
+
+    noisy = False
+
+    def log(self, request: http.Request) -> None:
+        pass
+
+
 def mcp_site(bridge: MCPBridge, clock: IReactorTime) -> Site:
     """The site of the MCP endpoint, serving the toolboxes of C{bridge}."""
-    site = Site(MCPEndpoint(bridge), reactor=clock)
+    site = _QuietSite(MCPEndpoint(bridge), reactor=clock)
     site.displayTracebacks = False
     return site

@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any
+from typing import Any, cast
 
 from treq.testing import StubTreq
 from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.logger import ILogObserver, LogEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.test.requesthelper import DummyRequest
 
 from clinvk.compat.mcp import MCPBridge, PendingCall
 from clinvk.compat.tools import ClientTool
-from clinvk.web.mcp import MCPEndpoint
+from clinvk.web.mcp import MCPEndpoint, mcp_site
 
 LIST = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).encode()
 
@@ -90,3 +92,25 @@ class EndpointTests(SynchronousTestCase):
         request.processingFailed(Failure(Exception("connection lost")))
         self.assertTrue(call.answer.called)
         self.assertEqual(request.written, [])
+
+
+class SiteTests(SynchronousTestCase):
+    def test_no_access_log(self) -> None:
+        """No request is logged: its path is a secret."""
+        site = mcp_site(MCPBridge(), Clock())
+        events: list[LogEvent] = []
+        observer = cast("ILogObserver", events.append)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        site.startFactory()
+        self.addCleanup(site.stopFactory)
+        # What Twisted's access log reads of a request (its default logs this line).
+        request: Any = DummyRequest([b"mcp", b"s3cret"])
+        request.uri, request.code, request.sentLength, request.clientproto = (
+            b"/mcp/s3cret",
+            200,
+            0,
+            b"HTTP/1.1",
+        )
+        site.log(request)
+        self.assertNotIn("s3cret", repr(events))
