@@ -71,6 +71,8 @@ class Reply:
     @ivar text: The answer.
     @ivar chunks: How many deltas the answer is streamed in.
     @ivar tool_call: A tool call made instead of (after) the text.
+    @ivar more_calls: More calls made with it, in the same message (the
+        calls of one step, which a CLI may make at once).
     @ivar status: An HTTP error status to answer with instead (400, 401,
         429, 500, ...), with C{message} as the error's message.
     @ivar drop_after: Drop the connection after this many deltas of the
@@ -83,6 +85,7 @@ class Reply:
     text: str = ""
     chunks: int = 1
     tool_call: ToolCall | None = None
+    more_calls: tuple[ToolCall, ...] = ()
     status: int = 200
     message: str = ""
     drop_after: int | None = None
@@ -101,6 +104,11 @@ class Reply:
         return [self.text[i : i + size] for i in range(0, len(self.text), size)] or [""]
 
     @property
+    def calls(self) -> tuple[ToolCall, ...]:
+        """Every call the reply makes."""
+        return (self.tool_call, *self.more_calls) if self.tool_call else ()
+
+    @property
     def output_tokens(self) -> int:
         return max(1, len(self.text) // 4)
 
@@ -113,6 +121,11 @@ def text(answer: str, chunks: int = 1, **extra: Any) -> Reply:
 def tool_call(name: str, arguments: dict[str, Any], namespace: str = "", **extra: Any) -> Reply:
     """A call of the CLI's tool C{name} (in C{namespace}, for a namespaced Responses tool)."""
     return Reply(tool_call=ToolCall(name, arguments, namespace), **extra)
+
+
+def tool_calls(*calls: ToolCall, **extra: Any) -> Reply:
+    """Calls of several tools in one message."""
+    return Reply(tool_call=calls[0], more_calls=calls[1:], **extra)
 
 
 def failure(status: int, message: str = "") -> Reply:
@@ -536,8 +549,7 @@ class _Writer:
         if self._vendor == "gemini":
             return _gemini_response(self._model, reply, self._gemini_parts(), True)
         content: list[dict[str, Any]] = [{"type": "text", "text": reply.text}] if reply.text else []
-        if reply.tool_call:
-            content.append(self._anthropic_tool_block(reply.tool_call, reply.tool_call.arguments))
+        content += [self._anthropic_tool_block(call, call.arguments) for call in reply.calls]
         return {
             "id": "msg_" + uuid.uuid4().hex[:24],
             "type": "message",
@@ -582,13 +594,13 @@ class _Writer:
                 yield "content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}
             yield "content_block_stop", {"type": "content_block_stop", "index": 0}
             index = 1
-        if reply.tool_call:
-            block = self._anthropic_tool_block(reply.tool_call, {})
+        for index, call in enumerate(reply.calls, start=index):
+            block = self._anthropic_tool_block(call, {})
             yield (
                 "content_block_start",
                 {"type": "content_block_start", "index": index, "content_block": block},
             )
-            delta = {"type": "input_json_delta", "partial_json": json.dumps(reply.tool_call.arguments)}
+            delta = {"type": "input_json_delta", "partial_json": json.dumps(call.arguments)}
             yield "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
             yield "content_block_stop", {"type": "content_block_stop", "index": index}
         stop_reason = "tool_use" if reply.tool_call else "end_turn"
@@ -698,17 +710,17 @@ class _Writer:
                     "item": item,
                 },
             )
-        if reply.tool_call:
+        for made in reply.calls:
             call = {
                 "id": "fc_" + uuid.uuid4().hex[:24],
                 "type": "function_call",
                 "status": "completed",
                 "call_id": "call_" + uuid.uuid4().hex[:24],
-                "name": reply.tool_call.name,
-                "arguments": json.dumps(reply.tool_call.arguments),
+                "name": made.name,
+                "arguments": json.dumps(made.arguments),
             }
-            if reply.tool_call.namespace:
-                call["namespace"] = reply.tool_call.namespace
+            if made.namespace:
+                call["namespace"] = made.namespace
             index = len(output)
             yield (
                 "response.output_item.added",
@@ -749,8 +761,7 @@ class _Writer:
     def _gemini_parts(self) -> list[dict[str, Any]]:
         reply = self._reply
         parts: list[dict[str, Any]] = [_gemini_text_part(reply.text)] if reply.text else []
-        if reply.tool_call:
-            parts.append({"functionCall": {"name": reply.tool_call.name, "args": reply.tool_call.arguments}})
+        parts += [{"functionCall": {"name": call.name, "args": call.arguments}} for call in reply.calls]
         return parts
 
     def _gemini_events(self) -> Iterator[tuple[str, Any]]:
@@ -760,9 +771,9 @@ class _Writer:
             last = number == len(pieces) - 1 and not reply.tool_call
             yield "delta", None
             yield "data", _gemini_response(self._model, reply, [_gemini_text_part(piece)], last)
-        if reply.tool_call:
-            call = {"functionCall": {"name": reply.tool_call.name, "args": reply.tool_call.arguments}}
-            yield "data", _gemini_response(self._model, reply, [call], True)
+        if reply.calls:
+            calls = [{"functionCall": {"name": call.name, "args": call.arguments}} for call in reply.calls]
+            yield "data", _gemini_response(self._model, reply, calls, True)
 
 
 class _Root(Resource):

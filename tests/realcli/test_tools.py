@@ -27,12 +27,21 @@ WEATHER: Any = {
 }
 
 
+TIME: Any = {
+    "type": "function",
+    "function": {**WEATHER["function"], "name": "get_time", "description": "The time in a city."},
+}
+
+
 class _ToolsMixin:
     backend: ClassVar[str]
 
-    def call_reply(self) -> model_server.Reply:
-        """The model's call of the client's tool, named the way this CLI offers it."""
+    def call(self, tool: str) -> model_server.ToolCall:
+        """The model's call of the client's C{tool}, named the way this CLI offers it."""
         raise NotImplementedError
+
+    def call_reply(self) -> model_server.Reply:
+        return model_server.Reply(tool_call=self.call("get_weather"))
 
     def offered(self, body: Any) -> list[str]:
         """The names of the tools this CLI offered the model in C{body}."""
@@ -72,6 +81,32 @@ class _ToolsMixin:
         self.assertNotIn("[Tool result", sent)
         self.assert_only_client_tools(asked.body)
 
+    @off_reactor
+    def test_calls_of_one_step(self: Any) -> None:
+        """
+        The model asks for two tools in one message: the CLI makes both
+        calls at once, and both reach the client in one answer; their
+        results go back together.
+        """
+        calls = (self.call("get_weather"), self.call("get_time"))
+        self.model.script(self.backend, model_server.tool_calls(*calls), model_server.text("Sunny, at noon."))
+        client = self.openai_client()
+        model = MODELS[self.backend]
+        messages: list[Any] = [{"role": "user", "content": "Weather and time in Paris?"}]
+        first = client.chat.completions.create(model=model, messages=messages, tools=[WEATHER, TIME])
+        made: Any = first.choices[0].message.tool_calls
+        self.assertEqual(sorted(call.function.name for call in made), ["get_time", "get_weather"])
+        results = {"get_weather": FORECAST, "get_time": "noon"}
+        messages.append(first.choices[0].message.model_dump(exclude_none=True))
+        messages += [
+            {"role": "tool", "tool_call_id": call.id, "content": results[call.function.name]} for call in made
+        ]
+        second = client.chat.completions.create(model=model, messages=messages, tools=[WEATHER, TIME])
+        self.assertEqual(second.choices[0].message.content, "Sunny, at noon.")
+        sent = json.dumps(self.model.turns(self.backend)[-1].body)
+        self.assertIn(FORECAST, sent)
+        self.assertIn("noon", sent)
+
     def assert_only_client_tools(self: Any, body: Any) -> None:
         """The CLI offered the model the client's tool, and none of its own that runs anything."""
         raise NotImplementedError
@@ -80,8 +115,8 @@ class _ToolsMixin:
 class ClaudeToolTests(_ToolsMixin, RealCLITestCase):
     backend = "claude"
 
-    def call_reply(self) -> model_server.Reply:
-        return model_server.tool_call("mcp__clinvk__get_weather", {"city": "Paris"})
+    def call(self, tool: str) -> model_server.ToolCall:
+        return model_server.ToolCall(f"mcp__clinvk__{tool}", {"city": "Paris"})
 
     def offered(self, body: Any) -> list[str]:
         return [tool.get("name", "") for tool in body.get("tools") or []]
@@ -93,8 +128,8 @@ class ClaudeToolTests(_ToolsMixin, RealCLITestCase):
 class CodexToolTests(_ToolsMixin, RealCLITestCase):
     backend = "codex"
 
-    def call_reply(self) -> model_server.Reply:
-        return model_server.tool_call("get_weather", {"city": "Paris"}, namespace="mcp__clinvk")
+    def call(self, tool: str) -> model_server.ToolCall:
+        return model_server.ToolCall(tool, {"city": "Paris"}, namespace="mcp__clinvk")
 
     def offered(self, body: Any) -> list[str]:
         names = []
@@ -113,8 +148,8 @@ class CodexToolTests(_ToolsMixin, RealCLITestCase):
 class GeminiToolTests(_ToolsMixin, RealCLITestCase):
     backend = "gemini"
 
-    def call_reply(self) -> model_server.Reply:
-        return model_server.tool_call("mcp_clinvk_get_weather", {"city": "Paris"})
+    def call(self, tool: str) -> model_server.ToolCall:
+        return model_server.ToolCall(f"mcp_clinvk_{tool}", {"city": "Paris"})
 
     def offered(self, body: Any) -> list[str]:
         return [
