@@ -321,6 +321,42 @@ class AnthropicToolTests(ToolTestCase):
                 self.assertTrue(call["is_error"])
 
 
+class AnthropicAsyncToolTests(ToolTestCase):
+    """The async Anthropic client makes the same round trip."""
+
+    @off_reactor
+    def test_round_trip(self) -> None:
+        async def round_trip(backend: str) -> str:
+            async with self.async_anthropic_client() as client:
+                prompt = question(backend, "async messages")
+                messages: list[Any] = [{"role": "user", "content": prompt}]
+                first = await client.messages.create(
+                    model=ANTHROPIC_MODELS[backend],
+                    max_tokens=256,
+                    messages=messages,
+                    tools=[ANTHROPIC_WEATHER],
+                )
+                [block] = [block for block in first.content if block.type == "tool_use"]
+                messages += [
+                    {"role": "assistant", "content": [block.model_dump() for block in first.content]},
+                    {
+                        "role": "user",
+                        "content": [{"type": "tool_result", "tool_use_id": block.id, "content": FORECAST}],
+                    },
+                ]
+                second = await client.messages.create(
+                    model=ANTHROPIC_MODELS[backend],
+                    max_tokens=256,
+                    messages=messages,
+                    tools=[ANTHROPIC_WEATHER],
+                )
+                text: str = second.content[0].text  # type: ignore[union-attr]
+                return text
+
+        for backend in BACKENDS:
+            self.assertEqual(asyncio.run(round_trip(backend)), answered(backend, ("get_weather", FORECAST)))
+
+
 class ResponsesToolTests(ToolTestCase):
     """The Responses API: C{function_call} items, then C{function_call_output} items."""
 
@@ -376,8 +412,12 @@ class LangChainToolTests(ToolTestCase):
     """LangChain's C{bind_tools}, and an agent loop that runs the tool itself."""
 
     @off_reactor
-    def test_bind_tools_loop(self) -> None:
-        """The model asks for the tool; LangChain runs it and the model answers with its result."""
+    def test_agent_loop(self) -> None:
+        """
+        An agent's loop with C{bind_tools}: while the model asks for tools,
+        LangChain runs them and sends their results; the model's last
+        answer uses them.
+        """
         from langchain_core.messages import HumanMessage, ToolMessage
         from langchain_core.tools import tool
 
@@ -390,12 +430,16 @@ class LangChainToolTests(ToolTestCase):
             chat = self.langchain_chat(OPENAI_MODELS[backend]).bind_tools([get_weather])
             prompt = question(backend, "langchain")
             messages: list[Any] = [HumanMessage(prompt)]
+            asked: list[dict[str, Any]] = []
             reply = chat.invoke(messages)
-            [call] = reply.tool_calls
-            self.assertEqual((call["name"], call["args"]), ("get_weather", {"city": prompt}))
-            messages += [reply, ToolMessage(get_weather.invoke(call["args"]), tool_call_id=call["id"])]
-            final = chat.invoke(messages)
-            self.assertEqual(final.content, answered(backend, ("get_weather", FORECAST)))
+            while reply.tool_calls:
+                messages.append(reply)
+                for call in reply.tool_calls:
+                    asked.append(call["args"])
+                    messages.append(ToolMessage(get_weather.invoke(call["args"]), tool_call_id=call["id"]))
+                reply = chat.invoke(messages)
+            self.assertEqual(asked, [{"city": prompt}])
+            self.assertEqual(reply.content, answered(backend, ("get_weather", FORECAST)))
 
 
 class ExpiryTests(ToolTestCase):
