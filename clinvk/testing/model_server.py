@@ -583,7 +583,7 @@ class _Writer:
             "usage": {"input_tokens": reply.input_tokens, "output_tokens": 1},
         }
         yield "message_start", {"type": "message_start", "message": message}
-        index = 0
+        first_call = 0
         if reply.text or not reply.tool_call:
             block = {"type": "text", "text": ""}
             yield "content_block_start", {"type": "content_block_start", "index": 0, "content_block": block}
@@ -593,8 +593,8 @@ class _Writer:
                 delta = {"type": "text_delta", "text": piece}
                 yield "content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}
             yield "content_block_stop", {"type": "content_block_stop", "index": 0}
-            index = 1
-        for index, call in enumerate(reply.calls, start=index):
+            first_call = 1
+        for index, call in enumerate(reply.calls, start=first_call):
             block = self._anthropic_tool_block(call, {})
             yield (
                 "content_block_start",
