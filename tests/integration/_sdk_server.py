@@ -21,7 +21,7 @@ import functools
 import http.client
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import anthropic
 import openai
@@ -115,6 +115,9 @@ class SDKServerTestCase(ServerTestCase):
 
     timeout = 60
 
+    # How long one client call may take (L{CLIENT_TIMEOUT} with the fakes).
+    client_timeout: ClassVar[float] = CLIENT_TIMEOUT
+
     def config_layers(self) -> list[Config]:
         return [SERVER_CONFIG, SDK_CONFIG, self.server_config]
 
@@ -125,7 +128,7 @@ class SDKServerTestCase(ServerTestCase):
             base_url=f"{self.base_url}/openai/v1",
             api_key=api_key,
             max_retries=max_retries,
-            timeout=CLIENT_TIMEOUT,
+            timeout=self.client_timeout,
             http_client=openai.DefaultHttpxClient(trust_env=False),
         )
 
@@ -134,7 +137,7 @@ class SDKServerTestCase(ServerTestCase):
             base_url=f"{self.base_url}/openai/v1",
             api_key=api_key,
             max_retries=max_retries,
-            timeout=CLIENT_TIMEOUT,
+            timeout=self.client_timeout,
             http_client=openai.DefaultAsyncHttpxClient(trust_env=False),
         )
 
@@ -149,7 +152,7 @@ class SDKServerTestCase(ServerTestCase):
             api_key=api_key,
             max_retries=max_retries,
             default_headers=default_headers,
-            timeout=CLIENT_TIMEOUT,
+            timeout=self.client_timeout,
             http_client=anthropic.DefaultHttpxClient(trust_env=False),
         )
 
@@ -160,7 +163,7 @@ class SDKServerTestCase(ServerTestCase):
             base_url=f"{self.base_url}/anthropic",
             api_key=api_key,
             max_retries=max_retries,
-            timeout=CLIENT_TIMEOUT,
+            timeout=self.client_timeout,
             http_client=anthropic.DefaultAsyncHttpxClient(trust_env=False),
         )
 
@@ -174,7 +177,7 @@ class SDKServerTestCase(ServerTestCase):
             api_key=SecretStr(OPENAI_KEY),
             model=model,
             max_retries=0,
-            timeout=CLIENT_TIMEOUT,
+            timeout=self.client_timeout,
             http_client=openai.DefaultHttpxClient(trust_env=False),
             **options,
         )
@@ -205,7 +208,7 @@ class SDKServerTestCase(ServerTestCase):
         (blocking); return the status, the headers (lower-case names) and
         the whole body.
         """
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=CLIENT_TIMEOUT)
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.client_timeout)
         try:
             connection.request(method, path, body=body, headers=dict(headers))
             response = connection.getresponse()

@@ -103,8 +103,10 @@ class RealCLITestCase(SDKServerTestCase):
     """
 
     # A CLI's start costs seconds (Gemini's up to six on a busy machine);
-    # a test runs several.
+    # a test runs several, and one request may run a few one after another
+    # (a chain, a run and its session's clean-up).
     timeout = 240
+    client_timeout = 120.0
 
     installed = ()
     server_config: ClassVar[Config] = {}
