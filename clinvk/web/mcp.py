@@ -135,7 +135,7 @@ def _failed(request: IRequest, reason: Failure) -> None:
     request.finish()
 
 
-class _QuietSite(Site):
+class MCPSite(Site):
     """A site that logs no requests: each one's path is a toolbox's secret."""
 
     noisy = False
@@ -146,6 +146,6 @@ class _QuietSite(Site):
 
 def mcp_site(bridge: MCPBridge, clock: IReactorTime) -> Site:
     """The site of the MCP endpoint, serving the toolboxes of C{bridge}."""
-    site = _QuietSite(MCPEndpoint(bridge), reactor=clock)
+    site = MCPSite(MCPEndpoint(bridge), reactor=clock)
     site.displayTracebacks = False
     return site
