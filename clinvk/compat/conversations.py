@@ -22,7 +22,7 @@ from twisted.logger import Logger
 from clinvk.compat.lineage import History, entry, history, message_of, point_of, root
 from clinvk.compat.mcp import MCPBridge
 from clinvk.compat.runs import CompatRunner, answer_of, failed
-from clinvk.compat.structured import AnswerFormat, answered
+from clinvk.compat.structured import AnswerFormat, answered, instructed
 from clinvk.compat.tool_runs import Segment, ToolCallsMade, ToolRun, collected
 from clinvk.compat.tools import NONE, ClientTool, ToolCall, ToolChoice, ToolResult, calls_text
 from clinvk.errors import BackendFailed, BackendUnavailable, ClinvkError, InvalidRequest, SessionNotFound
@@ -374,9 +374,7 @@ class Conversations:
             return
         turn.tools = tuple(tools)
         turn.keep_cli_tools = keep_cli_tools
-        instruction = choice.instruction()
-        if instruction:
-            turn.request = attrs.evolve(turn.request, prompt=f"{turn.request.prompt}\n\n{instruction}")
+        turn.request = instructed(turn.request, choice.instruction())
 
     def park(self, turn: Turn, text: str, calls: Sequence[ToolCall]) -> None:
         """

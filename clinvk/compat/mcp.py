@@ -116,11 +116,6 @@ class MCPBridge:
         """Whether toolboxes can be opened: the endpoint listens."""
         return bool(self._base_url)
 
-    @property
-    def open_toolboxes(self) -> int:
-        """How many toolboxes are open."""
-        return len(self._boxes)
-
     def open(self, tools: Sequence[ClientTool], on_call: Callable[[PendingCall], object]) -> Toolbox:
         """
         A new toolbox serving C{tools} until L{close}.

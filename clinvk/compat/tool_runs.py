@@ -101,7 +101,8 @@ class ToolRun:
         """The first segment of the run whose events C{cli} carries; the CLI runs."""
         self._cli = cli
         segment = self._open_segment()
-        Deferred.fromCoroutine(self._pump(cli))
+        pumping = Deferred.fromCoroutine(self._pump(cli))
+        pumping.addErrback(lambda reason: log.failure("A tool run's events stopped", reason))
         return segment
 
     def resume(self, results: Mapping[str, ToolResult]) -> Segment:

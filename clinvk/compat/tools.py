@@ -126,6 +126,15 @@ def _schema(value: Any, param: str) -> Mapping[str, Any]:
     return {"type": "object", **value}
 
 
+def _tool(source: Mapping[str, Any], where: str, schema_member: str) -> ClientTool:
+    """The tool C{source} describes, at C{where} in the request, its schema in C{schema_member}."""
+    return ClientTool(
+        _checked_name(source.get("name"), f"{where}.name"),
+        source.get("description") or "",
+        _schema(source.get(schema_member), f"{where}.{schema_member}"),
+    )
+
+
 def _unique(tools: list[ClientTool], param: str) -> tuple[ClientTool, ...]:
     names = [tool.name for tool in tools]
     for name in names:
@@ -145,14 +154,7 @@ def openai_tools(tools: Sequence[Mapping[str, Any]] | None) -> tuple[ClientTool,
         where = f"tools[{index}]"
         if tool.get("type") != "function" or not isinstance(tool.get("function"), Mapping):
             raise InvalidRequest("only function tools are supported", param=f"{where}.type")
-        function = tool["function"]
-        found.append(
-            ClientTool(
-                _checked_name(function.get("name"), f"{where}.function.name"),
-                function.get("description") or "",
-                _schema(function.get("parameters"), f"{where}.function.parameters"),
-            )
-        )
+        found.append(_tool(tool["function"], f"{where}.function", "parameters"))
     return _unique(found, "tools")
 
 
@@ -163,13 +165,7 @@ def responses_tools(tools: Sequence[Mapping[str, Any]] | None) -> tuple[ClientTo
         where = f"tools[{index}]"
         if tool.get("type") != "function":
             raise InvalidRequest("only function tools are supported", param=f"{where}.type")
-        found.append(
-            ClientTool(
-                _checked_name(tool.get("name"), f"{where}.name"),
-                tool.get("description") or "",
-                _schema(tool.get("parameters"), f"{where}.parameters"),
-            )
-        )
+        found.append(_tool(tool, where, "parameters"))
     return _unique(found, "tools")
 
 
@@ -182,13 +178,7 @@ def anthropic_tools(tools: Sequence[Mapping[str, Any]] | None) -> tuple[ClientTo
             raise InvalidRequest(
                 f"tool type {tool.get('type')} is not supported: only client tools are", param=f"{where}.type"
             )
-        found.append(
-            ClientTool(
-                _checked_name(tool.get("name"), f"{where}.name"),
-                tool.get("description") or "",
-                _schema(tool.get("input_schema"), f"{where}.input_schema"),
-            )
-        )
+        found.append(_tool(tool, where, "input_schema"))
     return _unique(found, "tools")
 
 
